@@ -1,0 +1,1 @@
+"""scout_auth: authentication middleware for organization API keys."""

@@ -1,0 +1,101 @@
+"""Plain data: what a store keeps and what a verification returns."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+__all__ = [
+    "CredentialKind",
+    "KeyRecord",
+    "LegacyRecord",
+    "NewKey",
+    "OrgContext",
+]
+
+
+class CredentialKind(enum.StrEnum):
+    """How a request proved who it is."""
+
+    ORG_CREDENTIAL = "org_credential"
+    LEGACY = "legacy"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One Org Credential as stored: the public half only.
+
+    Attributes:
+        key_id: Public, stable id (also the RFC 9421 ``keyid``).
+        org_id: The organization that owns the key.
+        name: Human-readable name, unique per org only by convention.
+        public_key: Raw 32-byte Ed25519 public key.
+        enabled: ``False`` once disabled; verification then answers 401.
+        created_at: Creation time (UTC).
+        expires_at: When the key stops working (UTC), or ``None``.
+        scopes: Granted scopes; ``None`` means unrestricted.
+        replaced_by: Key id of the successor after a rotation, else ``None``.
+    """
+
+    key_id: str
+    org_id: str
+    name: str
+    public_key: bytes = field(repr=False)
+    enabled: bool
+    created_at: datetime
+    expires_at: datetime | None = None
+    scopes: frozenset[str] | None = None
+    replaced_by: str | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        """Whether the key has expired at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def evolve(self, **changes: object) -> KeyRecord:
+        """Return a copy with ``changes`` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyRecord:
+    """An org's legacy symmetric secret, as an argon2id hash only."""
+
+    org_id: str
+    secret_hash: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly created key. ``token`` is shown once: store it now.
+
+    Attributes:
+        token: The bearer token (the private key). Never stored server-side.
+        key: The stored record.
+    """
+
+    token: str = field(repr=False)
+    key: KeyRecord
+
+    def __repr__(self) -> str:
+        return f"NewKey(token='scout_sk_{self.key.key_id}_…', key={self.key!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgContext:
+    """Who made a verified request.
+
+    Attributes:
+        org_id: The authenticated organization.
+        key_id: The key used (for legacy credentials: ``"legacy:<org_id>"``).
+        key_name: The key's name (``"legacy"`` for legacy credentials).
+        scopes: Granted scopes; ``None`` means unrestricted.
+        kind: Org Credential or legacy secret.
+    """
+
+    org_id: str
+    key_id: str
+    key_name: str
+    scopes: frozenset[str] | None
+    kind: CredentialKind

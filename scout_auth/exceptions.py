@@ -1,0 +1,161 @@
+"""Exceptions raised by scout_auth.
+
+Every request-level failure is an :class:`AuthError`; each subclass carries
+the HTTP ``status`` it maps to and a stable machine ``code`` that the
+middlewares put in the ``problem+json`` body (RFC 9457) and, for 401/403,
+in ``WWW-Authenticate`` (RFC 6750 §3). The adapters translate at the boundary;
+the core never builds a response itself.
+
+Management operations (:class:`~scout_auth.KeyManager`) raise
+:class:`KeyNotFound` or :class:`InvalidKeyOperation`.
+
+The tree::
+
+    ScoutAuthError                    never raised directly
+    ├── AuthError                     never raised directly; .status, .code
+    │   ├── InvalidRequest            400 invalid_request
+    │   ├── MissingCredentials        401 missing_credentials
+    │   ├── InvalidToken              401 invalid_token
+    │   ├── KeyDisabled               401 key_disabled
+    │   ├── KeyExpired                401 key_expired
+    │   ├── InsufficientScope         403 insufficient_scope
+    │   └── StoreUnavailable          503 store_unavailable
+    ├── KeyNotFound (also LookupError)
+    └── InvalidKeyOperation (also ValueError)
+
+Messages never contain a secret or a full token. ``KeyDisabled`` and
+``KeyExpired`` are only raised to a caller that proved possession of the
+key's secret; an unknown key and a wrong secret both raise ``InvalidToken``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+__all__ = [
+    "AuthError",
+    "InsufficientScope",
+    "InvalidKeyOperation",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeyDisabled",
+    "KeyExpired",
+    "KeyNotFound",
+    "MissingCredentials",
+    "ScoutAuthError",
+    "StoreUnavailable",
+]
+
+
+class ScoutAuthError(Exception):
+    """Base class of every scout_auth exception. Never raised directly."""
+
+
+class AuthError(ScoutAuthError):
+    """A request could not be authenticated or authorised.
+
+    Never raised directly: catch it, raise a subclass.
+
+    Attributes:
+        status: The HTTP status the middlewares answer with.
+        code: A stable, machine-readable reason code.
+        title: A short human-readable summary (safe to show to clients).
+    """
+
+    status: ClassVar[int] = 401
+    code: ClassVar[str] = "unauthorized"
+    title: ClassVar[str] = "Unauthorized"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.title
+        super().__init__(self.detail)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+class InvalidRequest(AuthError):
+    """The credentials were presented in a malformed way (RFC 6750 §3.1)."""
+
+    status = 400
+    code = "invalid_request"
+    title = "Malformed credentials"
+
+
+class MissingCredentials(AuthError):
+    """No credentials were presented (RFC 6750 §3.1: no ``error`` attribute)."""
+
+    status = 401
+    code = "missing_credentials"
+    title = "Authentication required"
+
+
+class InvalidToken(AuthError):
+    """The credential does not parse, names no key, or the secret is wrong."""
+
+    status = 401
+    code = "invalid_token"
+    title = "Invalid credentials"
+
+
+class KeyDisabled(AuthError):
+    """The key exists and the secret matched, but the key is disabled."""
+
+    status = 401
+    code = "key_disabled"
+    title = "API key disabled"
+
+
+class KeyExpired(AuthError):
+    """The key exists and the secret matched, but it expired (or was rotated out)."""
+
+    status = 401
+    code = "key_expired"
+    title = "API key expired"
+
+
+class InsufficientScope(AuthError):
+    """The key is valid but lacks a scope the request needs.
+
+    Attributes:
+        required: The scopes the request needed.
+        missing: The subset the key does not grant.
+    """
+
+    status = 403
+    code = "insufficient_scope"
+    title = "Insufficient scope"
+
+    def __init__(self, required: Iterable[str], missing: Iterable[str]) -> None:
+        self.required = tuple(required)
+        self.missing = tuple(missing)
+        super().__init__("Missing scope: " + " ".join(self.missing))
+
+
+class StoreUnavailable(AuthError):
+    """The key store could not be reached; nothing could be verified.
+
+    Attributes:
+        retry_after: Seconds a client should wait before retrying.
+    """
+
+    status = 503
+    code = "store_unavailable"
+    title = "Authentication temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(detail)
+
+
+class KeyNotFound(ScoutAuthError, LookupError):
+    """A management operation named a key (or legacy key) that does not exist."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"No key with id {key_id!r}")
+
+
+class InvalidKeyOperation(ScoutAuthError, ValueError):
+    """A management operation was given invalid arguments (empty name, bad grace...)."""

@@ -1,0 +1,12 @@
+"""Key stores: the protocol and its adapters.
+
+``scout_auth.stores.memory`` is always available; ``scout_auth.stores.sql``
+and ``scout_auth.stores.redis`` need the ``sql`` / ``redis`` extras.
+"""
+
+from __future__ import annotations
+
+from ._base import KeyEvent, KeyStore, KeyUpdate, Listener
+from .memory import InMemoryKeyStore
+
+__all__ = ["InMemoryKeyStore", "KeyEvent", "KeyStore", "KeyUpdate", "Listener"]
