@@ -1,1 +1,51 @@
-"""scout_auth: authentication middleware for organization API keys."""
+"""scout_auth: authentication middleware for organization API keys.
+
+Org Credentials are Ed25519 key pairs: the client holds the private key (a
+``scout_sk_…`` bearer token), the server stores the public key only.
+
+Quick start::
+
+    from scout_auth import InMemoryKeyStore, KeyManager, Verifier
+
+    store = InMemoryKeyStore()
+    new = KeyManager(store).create_key("org_1", "billing-sync prod")
+    ctx = Verifier(store).verify_token(new.token)
+    assert ctx.org_id == "org_1"
+
+Middlewares live in :mod:`scout_auth.starlette`, :mod:`scout_auth.wsgi` and
+:mod:`scout_auth.flask`.
+"""
+
+from __future__ import annotations
+
+from . import exceptions
+from ._lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
+from ._manager import AsyncKeyManager, KeyManager
+from ._records import CredentialKind, KeyRecord, LegacyRecord, NewKey, OrgContext
+from ._tokens import TOKEN_PREFIX, TOKEN_REGEX
+from ._verifier import AsyncVerifier, Verifier
+from .stores import InMemoryKeyStore, KeyEvent, KeyStore, KeyUpdate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ROTATION_GRACE",
+    "TOKEN_PREFIX",
+    "TOKEN_REGEX",
+    "AsyncKeyManager",
+    "AsyncVerifier",
+    "CredentialKind",
+    "InMemoryKeyStore",
+    "KeyEvent",
+    "KeyManager",
+    "KeyRecord",
+    "KeyStore",
+    "KeyUpdate",
+    "LegacyRecord",
+    "NewKey",
+    "OrgContext",
+    "Verifier",
+    "WeakKeyNameWarning",
+    "__version__",
+    "exceptions",
+]

@@ -6,7 +6,7 @@ An Org Credential is an Ed25519 key pair. Its private half travels as a
 *bearer token* that people and secret scanners can recognise (GitHub's token
 format is the model)::
 
-    scout_sk_<key id: 20 × [a-z2-7]>_<seed: 43 × base62><crc32: 6 × base62>
+    scout_sk_<key id: 20 x [a-z2-7]>_<seed: 43 x base62><crc32: 6 x base62>
 
 * ``scout_sk_`` — fixed prefix: says "secret key" and names the product.
 * key id — 100 random bits, lower-case base32. Public and stable: it is the
@@ -40,7 +40,7 @@ __all__ = [
     "public_key_from_seed",
 ]
 
-TOKEN_PREFIX = "scout_sk_"
+TOKEN_PREFIX = "scout_sk_"  # noqa: S105 - a public prefix, not a secret
 KEY_ID_LENGTH = 20
 _SEED_LENGTH = 43
 _CRC_LENGTH = 6
@@ -49,7 +49,7 @@ _BASE62_INDEX = {c: i for i, c in enumerate(_BASE62)}
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 #: A regular expression matching a well-formed token (publish it to secret scanners).
-TOKEN_REGEX = r"\bscout_sk_[a-z2-7]{20}_[0-9A-Za-z]{49}\b"
+TOKEN_REGEX = r"\bscout_sk_[a-z2-7]{20}_[0-9A-Za-z]{49}\b"  # noqa: S105
 _TOKEN_RE = re.compile(r"scout_sk_([a-z2-7]{20})_([0-9A-Za-z]{43})([0-9A-Za-z]{6})")
 KEY_ID_RE = re.compile(r"[a-z2-7]{20}")
 TOKEN_LENGTH = len(TOKEN_PREFIX) + KEY_ID_LENGTH + 1 + _SEED_LENGTH + _CRC_LENGTH
@@ -110,7 +110,7 @@ def parse_token(token: str) -> ParsedToken | None:
     if match is None:
         return None
     key_id, seed_text, crc = match.groups()
-    if _checksum(token[: -_CRC_LENGTH]) != crc:
+    if _checksum(token[:-_CRC_LENGTH]) != crc:
         return None
     seed_int = _b62decode(seed_text)
     if seed_int >> 256:

@@ -1,0 +1,106 @@
+"""A bounded, expiring cache of verified credentials.
+
+The warm path of a request is: fingerprint the presented credential, look it
+up here, compare one float. No crypto (beyond a keyed BLAKE2b fingerprint),
+no store I/O.
+
+* Keys are keyed-BLAKE2b fingerprints of the credential under a random
+  per-process key, so the cache never holds a secret and a memory dump gives
+  no fast offline oracle for it.
+* Entries expire at ``min(now + ttl, key expiry)``; the cache holds at most
+  ``max_entries`` (oldest evicted first).
+* :meth:`invalidate` drops every entry of a key and bumps an *epoch*. A fill
+  that started before an invalidation is discarded (:meth:`put` is given the
+  epoch read before the store was consulted), so a fill racing with a
+  revocation can never resurrect the revoked key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+
+from ._records import OrgContext
+
+__all__ = ["VerifiedCache"]
+
+
+class VerifiedCache:
+    """Verified credentials, by fingerprint."""
+
+    def __init__(self, *, ttl: float, max_entries: int) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.epoch = 0
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, tuple[OrgContext, float]] = OrderedDict()
+        self._by_key: dict[str, set[bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fingerprint(self, *parts: str) -> bytes:
+        """A keyed digest of the credential parts (never stored in clear)."""
+        h = hashlib.blake2b(key=self._key, digest_size=16)
+        for part in parts:
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        return h.digest()
+
+    def get(self, fp: bytes, now: float) -> OrgContext | None:
+        """The cached context, or ``None`` if absent or past its deadline."""
+        entry = self._entries.get(fp)
+        if entry is None:
+            return None
+        context, deadline = entry
+        if now >= deadline:
+            self._drop(fp)
+            return None
+        return context
+
+    def put(
+        self, fp: bytes, context: OrgContext, valid_until: float, now: float, epoch: int
+    ) -> None:
+        """Cache ``context`` unless an invalidation happened since ``epoch``."""
+        if self.ttl <= 0 or self.max_entries <= 0:
+            return
+        deadline = min(now + self.ttl, valid_until)
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            self._entries[fp] = (context, deadline)
+            self._entries.move_to_end(fp)
+            self._by_key.setdefault(context.key_id, set()).add(fp)
+            while len(self._entries) > self.max_entries:
+                old_fp, (old_ctx, _) = self._entries.popitem(last=False)
+                self._unindex(old_ctx.key_id, old_fp)
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget every entry for ``key_id``."""
+        with self._lock:
+            self.epoch += 1
+            for fp in self._by_key.pop(key_id, ()):
+                self._entries.pop(fp, None)
+
+    def clear(self) -> None:
+        """Forget everything (for example after losing the change feed)."""
+        with self._lock:
+            self.epoch += 1
+            self._entries.clear()
+            self._by_key.clear()
+
+    def _drop(self, fp: bytes) -> None:
+        with self._lock:
+            entry = self._entries.pop(fp, None)
+            if entry is not None:
+                self._unindex(entry[0].key_id, fp)
+
+    def _unindex(self, key_id: str, fp: bytes) -> None:
+        fps = self._by_key.get(key_id)
+        if fps is not None:
+            fps.discard(fp)
+            if not fps:
+                del self._by_key[key_id]

@@ -1,0 +1,86 @@
+"""Parsing the ``Authorization`` header into a credential. Pure string work.
+
+Schemes (RFC 9110 §11.6.2: the scheme is case-insensitive):
+
+* ``Bearer scout_sk_…`` — an Org Credential (RFC 6750 §2.1).
+* ``Basic base64(org_id:secret)`` — an org's legacy symmetric secret
+  (RFC 7617). The org id tells the verifier which single hash to check, so
+  legacy verification never scans the stored hashes.
+
+Anything else counts as *no* credentials: RFC 6750 §3.1 says a request that
+"attempted using an unsupported authentication method" gets a challenge
+without an error code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from ._tokens import ParsedToken, parse_token
+from .exceptions import InvalidRequest, InvalidToken, MissingCredentials
+
+__all__ = ["BearerCredential", "Credential", "LegacyCredential", "parse_authorization"]
+
+_MAX_HEADER = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BearerCredential:
+    """A parsed ``scout_sk_`` token."""
+
+    token: str = field(repr=False)
+    parsed: ParsedToken
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyCredential:
+    """An org id and its legacy secret."""
+
+    org_id: str
+    secret: str = field(repr=False)
+
+
+Credential = BearerCredential | LegacyCredential
+
+
+def parse_bearer(token: str) -> BearerCredential:
+    """Parse a bare token; :class:`InvalidToken` if malformed or its checksum fails."""
+    parsed = parse_token(token)
+    if parsed is None:
+        raise InvalidToken()
+    return BearerCredential(token=token, parsed=parsed)
+
+
+def parse_authorization(value: str | None) -> Credential:
+    """Parse an ``Authorization`` header value.
+
+    Raises:
+        MissingCredentials: No header, or a scheme scout_auth does not handle.
+        InvalidRequest: A header too long to be a credential.
+        InvalidToken: A bearer token or Basic credential that does not parse.
+    """
+    if not value:
+        raise MissingCredentials()
+    if len(value) > _MAX_HEADER:
+        raise InvalidRequest("Authorization header too long")
+    scheme, _, rest = value.strip().partition(" ")
+    scheme = scheme.lower()
+    rest = rest.strip()
+    if scheme == "bearer":
+        return parse_bearer(rest)
+    if scheme == "basic":
+        return _parse_basic(rest)
+    raise MissingCredentials()
+
+
+def _parse_basic(value: str) -> LegacyCredential:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidToken() from None
+    org_id, sep, secret = decoded.partition(":")
+    if not sep or not org_id or not secret:
+        raise InvalidToken()
+    return LegacyCredential(org_id=org_id, secret=secret)

@@ -1,0 +1,213 @@
+"""Key lifecycle operations, written once.
+
+Theory of operation
+-------------------
+Each operation is a generator that yields what it needs done — a
+:class:`StoreCall` (a store method by its sync name) or a :class:`HashSecret`
+(argon2, slow) — and returns the operation's result. :class:`KeyManager`
+drives it with plain calls; :class:`AsyncKeyManager` with the store's ``a*``
+twins and argon2 in a worker thread. Validation happens before the first
+yield, so a rejected call writes nothing; every write is one atomic store
+call, so nothing is ever half written.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import warnings
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ._records import KeyRecord, LegacyRecord, NewKey
+from ._tokens import format_token, generate_key_id, public_key_from_seed
+from .exceptions import InvalidKeyOperation, KeyNotFound
+from .stores._base import KeyUpdate
+
+__all__ = ["DEFAULT_ROTATION_GRACE", "HashSecret", "Op", "StoreCall", "WeakKeyNameWarning"]
+
+#: How long a rotated-out key keeps working unless told otherwise.
+DEFAULT_ROTATION_GRACE = timedelta(hours=24)
+MAX_NAME_LENGTH = 200
+
+# Names that say nothing about what a key is for (the seed's naming guidance:
+# name a key after the integration that holds it).
+_WEAK_NAME = re.compile(
+    r"(?:key|test|tmp|temp|default|foo|bar|baz|new|my ?key|api ?key|secret|token)[ _-]?\d*",
+    re.IGNORECASE,
+)
+
+
+class WeakKeyNameWarning(UserWarning):
+    """A key name like ``key1`` or ``test`` that will not say what the key is for."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCall:
+    """Need: call store method ``method`` (sync name) with ``args``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HashSecret:
+    """Need: the argon2id hash of ``secret``."""
+
+    secret: str = field(repr=False)
+
+
+Op = Generator[StoreCall | HashSecret, Any, Any]
+
+
+def _now(clock_value: float) -> datetime:
+    return datetime.fromtimestamp(clock_value, UTC)
+
+
+def _check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
+        raise InvalidKeyOperation(f"{what} must be a non-empty string of at most 200 characters")
+    return value
+
+
+def check_name(name: str) -> str:
+    """Validate a key name; warn (not fail) on names that say nothing."""
+    if not isinstance(name, str):
+        raise InvalidKeyOperation("a key name is required")
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidKeyOperation("a key name is required (1 to 200 characters)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidKeyOperation("a key name may not contain control characters")
+    if _WEAK_NAME.fullmatch(name):
+        warnings.warn(
+            f"key name {name!r} does not say what the key is for; "
+            "name it after the integration that uses it (e.g. 'billing-sync prod')",
+            WeakKeyNameWarning,
+            stacklevel=5,
+        )
+    return name
+
+
+def _scopes(scopes: Iterable[str] | None) -> frozenset[str] | None:
+    if scopes is None:
+        return None
+    if isinstance(scopes, str):
+        raise InvalidKeyOperation("scopes must be a list of strings, not one string")
+    result = frozenset(scopes)
+    if any(not isinstance(s, str) or not s or any(c.isspace() for c in s) for s in result):
+        raise InvalidKeyOperation("each scope must be a non-empty string without spaces")
+    return result
+
+
+def _new_key(
+    org_id: str,
+    name: str,
+    scopes: frozenset[str] | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> NewKey:
+    key_id = generate_key_id()
+    seed = secrets.token_bytes(32)
+    record = KeyRecord(
+        key_id=key_id,
+        org_id=org_id,
+        name=name,
+        public_key=public_key_from_seed(seed),
+        enabled=True,
+        created_at=now,
+        expires_at=expires_at,
+        scopes=scopes,
+    )
+    return NewKey(token=format_token(key_id, seed), key=record)
+
+
+def _check_expiry(expires_at: datetime | None) -> datetime | None:
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidKeyOperation("expires_at must be timezone-aware")
+    return expires_at
+
+
+def create_key(
+    org_id: str,
+    name: str,
+    scopes: Iterable[str] | None,
+    expires_at: datetime | None,
+    now: float,
+) -> Op:
+    new = _new_key(
+        _check_id(org_id, "org_id"),
+        check_name(name),
+        _scopes(scopes),
+        _check_expiry(expires_at),
+        _now(now),
+    )
+    yield StoreCall("add_key", (new.key,))
+    return new
+
+
+def list_keys(org_id: str) -> Op:
+    return (yield StoreCall("list_keys", (org_id,)))
+
+
+def get_key(key_id: str) -> Op:
+    record = yield StoreCall("get_key", (key_id,))
+    if record is None:
+        raise KeyNotFound(key_id)
+    return record
+
+
+def update_key(key_id: str, update: KeyUpdate) -> Op:
+    record = yield StoreCall("update_key", (key_id, update))
+    if record is None:
+        raise KeyNotFound(key_id)
+    return record
+
+
+def rename_key(key_id: str, name: str) -> Op:
+    return (yield from update_key(key_id, KeyUpdate(name=check_name(name))))
+
+
+def delete_key(key_id: str) -> Op:
+    record = yield StoreCall("delete_key", (key_id,))
+    if record is None:
+        raise KeyNotFound(key_id)
+    return record
+
+
+def rotate_key(key_id: str, grace: timedelta, now: float) -> Op:
+    if not isinstance(grace, timedelta) or grace < timedelta(0):
+        raise InvalidKeyOperation("grace must be a timedelta >= 0")
+    old = yield from get_key(key_id)
+    at = _now(now)
+    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at)
+    updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
+    if updated is None:  # deleted meanwhile: the store wrote nothing
+        raise KeyNotFound(key_id)
+    return new
+
+
+def import_legacy_key(org_id: str, secret: str, now: float) -> Op:
+    _check_id(org_id, "org_id")
+    if not isinstance(secret, str) or not secret:
+        raise InvalidKeyOperation("a legacy secret is required")
+    secret_hash = yield HashSecret(secret)
+    record = LegacyRecord(org_id=org_id, secret_hash=secret_hash, created_at=_now(now))
+    yield StoreCall("put_legacy", (record,))
+    return record
+
+
+def get_legacy_key(org_id: str) -> Op:
+    record = yield StoreCall("get_legacy", (org_id,))
+    if record is None:
+        raise KeyNotFound(f"legacy:{org_id}")
+    return record
+
+
+def delete_legacy_key(org_id: str) -> Op:
+    existed = yield StoreCall("delete_legacy", (org_id,))
+    if not existed:
+        raise KeyNotFound(f"legacy:{org_id}")
+    return None
