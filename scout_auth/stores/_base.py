@@ -63,7 +63,7 @@ class KeyStore(Protocol):
         """Return the org's keys, oldest first."""
 
     def add_key(self, record: KeyRecord) -> None:
-        """Insert a new key (its id must be new)."""
+        """Insert a new key; ``ValueError("duplicate key id")`` if the id exists."""
 
     def update_key(self, key_id: str, update: KeyUpdate) -> KeyRecord | None:
         """Apply ``update`` atomically; return the new record or ``None`` if absent."""
