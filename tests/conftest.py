@@ -1,8 +1,43 @@
-"""Shared test configuration."""
+"""Shared test configuration.
+
+Server-backed suites (PostgreSQL, MariaDB, Redis) call :func:`require_server`.
+On a laptop without the server they skip with a one-line reason; with
+``CI=true`` a missing server is a failure, never a skip.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+POSTGRES_URL = os.environ.get(
+    "SCOUT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get("SCOUT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("SCOUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def server_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a TCP server answers on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip (laptop) or fail (``CI=true``) unless ``name`` listens on ``host:port``."""
+    if server_reachable(host, port):
+        return
+    reason = f"{name} not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: server suites must not skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
