@@ -58,13 +58,17 @@ def parse_authorization(value: str | None) -> Credential:
 
     Raises:
         MissingCredentials: No header, or a scheme scout_auth does not handle.
-        InvalidRequest: A header too long to be a credential.
+        InvalidRequest: A header too long to be a credential, or several credentials.
         InvalidToken: A bearer token or Basic credential that does not parse.
     """
     if not value:
         raise MissingCredentials()
     if len(value) > _MAX_HEADER:
         raise InvalidRequest("Authorization header too long")
+    if "," in value:
+        # Repeated headers arrive joined by ", " (RFC 9110 §5.3); neither a
+        # token nor base64 contains a comma. Never pick one of several.
+        raise InvalidRequest("More than one credential presented")
     scheme, _, rest = value.strip().partition(" ")
     scheme = scheme.lower()
     rest = rest.strip()

@@ -1,0 +1,158 @@
+"""A Flask extension.
+
+Example::
+
+    from flask import Flask
+    from scout_auth import Verifier
+    from scout_auth.flask import ScoutAuth, current_org, require_scopes
+
+    app = Flask(__name__)
+    auth = ScoutAuth(app, verifier=Verifier(store), exempt_paths=["/health"])
+
+    @app.get("/files")
+    @require_scopes("drive:read")
+    def files():
+        return {"org": current_org.org_id}
+
+    @app.get("/status")
+    @auth.exempt
+    def status():
+        return "ok"
+
+Every request to a non-exempt path needs a valid credential (checked in a
+``before_request`` hook); the :class:`~scout_auth.OrgContext` is then
+``flask.g.scout_org`` (also :data:`current_org`, and
+``request.environ["scout_auth.org"]``). Rejections, and any
+:class:`~scout_auth.exceptions.AuthError` raised by a view, are answered with
+the same problem+json bytes as :mod:`scout_auth.wsgi` and
+:mod:`scout_auth.starlette`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from flask import Flask, current_app, g, request
+from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Response
+
+from ._adapter import AdapterOptions
+from ._flow import check_scopes
+from ._records import OrgContext
+from ._verifier import Verifier
+from .exceptions import AuthError
+from .wsgi import ENVIRON_KEY, ERROR_KEY, problem_response
+
+__all__ = ["ScoutAuth", "current_org", "require_scopes"]
+
+logger = logging.getLogger("scout_auth")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ErrorHandler = Callable[[AuthError], Response | None]
+
+
+def _current_org() -> OrgContext:
+    context: OrgContext | None = g.get("scout_org")
+    if context is None:
+        raise LookupError("this request was not authenticated (exempt path?)")
+    return context
+
+
+#: The verified :class:`~scout_auth.OrgContext` of the current request.
+current_org: OrgContext = cast(OrgContext, LocalProxy(_current_org))
+
+
+def require_scopes(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a view: answer 403 ``insufficient_scope`` unless the key grants ``scopes``."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            check_scopes(_current_org(), scopes)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+class ScoutAuth:
+    """Protect a Flask app with scout_auth.
+
+    Args:
+        app: The app (or call :meth:`init_app` later, app-factory style).
+        verifier: A :class:`~scout_auth.Verifier`.
+        exempt_paths: Paths served without credentials (``"/public/*"`` for
+            a prefix); views can also be marked with :meth:`exempt`.
+        header: Header carrying the credential (default ``authorization``).
+        realm: ``WWW-Authenticate`` realm.
+        required_scopes: Scopes every non-exempt request needs.
+        on_error: ``on_error(exc)`` may return a Response to send instead of
+            the default problem+json answer; ``None`` keeps the default.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        verifier: Verifier,
+        exempt_paths: Iterable[str] = (),
+        header: str = "authorization",
+        realm: str = "api",
+        required_scopes: Iterable[str] = (),
+        on_error: ErrorHandler | None = None,
+    ) -> None:
+        if not isinstance(verifier, Verifier):
+            raise TypeError("ScoutAuth needs a (sync) Verifier")
+        self.verifier = verifier
+        self.options = AdapterOptions.build(
+            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
+        )
+        self.on_error = on_error
+        self._exempt_views: set[Callable[..., Any]] = set()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the hooks on ``app``."""
+        app.extensions["scout_auth"] = self
+        app.before_request(self._authenticate)
+        app.register_error_handler(AuthError, self._handle_error)
+
+    def exempt(self, view: Callable[P, R]) -> Callable[P, R]:
+        """Mark a view as served without credentials."""
+        self._exempt_views.add(view)
+        return view
+
+    def _is_exempt(self) -> bool:
+        if self.options.is_exempt(request.path):
+            return True
+        view = current_app.view_functions.get(request.endpoint or "")
+        return view is not None and view in self._exempt_views
+
+    def _authenticate(self) -> Response | None:
+        g.scout_org = None
+        request.environ[ENVIRON_KEY] = None
+        if self._is_exempt():
+            return None
+        try:
+            context = self.verifier.verify_authorization(
+                self.options.authorization(request.headers.get(self.options.header)),
+                required_scopes=self.options.required_scopes,
+            )
+        except AuthError as exc:
+            return self._handle_error(exc)
+        g.scout_org = context
+        request.environ[ENVIRON_KEY] = context
+        return None
+
+    def _handle_error(self, exc: AuthError) -> Response:
+        request.environ[ERROR_KEY] = exc
+        logger.info("denied %s %s: %s", request.method, request.path, exc.code)
+        response = self.on_error(exc) if self.on_error is not None else None
+        return response if response is not None else problem_response(exc, realm=self.options.realm)

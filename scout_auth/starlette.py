@@ -1,0 +1,210 @@
+"""Starlette (any ASGI app): a pure ASGI authentication middleware.
+
+Example::
+
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from scout_auth import AsyncVerifier, InMemoryKeyStore
+    from scout_auth.starlette import ScoutAuthMiddleware
+
+    verifier = AsyncVerifier(InMemoryKeyStore())
+    app = Starlette(routes=[...], middleware=[
+        Middleware(ScoutAuthMiddleware, verifier=verifier, exempt_paths=["/health"]),
+    ])
+
+Every HTTP request (and every websocket handshake) to a non-exempt path must
+carry a valid credential; the org context is then attached as
+``scope["auth"]`` / ``scope["user"]`` (so ``request.auth``, ``request.user``
+and Starlette's ``@requires`` work unchanged) and under
+``scope["scout_auth.org"]`` (see :func:`org_context`). Other requests are
+answered with ``application/problem+json`` (401/403/400/503). An
+:class:`~scout_auth.exceptions.AuthError` raised by the app before it
+started its response (for example by :func:`require_scopes`) is answered the
+same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._adapter import AdapterOptions
+from ._flow import check_scopes
+from ._problem import problem_for
+from ._records import OrgContext
+from ._scopes import scope_granted
+from ._verifier import AsyncVerifier
+from .exceptions import AuthError
+
+__all__ = [
+    "SCOPE_KEY",
+    "OrgScopes",
+    "OrgUser",
+    "ScoutAuthMiddleware",
+    "org_context",
+    "require_scopes",
+]
+
+#: Where the :class:`~scout_auth.OrgContext` lives in the ASGI scope.
+SCOPE_KEY = "scout_auth.org"
+
+logger = logging.getLogger("scout_auth")
+
+ErrorHandler = Callable[[HTTPConnection, AuthError], Response | Awaitable[Response] | None]
+
+
+class OrgScopes(list[str]):
+    """The granted scopes, with scout_auth's matching rules for ``in``.
+
+    Starlette's ``@requires("drive:read")`` tests ``scope in
+    request.auth.scopes``; this list answers with wildcard matching and
+    treats an unrestricted key (``scopes=None``) as granting everything.
+    """
+
+    def __init__(self, scopes: frozenset[str] | None) -> None:
+        super().__init__(sorted(scopes or ()))
+        self.granted = scopes
+
+    def __contains__(self, scope: object) -> bool:
+        return isinstance(scope, str) and scope_granted(self.granted, scope)
+
+
+class OrgUser(BaseUser):
+    """``request.user`` for a verified org. ``identity`` is the org id."""
+
+    def __init__(self, context: OrgContext) -> None:
+        self.context = context
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.context.key_name
+
+    @property
+    def identity(self) -> str:
+        return self.context.org_id
+
+
+def org_context(conn: HTTPConnection) -> OrgContext:
+    """The verified org of a request (raises ``LookupError`` on exempt paths)."""
+    context = conn.scope.get(SCOPE_KEY)
+    if context is None:
+        raise LookupError("this request was not authenticated (exempt path?)")
+    return context  # type: ignore[no-any-return]
+
+
+def require_scopes(conn: HTTPConnection, *scopes: str) -> OrgContext:
+    """Raise :class:`~scout_auth.exceptions.InsufficientScope` (answered 403) unless granted."""
+    context = org_context(conn)
+    check_scopes(context, scopes)
+    return context
+
+
+class ScoutAuthMiddleware:
+    """Authenticate every HTTP request and websocket handshake.
+
+    Args:
+        app: The ASGI app to protect.
+        verifier: An :class:`~scout_auth.AsyncVerifier`.
+        exempt_paths: Paths served without credentials (``"/health"``;
+            ``"/public/*"`` for a prefix).
+        header: Header carrying the credential (default ``authorization``).
+        realm: ``WWW-Authenticate`` realm.
+        required_scopes: Scopes every non-exempt request needs.
+        on_error: ``on_error(conn, exc)`` may return a Response (or an
+            awaitable of one) to send instead of the default problem+json
+            answer; returning ``None`` keeps the default.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: AsyncVerifier,
+        exempt_paths: Iterable[str] = (),
+        header: str = "authorization",
+        realm: str = "api",
+        required_scopes: Iterable[str] = (),
+        on_error: ErrorHandler | None = None,
+    ) -> None:
+        if not isinstance(verifier, AsyncVerifier):
+            raise TypeError("ScoutAuthMiddleware needs an AsyncVerifier")
+        self.app = app
+        self.verifier = verifier
+        self.options = AdapterOptions.build(
+            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
+        )
+        self._header = self.options.header.encode("latin-1")
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.options.is_exempt(scope["path"]):
+            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+            scope[SCOPE_KEY] = None
+            await self.app(scope, receive, send)
+            return
+        values = [v.decode("latin-1") for k, v in scope["headers"] if k == self._header]
+        try:
+            context = await self.verifier.verify_authorization(
+                self.options.authorization(", ".join(values) if values else None),
+                required_scopes=self.options.required_scopes,
+            )
+        except AuthError as exc:
+            await self._reject(scope, receive, send, exc)
+            return
+        credentials = AuthCredentials()
+        credentials.scopes = OrgScopes(context.scopes)
+        scope["auth"] = credentials
+        scope["user"] = OrgUser(context)
+        scope[SCOPE_KEY] = context
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self._call_app(scope, receive, send)
+
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except AuthError as exc:
+            if started:
+                raise
+            await self._reject(scope, receive, send, exc)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
+        logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
+        scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+        scope[SCOPE_KEY] = None
+        response: Response | None = None
+        if self.on_error is not None:
+            result = self.on_error(HTTPConnection(scope, receive), exc)
+            response = await result if isinstance(result, Awaitable) else result
+        if response is None:
+            status, headers, body = problem_for(exc, realm=self.options.realm)
+            response = Response(body, status_code=status, headers=dict(headers))
+        if scope["type"] == "websocket":
+            if "websocket.http.response" in scope.get("extensions", {}):
+                # ASGI "Websocket Denial Response" extension: a real 401/403.
+                await response(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+            return
+        await response(scope, receive, send)
