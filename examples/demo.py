@@ -1,0 +1,216 @@
+"""End-to-end demo: real apps on loopback, real HTTP, the whole key story.
+
+Starts the example Starlette app under uvicorn and the example Flask app
+under werkzeug's server, both on 127.0.0.1 and both protected by scout_auth
+over one shared key store, then walks an org's key lifecycle over real HTTP
+with httpx, printing every step. Exits non-zero if any answer is not the
+expected one.
+
+    python -m examples.demo
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
+
+import httpx
+import uvicorn
+from werkzeug.serving import make_server
+
+from examples import flask_app, starlette_app
+from scout_auth import InMemoryKeyStore, KeyManager
+
+failures = 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_starlette(store: InMemoryKeyStore) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        starlette_app.create_app(store), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@contextmanager
+def serve_flask(store: InMemoryKeyStore) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, flask_app.create_app(store), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def step(
+    http: httpx.Client,
+    label: str,
+    method: str,
+    path: str,
+    *,
+    auth: str | None,
+    expect: int,
+    expect_code: str | None = None,
+) -> None:
+    global failures
+    headers = {"authorization": auth} if auth else {}
+    r = http.request(method, path, headers=headers, content=b"hello" if method == "POST" else None)
+    code = (
+        r.json().get("code")
+        if r.headers.get("content-type") == "application/problem+json"
+        else None
+    )
+    ok = r.status_code == expect and (expect_code is None or code == expect_code)
+    failures += not ok
+    shown = f"{r.status_code}" + (f" {code}" if code else "")
+    want = f"{expect}" + (f" {expect_code}" if expect_code else "")
+    mark = "ok " if ok else "BAD"
+    print(f"  {mark}  {label:<46} {method:<4} {path:<8} -> {shown:<24} (want {want})")
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def walk(name: str, base_url: str, store: InMemoryKeyStore) -> None:
+    manager = KeyManager(store)
+    org = f"org_acme_{name}"
+    print(f"\n== {name} app at {base_url} (org {org})")
+    sync = manager.create_key(org, "billing-sync prod", scopes=["files:read", "files:write"])
+    report = manager.create_key(org, "reporting dashboard", scopes=["files:read"])
+    kid = sync.key.key_id
+    print(f"  created keys {kid} ({sync.key.name}) and {report.key.key_id} ({report.key.name})")
+    print(f"  the token is shown once: {sync.token[:29]}… (public key stored, secret not)")
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        step(http, "health check needs no key", "GET", "/health", auth=None, expect=200)
+        step(
+            http,
+            "no key",
+            "GET",
+            "/files",
+            auth=None,
+            expect=401,
+            expect_code="missing_credentials",
+        )
+        step(http, "bearer call", "GET", "/files", auth=bearer(sync.token), expect=200)
+        step(http, "write with files:write", "POST", "/files", auth=bearer(sync.token), expect=201)
+        manager.disable_key(kid)
+        step(
+            http,
+            "after disable",
+            "GET",
+            "/files",
+            auth=bearer(sync.token),
+            expect=401,
+            expect_code="key_disabled",
+        )
+        manager.enable_key(kid)
+        step(http, "after enable", "GET", "/files", auth=bearer(sync.token), expect=200)
+        rotated = manager.rotate_key(kid, grace=timedelta(hours=1))
+        print(f"  rotated {kid} -> {rotated.key.key_id} (old key valid for 1 h)")
+        step(http, "old key during grace", "GET", "/files", auth=bearer(sync.token), expect=200)
+        step(http, "new key", "GET", "/files", auth=bearer(rotated.token), expect=200)
+        manager.rename_key(rotated.key.key_id, "billing-sync prod (2026-11)")
+        step(
+            http,
+            "renamed key still works",
+            "GET",
+            "/whoami",
+            auth=bearer(rotated.token),
+            expect=200,
+        )
+        manager.delete_key(rotated.key.key_id)
+        step(
+            http,
+            "after delete",
+            "GET",
+            "/files",
+            auth=bearer(rotated.token),
+            expect=401,
+            expect_code="invalid_token",
+        )
+        step(http, "read-only key reads", "GET", "/files", auth=bearer(report.token), expect=200)
+        step(
+            http,
+            "read-only key writes",
+            "POST",
+            "/files",
+            auth=bearer(report.token),
+            expect=403,
+            expect_code="insufficient_scope",
+        )
+        step(
+            http,
+            "forged token",
+            "GET",
+            "/files",
+            auth=bearer(sync.token[:-1] + "x"),
+            expect=401,
+            expect_code="invalid_token",
+        )
+        manager.import_legacy_key(org, "legacy-secret-from-old-system")
+        legacy = base64.b64encode(f"{org}:legacy-secret-from-old-system".encode()).decode()
+        step(
+            http,
+            "legacy secret (Basic org:secret)",
+            "GET",
+            "/files",
+            auth=f"Basic {legacy}",
+            expect=200,
+        )
+        manager.delete_legacy_key(org)
+        step(
+            http,
+            "legacy after migration",
+            "GET",
+            "/files",
+            auth=f"Basic {legacy}",
+            expect=401,
+            expect_code="invalid_token",
+        )
+
+
+def main() -> int:
+    store = InMemoryKeyStore()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    servers: list[tuple[str, Callable[[InMemoryKeyStore], AbstractContextManager[str]]]] = [
+        ("starlette", serve_starlette),
+        ("flask", serve_flask),
+    ]
+    for name, serve in servers:
+        with serve(store) as base_url:
+            walk(name, base_url, store)
+    print("\nall steps answered as expected" if not failures else f"\n{failures} step(s) FAILED")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
