@@ -40,6 +40,11 @@ _WEAK_NAME = re.compile(
 )
 
 
+# RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ), so every scope
+# can appear verbatim in an RFC 6750 ``scope="…"`` challenge.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
 class WeakKeyNameWarning(UserWarning):
     """A key name like ``key1`` or ``test`` that will not say what the key is for."""
 
@@ -97,8 +102,10 @@ def _scopes(scopes: Iterable[str] | None) -> frozenset[str] | None:
     if isinstance(scopes, str):
         raise InvalidKeyOperation("scopes must be a list of strings, not one string")
     result = frozenset(scopes)
-    if any(not isinstance(s, str) or not s or any(c.isspace() for c in s) for s in result):
-        raise InvalidKeyOperation("each scope must be a non-empty string without spaces")
+    if any(not isinstance(s, str) or not _SCOPE_TOKEN.fullmatch(s) for s in result):
+        raise InvalidKeyOperation(
+            "each scope must be a non-empty string of printable ASCII without spaces, '\"' or '\\'"
+        )
     return result
 
 
