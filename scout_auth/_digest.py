@@ -14,8 +14,9 @@ constant time at the end. Limiting the body size is the caller's job (see
 :class:`~scout_auth.exceptions.BodyTooLarge`).
 
 Only ``sha-256`` and ``sha-512`` are accepted: the IANA registry marks them
-"Active"; ``md5``, ``sha``, ``unixsum`` and friends are "Deprecated" and
-RFC 9530 §6.6 lets a recipient ignore digests it does not trust. Unknown
+"Active"; ``md5``, ``sha``, ``unixsum`` and friends are "Deprecated".
+RFC 9530 §2 lets a recipient ignore any digest (see also §6.6, algorithm
+agility). Unknown
 algorithms are skipped, but a header with nothing we support is rejected:
 silently accepting it would mean the body is not protected at all.
 """

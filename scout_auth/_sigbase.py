@@ -350,7 +350,7 @@ def signature_base(
     seen: set[ComponentId] = set()
     lines = []
     for component in components:
-        # RFC 9421 §2.5: each identifier may occur only once.
+        # RFC 9421 §1.1: covered components are an ordered *set*; a repeat is an error.
         if component in seen:
             raise SignatureInvalid(f"component {str(component)!r} is listed twice")
         seen.add(component)
