@@ -19,7 +19,17 @@ The tree::
     │   ├── KeyDisabled               401 key_disabled
     │   ├── KeyExpired                401 key_expired
     │   ├── InsufficientScope         403 insufficient_scope
-    │   └── StoreUnavailable          503 store_unavailable
+    │   ├── StoreUnavailable          503 store_unavailable
+    │   ├── SignatureInvalid          401 signature_invalid
+    │   ├── SignatureMissingComponent 401 signature_missing_component
+    │   ├── SignatureExpired          401 signature_expired
+    │   ├── SignatureNotYetValid      401 signature_not_yet_valid
+    │   ├── NonceRequired             401 nonce_required
+    │   ├── ReplayDetected            401 replay_detected
+    │   ├── UnsupportedAlgorithm      401 unsupported_algorithm
+    │   ├── DigestInvalid             401 digest_invalid
+    │   ├── DigestMismatch            401 digest_mismatch
+    │   └── BodyTooLarge              413 body_too_large
     ├── KeyNotFound (also LookupError)
     └── InvalidKeyOperation (also ValueError)
 
@@ -35,6 +45,9 @@ from typing import ClassVar
 
 __all__ = [
     "AuthError",
+    "BodyTooLarge",
+    "DigestInvalid",
+    "DigestMismatch",
     "InsufficientScope",
     "InvalidKeyOperation",
     "InvalidRequest",
@@ -43,8 +56,15 @@ __all__ = [
     "KeyExpired",
     "KeyNotFound",
     "MissingCredentials",
+    "NonceRequired",
+    "ReplayDetected",
     "ScoutAuthError",
+    "SignatureExpired",
+    "SignatureInvalid",
+    "SignatureMissingComponent",
+    "SignatureNotYetValid",
     "StoreUnavailable",
+    "UnsupportedAlgorithm",
 ]
 
 
@@ -147,6 +167,104 @@ class StoreUnavailable(AuthError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         self.retry_after = retry_after
         super().__init__(detail)
+
+
+# --- Signed requests: RFC 9421 HTTP Message Signatures, RFC 9530 Content-Digest ---
+#
+# Raised by the sans-I/O core in ``_httpsig``, ``_sigbase``, ``_digest`` and
+# ``_nonce``. Details name components, labels and algorithms, never key
+# material, signature bytes or nonces.
+
+
+class SignatureInvalid(AuthError):
+    """The signature headers do not parse, break a rule, or the signature is wrong."""
+
+    status = 401
+    code = "signature_invalid"
+    title = "Invalid request signature"
+
+
+class SignatureMissingComponent(AuthError):
+    """The signature does not cover a component the policy requires.
+
+    Attributes:
+        component: The missing component identifier (e.g. ``"@target-uri"``).
+    """
+
+    status = 401
+    code = "signature_missing_component"
+    title = "Request signature does not cover a required component"
+
+    def __init__(self, component: str, detail: str | None = None) -> None:
+        self.component = component
+        super().__init__(detail or f"Signature must cover {component}")
+
+
+class SignatureExpired(AuthError):
+    """The signature is older than the freshness window, or past its ``expires``."""
+
+    status = 401
+    code = "signature_expired"
+    title = "Request signature expired"
+
+
+class SignatureNotYetValid(AuthError):
+    """The signature's ``created`` lies further in the future than the allowed skew."""
+
+    status = 401
+    code = "signature_not_yet_valid"
+    title = "Request signature not yet valid"
+
+
+class NonceRequired(AuthError):
+    """The policy requires a ``nonce`` signature parameter and none was given."""
+
+    status = 401
+    code = "nonce_required"
+    title = "Request signature needs a nonce"
+
+
+class ReplayDetected(AuthError):
+    """The ``(keyid, nonce)`` pair was already seen inside the freshness window."""
+
+    status = 401
+    code = "replay_detected"
+    title = "Request replayed"
+
+
+class UnsupportedAlgorithm(AuthError):
+    """The ``alg`` signature parameter names an algorithm the policy refuses."""
+
+    status = 401
+    code = "unsupported_algorithm"
+    title = "Unsupported signature algorithm"
+
+
+class DigestInvalid(AuthError):
+    """``Content-Digest`` is malformed or names no supported algorithm."""
+
+    status = 401
+    code = "digest_invalid"
+    title = "Invalid Content-Digest"
+
+
+class DigestMismatch(AuthError):
+    """The body does not match its ``Content-Digest``."""
+
+    status = 401
+    code = "digest_mismatch"
+    title = "Content-Digest does not match the body"
+
+
+class BodyTooLarge(AuthError):
+    """The body exceeds the size the server accepts for signed requests."""
+
+    status = 413
+    code = "body_too_large"
+    title = "Request body too large"
+
+
+# --- end of signed-request errors ---
 
 
 class KeyNotFound(ScoutAuthError, LookupError):

@@ -1,0 +1,359 @@
+"""RFC 9421 signature bases: component identifiers, component values, the base itself.
+
+Theory of operation
+-------------------
+A signature covers an ordered list of *components* (RFC 9421 §2). Each is
+named by a *component identifier*, a Structured Fields String with optional
+parameters: either a lower-cased HTTP field name (``"content-type"``, §2.1)
+or a *derived component* computed from the request line (``"@method"``,
+§2.2). The *signature base* (§2.5) is one line per component::
+
+    "<identifier>": <value>\\n
+
+followed by ``"@signature-params": <serialized inner list and parameters>``
+with no trailing newline. Signer and verifier build it independently from
+their view of the request; if a single byte differs, the signature fails.
+
+This module is pure: it turns a :class:`HttpRequest` (plain data) and a list
+of :class:`ComponentId` into bytes, and knows nothing about keys, clocks or
+policies (see ``_httpsig``). Anything it cannot derive unambiguously is an
+error, never a guess: a missing field, an unknown derived component, an
+identifier parameter it does not implement (``sf``, ``key``, ``bs``, ``req``,
+``tr``), a repeated ``@query-param``, or a control character that could forge
+an extra line in the base.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from urllib.parse import unquote
+
+import http_sf
+from http_sf.innerlist import ser_innerlist
+from http_sf.types import ItemType, ParamsType
+
+from .exceptions import SignatureInvalid
+
+__all__ = [
+    "DERIVED_COMPONENTS",
+    "ComponentId",
+    "HttpRequest",
+    "component_value",
+    "serialize_signature_params",
+    "signature_base",
+]
+
+# RFC 9110 §5.6.2 token: field names and methods.
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_SCHEME_RE = re.compile(r"[a-z][a-z0-9+\-.]*")
+# Visible ASCII plus SP and HTAB: anything else (CR, LF, NUL, obs-text) in a
+# component value could smuggle a line into the base or be read differently by
+# the other side (RFC 9421 §2.5: the base is US-ASCII).
+_SAFE_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
+# RFC 9112 §5.2 obs-fold: CRLF followed by whitespace, replaced by one SP (§2.1 step 3).
+_OBS_FOLD_RE = re.compile(r"\r\n[ \t]+")
+_DEFAULT_PORTS = MappingProxyType({"http": "80", "https": "443"})
+# WHATWG URL "application/x-www-form-urlencoded percent-encode set": every byte
+# except these is percent-encoded; used for @query-param (RFC 9421 §2.2.8).
+_FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
+
+
+def _check_value(what: str, value: str) -> str:
+    if not _SAFE_VALUE_RE.fullmatch(value):
+        raise SignatureInvalid(f"{what} contains characters a signature base cannot hold")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The parts of an HTTP request a signature can cover. Plain data, no I/O.
+
+    Attributes:
+        method: The request method, exactly as sent (case-sensitive).
+        scheme: ``"http"`` or ``"https"`` as the *client* saw it (behind a
+            TLS-terminating proxy, the original scheme).
+        authority: Host and optional port (``Host`` or ``:authority``).
+        path: The absolute path, still percent-encoded (``"/a%2Fb"``).
+        query: The raw query string without the ``?``; ``""`` when absent.
+        headers: ``(name, value)`` pairs in message order; names in any case,
+            repeated names allowed (they are combined, RFC 9421 §2.1).
+    """
+
+    method: str
+    scheme: str
+    authority: str
+    path: str
+    query: str = ""
+    headers: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
+
+    def field_values(self, name: str) -> list[str]:
+        """All values of the field ``name`` (case-insensitive), in order."""
+        lowered = name.lower()
+        return [value for key, value in self.headers if key.lower() == lowered]
+
+    def field(self, name: str) -> str | None:
+        """The combined value of field ``name`` (RFC 9421 §2.1), or ``None`` if absent.
+
+        Raises:
+            SignatureInvalid: If a value holds a character a base cannot carry.
+        """
+        values = self.field_values(name)
+        if not values:
+            return None
+        # RFC 9421 §2.1: strip each value, unfold obs-fold, join with ", ".
+        cleaned = [_OBS_FOLD_RE.sub(" ", value).strip(" \t") for value in values]
+        return _check_value(f"field {name.lower()!r}", ", ".join(cleaned))
+
+    def has_body(self) -> bool:
+        """Whether the headers announce content (non-zero length, or chunked)."""
+        if self.field_values("transfer-encoding"):
+            return True
+        return any(v.strip() not in ("", "0") for v in self.field_values("content-length"))
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentId:
+    """One component identifier (RFC 9421 §2).
+
+    Attributes:
+        name: ``"@method"``-style derived name or a lower-cased field name.
+        param_name: The ``name`` parameter, only for ``@query-param``.
+    """
+
+    name: str
+    param_name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentId:
+        """Read a component from ``"@method"``, ``"content-type"`` or the SF form.
+
+        ``'"@query-param";name="Pet"'`` (the Structured Fields serialization)
+        is also accepted.
+
+        Raises:
+            SignatureInvalid: If it is malformed or unsupported.
+        """
+        if not text.startswith('"'):
+            return cls.from_sf((text, {}))
+        try:
+            item = http_sf.parse(text.encode("ascii"), tltype="item")
+        except (UnicodeEncodeError, http_sf.StructuredFieldError):
+            raise SignatureInvalid("malformed component identifier") from None
+        return cls.from_sf(item)
+
+    @classmethod
+    def from_sf(cls, item: object) -> ComponentId:
+        """Validate one parsed inner-list member of ``Signature-Input``.
+
+        Raises:
+            SignatureInvalid: If it is not a String, names an unknown derived
+                component, is not a lower-case field name, or carries a
+                parameter this implementation does not support.
+        """
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict)):
+            raise SignatureInvalid("malformed component identifier")
+        name, params = item
+        # RFC 9421 §2: identifiers are sf-strings (a Token would be a different value).
+        if type(name) is not str:
+            raise SignatureInvalid("component identifiers must be Strings")
+        if name == "@query-param":
+            # RFC 9421 §2.2.8: exactly one, REQUIRED, String parameter "name".
+            param = params.get("name")
+            if set(params) != {"name"} or type(param) is not str:
+                raise SignatureInvalid('@query-param needs exactly one String "name" parameter')
+            return cls(name, param)
+        if params:
+            raise SignatureInvalid(f"unsupported parameter on component {name!r}")
+        if name.startswith("@"):
+            if name not in DERIVED_COMPONENTS:
+                raise SignatureInvalid(f"unsupported derived component {name!r}")
+        elif not _FIELD_NAME_RE.fullmatch(name):
+            # RFC 9421 §2.1: field component names are lower-cased.
+            raise SignatureInvalid("component names must be lower-case field names")
+        return cls(name)
+
+    def to_sf(self) -> tuple[str, ParamsType]:
+        """The Structured Fields item for this identifier."""
+        return (self.name, {} if self.param_name is None else {"name": self.param_name})
+
+    def serialize(self) -> str:
+        """The identifier as it appears in the base, e.g. ``"@query-param";name="Pet"``."""
+        return http_sf.ser(self.to_sf())
+
+    def __str__(self) -> str:
+        if self.param_name is None:
+            return self.name
+        return f"{self.name};name={http_sf.ser(self.param_name)}"
+
+
+def _authority(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
+    authority = request.authority.lower()
+    if not authority or any(c in authority for c in "/?#@\\") or not authority.isascii():
+        raise SignatureInvalid("malformed authority")
+    if authority.startswith("["):
+        host, sep, rest = authority.partition("]")
+        host, port = host + sep, rest.removeprefix(":")
+        if rest and not rest.startswith(":"):
+            raise SignatureInvalid("malformed authority")
+    else:
+        host, _, port = authority.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise SignatureInvalid("malformed authority")
+    if not port or port == _DEFAULT_PORTS.get(_scheme(request)):
+        return _check_value("authority", host)
+    return _check_value("authority", f"{host}:{port}")
+
+
+def _scheme(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.4: lower-cased.
+    scheme = request.scheme.lower()
+    if not _SCHEME_RE.fullmatch(scheme):
+        raise SignatureInvalid("malformed scheme")
+    return scheme
+
+
+def _method(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.1: the method is case-sensitive and MUST NOT be normalized.
+    if not _TOKEN_RE.fullmatch(request.method):
+        raise SignatureInvalid("malformed method")
+    return request.method
+
+
+def _path(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.6: still percent-encoded; an empty path becomes "/".
+    path = request.path or "/"
+    if not path.startswith("/") or "?" in path or "#" in path:
+        raise SignatureInvalid("malformed path")
+    return _check_value("path", path)
+
+
+def _raw_query(request: HttpRequest) -> str:
+    if "#" in request.query:
+        raise SignatureInvalid("malformed query")
+    return _check_value("query", request.query)
+
+
+def _query(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.7: with the leading "?"; "?" alone when there is no query.
+    return "?" + _raw_query(request)
+
+
+def _request_target(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.5: origin-form, path plus "?query" when there is one.
+    query = _raw_query(request)
+    return _path(request) + (f"?{query}" if query else "")
+
+
+def _target_uri(request: HttpRequest) -> str:
+    # RFC 9421 §2.2.2 / RFC 9110 §7.1: the absolute target URI.
+    return f"{_scheme(request)}://{_authority(request)}{_request_target(request)}"
+
+
+#: Derived components (RFC 9421 §2.2) and how each is computed from a request.
+#: ``@query-param`` is handled apart because it takes a parameter; ``@status``
+#: (responses only) and ``@signature-params`` (never a covered component) are
+#: deliberately absent.
+DERIVED_COMPONENTS: Mapping[str, Callable[[HttpRequest], str]] = MappingProxyType(
+    {
+        "@method": _method,
+        "@target-uri": _target_uri,
+        "@authority": _authority,
+        "@scheme": _scheme,
+        "@request-target": _request_target,
+        "@path": _path,
+        "@query": _query,
+    }
+)
+
+
+def _form_encode(text: str) -> str:
+    return "".join(chr(b) if b in _FORM_SAFE else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
+def _query_param(request: HttpRequest, wanted: str) -> str:
+    # RFC 9421 §2.2.8: parse as application/x-www-form-urlencoded (WHATWG URL
+    # §5.1: split on "&", skip empty, "+" is a space, percent-decode as UTF-8),
+    # then re-encode name and value with "percent-encode after encoding".
+    found: list[str] = []
+    for pair in _raw_query(request).split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        decoded_name = unquote(name.replace("+", " "), errors="replace")
+        if _form_encode(decoded_name) == wanted:
+            found.append(_form_encode(unquote(value.replace("+", " "), errors="replace")))
+    if not found:
+        raise SignatureInvalid(f"covered query parameter {wanted!r} is missing")
+    if len(found) > 1:
+        # RFC 9421 §2.2.8: a repeated parameter MUST NOT be signed by name.
+        raise SignatureInvalid(f"query parameter {wanted!r} occurs more than once")
+    return found[0]
+
+
+def component_value(request: HttpRequest, component: ComponentId) -> str:
+    """The canonical value of one component of ``request``.
+
+    Raises:
+        SignatureInvalid: If the component is absent or cannot be derived.
+    """
+    if component.name == "@query-param":
+        assert component.param_name is not None
+        return _query_param(request, component.param_name)
+    derive = DERIVED_COMPONENTS.get(component.name)
+    if derive is not None:
+        return derive(request)
+    value = request.field(component.name)
+    if value is None:
+        # RFC 9421 §2.5: a covered component that is absent is an error.
+        raise SignatureInvalid(f"covered field {component.name!r} is missing")
+    return value
+
+
+def serialize_signature_params(
+    components: Iterable[ComponentId], params: Mapping[str, int | str]
+) -> str:
+    """Serialize the ``@signature-params`` value (RFC 9421 §2.3).
+
+    The inner list of identifiers with the signature parameters, exactly as
+    it appears after ``label=`` in ``Signature-Input``.
+    """
+    items: list[ItemType] = [c.to_sf() for c in components]
+    sf_params: ParamsType = {**params}
+    return ser_innerlist((items, sf_params))
+
+
+def signature_base(
+    request: HttpRequest, components: Sequence[ComponentId], params: Mapping[str, int | str]
+) -> bytes:
+    """Build the signature base (RFC 9421 §2.5) as US-ASCII bytes.
+
+    Args:
+        request: The request as seen by the signer or the verifier.
+        components: The covered components, in order.
+        params: The signature parameters (``created``, ``keyid``...), in order.
+
+    Raises:
+        SignatureInvalid: If a component repeats, is absent, or cannot be derived.
+
+    Example::
+
+        base = signature_base(request, [ComponentId("@method")], {"created": 1618884473})
+    """
+    seen: set[ComponentId] = set()
+    lines = []
+    for component in components:
+        # RFC 9421 §1.1: covered components are an ordered *set*; a repeat is an error.
+        if component in seen:
+            raise SignatureInvalid(f"component {str(component)!r} is listed twice")
+        seen.add(component)
+        lines.append(f"{component.serialize()}: {component_value(request, component)}\n")
+    lines.append(f'"@signature-params": {serialize_signature_params(components, params)}')
+    return "".join(lines).encode("ascii")
