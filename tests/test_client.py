@@ -105,8 +105,13 @@ def test_extra_covered_components(new_key):
 
 
 def test_bearer_auth_sets_the_header(new_key):
-    seen = []
-    transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(handler)
     httpx.Client(transport=transport, auth=BearerAuth(new_key.token)).get("https://h/x")
     assert seen[0].headers["authorization"] == f"Bearer {new_key.token}"
     prepared = BearerAuth(new_key.token)(requests.Request("GET", "https://h/x").prepare())
