@@ -121,8 +121,8 @@ def test_every_exception_class_in_the_module_is_exported():
     assert defined == set(EXCEPTIONS_EXPORTED)
 
 
-def _subclasses(cls: type) -> set[type]:
-    found = set()
+def _subclasses(cls: type[AuthError]) -> set[type[AuthError]]:
+    found: set[type[AuthError]] = set()
     for sub in cls.__subclasses__():
         if sub.__module__.startswith("scout_auth"):
             found |= {sub} | _subclasses(sub)
