@@ -98,6 +98,12 @@ class _BaseVerifier:
             return self.cache.fingerprint("bearer", cred.token)
         return self.cache.fingerprint("legacy", cred.org_id, cred.secret)
 
+    def _flight_key(self, fp: bytes) -> bytes:
+        # A caller that arrives after an invalidation must not share a flight
+        # that may have read the store before it (a revoked key would pass):
+        # flights are per cache epoch. ``fp`` is fixed-width, so this is unambiguous.
+        return fp + b"%d" % self.cache.epoch
+
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
         return verified.context
@@ -156,9 +162,10 @@ class Verifier(_BaseVerifier):
 
     def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)
+        flight = self._flight_key(fp)
         context = self.cache.get(fp, self._clock())
         if context is None:
-            context = self._flight.run(fp, lambda: self._cold(cred, fp))
+            context = self._flight.run(flight, lambda: self._cold(cred, fp))
         check_scopes(context, required)
         return context
 
@@ -225,9 +232,10 @@ class AsyncVerifier(_BaseVerifier):
 
     async def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)
+        flight = self._flight_key(fp)
         context = self.cache.get(fp, self._clock())
         if context is None:
-            context = await self._flight.run(fp, lambda: self._cold(cred, fp))
+            context = await self._flight.run(flight, lambda: self._cold(cred, fp))
         check_scopes(context, required)
         return context
 

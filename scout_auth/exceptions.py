@@ -271,6 +271,10 @@ class KeyNotFound(ScoutAuthError, LookupError):
     """A management operation named a key (or legacy key) that does not exist."""
 
     def __init__(self, key_id: str) -> None:
+        # A bearer token pasted where a key id belongs must not reach logs
+        # through this error: messages never contain a full token.
+        if isinstance(key_id, str) and "scout_sk_" in key_id:
+            key_id = "scout_sk_…"
         self.key_id = key_id
         super().__init__(f"No key with id {key_id!r}")
 

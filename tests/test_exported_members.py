@@ -1,0 +1,160 @@
+"""The public face: ``scout_auth.__all__`` and ``scout_auth.exceptions.__all__``, locked."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from datetime import timedelta
+
+import pytest
+
+import scout_auth
+from scout_auth import exceptions
+from scout_auth.exceptions import AuthError, ScoutAuthError
+
+EXPORTED = sorted(
+    [
+        "DEFAULT_ROTATION_GRACE",
+        "TOKEN_PREFIX",
+        "TOKEN_REGEX",
+        "AsyncKeyManager",
+        "AsyncVerifier",
+        "CredentialKind",
+        "InMemoryKeyStore",
+        "KeyEvent",
+        "KeyManager",
+        "KeyRecord",
+        "KeyStore",
+        "KeyUpdate",
+        "LegacyRecord",
+        "NewKey",
+        "OrgContext",
+        "Verifier",
+        "WeakKeyNameWarning",
+        "__version__",
+        "exceptions",
+    ]
+)
+
+# Data cannot carry a docstring at run time; these are checked by value instead.
+DATA = {"DEFAULT_ROTATION_GRACE", "TOKEN_PREFIX", "TOKEN_REGEX", "__version__"}
+
+EXCEPTIONS_EXPORTED = sorted(
+    [
+        "AuthError",
+        "InsufficientScope",
+        "InvalidKeyOperation",
+        "InvalidRequest",
+        "InvalidToken",
+        "KeyDisabled",
+        "KeyExpired",
+        "KeyNotFound",
+        "MissingCredentials",
+        "ScoutAuthError",
+        "StoreUnavailable",
+    ]
+)
+
+# The wire contract: changing a code or status breaks clients.
+AUTH_ERRORS = {
+    "InvalidRequest": (400, "invalid_request"),
+    "MissingCredentials": (401, "missing_credentials"),
+    "InvalidToken": (401, "invalid_token"),
+    "KeyDisabled": (401, "key_disabled"),
+    "KeyExpired": (401, "key_expired"),
+    "InsufficientScope": (403, "insufficient_scope"),
+    "StoreUnavailable": (503, "store_unavailable"),
+}
+ALLOWED_STATUSES = {400, 401, 403, 413, 503}
+
+
+def own_docstring(obj: object) -> str:
+    """The object's own docstring (not inherited, not dataclass-generated)."""
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    doc = (doc or "").strip()
+    if inspect.isclass(obj) and doc.startswith(f"{obj.__name__}("):
+        return ""  # @dataclass writes the signature when there is no docstring
+    return doc
+
+
+def test_all_is_locked():
+    assert sorted(scout_auth.__all__) == EXPORTED
+    assert len(set(scout_auth.__all__)) == len(scout_auth.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPORTED) - DATA))
+def test_every_public_name_is_importable_and_documented(name):
+    obj = getattr(scout_auth, name)
+    assert inspect.isclass(obj) or inspect.ismodule(obj) or callable(obj)
+    assert own_docstring(obj), f"scout_auth.{name} has no docstring"
+
+
+def test_public_data_values():
+    assert scout_auth.TOKEN_PREFIX == "scout_sk_"
+    assert scout_auth.TOKEN_REGEX.startswith(r"\b" + scout_auth.TOKEN_PREFIX)
+    assert timedelta(hours=24) == scout_auth.DEFAULT_ROTATION_GRACE
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", scout_auth.__version__)
+
+
+def test_star_import_gives_exactly_all():
+    namespace: dict[str, object] = {}
+    exec("from scout_auth import *", namespace)  # noqa: S102 - a fixed literal
+    assert sorted(k for k in namespace if k != "__builtins__") == EXPORTED
+
+
+def test_exceptions_all_is_locked():
+    assert sorted(exceptions.__all__) == EXCEPTIONS_EXPORTED
+    for name in exceptions.__all__:
+        cls = getattr(exceptions, name)
+        assert issubclass(cls, ScoutAuthError)
+        assert own_docstring(cls), f"exceptions.{name} has no docstring"
+
+
+def test_every_exception_class_in_the_module_is_exported():
+    defined = {
+        name
+        for name, obj in vars(exceptions).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseException)
+        and obj.__module__ == exceptions.__name__
+    }
+    assert defined == set(EXCEPTIONS_EXPORTED)
+
+
+def _subclasses(cls: type[AuthError]) -> set[type[AuthError]]:
+    found: set[type[AuthError]] = set()
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith("scout_auth"):
+            found |= {sub} | _subclasses(sub)
+    return found
+
+
+def test_auth_errors_have_distinct_stable_codes_and_http_statuses():
+    subclasses = _subclasses(AuthError)
+    got = {cls.__name__: (cls.status, cls.code) for cls in subclasses}
+    assert got == AUTH_ERRORS
+    codes = [code for _, code in got.values()]
+    assert len(set(codes)) == len(codes)
+    assert AuthError.code not in codes
+    for cls in subclasses:
+        assert cls.status in ALLOWED_STATUSES
+        assert cls.title
+        assert cls.code.isidentifier()
+        assert cls.code == cls.code.lower()
+
+
+@pytest.mark.parametrize("name", sorted(AUTH_ERRORS))
+def test_auth_errors_carry_their_code_when_raised(name):
+    cls = getattr(exceptions, name)
+    exc = cls(["drive:read"], ["drive:read"]) if name == "InsufficientScope" else cls()
+    assert (exc.status, exc.code) == AUTH_ERRORS[name]
+    assert exc.detail
+    assert name in repr(exc)
+    assert AUTH_ERRORS[name][1] in repr(exc)
+
+
+def test_management_errors_are_also_builtin_errors():
+    assert issubclass(exceptions.KeyNotFound, LookupError)
+    assert issubclass(exceptions.InvalidKeyOperation, ValueError)
+    assert not issubclass(exceptions.KeyNotFound, AuthError)
+    assert not issubclass(exceptions.InvalidKeyOperation, AuthError)
