@@ -42,6 +42,9 @@ DATA = {"DEFAULT_ROTATION_GRACE", "TOKEN_PREFIX", "TOKEN_REGEX", "__version__"}
 EXCEPTIONS_EXPORTED = sorted(
     [
         "AuthError",
+        "BodyTooLarge",
+        "DigestInvalid",
+        "DigestMismatch",
         "InsufficientScope",
         "InvalidKeyOperation",
         "InvalidRequest",
@@ -50,8 +53,15 @@ EXCEPTIONS_EXPORTED = sorted(
         "KeyExpired",
         "KeyNotFound",
         "MissingCredentials",
+        "NonceRequired",
+        "ReplayDetected",
         "ScoutAuthError",
+        "SignatureExpired",
+        "SignatureInvalid",
+        "SignatureMissingComponent",
+        "SignatureNotYetValid",
         "StoreUnavailable",
+        "UnsupportedAlgorithm",
     ]
 )
 
@@ -64,6 +74,16 @@ AUTH_ERRORS = {
     "KeyExpired": (401, "key_expired"),
     "InsufficientScope": (403, "insufficient_scope"),
     "StoreUnavailable": (503, "store_unavailable"),
+    "SignatureInvalid": (401, "signature_invalid"),
+    "SignatureMissingComponent": (401, "signature_missing_component"),
+    "SignatureExpired": (401, "signature_expired"),
+    "SignatureNotYetValid": (401, "signature_not_yet_valid"),
+    "NonceRequired": (401, "nonce_required"),
+    "ReplayDetected": (401, "replay_detected"),
+    "UnsupportedAlgorithm": (401, "unsupported_algorithm"),
+    "DigestInvalid": (401, "digest_invalid"),
+    "DigestMismatch": (401, "digest_mismatch"),
+    "BodyTooLarge": (413, "body_too_large"),
 }
 ALLOWED_STATUSES = {400, 401, 403, 413, 503}
 
@@ -146,7 +166,12 @@ def test_auth_errors_have_distinct_stable_codes_and_http_statuses():
 @pytest.mark.parametrize("name", sorted(AUTH_ERRORS))
 def test_auth_errors_carry_their_code_when_raised(name):
     cls = getattr(exceptions, name)
-    exc = cls(["drive:read"], ["drive:read"]) if name == "InsufficientScope" else cls()
+    if name == "InsufficientScope":
+        exc = cls(["drive:read"], ["drive:read"])
+    elif name == "SignatureMissingComponent":
+        exc = cls("@method")
+    else:
+        exc = cls()
     assert (exc.status, exc.code) == AUTH_ERRORS[name]
     assert exc.detail
     assert name in repr(exc)
