@@ -10,9 +10,12 @@ through ``send``. :class:`~scout_auth.Verifier` drives it with plain calls,
 :class:`~scout_auth.AsyncVerifier` with ``await``. The generator returns a
 :class:`Verified` or raises an :class:`~scout_auth.exceptions.AuthError`.
 
-Order matters for what a caller may learn: the secret is checked *before*
-the key's state, so only a caller who proved possession of the secret can
-tell a disabled or expired key from an unknown one.
+Order matters for what a caller may learn: the secret (or the signature)
+is checked *before* the key's state, so only a caller who proved possession
+of the secret can tell a disabled or expired key from an unknown one.
+
+Signed requests (RFC 9421) run :func:`signature_flow`, which also yields
+:class:`RememberNonce` for replay protection.
 """
 
 from __future__ import annotations
@@ -24,21 +27,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ._credentials import BearerCredential, Credential, LegacyCredential
+from ._httpsig import RequestSignature, verify_ed25519
+from ._nonce import nonce_key
 from ._records import CredentialKind, KeyRecord, LegacyRecord, OrgContext
 from ._scopes import missing_scopes
 from ._tokens import public_key_from_seed
-from .exceptions import InsufficientScope, InvalidToken, KeyDisabled, KeyExpired
+from .exceptions import (
+    InsufficientScope,
+    InvalidToken,
+    KeyDisabled,
+    KeyExpired,
+    ReplayDetected,
+    SignatureInvalid,
+)
 
 __all__ = [
     "CheckLegacySecret",
     "FetchKey",
     "FetchLegacy",
     "Need",
+    "RememberNonce",
     "Verified",
     "check_key_state",
     "check_scopes",
     "credential_flow",
     "legacy_key_id",
+    "signature_flow",
 ]
 
 
@@ -64,7 +78,15 @@ class CheckLegacySecret:
     secret: str = field(repr=False)
 
 
-Need = FetchKey | FetchLegacy | CheckLegacySecret
+@dataclass(frozen=True, slots=True)
+class RememberNonce:
+    """Need: remember nonce ``key`` for ``ttl`` seconds; ``True`` if it was new."""
+
+    key: str
+    ttl: float
+
+
+Need = FetchKey | FetchLegacy | CheckLegacySecret | RememberNonce
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +175,22 @@ def credential_flow(cred: Credential, now: float) -> Flow:
     if isinstance(cred, BearerCredential):
         return _bearer_flow(cred, now)
     return _legacy_flow(cred)
+
+
+def signature_flow(sig: RequestSignature, now: float) -> Flow:
+    """The flow for an RFC 9421 signature already parsed and policy-checked.
+
+    The nonce is remembered only after the signature verified, so nobody can
+    burn another client's nonces with forged requests (RFC 9421 §7.2.2).
+    """
+    record = yield FetchKey(sig.key_id)
+    if not isinstance(record, KeyRecord):
+        # An unknown keyid looks exactly like a bad signature: no oracle.
+        raise SignatureInvalid("Signature verification failed")
+    verify_ed25519(record.public_key, sig.signature, sig.base)
+    check_key_state(record, now)
+    if sig.nonce is not None:
+        fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
+        if fresh is not True:
+            raise ReplayDetected()
+    return key_context(record)

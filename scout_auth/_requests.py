@@ -1,0 +1,158 @@
+"""What a signature covers, read from an ASGI scope or a WSGI environ.
+
+Both are plain dicts, so this stays framework-free. The verifier needs the
+request *as the client sent it*: the raw, still percent-encoded path, the
+``Host`` the client addressed and the scheme it used.
+
+Behind a reverse proxy the scheme and host seen here are the proxy's. Only
+when the peer address is in ``trusted_proxies`` are ``X-Forwarded-Proto`` /
+``X-Forwarded-Host`` (or RFC 7239 ``Forwarded: proto=…;host=…``) believed,
+and then only their last value — the one the trusted proxy itself appended
+(the model is werkzeug's ``ProxyFix`` with one hop). Anyone else can set
+those headers, so they are ignored by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from ._sigbase import HttpRequest
+
+__all__ = ["TrustedProxies", "asgi_request", "wsgi_request"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """Peers whose forwarding headers are believed.
+
+    Args:
+        networks: Addresses or CIDR ranges (``"10.0.0.0/8"``, ``"::1"``).
+    """
+
+    networks: tuple[_Network, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> TrustedProxies:
+        """Validate ``entries`` once (``ValueError`` on a bad one)."""
+        if isinstance(entries, str):
+            raise TypeError("trusted_proxies takes a list of addresses or networks")
+        return cls(tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries))
+
+    def trusts(self, peer: str | None) -> bool:
+        """Whether ``peer`` (an IP address string) is a trusted proxy."""
+        if not self.networks or not peer:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False  # fail closed: a peer we cannot parse is not trusted
+        return any(address in net for net in self.networks)
+
+
+def _last(value: str | None) -> str | None:
+    if not value:
+        return None
+    last = value.rsplit(",", 1)[-1].strip()
+    return last or None
+
+
+def _forwarded(value: str | None) -> dict[str, str]:
+    # RFC 7239 §4: comma-separated elements of ;-separated pairs; the last
+    # element is the one our (trusted) proxy added.
+    element = _last(value)
+    pairs: dict[str, str] = {}
+    for pair in (element or "").split(";"):
+        name, sep, val = pair.partition("=")
+        if sep:
+            pairs[name.strip().lower()] = val.strip().strip('"')
+    return pairs
+
+
+def _forwarded_origin(headers: Mapping[str, str], scheme: str, authority: str) -> tuple[str, str]:
+    fwd = _forwarded(headers.get("forwarded"))
+    scheme = _last(headers.get("x-forwarded-proto")) or fwd.get("proto") or scheme
+    authority = _last(headers.get("x-forwarded-host")) or fwd.get("host") or authority
+    return scheme.lower(), authority
+
+
+def _build(
+    method: str,
+    scheme: str,
+    authority: str,
+    path: str,
+    query: str,
+    headers: Sequence[tuple[str, str]],
+    peer: str | None,
+    proxies: TrustedProxies,
+) -> HttpRequest:
+    if proxies.trusts(peer):
+        combined: dict[str, str] = {}
+        for name, value in headers:
+            if name in ("forwarded", "x-forwarded-proto", "x-forwarded-host"):
+                combined[name] = f"{combined[name]}, {value}" if name in combined else value
+        scheme, authority = _forwarded_origin(combined, scheme, authority)
+    return HttpRequest(method, scheme, authority, path, query, headers)
+
+
+def asgi_request(scope: Mapping[str, Any], proxies: TrustedProxies) -> HttpRequest:
+    """The request an ASGI ``http`` (or ``websocket``) scope describes."""
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    authority = next((v for k, v in headers if k == "host"), None)
+    if authority is None:
+        server = scope.get("server") or ("", None)
+        authority = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = (
+        raw_path.decode("latin-1")
+        if raw_path
+        else quote(scope.get("root_path", "") + scope["path"])
+    )
+    client = scope.get("client")
+    method = scope.get("method", "GET")  # websocket handshakes are GETs
+    scheme = {"ws": "http", "wss": "https"}.get(
+        scope.get("scheme", "http"), scope.get("scheme", "http")
+    )
+    query = scope.get("query_string", b"").decode("latin-1")
+    return _build(
+        method, scheme, authority, path, query, headers, client[0] if client else None, proxies
+    )
+
+
+def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpRequest:
+    """The request a WSGI environ describes (PEP 3333)."""
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].lower().replace("_", "-"), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.lower().replace("_", "-"), value))
+    authority = environ.get("HTTP_HOST")
+    if not authority:
+        port = environ.get("SERVER_PORT", "")
+        authority = (
+            f"{environ.get('SERVER_NAME', '')}:{port}" if port else environ.get("SERVER_NAME", "")
+        )
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri and raw_uri.startswith("/"):
+        path, _, query = raw_uri.partition("?")
+    else:
+        # PEP 3333: PATH_INFO is bytes decoded as latin-1; re-encode exactly.
+        script_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        path = quote(script_path.encode("latin-1"), safe="/;=,:@!$&'()*+~-._")
+        query = environ.get("QUERY_STRING", "")
+    return _build(
+        environ.get("REQUEST_METHOD", "GET"),
+        environ.get("wsgi.url_scheme", "http"),
+        authority,
+        path or "/",
+        query,
+        headers,
+        environ.get("REMOTE_ADDR"),
+        proxies,
+    )
