@@ -191,6 +191,7 @@ class Verifier(_BaseVerifier):
         try:
             if isinstance(need, FetchKey):
                 return self.store.get_key(need.key_id)
+            assert isinstance(need, FetchLegacy)
             return self.store.get_legacy(need.org_id)
         except AuthError:
             raise
