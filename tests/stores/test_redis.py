@@ -311,3 +311,9 @@ async def test_aclose_stops_the_listener_off_the_loop(redis_url, redis_prefix):
     assert await store.aget_key(r.key_id) == r
     await store.aclose()
     assert len(_listener_threads()) == before
+
+
+def test_public_names_are_locked():
+    import scout_auth.stores.redis as module
+
+    assert module.__all__ == ["FLUSH", "Layout", "RedisKeyStore", "RedisNonceCache"]
