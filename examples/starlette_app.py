@@ -9,6 +9,8 @@ or build it around your own store with :func:`create_app`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.middleware import Middleware
@@ -39,8 +41,12 @@ async def health(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-def create_app(store: KeyStore) -> Starlette:
-    """The example API, protected by scout_auth over ``store``."""
+def create_app(store: KeyStore, **verifier_options: Any) -> Starlette:
+    """The example API, protected by scout_auth over ``store``.
+
+    ``verifier_options`` go to :class:`~scout_auth.AsyncVerifier` (``cache_ttl``…).
+    """
+    verifier = AsyncVerifier(store, **verifier_options)
     return Starlette(
         routes=[
             Route("/files", list_files, methods=["GET"]),
@@ -48,9 +54,7 @@ def create_app(store: KeyStore) -> Starlette:
             Route("/whoami", whoami),
             Route("/health", health),
         ],
-        middleware=[
-            Middleware(ScoutAuthMiddleware, verifier=AsyncVerifier(store), exempt_paths=["/health"])
-        ],
+        middleware=[Middleware(ScoutAuthMiddleware, verifier=verifier, exempt_paths=["/health"])],
     )
 
 

@@ -1,0 +1,199 @@
+"""Redis key names and record (de)serialisation, shared by the sync and async paths.
+
+Theory of operation
+-------------------
+Everything an organization owns lives in one Redis Cluster hash slot (the
+hash tag ``{o:<org>}``), so every lifecycle write is one Lua script over keys
+of one slot: atomic on a single server and on a cluster alike. A token names
+only its key id, so a small *directory* entry (hash tag ``{k:<key id>}``)
+maps a key id to its org; it is written once before the key and never
+changes, so it needs no atomicity with the org's data (an orphan entry whose
+key record is missing reads as "no such key").
+
+With ``prefix="scout"``::
+
+    scout:{k:<key_id>}                string  org id (directory)
+    scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
+    scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
+    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash
+    scout:nonce:<key>                 string  a signed request's nonce (SET NX PX)
+    scout:events                      pub/sub channel of KeyEvents
+
+Ids are percent-escaped (``%``, ``{``, ``}``, ``:``) in key names so no id can
+break out of its hash tag or collide with another key. Values are text only
+(base64 public keys, ISO 8601 UTC timestamps with microseconds, JSON
+scopes), so clients with ``decode_responses`` on or off read them alike and
+the fixed-width timestamps compare as strings, in Lua too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .._records import KeyRecord, LegacyRecord
+from ._base import KeyEvent
+
+__all__ = [
+    "Layout",
+    "decode_event_payload",
+    "encode_event_payload",
+    "fields_from_reply",
+    "format_time",
+    "index_member",
+    "key_fields",
+    "key_from_fields",
+    "legacy_fields",
+    "legacy_from_fields",
+    "text",
+]
+
+_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", ":": "%3A"})
+_MAX_NONCE_KEY = 200
+
+
+def _quote(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Key names under one prefix (see the module docstring)."""
+
+    prefix: str = "scout"
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "{}"):
+            raise ValueError("prefix must be non-empty and contain no '{' or '}'")
+
+    def directory(self, key_id: str) -> str:
+        """The key id -> org id entry."""
+        return f"{self.prefix}:{{k:{_quote(key_id)}}}"
+
+    def key(self, org_id: str, key_id: str) -> str:
+        """A key record (hash)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:key:{_quote(key_id)}"
+
+    def index(self, org_id: str) -> str:
+        """The org's keys, ordered by (created_at, key_id)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:keys"
+
+    def legacy(self, org_id: str) -> str:
+        """The org's legacy hash record."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel carrying KeyEvents."""
+        return f"{self.prefix}:events"
+
+    def nonce(self, key: str) -> str:
+        """A nonce entry; very long keys are hashed to bound memory."""
+        if len(key) > _MAX_NONCE_KEY:
+            key = "#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.prefix}:nonce:{key}"
+
+
+def text(value: bytes | str) -> str:
+    """A reply value as text, whatever the client's ``decode_responses``."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def fields_from_reply(reply: object) -> dict[str, str]:
+    """A hash reply (a dict from HGETALL, a flat list from Lua) as ``{field: value}``."""
+    if isinstance(reply, Mapping):
+        return {text(k): text(v) for k, v in reply.items()}
+    if isinstance(reply, Sequence) and not isinstance(reply, bytes | str):
+        items = [text(v) for v in reply]
+        return dict(zip(items[::2], items[1::2], strict=True))
+    return {}
+
+
+def format_time(value: datetime) -> str:
+    """Fixed-width ISO 8601 in UTC with microseconds (sorts as a string)."""
+    if value.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_time(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def index_member(record: KeyRecord) -> str:
+    """The org index entry of a key: sorts like ``(created_at, key_id)``."""
+    return f"{format_time(record.created_at)} {record.key_id}"
+
+
+def key_fields(record: KeyRecord) -> list[str]:
+    """A key record as flat ``HSET`` field/value pairs (text only, no secret exists)."""
+    scopes = None if record.scopes is None else sorted(record.scopes)
+    return [
+        "key_id", record.key_id,
+        "org_id", record.org_id,
+        "name", record.name,
+        "public_key", base64.b64encode(record.public_key).decode("ascii"),
+        "enabled", "1" if record.enabled else "0",
+        "created_at", format_time(record.created_at),
+        "expires_at", "" if record.expires_at is None else format_time(record.expires_at),
+        "scopes", json.dumps(scopes),
+        "replaced_by", record.replaced_by or "",
+    ]  # fmt: skip
+
+
+def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
+    """The inverse of :func:`key_fields`."""
+    scopes = json.loads(fields["scopes"])
+    created = _parse_time(fields["created_at"])
+    assert created is not None
+    return KeyRecord(
+        key_id=fields["key_id"],
+        org_id=fields["org_id"],
+        name=fields["name"],
+        public_key=base64.b64decode(fields["public_key"]),
+        enabled=fields["enabled"] == "1",
+        created_at=created,
+        expires_at=_parse_time(fields.get("expires_at", "")),
+        scopes=None if scopes is None else frozenset(scopes),
+        replaced_by=fields.get("replaced_by") or None,
+    )
+
+
+def legacy_fields(record: LegacyRecord) -> list[str]:
+    """A legacy record as flat ``HSET`` pairs: the argon2id hash only."""
+    return [
+        "org_id", record.org_id,
+        "secret_hash", record.secret_hash,
+        "created_at", format_time(record.created_at),
+    ]  # fmt: skip
+
+
+def legacy_from_fields(fields: Mapping[str, str]) -> LegacyRecord:
+    """The inverse of :func:`legacy_fields`."""
+    created = _parse_time(fields["created_at"])
+    assert created is not None
+    return LegacyRecord(fields["org_id"], fields["secret_hash"], created)
+
+
+def encode_event_payload(origin: str, events: Sequence[KeyEvent]) -> str:
+    """The pub/sub message for ``events`` written by the store ``origin``."""
+    return json.dumps(
+        {"origin": origin, "events": [[e.action, e.org_id, e.key_id] for e in events]}
+    )
+
+
+def decode_event_payload(data: bytes | str) -> tuple[str, list[KeyEvent]]:
+    """``(origin, events)`` from a pub/sub message; ``ValueError`` if malformed."""
+    try:
+        message = json.loads(data)
+        events = [
+            KeyEvent(str(action), str(org_id), None if key_id is None else str(key_id))
+            for action, org_id, key_id in message["events"]
+        ]
+        return str(message["origin"]), events
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ValueError("malformed event message") from exc

@@ -1,0 +1,347 @@
+"""Redis store operations, written once: Lua scripts and sans-I/O generators.
+
+Theory of operation
+-------------------
+Each store operation is a generator that yields what it needs from Redis —
+a :class:`Call` (one command), a :class:`Batch` (commands in one round
+trip), a :class:`Lua` (a script run atomically) — or a :class:`Notify`
+(tell this process's subscribers), and returns the operation's result. The
+store drives it with a sync client or ``await``\\ s it on an async client
+(the httpx ``auth_flow`` pattern); neither driver knows what a key is.
+
+Every write is one Lua script whose keys share the org's hash slot (see
+:mod:`._redis_layout`), so it happens whole or not at all. The same script
+``PUBLISH``\\ es the change on the events channel: a message exists only for
+a committed write, and a process that receives it and then reads sees the
+new state (commands on one server execute in order), which is what lets a
+remote revocation never be undone by a cache fill that raced with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from .._records import KeyRecord, LegacyRecord
+from ._base import KeyEvent, KeyUpdate
+from ._redis_layout import (
+    Layout,
+    encode_event_payload,
+    fields_from_reply,
+    format_time,
+    index_member,
+    key_fields,
+    key_from_fields,
+    legacy_fields,
+    legacy_from_fields,
+    text,
+)
+
+__all__ = [
+    "Batch",
+    "Call",
+    "Lua",
+    "Need",
+    "Notify",
+    "Op",
+    "Ops",
+    "Script",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script, run by ``EVALSHA`` (``EVAL`` when the server lacks it)."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", sha)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Need: one command; the answer is its reply.
+
+    ``best_effort``: a failure answers ``None`` instead of failing the
+    operation (for clean-ups after the write already committed).
+    """
+
+    args: tuple[str, ...]
+    best_effort: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Need: read-only commands in one round trip; the answer is the list of replies."""
+
+    calls: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Lua:
+    """Need: run ``script`` atomically; the answer is its reply."""
+
+    script: Script
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    best_effort: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Need: deliver ``events`` to this process's subscribers (after the write)."""
+
+    events: tuple[KeyEvent, ...]
+
+
+Need = Call | Batch | Lua | Notify
+Op = Generator[Need, Any, T]
+
+# KEYS[1] record, KEYS[2] index; ARGV channel, payload, index member, fields...
+ADD_KEY = Script(
+    "add_key",
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] record; ARGV channel, payload, field/value pairs to set...
+UPDATE_KEY = Script(
+    "update_key",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+""",
+)
+
+# KEYS[1] old record, KEYS[2] new record, KEYS[3] index;
+# ARGV channel, payload, grace_until, new key id, new index member, new fields...
+# Timestamps are fixed-width UTC ISO 8601, so string order is time order.
+ROTATE_KEY = Script(
+    "rotate_key",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local expires = redis.call('HGET', KEYS[1], 'expires_at')
+if (not expires) or expires == '' or ARGV[3] < expires then
+  redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'replaced_by', ARGV[4])
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[3], 0, ARGV[5])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+""",
+)
+
+# KEYS[1] record, KEYS[2] index; ARGV channel, payload, key id
+DELETE_KEY = Script(
+    "delete_key",
+    """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+local created = redis.call('HGET', KEYS[1], 'created_at')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], created .. ' ' .. ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return fields
+""",
+)
+
+# KEYS[1] legacy record; ARGV channel, payload, fields...
+PUT_LEGACY = Script(
+    "put_legacy",
+    """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] legacy record; ARGV channel, payload
+DELETE_LEGACY = Script(
+    "delete_legacy",
+    """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] directory entry; ARGV org id. Delete it only if it still names that org.
+RELEASE_DIRECTORY = Script(
+    "release_directory",
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""",
+)
+
+SCRIPTS = (
+    ADD_KEY,
+    UPDATE_KEY,
+    ROTATE_KEY,
+    DELETE_KEY,
+    PUT_LEGACY,
+    DELETE_LEGACY,
+    RELEASE_DIRECTORY,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ops:
+    """The operations of one store: its key layout and its origin id (for events)."""
+
+    layout: Layout
+    origin: str
+
+    def _write(
+        self, script: Script, keys: tuple[str, ...], events: tuple[KeyEvent, ...], *args: str
+    ) -> Lua:
+        payload = encode_event_payload(self.origin, events)
+        return Lua(script, keys, (self.layout.channel, payload, *args))
+
+    def _org_of(self, key_id: str) -> Op[str | None]:
+        org = yield Call(("GET", self.layout.directory(key_id)))
+        return None if org is None else text(org)
+
+    def _claim_directory(self, record: KeyRecord) -> Op[None]:
+        entry = self.layout.directory(record.key_id)
+        if (yield Call(("SET", entry, record.org_id, "NX"))):
+            return
+        current = yield Call(("GET", entry))
+        if current is not None and (
+            yield Call(("EXISTS", self.layout.key(text(current), record.key_id)))
+        ):
+            raise ValueError("duplicate key id")
+        # An orphan left by an interrupted write (no record behind it): take it over.
+        yield Call(("SET", entry, record.org_id))
+
+    def get_key(self, key_id: str) -> Op[KeyRecord | None]:
+        """See :meth:`KeyStore.get_key`: two reads (directory, record)."""
+        org = yield from self._org_of(key_id)
+        if org is None:
+            return None
+        fields = fields_from_reply((yield Call(("HGETALL", self.layout.key(org, key_id)))))
+        return key_from_fields(fields) if fields else None
+
+    def list_keys(self, org_id: str) -> Op[list[KeyRecord]]:
+        """See :meth:`KeyStore.list_keys`."""
+        members = yield Call(("ZRANGE", self.layout.index(org_id), "0", "-1"))
+        key_ids = [text(m).rpartition(" ")[2] for m in members]
+        if not key_ids:
+            return []
+        replies = yield Batch(tuple(("HGETALL", self.layout.key(org_id, k)) for k in key_ids))
+        records = (fields_from_reply(r) for r in replies)
+        return [key_from_fields(f) for f in records if f]
+
+    def add_key(self, record: KeyRecord) -> Op[None]:
+        """See :meth:`KeyStore.add_key`."""
+        fields = key_fields(record)  # validates before anything is written
+        yield from self._claim_directory(record)
+        event = KeyEvent("created", record.org_id, record.key_id)
+        keys = (self.layout.key(record.org_id, record.key_id), self.layout.index(record.org_id))
+        if not (yield self._write(ADD_KEY, keys, (event,), index_member(record), *fields)):
+            raise ValueError("duplicate key id")
+        yield Notify((event,))
+
+    def update_key(self, key_id: str, update: KeyUpdate) -> Op[KeyRecord | None]:
+        """See :meth:`KeyStore.update_key`."""
+        org = yield from self._org_of(key_id)
+        if org is None:
+            return None
+        pairs: list[str] = []
+        if update.name is not None:
+            pairs += ["name", update.name]
+        if update.enabled is not None:
+            pairs += ["enabled", "1" if update.enabled else "0"]
+        event = KeyEvent("updated", org, key_id)
+        reply = yield self._write(UPDATE_KEY, (self.layout.key(org, key_id),), (event,), *pairs)
+        if reply is None:
+            return None
+        yield Notify((event,))
+        return key_from_fields(fields_from_reply(reply))
+
+    def rotate_key(
+        self, old_key_id: str, new_record: KeyRecord, grace_until: datetime
+    ) -> Op[KeyRecord | None]:
+        """See :meth:`KeyStore.rotate_key`; the new key must belong to the same org."""
+        fields, until = key_fields(new_record), format_time(grace_until)
+        org = yield from self._org_of(old_key_id)
+        if org is None:
+            return None
+        if new_record.org_id != org:
+            if not (yield Call(("EXISTS", self.layout.key(org, old_key_id)))):
+                return None
+            raise ValueError("a rotation stays within one organization")
+        yield from self._claim_directory(new_record)
+        events = (KeyEvent("rotated", org, old_key_id), KeyEvent("created", org, new_record.key_id))
+        keys = (
+            self.layout.key(org, old_key_id),
+            self.layout.key(org, new_record.key_id),
+            self.layout.index(org),
+        )
+        member = index_member(new_record)
+        reply = yield self._write(
+            ROTATE_KEY, keys, events, until, new_record.key_id, member, *fields
+        )
+        if reply is None:  # the old key vanished meanwhile: give the id back
+            yield self._release(new_record.key_id, org)
+            return None
+        if isinstance(reply, int):
+            raise ValueError("duplicate key id")
+        yield Notify(events)
+        return key_from_fields(fields_from_reply(reply))
+
+    def delete_key(self, key_id: str) -> Op[KeyRecord | None]:
+        """See :meth:`KeyStore.delete_key`."""
+        org = yield from self._org_of(key_id)
+        if org is None:
+            return None
+        event = KeyEvent("deleted", org, key_id)
+        keys = (self.layout.key(org, key_id), self.layout.index(org))
+        reply = yield self._write(DELETE_KEY, keys, (event,), key_id)
+        if reply is None:
+            return None
+        yield Notify((event,))
+        yield self._release(key_id, org)
+        return key_from_fields(fields_from_reply(reply))
+
+    def _release(self, key_id: str, org: str) -> Lua:
+        return Lua(RELEASE_DIRECTORY, (self.layout.directory(key_id),), (org,), best_effort=True)
+
+    def get_legacy(self, org_id: str) -> Op[LegacyRecord | None]:
+        """See :meth:`KeyStore.get_legacy`."""
+        fields = fields_from_reply((yield Call(("HGETALL", self.layout.legacy(org_id)))))
+        return legacy_from_fields(fields) if fields else None
+
+    def put_legacy(self, record: LegacyRecord) -> Op[None]:
+        """See :meth:`KeyStore.put_legacy`."""
+        fields = legacy_fields(record)
+        event = KeyEvent("legacy_imported", record.org_id)
+        yield self._write(PUT_LEGACY, (self.layout.legacy(record.org_id),), (event,), *fields)
+        yield Notify((event,))
+
+    def delete_legacy(self, org_id: str) -> Op[bool]:
+        """See :meth:`KeyStore.delete_legacy`."""
+        event = KeyEvent("legacy_deleted", org_id)
+        if not (yield self._write(DELETE_LEGACY, (self.layout.legacy(org_id),), (event,))):
+            return False
+        yield Notify((event,))
+        return True

@@ -1,0 +1,331 @@
+"""The Redis key store: the operations of :mod:`._redis_ops`, driven sync or async."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError, RedisError
+
+from .._records import KeyRecord, LegacyRecord
+from ..exceptions import StoreUnavailable
+from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
+from ._redis_events import EventListener
+from ._redis_layout import Layout
+from ._redis_ops import Batch, Call, Lua, Need, Notify, Op, Ops
+
+__all__ = ["RedisKeyStore"]
+
+logger = logging.getLogger("scout_auth")
+
+T = TypeVar("T")
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    logger.warning("redis key store error: %s", type(exc).__name__)
+    return StoreUnavailable("Key store unreachable")
+
+
+class RedisKeyStore(StoreEventsMixin):
+    """A key store on Redis, shared by every instance of a service.
+
+    Keys live under ``prefix`` (layout in ``docs/redis-store.md``): public
+    keys and argon2id hashes only, one org per Redis Cluster hash slot, every
+    write one atomic Lua script. Each write is published on
+    ``<prefix>:events``; unless ``listen=False`` a daemon thread delivers
+    changes made by *other* processes to this store's subscribers, so every
+    verifier drops a disabled or deleted key within milliseconds. If the feed
+    drops, caches fall back to their TTL and the thread reconnects by itself
+    (then flushes them: events may have been missed).
+
+    Redis errors and timeouts raise
+    :class:`~scout_auth.exceptions.StoreUnavailable` (the middlewares answer
+    503 with ``Retry-After``); the store recovers by itself when Redis does.
+
+    Args:
+        client: A sync ``redis.Redis`` (sync methods and the change feed).
+        async_client: A ``redis.asyncio.Redis`` for the ``a*`` methods; without
+            one they run the sync client in a worker thread.
+        prefix: Namespace of every Redis key (no ``{`` or ``}``).
+        listen: Run the change-feed thread (``False``: publish only, e.g. CLI
+            tools, which have no cache to invalidate).
+        ping_interval: Seconds between liveness pings on the feed connection.
+
+    Example:
+        >>> store = RedisKeyStore.from_url("redis://localhost:6379/0")  # doctest: +SKIP
+        >>> verifier = AsyncVerifier(store, cache_ttl=60)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        async_client: redis.asyncio.Redis | None = None,
+        prefix: str = "scout",
+        listen: bool = True,
+        ping_interval: float = 5.0,
+        _clients: RedisClients | None = None,
+    ) -> None:
+        super().__init__()
+        self._clients = _clients or RedisClients(client, async_client)
+        self.layout = Layout(prefix)
+        self.origin = uuid.uuid4().hex
+        self._ops = Ops(self.layout, self.origin)
+        self._closed = False
+        self._listener: EventListener | None = None
+        if listen:
+            self._listener = EventListener(
+                self._clients.sync,
+                self.layout.channel,
+                self.origin,
+                self._deliver_remote,
+                ping_interval=ping_interval,
+            )
+            self._listener.start()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "scout",
+        listen: bool = True,
+        socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float | None = DEFAULT_SOCKET_CONNECT_TIMEOUT,
+        retries: int = 1,
+        ping_interval: float = 5.0,
+        **client_options: Any,
+    ) -> RedisKeyStore:
+        """A store with its own clients for ``url`` (closed by :meth:`close` / :meth:`aclose`).
+
+        Args:
+            url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+            prefix: See the class.
+            listen: See the class.
+            socket_timeout: Seconds a command may take (then 503).
+            socket_connect_timeout: Seconds a connection attempt may take.
+            retries: Immediate retries after a connection error (a pooled
+                connection may be stale after a Redis restart).
+            ping_interval: See the class.
+            client_options: More ``redis.Redis.from_url`` options.
+        """
+        clients = RedisClients.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retries=retries,
+            **client_options,
+        )
+        return cls(
+            clients.sync,
+            prefix=prefix,
+            listen=listen,
+            ping_interval=ping_interval,
+            _clients=clients,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisKeyStore(prefix={self.layout.prefix!r}, listening={self.listening})"
+
+    @property
+    def listening(self) -> bool:
+        """Whether the change feed is subscribed right now."""
+        return self._listener is not None and self._listener.connected.is_set()
+
+    def wait_listening(self, timeout: float | None = None) -> bool:
+        """Wait until the change feed is subscribed; ``False`` on timeout or ``listen=False``."""
+        return self._listener is not None and self._listener.connected.wait(timeout)
+
+    def _deliver_remote(self, event: KeyEvent) -> None:
+        # On the listener thread: one failing subscriber must not keep a
+        # revocation from the others.
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("key event subscriber failed")
+
+    # -- drivers ----------------------------------------------------------
+    def _run(self, op: Op[T]) -> T:
+        client = self._clients.sync
+        try:
+            need = next(op)
+            while True:
+                need = op.send(self._perform(client, need))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    def _perform(self, client: redis.Redis, need: Need) -> Any:
+        if isinstance(need, Notify):
+            for event in need.events:
+                self._publish(event)
+            return None
+        try:
+            if isinstance(need, Call):
+                return client.execute_command(*need.args)  # type: ignore[no-untyped-call]
+            if isinstance(need, Lua):
+                keys_and_args = (*need.keys, *need.args)
+                try:
+                    return client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
+                except NoScriptError:
+                    return client.eval(need.script.source, len(need.keys), *keys_and_args)
+            pipe = client.pipeline(transaction=False)
+            for args in need.calls:
+                pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+            return pipe.execute()
+        except (RedisError, OSError) as exc:
+            if isinstance(need, Call | Lua) and need.best_effort:
+                return None
+            raise _unavailable(exc) from exc
+
+    async def _arun(self, op: Op[T]) -> T:
+        if not self._clients.has_async:
+            return await anyio.to_thread.run_sync(self._run, op)
+        client = self._clients.async_client()
+        try:
+            need = next(op)
+            while True:
+                need = op.send(await self._aperform(client, need))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    async def _aperform(self, client: redis.asyncio.Redis, need: Need) -> Any:
+        if isinstance(need, Notify):
+            for event in need.events:
+                self._publish(event)
+            return None
+        try:
+            if isinstance(need, Call):
+                return await client.execute_command(*need.args)  # type: ignore[no-untyped-call]
+            if isinstance(need, Lua):
+                keys_and_args = (*need.keys, *need.args)
+                try:
+                    return await client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
+                except NoScriptError:
+                    return await client.eval(need.script.source, len(need.keys), *keys_and_args)
+            assert isinstance(need, Batch)
+            pipe = client.pipeline(transaction=False)
+            for args in need.calls:
+                pipe.execute_command(*args)
+            return await pipe.execute()
+        except (RedisError, OSError) as exc:
+            if isinstance(need, Call | Lua) and need.best_effort:
+                return None
+            raise _unavailable(exc) from exc
+
+    # -- sync -------------------------------------------------------------
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        """Return the key with ``key_id``, or ``None``."""
+        return self._run(self._ops.get_key(key_id))
+
+    def list_keys(self, org_id: str) -> list[KeyRecord]:
+        """Return the org's keys, oldest first."""
+        return self._run(self._ops.list_keys(org_id))
+
+    def add_key(self, record: KeyRecord) -> None:
+        """Insert a new key; ``ValueError`` if the id exists."""
+        self._run(self._ops.add_key(record))
+
+    def update_key(self, key_id: str, update: KeyUpdate) -> KeyRecord | None:
+        """Apply ``update`` atomically; return the new record or ``None``."""
+        return self._run(self._ops.update_key(key_id, update))
+
+    def rotate_key(
+        self, old_key_id: str, new_record: KeyRecord, grace_until: datetime
+    ) -> KeyRecord | None:
+        """Insert ``new_record`` and end the old key at ``grace_until``, atomically.
+
+        Raises:
+            ValueError: The new key id exists, or the new key belongs to
+                another org (a rotation stays within one org: one hash slot).
+        """
+        return self._run(self._ops.rotate_key(old_key_id, new_record, grace_until))
+
+    def delete_key(self, key_id: str) -> KeyRecord | None:
+        """Delete permanently; return the deleted record or ``None``."""
+        return self._run(self._ops.delete_key(key_id))
+
+    def get_legacy(self, org_id: str) -> LegacyRecord | None:
+        """Return the org's legacy key hash, or ``None``."""
+        return self._run(self._ops.get_legacy(org_id))
+
+    def put_legacy(self, record: LegacyRecord) -> None:
+        """Create or replace the org's legacy key hash."""
+        self._run(self._ops.put_legacy(record))
+
+    def delete_legacy(self, org_id: str) -> bool:
+        """Delete the org's legacy key; ``False`` if there was none."""
+        return self._run(self._ops.delete_legacy(org_id))
+
+    def close(self) -> None:
+        """Stop the change feed and close the clients this store made.
+
+        From async code prefer :meth:`aclose`, which also closes an owned
+        async client.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            self._listener.stop()
+        self._clients.close()
+
+    # -- async ------------------------------------------------------------
+    async def aget_key(self, key_id: str) -> KeyRecord | None:
+        """Async :meth:`get_key`."""
+        return await self._arun(self._ops.get_key(key_id))
+
+    async def alist_keys(self, org_id: str) -> list[KeyRecord]:
+        """Async :meth:`list_keys`."""
+        return await self._arun(self._ops.list_keys(org_id))
+
+    async def aadd_key(self, record: KeyRecord) -> None:
+        """Async :meth:`add_key`."""
+        await self._arun(self._ops.add_key(record))
+
+    async def aupdate_key(self, key_id: str, update: KeyUpdate) -> KeyRecord | None:
+        """Async :meth:`update_key`."""
+        return await self._arun(self._ops.update_key(key_id, update))
+
+    async def arotate_key(
+        self, old_key_id: str, new_record: KeyRecord, grace_until: datetime
+    ) -> KeyRecord | None:
+        """Async :meth:`rotate_key`."""
+        return await self._arun(self._ops.rotate_key(old_key_id, new_record, grace_until))
+
+    async def adelete_key(self, key_id: str) -> KeyRecord | None:
+        """Async :meth:`delete_key`."""
+        return await self._arun(self._ops.delete_key(key_id))
+
+    async def aget_legacy(self, org_id: str) -> LegacyRecord | None:
+        """Async :meth:`get_legacy`."""
+        return await self._arun(self._ops.get_legacy(org_id))
+
+    async def aput_legacy(self, record: LegacyRecord) -> None:
+        """Async :meth:`put_legacy`."""
+        await self._arun(self._ops.put_legacy(record))
+
+    async def adelete_legacy(self, org_id: str) -> bool:
+        """Async :meth:`delete_legacy`."""
+        return await self._arun(self._ops.delete_legacy(org_id))
+
+    async def aclose(self) -> None:
+        """Stop the change feed (off the event loop) and close the clients this store made."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            await anyio.to_thread.run_sync(self._listener.stop)
+        await self._clients.aclose()

@@ -1,0 +1,23 @@
+"""Redis: a shared key store with a change feed, and a fleet-wide replay cache.
+
+Needs the ``redis`` extra (``pip install 'scout-auth[redis]'``)::
+
+    from scout_auth import AsyncVerifier
+    from scout_auth.stores.redis import RedisKeyStore, RedisNonceCache
+
+    store = RedisKeyStore.from_url("redis://redis:6379/0", prefix="scout")
+    verifier = AsyncVerifier(store, cache_ttl=60)
+    nonces = RedisNonceCache.from_url("redis://redis:6379/0", prefix="scout")
+
+See ``docs/redis-store.md`` for the key layout, the change feed and failure
+behaviour.
+"""
+
+from __future__ import annotations
+
+from ._redis_events import FLUSH
+from ._redis_layout import Layout
+from ._redis_nonce import RedisNonceCache
+from ._redis_store import RedisKeyStore
+
+__all__ = ["FLUSH", "Layout", "RedisKeyStore", "RedisNonceCache"]
