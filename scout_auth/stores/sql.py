@@ -39,32 +39,62 @@ __all__ = ["KEYS", "LEGACY", "METADATA", "SQLKeyStore", "create_all", "upgrade"]
 T = TypeVar("T")
 MakeOp = Callable[[Dialect], ops.Op[T]]
 
-# A deadlock victim is rolled back whole; running it again is safe.
-_WRITE_ATTEMPTS = 3
+_ATTEMPTS = 3
 
 
-def _drive(op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]) -> ops.Outcome[T]:
-    try:
-        statement = next(op)
-        while True:
-            statement = op.send(execute(statement))
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        op.close()
+class _Attempt:
+    """One run of an operation: how many of its statements the database answered."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    def may_retry(self, exc: Exception, *, write: bool) -> bool:
+        # A pooled connection found dead before any statement was answered:
+        # nothing can have been committed, so run again on a fresh connection
+        # (what pool_pre_ping does, without a ping round trip on every call).
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return self.answered == 0
+        # A deadlock victim was rolled back whole: running it again is safe.
+        return write and is_retryable(exc)
+
+    def drive(
+        self, op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]
+    ) -> ops.Outcome[T]:
+        try:
+            statement = next(op)
+            while True:
+                result = execute(statement)
+                self.answered += 1
+                statement = op.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    async def adrive(
+        self, op: ops.Op[T], execute: Callable[[Executable], Awaitable[CursorResult[Any]]]
+    ) -> ops.Outcome[T]:
+        try:
+            statement = next(op)
+            while True:
+                result = await execute(statement)
+                self.answered += 1
+                statement = op.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
 
 
-async def _adrive(
-    op: ops.Op[T], execute: Callable[[Executable], Awaitable[CursorResult[Any]]]
-) -> ops.Outcome[T]:
-    try:
-        statement = next(op)
-        while True:
-            statement = op.send(await execute(statement))
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        op.close()
+def _options(
+    url: URL, is_async: bool, timeouts: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    # Ours first, the caller's on top; connect_args merged key by key.
+    args = connect_args(url, is_async=is_async, **timeouts)
+    args.update(given.get("connect_args", {}))
+    return {**given, "connect_args": args}
 
 
 def _translate(exc: Exception) -> Exception | None:
@@ -105,8 +135,10 @@ class SQLKeyStore(StoreEventsMixin):
             database; use a file or :class:`~scout_auth.InMemoryKeyStore`).
 
     Store methods raise :class:`~scout_auth.exceptions.StoreUnavailable` when
-    the database cannot be reached or times out; the next call tries again
-    (pooled connections are pinged before use), no rebuild needed.
+    the database cannot be reached or times out; the next call tries again, no
+    rebuild needed. A pooled connection that turns out dead (the server
+    restarted) is replaced and the call run again before anything was
+    written, so a restart between two calls goes unnoticed.
     """
 
     def __init__(
@@ -154,13 +186,8 @@ class SQLKeyStore(StoreEventsMixin):
             if self._engine is None:
                 if self._sync_url is None:
                     raise RuntimeError("this SQLKeyStore has only an async engine: pass engine=")
-                args = connect_args(self._sync_url, is_async=False, **self._timeouts)  # type: ignore[arg-type]
-                self._engine = create_engine(
-                    self._sync_url,
-                    pool_pre_ping=True,
-                    connect_args=args,
-                    **self._engine_options,
-                )
+                options = _options(self._sync_url, False, self._timeouts, self._engine_options)
+                self._engine = create_engine(self._sync_url, **options)
             return self._engine
 
     @property
@@ -168,13 +195,10 @@ class SQLKeyStore(StoreEventsMixin):
         """The async engine, or ``None`` if async calls go through a worker thread."""
         with self._engine_lock:
             if self._async_engine is None and self._async_url is not None:
-                args = connect_args(self._async_url, is_async=True, **self._timeouts)  # type: ignore[arg-type]
-                self._async_engine = create_async_engine(
-                    self._async_url,
-                    pool_pre_ping=True,
-                    connect_args=args,
-                    **self._async_engine_options,
+                options = _options(
+                    self._async_url, True, self._timeouts, self._async_engine_options
                 )
+                self._async_engine = create_async_engine(self._async_url, **options)
             return self._async_engine
 
     def create_all(self) -> None:
@@ -190,13 +214,14 @@ class SQLKeyStore(StoreEventsMixin):
 
     def _run(self, make: MakeOp[T], *, write: bool) -> T:
         engine = self.engine
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        for attempt in range(1, _ATTEMPTS + 1):
+            run = _Attempt()
             try:
                 with engine.begin() if write else engine.connect() as conn:
-                    outcome = _drive(make(conn.dialect), conn.execute)
+                    outcome = run.drive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if write and attempt < _WRITE_ATTEMPTS and is_retryable(exc):
+                if attempt < _ATTEMPTS and run.may_retry(exc, write=write):
                     continue
                 mapped = _translate(exc)
                 if mapped is None:
@@ -216,13 +241,14 @@ class SQLKeyStore(StoreEventsMixin):
         engine = self.async_engine
         if engine is None:  # only a sync engine: share its pool from a worker thread
             return await anyio.to_thread.run_sync(partial(self._run, make, write=write))
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        for attempt in range(1, _ATTEMPTS + 1):
+            run = _Attempt()
             try:
                 async with engine.begin() if write else engine.connect() as conn:
-                    outcome = await _adrive(make(conn.dialect), conn.execute)
+                    outcome = await run.adrive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if write and attempt < _WRITE_ATTEMPTS and is_retryable(exc):
+                if attempt < _ATTEMPTS and run.may_retry(exc, write=write):
                     continue
                 mapped = _translate(exc)
                 if mapped is None:

@@ -132,6 +132,22 @@ async def test_store_recovers_without_rebuild_when_the_server_comes_back(proxied
     assert KeyManager(store).disable_key(new.key.key_id).enabled is False
 
 
+@pytest.mark.anyio
+async def test_a_restart_between_two_calls_goes_unnoticed(proxied_store):
+    proxy, store = proxied_store
+    r = record(org())
+    store.add_key(r)
+    assert await store.aget_key(r.key_id) == r
+    proxy.stop()  # every pooled connection is cut...
+    proxy.start()  # ...and the server is back before the next call
+    assert store.get_key(r.key_id) == r  # the dead connection is replaced, the call rerun
+    assert await store.aget_key(r.key_id) == r
+    proxy.stop()
+    proxy.start()
+    assert store.update_key(r.key_id, KeyUpdate(name="renamed")) == r.evolve(name="renamed")
+    assert await store.adelete_key(r.key_id) == r.evolve(name="renamed")
+
+
 def _bounded(call: Callable[[], object], limit: float = 30.0) -> BaseException | None:
     """Run ``call`` in a thread; fail the test if it has not returned after ``limit`` s."""
     outcome: list[BaseException | None] = []
