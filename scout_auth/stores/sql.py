@@ -31,10 +31,10 @@ from . import _sql_ops as ops
 from ._base import KeyUpdate, StoreEventsMixin
 from ._sql_engines import async_url, connect_args, is_memory_sqlite, is_retryable, sync_url
 from ._sql_engines import unavailable as _unavailable
-from ._sql_migrate import create_all, upgrade
+from ._sql_migrate import alembic_config, create_all, upgrade
 from ._sql_schema import KEYS, LEGACY, METADATA
 
-__all__ = ["KEYS", "LEGACY", "METADATA", "SQLKeyStore", "create_all", "upgrade"]
+__all__ = ["KEYS", "LEGACY", "METADATA", "SQLKeyStore", "alembic_config", "create_all", "upgrade"]
 
 T = TypeVar("T")
 MakeOp = Callable[[Dialect], ops.Op[T]]

@@ -22,9 +22,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from scout_auth.stores._sql_migrate import alembic_config, current_revision
+import scout_auth
+from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql_schema import METADATA, VERSION_TABLE
-from scout_auth.stores.sql import SQLKeyStore, create_all, upgrade
+from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
 from tests.stores.conftest import server_url
 from tests.stores.contract import org, record
 
@@ -130,6 +131,22 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_databases)
         config.attributes["connection"] = conn
         command.downgrade(config, "base")
     assert sa.inspect(engine).get_table_names() == [VERSION_TABLE]
+
+
+def test_migrations_ship_inside_the_package():
+    root = Path(scout_auth.__file__).parent
+    assert MIGRATIONS_DIR.is_relative_to(root)  # hatch packages the whole directory
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert HEAD is not None
+
+
+def test_offline_mode_renders_the_ddl_for_a_dba(capsys):
+    command.upgrade(alembic_config("postgresql+psycopg://dba@db/prod"), "head", sql=True)
+    ddl = capsys.readouterr().out
+    assert "CREATE TABLE scout_auth_keys" in ddl
+    assert "TIMESTAMP WITH TIME ZONE" in ddl
+    assert f"INSERT INTO {VERSION_TABLE}" in ddl
 
 
 def test_upgrade_leaves_the_services_own_tables_alone(tmp_path):
