@@ -90,12 +90,17 @@ def connect_args(
     elif backend == "postgresql":
         args["connect_timeout"] = max(2, math.ceil(connect_timeout))  # libpq's minimum
         if statement_timeout is not None:
-            args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            # Added to, never replacing, ``?options=`` in the URL (a search_path...).
+            given = url.query.get("options", ())
+            given = (given,) if isinstance(given, str) else given
+            timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            args["options"] = " ".join((*given, timeout))
     elif backend in ("mysql", "mariadb"):
         args["connect_timeout"] = max(1, math.ceil(connect_timeout))
         if statement_timeout is not None:
             seconds = max(1, math.ceil(statement_timeout))
-            args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
+            if "init_command" not in url.query:  # the URL's own wins
+                args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
             # Socket timeouts: a server that stops answering fails the call.
             if driver in ("pymysql", "mysqldb"):
                 args["read_timeout"] = args["write_timeout"] = seconds

@@ -22,7 +22,7 @@ from scout_auth import KeyEvent, KeyManager, LegacyRecord
 from scout_auth._tokens import parse_token
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores import _sql_ops as ops
-from scout_auth.stores._sql_engines import async_url, sync_url
+from scout_auth.stores._sql_engines import async_url, connect_args, sync_url
 from scout_auth.stores._sql_schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
 from tests.stores.conftest import PER_TEST_LOOP
@@ -108,6 +108,47 @@ def test_sync_and_async_urls_are_derived(given, sync, asynchronous):
     assert sync_url(given) == make_url(sync)
     derived = async_url(given)
     assert (derived and str(derived)) == asynchronous
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param(
+            "postgresql+psycopg://h/d",
+            {"connect_timeout": 3, "options": "-c statement_timeout=1500"},
+            id="postgres",
+        ),
+        pytest.param(
+            "postgresql+psycopg://h/d?options=-csearch_path%3Dkeys",
+            {"connect_timeout": 3, "options": "-csearch_path=keys -c statement_timeout=1500"},
+            id="postgres-keeps-url-options",
+        ),
+        pytest.param(
+            "mysql+pymysql://h/d",
+            {
+                "connect_timeout": 3,
+                "init_command": "SET SESSION innodb_lock_wait_timeout = 2",
+                "read_timeout": 2,
+                "write_timeout": 2,
+            },
+            id="pymysql",
+        ),
+        pytest.param(
+            "mysql+asyncmy://h/d",
+            {
+                "connect_timeout": 3,
+                "init_command": "SET SESSION innodb_lock_wait_timeout = 2",
+                "read_timeout": 2,
+            },
+            id="asyncmy",
+        ),
+        pytest.param("sqlite:///k.db", {"timeout": 1.5}, id="sqlite-lock-wait"),
+    ],
+)
+def test_timeouts_become_connect_arguments(url, expected):
+    parsed = make_url(url)
+    args = connect_args(parsed, is_async=False, connect_timeout=2.5, statement_timeout=1.5)
+    assert args == expected
 
 
 @pytest.mark.parametrize(
