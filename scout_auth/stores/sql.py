@@ -116,7 +116,7 @@ class SQLKeyStore(StoreEventsMixin):
         url: A SQLAlchemy URL with a sync or async driver, e.g.
             ``sqlite:///keys.db``, ``postgresql+psycopg://…``,
             ``mysql+pymysql://…``. The async twin is derived (``aiosqlite``,
-            ``psycopg``, ``aiomysql``).
+            ``psycopg``, ``asyncmy``).
         engine: An existing sync :class:`~sqlalchemy.engine.Engine`. Alone, the
             ``a*`` methods run the sync ones in a worker thread.
         async_engine: An existing :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
@@ -182,6 +182,8 @@ class SQLKeyStore(StoreEventsMixin):
     @property
     def engine(self) -> Engine:
         """The sync engine (created on first use when built from a URL)."""
+        if self._engine is not None:
+            return self._engine
         with self._engine_lock:
             if self._engine is None:
                 if self._sync_url is None:
@@ -193,6 +195,8 @@ class SQLKeyStore(StoreEventsMixin):
     @property
     def async_engine(self) -> AsyncEngine | None:
         """The async engine, or ``None`` if async calls go through a worker thread."""
+        if self._async_engine is not None:
+            return self._async_engine
         with self._engine_lock:
             if self._async_engine is None and self._async_url is not None:
                 options = _options(

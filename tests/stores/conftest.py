@@ -1,19 +1,25 @@
 """SQL store fixtures: one URL per back end, each with a freshly migrated schema.
 
 SQLite needs nothing; PostgreSQL and MariaDB call ``require_server`` first
-(skip on a laptop, fail with ``CI=true``). The server schemas are dropped and
-rebuilt with the shipped Alembic migrations once per session, so every run
-tests the current migrations; tests then share the tables and stay apart by
-using unique org and key ids.
+(skip on a laptop, fail with ``CI=true``). Each test session gets its own
+PostgreSQL schema and MariaDB database, migrated with the shipped Alembic
+scripts (so every run tests the current migrations) and dropped at the end;
+concurrent runs on one server never meet. Tests in a session share the tables
+and stay apart by using unique org and key ids.
 """
 
 from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from scout_auth.stores.sql import upgrade
 from tests.conftest import MARIADB_URL, POSTGRES_URL, require_server
 
 #: Each anyio test runs its own event loop, and pooled asyncio connections must
@@ -25,21 +31,7 @@ SERVERS = {
     "postgres": ("PostgreSQL", POSTGRES_URL),
     "mariadb": ("MariaDB", MARIADB_URL),
 }
-
-
-def reset_schema(url: str) -> None:
-    """Drop scout_auth's tables and migrate an empty database to head."""
-    from scout_auth.stores._sql_schema import METADATA, VERSION_TABLE
-    from scout_auth.stores.sql import upgrade
-
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            METADATA.drop_all(conn)
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-        upgrade(engine)
-    finally:
-        engine.dispose()
+_SESSION = f"scout_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
 def server_url(name: str) -> str:
@@ -50,27 +42,55 @@ def server_url(name: str) -> str:
     return url
 
 
+def _namespace_sql(name: str) -> tuple[str, str]:
+    if name == "postgres":
+        return f"CREATE SCHEMA {_SESSION}", f"DROP SCHEMA IF EXISTS {_SESSION} CASCADE"
+    return f"CREATE DATABASE {_SESSION}", f"DROP DATABASE IF EXISTS {_SESSION}"
+
+
+def _in_namespace(name: str, url: str) -> str:
+    parsed = make_url(url)
+    if name == "postgres":
+        parsed = parsed.update_query_dict({"options": f"-csearch_path={_SESSION}"})
+    else:
+        parsed = parsed.set(database=_SESSION)
+    return parsed.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
-def _migrated() -> dict[str, str]:
-    return {}
+def _namespaces() -> Iterator[dict[str, str]]:
+    created: dict[str, str] = {}
+    yield created
+    for name in created:
+        admin = sa.create_engine(SERVERS[name][1], poolclass=NullPool)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(_namespace_sql(name)[1])
+        admin.dispose()
+
+
+def _server_fixture_url(name: str, namespaces: dict[str, str]) -> str:
+    url = server_url(name)
+    if name not in namespaces:
+        admin = sa.create_engine(url, poolclass=NullPool)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(_namespace_sql(name)[1])
+            conn.exec_driver_sql(_namespace_sql(name)[0])
+        admin.dispose()
+        namespaces[name] = _in_namespace(name, url)
+        upgrade(namespaces[name])
+    return namespaces[name]
 
 
 @pytest.fixture
-def postgres_url(_migrated: dict[str, str]) -> str:
-    url = server_url("postgres")
-    if "postgres" not in _migrated:
-        reset_schema(url)
-        _migrated["postgres"] = url
-    return url
+def postgres_url(_namespaces: dict[str, str]) -> str:
+    """PostgreSQL, in this session's migrated schema."""
+    return _server_fixture_url("postgres", _namespaces)
 
 
 @pytest.fixture
-def mariadb_url(_migrated: dict[str, str]) -> str:
-    url = server_url("mariadb")
-    if "mariadb" not in _migrated:
-        reset_schema(url)
-        _migrated["mariadb"] = url
-    return url
+def mariadb_url(_namespaces: dict[str, str]) -> str:
+    """MariaDB, in this session's migrated database."""
+    return _server_fixture_url("mariadb", _namespaces)
 
 
 @pytest.fixture(scope="session")
