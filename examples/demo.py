@@ -96,6 +96,11 @@ def step(
     print(f"  {mark}  {label:<46} {method:<4} {path:<8} -> {shown:<24} (want {want})")
 
 
+def forge(token: str) -> str:
+    """The token with its last character changed (always a different token)."""
+    return token[:-1] + ("x" if token[-1] != "x" else "y")
+
+
 def bearer(token: str) -> str:
     return f"Bearer {token}"
 
@@ -172,7 +177,7 @@ def walk(name: str, base_url: str, store: InMemoryKeyStore) -> None:
             "forged token",
             "GET",
             "/files",
-            auth=bearer(sync.token[:-1] + "x"),
+            auth=bearer(forge(sync.token)),
             expect=401,
             expect_code="invalid_token",
         )

@@ -1,4 +1,7 @@
-"""A loopback TCP proxy we can cut, to simulate Redis going away without touching it."""
+"""A loopback TCP proxy a test can cut, to take Redis or a database "down" without touching it.
+
+Shared by the Redis and SQL fault suites.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ class TcpProxy:
     """
 
     def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
+        """Proxy to ``target`` (default: the local Redis)."""
         self.target = target
         self.port = 0
         self.stall = False
@@ -26,7 +30,14 @@ class TcpProxy:
 
     @property
     def url(self) -> str:
+        """A Redis URL through the proxy (Redis suites)."""
         return f"redis://127.0.0.1:{self.port}/15"
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def start(self) -> TcpProxy:
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -1,0 +1,137 @@
+"""Engines for :class:`~scout_auth.stores.sql.SQLKeyStore`: URLs, timeouts, errors.
+
+A store built from one URL needs a sync and an async engine; the async URL is
+derived from the sync one (and back) by swapping the driver for its twin. For
+MySQL/MariaDB the async twin is asyncmy: aiomysql 0.3 cannot send binary
+parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
+Timeouts become driver connect arguments, so a dead or stuck server fails a
+call within bounded time. Driver errors that mean "the database cannot answer
+now" become :class:`~scout_auth.exceptions.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+
+from ..exceptions import StoreUnavailable
+
+__all__ = [
+    "async_url",
+    "connect_args",
+    "is_retryable",
+    "sync_url",
+    "unavailable",
+]
+
+# sync driver -> async twin; a bare dialect name means its default driver.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "mysql": "mysql+asyncmy",
+    "mysql+pymysql": "mysql+asyncmy",
+    "mysql+mysqldb": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+    "mariadb+pymysql": "mariadb+asyncmy",
+    "mariadb+mysqldb": "mariadb+asyncmy",
+}
+_SYNC_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+    "mariadb+aiomysql": "mariadb+pymysql",
+    "mariadb+asyncmy": "mariadb+pymysql",
+}
+
+
+def _swap(url: URL, table: dict[str, str]) -> URL | None:
+    name = url.drivername
+    if name in table:
+        return url.set(drivername=table[name])
+    return None
+
+
+def sync_url(url: str | URL) -> URL:
+    """The sync URL for ``url`` (itself if it already names a sync driver)."""
+    parsed = make_url(url)
+    return _swap(parsed, _SYNC_DRIVERS) or parsed
+
+
+def async_url(url: str | URL) -> URL | None:
+    """The async twin of ``url``, or ``None`` if no async driver is known for it."""
+    parsed = make_url(url)
+    if parsed.drivername in _SYNC_DRIVERS or parsed.drivername == "postgresql+psycopg_async":
+        return parsed
+    return _swap(parsed, _ASYNC_DRIVERS)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether ``url`` is a per-connection in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def connect_args(
+    url: URL, *, is_async: bool, connect_timeout: float, statement_timeout: float | None
+) -> dict[str, Any]:
+    """Driver connect arguments that bound connecting and each statement."""
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    args: dict[str, Any] = {}
+    if backend == "sqlite":
+        # How long to wait for another writer's lock before "database is locked".
+        args["timeout"] = statement_timeout if statement_timeout is not None else 5.0
+    elif backend == "postgresql":
+        args["connect_timeout"] = max(2, math.ceil(connect_timeout))  # libpq's minimum
+        if statement_timeout is not None:
+            # Added to, never replacing, ``?options=`` in the URL (a search_path...).
+            given = url.query.get("options", ())
+            given = (given,) if isinstance(given, str) else given
+            timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            args["options"] = " ".join((*given, timeout))
+    elif backend in ("mysql", "mariadb"):
+        args["connect_timeout"] = max(1, math.ceil(connect_timeout))
+        if statement_timeout is not None:
+            seconds = max(1, math.ceil(statement_timeout))
+            if "init_command" not in url.query:  # the URL's own wins
+                args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
+            # Socket timeouts: a server that stops answering fails the call.
+            if driver in ("pymysql", "mysqldb"):
+                args["read_timeout"] = args["write_timeout"] = seconds
+            elif driver == "asyncmy":
+                args["read_timeout"] = seconds
+    return args
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed transaction may simply be run again (deadlock victim)."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # PostgreSQL
+        return True
+    args: tuple[object, ...] = getattr(orig, "args", ())
+    return len(args) > 0 and args[0] in (1213, 1020)  # MySQL/MariaDB deadlock, changed row
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """The :class:`StoreUnavailable` for a "cannot answer now" error, else ``None``.
+
+    Connection failures, timeouts, lock waits and dropped connections qualify;
+    programming errors (a missing table, bad SQL) do not: they should be loud.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        if not (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        ):
+            return None
+    elif not isinstance(exc, sa_exc.TimeoutError | TimeoutError | ConnectionError):
+        return None
+    # The default detail only: clients see it, and the driver's message may
+    # name hosts, users or the statement. The cause stays on ``__cause__``.
+    return StoreUnavailable()

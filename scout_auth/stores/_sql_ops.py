@@ -1,0 +1,243 @@
+"""The store's SQL, written once for the sync and the async driver.
+
+Theory of operation
+-------------------
+Each operation is a generator: it yields a SQLAlchemy Core statement, receives
+the statement's result, and finally returns an :class:`Outcome` (the value for
+the caller plus the :class:`~scout_auth.stores.KeyEvent` s to publish once the
+transaction has committed). :class:`~scout_auth.stores.sql.SQLKeyStore` runs a
+generator inside one transaction on a ``Connection`` (plain calls) or an
+``AsyncConnection`` (``await``); nothing here performs I/O.
+
+Writes are ordered so that the first statement of every lifecycle transaction
+takes the row's write lock (``UPDATE``/``DELETE``), and the record returned to
+the caller is read *after* that, inside the same transaction. That holds on
+every back end, including SQLite, whose driver only opens a transaction at the
+first write: there is no window between "read" and "write" for another client
+to slip into (no lost update, no successor inserted for a key deleted
+meanwhile, no deleted key resurrected by a concurrent rename).
+
+Ids are compared exactly: the MariaDB tables use a binary NO PAD collation,
+and every row a read returns is checked again in Python against the id asked
+for (an org id differing only in case or trailing spaces is another org).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Dialect, Row
+from sqlalchemy.sql import Executable
+
+from .._records import KeyRecord, LegacyRecord
+from ._base import KeyEvent, KeyUpdate
+from ._sql_schema import KEYS, LEGACY, UTCDateTime
+
+__all__ = ["Op", "Outcome"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What an operation returns: its value and the events to publish after commit."""
+
+    value: T
+    events: tuple[KeyEvent, ...] = field(default=())
+
+
+Op = Generator[Executable, CursorResult[Any], Outcome[T]]
+
+
+# -- rows <-> records ------------------------------------------------------
+def _encode_scopes(scopes: frozenset[str] | None) -> str | None:
+    # NULL = unrestricted; "[]" = no scope at all. Sorted, so equal sets are equal text.
+    return None if scopes is None else json.dumps(sorted(scopes))
+
+
+def _decode_scopes(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(json.loads(text))
+
+
+def key_values(record: KeyRecord) -> dict[str, Any]:
+    """The ``scout_auth_keys`` row for ``record``."""
+    return {
+        "key_id": record.key_id,
+        "org_id": record.org_id,
+        "name": record.name,
+        "public_key": bytes(record.public_key),
+        "enabled": record.enabled,
+        "scopes": _encode_scopes(record.scopes),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "replaced_by": record.replaced_by,
+    }
+
+
+def _key(row: Row[Any]) -> KeyRecord:
+    return KeyRecord(
+        key_id=row.key_id,
+        org_id=row.org_id,
+        name=row.name,
+        public_key=bytes(row.public_key),
+        enabled=bool(row.enabled),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        scopes=_decode_scopes(row.scopes),
+        replaced_by=row.replaced_by,
+    )
+
+
+def _legacy(row: Row[Any]) -> LegacyRecord:
+    return LegacyRecord(org_id=row.org_id, secret_hash=row.secret_hash, created_at=row.created_at)
+
+
+# -- reads -----------------------------------------------------------------
+def get_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
+    """One key by primary key."""
+    result = yield sa.select(KEYS).where(KEYS.c.key_id == key_id)
+    row = result.first()
+    return Outcome(None if row is None or row.key_id != key_id else _key(row))
+
+
+def list_keys(org_id: str, dialect: Dialect) -> Op[list[KeyRecord]]:
+    """An org's keys, oldest first, through the ``org_id`` index."""
+    result = yield (
+        sa.select(KEYS).where(KEYS.c.org_id == org_id).order_by(KEYS.c.created_at, KEYS.c.key_id)
+    )
+    return Outcome([_key(row) for row in result if row.org_id == org_id])
+
+
+def get_legacy(org_id: str, dialect: Dialect) -> Op[LegacyRecord | None]:
+    """An org's legacy hash by primary key."""
+    result = yield sa.select(LEGACY).where(LEGACY.c.org_id == org_id)
+    row = result.first()
+    return Outcome(None if row is None or row.org_id != org_id else _legacy(row))
+
+
+def _reread(key_id: str, dialect: Dialect) -> Generator[Executable, CursorResult[Any], KeyRecord]:
+    # FOR UPDATE: a locking (current) read on PostgreSQL/InnoDB; SQLite ignores it
+    # and needs none, the transaction already holds the write lock.
+    result = yield sa.select(KEYS).where(KEYS.c.key_id == key_id).with_for_update()
+    return _key(result.one())
+
+
+# -- writes ----------------------------------------------------------------
+def add_key(record: KeyRecord, dialect: Dialect) -> Op[None]:
+    """Insert a key (the caller turns an IntegrityError into ``ValueError``)."""
+    yield sa.insert(KEYS).values(key_values(record))
+    return Outcome(None, (KeyEvent("created", record.org_id, record.key_id),))
+
+
+def update_key(key_id: str, update: KeyUpdate, dialect: Dialect) -> Op[KeyRecord | None]:
+    """Change name and/or enabled; return the record as this transaction left it."""
+    values: dict[str, Any] = {}
+    if update.name is not None:
+        values["name"] = update.name
+    if update.enabled is not None:
+        values["enabled"] = update.enabled
+    where = KEYS.c.key_id == key_id
+    if values:
+        result = yield sa.update(KEYS).where(where).values(values)
+        if result.rowcount == 0:
+            return Outcome(None)
+    else:
+        result = yield sa.select(KEYS.c.key_id).where(where).with_for_update()
+        if result.first() is None:
+            return Outcome(None)
+    new = yield from _reread(key_id, dialect)
+    return Outcome(new, (KeyEvent("updated", new.org_id, key_id),))
+
+
+def rotate_key(
+    old_key_id: str, new_record: KeyRecord, grace_until: datetime, dialect: Dialect
+) -> Op[KeyRecord | None]:
+    """End the old key at ``min(expires_at, grace_until)``, then insert the successor.
+
+    The ``UPDATE`` comes first: if the old key is gone (or deleted meanwhile)
+    nothing is written; if it exists its row stays locked until commit. A
+    duplicate successor id raises IntegrityError and rolls the update back.
+    """
+    grace = sa.literal(grace_until, UTCDateTime())
+    expires = KEYS.c.expires_at
+    result = yield (
+        sa.update(KEYS)
+        .where(KEYS.c.key_id == old_key_id)
+        .values(
+            expires_at=sa.case(
+                (sa.and_(expires.is_not(None), expires < grace), expires), else_=grace
+            ),
+            replaced_by=new_record.key_id,
+        )
+    )
+    if result.rowcount == 0:
+        return Outcome(None)
+    yield sa.insert(KEYS).values(key_values(new_record))
+    old = yield from _reread(old_key_id, dialect)
+    return Outcome(
+        old,
+        (
+            KeyEvent("rotated", old.org_id, old_key_id),
+            KeyEvent("created", new_record.org_id, new_record.key_id),
+        ),
+    )
+
+
+def delete_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
+    """Delete a key and return it as it was when deleted."""
+    where = KEYS.c.key_id == key_id
+    if dialect.delete_returning:
+        result = yield sa.delete(KEYS).where(where).returning(*KEYS.c)
+        row = result.first()
+    else:  # MySQL: lock, read, delete
+        result = yield sa.select(KEYS).where(where).with_for_update()
+        row = result.first()
+        if row is not None:
+            yield sa.delete(KEYS).where(where)
+    if row is None:
+        return Outcome(None)
+    old = _key(row)
+    return Outcome(old, (KeyEvent("deleted", old.org_id, key_id),))
+
+
+def put_legacy(record: LegacyRecord, dialect: Dialect) -> Op[None]:
+    """Create or replace an org's legacy hash with one upsert statement."""
+    values = {"org_id": record.org_id, "secret_hash": record.secret_hash}
+    values["created_at"] = record.created_at  # type: ignore[assignment]
+    changes = {"secret_hash": record.secret_hash, "created_at": record.created_at}
+    stmt: Executable
+    if dialect.name == "postgresql":
+        stmt = (
+            postgresql.insert(LEGACY)
+            .values(values)
+            .on_conflict_do_update(index_elements=[LEGACY.c.org_id], set_=changes)
+        )
+    elif dialect.name == "sqlite":
+        stmt = (
+            sqlite.insert(LEGACY)
+            .values(values)
+            .on_conflict_do_update(index_elements=[LEGACY.c.org_id], set_=changes)
+        )
+    elif dialect.name in ("mysql", "mariadb"):
+        stmt = mysql.insert(LEGACY).values(values).on_duplicate_key_update(changes)
+    else:  # pragma: no cover - other dialects: update, else insert
+        result = yield sa.update(LEGACY).where(LEGACY.c.org_id == record.org_id).values(changes)
+        if result.rowcount:
+            return Outcome(None, (KeyEvent("legacy_imported", record.org_id),))
+        stmt = sa.insert(LEGACY).values(values)
+    yield stmt
+    return Outcome(None, (KeyEvent("legacy_imported", record.org_id),))
+
+
+def delete_legacy(org_id: str, dialect: Dialect) -> Op[bool]:
+    """Delete an org's legacy hash; ``False`` if there was none."""
+    result = yield sa.delete(LEGACY).where(LEGACY.c.org_id == org_id)
+    if result.rowcount == 0:
+        return Outcome(False)
+    return Outcome(True, (KeyEvent("legacy_deleted", org_id),))

@@ -1,0 +1,108 @@
+"""The SQL schema of :class:`~scout_auth.stores.sql.SQLKeyStore`.
+
+Two tables, each answering its per-request look-up with one indexed query:
+
+* ``scout_auth_keys`` — one row per Org Credential (public key only).
+  ``get_key`` hits the primary key; ``list_keys`` the ``(org_id, created_at, key_id)``
+  index, which also serves the "oldest first" order.
+* ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``.
+
+Column types are chosen so values round-trip exactly on SQLite, PostgreSQL and
+MariaDB/MySQL: datetimes as timezone-aware UTC with microseconds
+(:class:`UTCDateTime`), scopes as JSON text where SQL ``NULL`` means
+unrestricted and ``[]`` means no scope at all. On MariaDB the tables use
+``utf8mb4_nopad_bin``, so ids compare exactly: case-sensitively and without
+the trailing-space padding of the default collations.
+
+The Alembic migrations in ``sql_migrations/versions`` must produce exactly this
+schema; ``tests/stores/test_sql.py`` checks that they do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "KEYS",
+    "LEGACY",
+    "METADATA",
+    "VERSION_TABLE",
+    "UTCDateTime",
+]
+
+#: Alembic's version table for this schema (kept apart from the service's own).
+VERSION_TABLE = "scout_auth_alembic_version"
+
+_MYSQL_TABLE_ARGS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A datetime stored as UTC with microseconds, read back timezone-aware.
+
+    PostgreSQL keeps ``timestamptz``; MySQL/MariaDB ``DATETIME(6)`` and SQLite
+    text hold naive UTC, so the zone is attached again on the way out.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("datetimes stored in a key store must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+METADATA = sa.MetaData()
+
+KEYS = sa.Table(
+    "scout_auth_keys",
+    METADATA,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column(
+        "public_key",
+        sa.LargeBinary().with_variant(mysql.VARBINARY(32), "mysql", "mariadb"),
+        nullable=False,
+    ),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("scopes", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("replaced_by", sa.String(64), nullable=True),
+    sa.Index("ix_scout_auth_keys_org_id", "org_id", "created_at", "key_id"),
+    **_MYSQL_TABLE_ARGS,
+)
+
+LEGACY = sa.Table(
+    "scout_auth_legacy_keys",
+    METADATA,
+    sa.Column("org_id", sa.String(200), primary_key=True),
+    sa.Column("secret_hash", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    **_MYSQL_TABLE_ARGS,
+)

@@ -1,0 +1,162 @@
+"""The shipped Alembic migrations build exactly the schema ``create_all`` builds.
+
+Each back end gets two empty namespaces (SQLite files, PostgreSQL schemas,
+MariaDB databases): one is migrated with ``upgrade(head)``, the other built
+with ``create_all``; their reflected schemas must be the same, and Alembic's
+autogenerate must find nothing left to migrate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+import scout_auth
+from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
+from scout_auth.stores._sql_schema import METADATA, VERSION_TABLE
+from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
+from tests.stores.conftest import server_url
+from tests.stores.contract import org, record
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _sqlite(tmp_path: Path, name: str) -> Iterator[Engine]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / name}.db", poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def _postgres(tmp_path: Path, name: str) -> Iterator[Engine]:
+    url = server_url("postgres")
+    schema = f"scout_mig_{name}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = sa.create_engine(
+        url, poolclass=NullPool, connect_args={"options": f"-csearch_path={schema}"}
+    )
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+def _mariadb(tmp_path: Path, name: str) -> Iterator[Engine]:
+    url = server_url("mariadb")
+    database = f"scout_mig_{name}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {database}")
+    engine = sa.create_engine(make_url(url).set(database=database), poolclass=NullPool)
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {database}")
+    admin.dispose()
+
+
+@pytest.fixture(params=[_sqlite, _postgres, _mariadb], ids=["sqlite", "postgres", "mariadb"])
+def empty_databases(request, tmp_path) -> Iterator[tuple[Engine, Engine]]:
+    first, second = request.param(tmp_path, "a"), request.param(tmp_path, "b")
+    yield next(first), next(second)
+    for gen in (first, second):
+        next(gen, None)
+
+
+def _snapshot(engine: Engine) -> dict[str, Any]:
+    inspector = sa.inspect(engine)
+    tables: dict[str, Any] = {}
+    for name in sorted(inspector.get_table_names()):
+        options = inspector.get_table_options(name)
+        tables[name] = {
+            "columns": [
+                (c["name"], repr(c["type"]), c["nullable"]) for c in inspector.get_columns(name)
+            ],
+            "primary_key": inspector.get_pk_constraint(name)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(name)
+            ),
+            "options": {k: v for k, v in options.items() if "collate" in k or "charset" in k},
+        }
+    return tables
+
+
+def test_upgrade_head_builds_the_same_schema_as_create_all(empty_databases):
+    migrated, created = empty_databases
+    upgrade(migrated)
+    create_all(created)
+    assert _snapshot(migrated) == _snapshot(created)
+    assert set(_snapshot(migrated)) == {t.name for t in METADATA.sorted_tables} | {VERSION_TABLE}
+    with migrated.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "version_table": VERSION_TABLE,
+                "include_name": lambda name, type_, _: (
+                    type_ != "table" or (name or "").startswith("scout_auth_")
+                ),
+            },
+        )
+        assert compare_metadata(context, METADATA) == []
+        assert current_revision(conn) == HEAD
+    with created.connect() as conn:
+        assert current_revision(conn) == HEAD  # create_all stamps: later upgrades apply
+
+
+def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine)
+    store = SQLKeyStore(engine=engine)
+    r = record(org())
+    store.add_key(r)
+    upgrade(engine)  # every deploy may run it: nothing changes
+    assert store.get_key(r.key_id) == r
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+    assert sa.inspect(engine).get_table_names() == [VERSION_TABLE]
+
+
+def test_migrations_ship_inside_the_package():
+    root = Path(scout_auth.__file__).parent
+    assert MIGRATIONS_DIR.is_relative_to(root)  # hatch packages the whole directory
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert HEAD is not None
+
+
+def test_offline_mode_renders_the_ddl_for_a_dba(capsys):
+    command.upgrade(alembic_config("postgresql+psycopg://dba@db/prod"), "head", sql=True)
+    ddl = capsys.readouterr().out
+    assert "CREATE TABLE scout_auth_keys" in ddl
+    assert "TIMESTAMP WITH TIME ZONE" in ddl
+    assert f"INSERT INTO {VERSION_TABLE}" in ddl
+
+
+def test_upgrade_leaves_the_services_own_tables_alone(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}", poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('the_apps_own')")
+        conn.exec_driver_sql("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    upgrade(str(engine.url))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT * FROM alembic_version").all() == [("the_apps_own",)]
+    assert {"orders", "scout_auth_keys", VERSION_TABLE} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
