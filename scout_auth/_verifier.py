@@ -17,8 +17,9 @@ from ._credentials import (
     BearerCredential,
     Credential,
     LegacyCredential,
-    parse_authorization,
+    parse_basic,
     parse_bearer,
+    split_authorization,
 )
 from ._flow import (
     CheckLegacySecret,
@@ -95,8 +96,14 @@ class _BaseVerifier:
 
     def _fingerprint(self, cred: Credential) -> bytes:
         if isinstance(cred, BearerCredential):
-            return self.cache.fingerprint("bearer", cred.token)
+            return self._bearer_fingerprint(cred.token)
         return self.cache.fingerprint("legacy", cred.org_id, cred.secret)
+
+    def _bearer_fingerprint(self, token: str) -> bytes:
+        # Keyed on the raw token so a cache hit needs no parsing: only tokens
+        # that parsed and verified are ever cached, and parsing is a pure
+        # function of the string.
+        return self.cache.fingerprint("bearer", token)
 
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
@@ -136,7 +143,7 @@ class Verifier(_BaseVerifier):
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
         """
-        return self._verify(parse_bearer(token), tuple(required_scopes))
+        return self._verify_bearer(token, tuple(required_scopes))
 
     def verify_legacy(
         self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
@@ -148,11 +155,23 @@ class Verifier(_BaseVerifier):
         self, authorization: str | None, *, required_scopes: Iterable[str] = ()
     ) -> OrgContext:
         """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
-        return self._verify(parse_authorization(authorization), tuple(required_scopes))
+        scheme, rest = split_authorization(authorization)
+        if scheme == "bearer":
+            return self._verify_bearer(rest, tuple(required_scopes))
+        return self._verify(parse_basic(rest), tuple(required_scopes))
 
     def close(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
+
+    def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+        fp = self._bearer_fingerprint(token)
+        context = self.cache.get(fp, self._clock())
+        if context is None:
+            cred = parse_bearer(token)  # a malformed token never reaches the store
+            context = self._flight.run(fp, lambda: self._cold(cred, fp))
+        check_scopes(context, required)
+        return context
 
     def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)
@@ -205,7 +224,7 @@ class AsyncVerifier(_BaseVerifier):
 
     async def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
         """Verify a bare ``scout_sk_`` token."""
-        return await self._verify(parse_bearer(token), tuple(required_scopes))
+        return await self._verify_bearer(token, tuple(required_scopes))
 
     async def verify_legacy(
         self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
@@ -217,11 +236,23 @@ class AsyncVerifier(_BaseVerifier):
         self, authorization: str | None, *, required_scopes: Iterable[str] = ()
     ) -> OrgContext:
         """Verify an ``Authorization`` header value."""
-        return await self._verify(parse_authorization(authorization), tuple(required_scopes))
+        scheme, rest = split_authorization(authorization)
+        if scheme == "bearer":
+            return await self._verify_bearer(rest, tuple(required_scopes))
+        return await self._verify(parse_basic(rest), tuple(required_scopes))
 
     async def aclose(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
+
+    async def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+        fp = self._bearer_fingerprint(token)
+        context = self.cache.get(fp, self._clock())
+        if context is None:
+            cred = parse_bearer(token)  # a malformed token never reaches the store
+            context = await self._flight.run(fp, lambda: self._cold(cred, fp))
+        check_scopes(context, required)
+        return context
 
     async def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)
