@@ -154,10 +154,16 @@ class ScoutAuthMiddleware:
             scope[SCOPE_KEY] = None
             await self.app(scope, receive, send)
             return
-        values = [v.decode("latin-1") for k, v in scope["headers"] if k == self._header]
+        header = self._header
+        value: str | None = None
+        for name, raw in scope["headers"]:
+            if name == header:
+                text = raw.decode("latin-1")
+                # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
+                value = text if value is None else f"{value}, {text}"
         try:
             context = await self.verifier.verify_authorization(
-                self.options.authorization(", ".join(values) if values else None),
+                self.options.authorization(value),
                 required_scopes=self.options.required_scopes,
             )
         except AuthError as exc:
