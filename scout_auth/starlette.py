@@ -182,11 +182,13 @@ class ScoutAuthMiddleware:
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
-        async def send_wrapper(message: Message) -> None:
+        # A plain function handing back send's awaitable: one coroutine frame
+        # fewer per message than an ``async def`` wrapper.
+        def send_wrapper(message: Message) -> Awaitable[None]:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
