@@ -105,6 +105,24 @@ class _BaseVerifier:
         # function of the string.
         return self.cache.fingerprint("bearer", token)
 
+    def _cached_authorization(
+        self, authorization: str | None, required: tuple[str, ...]
+    ) -> OrgContext | None:
+        """The warm path of ``verify_authorization``: no store, no coroutine.
+
+        Returns the cached context of an already verified bearer credential
+        (its scopes checked), or ``None`` when the full verification has to
+        run. Raises what ``verify_authorization`` raises for a header refused
+        before the cache look-up, or for missing scopes.
+        """
+        scheme, token = split_authorization(authorization)
+        if scheme != "bearer":
+            return None
+        context = self.cache.get(self._bearer_fingerprint(token), self._clock())
+        if context is not None:
+            check_scopes(context, required)
+        return context
+
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
         return verified.context

@@ -161,11 +161,15 @@ class ScoutAuthMiddleware:
                 text = raw.decode("latin-1")
                 # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
                 value = text if value is None else f"{value}, {text}"
+        authorization = self.options.authorization(value)
+        required = self.options.required_scopes
         try:
-            context = await self.verifier.verify_authorization(
-                self.options.authorization(value),
-                required_scopes=self.options.required_scopes,
-            )
+            # A cached credential is answered without awaiting anything.
+            context = self.verifier._cached_authorization(authorization, required)
+            if context is None:
+                context = await self.verifier.verify_authorization(
+                    authorization, required_scopes=required
+                )
         except AuthError as exc:
             await self._reject(scope, receive, send, exc)
             return
