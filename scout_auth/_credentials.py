@@ -90,6 +90,10 @@ def split_authorization(value: str | None) -> tuple[str, str]:
         # Repeated headers arrive joined by ", " (RFC 9110 §5.3); neither a
         # token nor base64 contains a comma. Never pick one of several.
         raise InvalidRequest("More than one credential presented")
+    if value.startswith("Bearer "):
+        # The usual spelling, split with one slice; the general rule below
+        # gives the same answer (the value starts with no whitespace).
+        return "bearer", value[7:].strip()
     scheme, _, rest = value.strip().partition(" ")
     scheme = scheme.lower()
     if scheme != "bearer" and scheme != "basic":
