@@ -103,7 +103,7 @@ class _BaseVerifier:
         # Keyed on the raw token so a cache hit needs no parsing: only tokens
         # that parsed and verified are ever cached, and parsing is a pure
         # function of the string.
-        return self.cache.fingerprint("bearer", token)
+        return self.cache.bearer_fingerprint(token)
 
     def _cached_authorization(
         self, authorization: str | None, required: tuple[str, ...]
