@@ -66,8 +66,12 @@ class OrgScopes(list[str]):
     treats an unrestricted key (``scopes=None``) as granting everything.
     """
 
+    # A slot for ``granted``; ``__dict__`` (made only if someone sets another
+    # attribute) keeps instances as open as a plain subclass.
+    __slots__ = ("__dict__", "granted")
+
     def __init__(self, scopes: frozenset[str] | None) -> None:
-        super().__init__(sorted(scopes or ()))
+        list.__init__(self, sorted(scopes) if scopes else ())
         self.granted = scopes
 
     def __contains__(self, scope: object) -> bool:
