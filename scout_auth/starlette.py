@@ -185,9 +185,6 @@ class ScoutAuthMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        await self._call_app(scope, receive, send)
-
-    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         # A plain function handing back send's awaitable: one coroutine frame
