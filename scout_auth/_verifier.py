@@ -118,8 +118,8 @@ class _BaseVerifier:
         scheme, token = split_authorization(authorization)
         if scheme != "bearer":
             return None
-        context = self.cache.get(self._bearer_fingerprint(token), self._clock())
-        if context is not None:
+        context = self.cache.get(self.cache.bearer_fingerprint(token), self._clock())
+        if context is not None and required:
             check_scopes(context, required)
         return context
 
