@@ -34,7 +34,10 @@ class VerifiedCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self.epoch = 0
-        self._key = secrets.token_bytes(32)
+        # Keyed once: copying the keyed state is cheaper than keying anew.
+        self._keyed = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
+        self._bearer = self._keyed.copy()
+        self._bearer.update(b"bearer\x00")
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, tuple[OrgContext, float]] = OrderedDict()
         self._by_key: dict[str, set[bytes]] = {}
@@ -44,10 +47,16 @@ class VerifiedCache:
 
     def fingerprint(self, *parts: str) -> bytes:
         """A keyed digest of the credential parts (never stored in clear)."""
-        h = hashlib.blake2b(key=self._key, digest_size=16)
+        h = self._keyed.copy()
         for part in parts:
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x00")
+        return h.digest()
+
+    def bearer_fingerprint(self, token: str) -> bytes:
+        """``fingerprint("bearer", token)``, its constant first part absorbed once."""
+        h = self._bearer.copy()
+        h.update(token.encode("utf-8", "surrogatepass") + b"\x00")
         return h.digest()
 
     def get(self, fp: bytes, now: float) -> OrgContext | None:

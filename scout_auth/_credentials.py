@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from ._tokens import ParsedToken, parse_token
 from .exceptions import InvalidRequest, InvalidToken, MissingCredentials
 
-__all__ = ["BearerCredential", "Credential", "LegacyCredential", "parse_authorization"]
+__all__ = [
+    "BearerCredential",
+    "Credential",
+    "LegacyCredential",
+    "parse_authorization",
+    "parse_basic",
+    "parse_bearer",
+    "split_authorization",
+]
 
 _MAX_HEADER = 4096
 
@@ -61,6 +69,19 @@ def parse_authorization(value: str | None) -> Credential:
         InvalidRequest: A header too long to be a credential, or several credentials.
         InvalidToken: A bearer token or Basic credential that does not parse.
     """
+    scheme, rest = split_authorization(value)
+    if scheme == "bearer":
+        return parse_bearer(rest)
+    return parse_basic(rest)
+
+
+def split_authorization(value: str | None) -> tuple[str, str]:
+    """Split an ``Authorization`` value into ``("bearer" | "basic", rest)``; parse nothing more.
+
+    Raises:
+        MissingCredentials: No header, or a scheme scout_auth does not handle.
+        InvalidRequest: A header too long to be a credential, or several credentials.
+    """
     if not value:
         raise MissingCredentials()
     if len(value) > _MAX_HEADER:
@@ -69,17 +90,19 @@ def parse_authorization(value: str | None) -> Credential:
         # Repeated headers arrive joined by ", " (RFC 9110 §5.3); neither a
         # token nor base64 contains a comma. Never pick one of several.
         raise InvalidRequest("More than one credential presented")
+    if value.startswith("Bearer "):
+        # The usual spelling, split with one slice; the general rule below
+        # gives the same answer (the value starts with no whitespace).
+        return "bearer", value[7:].strip()
     scheme, _, rest = value.strip().partition(" ")
     scheme = scheme.lower()
-    rest = rest.strip()
-    if scheme == "bearer":
-        return parse_bearer(rest)
-    if scheme == "basic":
-        return _parse_basic(rest)
-    raise MissingCredentials()
+    if scheme != "bearer" and scheme != "basic":
+        raise MissingCredentials()
+    return scheme, rest.strip()
 
 
-def _parse_basic(value: str) -> LegacyCredential:
+def parse_basic(value: str) -> LegacyCredential:
+    """Parse the base64 ``org_id:secret`` of a Basic credential; :class:`InvalidToken` if bad."""
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

@@ -17,8 +17,9 @@ from ._credentials import (
     BearerCredential,
     Credential,
     LegacyCredential,
-    parse_authorization,
+    parse_basic,
     parse_bearer,
+    split_authorization,
 )
 from ._flow import (
     CheckLegacySecret,
@@ -95,7 +96,7 @@ class _BaseVerifier:
 
     def _fingerprint(self, cred: Credential) -> bytes:
         if isinstance(cred, BearerCredential):
-            return self.cache.fingerprint("bearer", cred.token)
+            return self._bearer_fingerprint(cred.token)
         return self.cache.fingerprint("legacy", cred.org_id, cred.secret)
 
     def _flight_key(self, fp: bytes) -> bytes:
@@ -103,6 +104,30 @@ class _BaseVerifier:
         # that may have read the store before it (a revoked key would pass):
         # flights are per cache epoch. ``fp`` is fixed-width, so this is unambiguous.
         return fp + b"%d" % self.cache.epoch
+
+    def _bearer_fingerprint(self, token: str) -> bytes:
+        # Keyed on the raw token so a cache hit needs no parsing: only tokens
+        # that parsed and verified are ever cached, and parsing is a pure
+        # function of the string.
+        return self.cache.bearer_fingerprint(token)
+
+    def _cached_authorization(
+        self, authorization: str | None, required: tuple[str, ...]
+    ) -> OrgContext | None:
+        """The warm path of ``verify_authorization``: no store, no coroutine.
+
+        Returns the cached context of an already verified bearer credential
+        (its scopes checked), or ``None`` when the full verification has to
+        run. Raises what ``verify_authorization`` raises for a header refused
+        before the cache look-up, or for missing scopes.
+        """
+        scheme, token = split_authorization(authorization)
+        if scheme != "bearer":
+            return None
+        context = self.cache.get(self.cache.bearer_fingerprint(token), self._clock())
+        if context is not None and required:
+            check_scopes(context, required)
+        return context
 
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
@@ -142,7 +167,7 @@ class Verifier(_BaseVerifier):
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
         """
-        return self._verify(parse_bearer(token), tuple(required_scopes))
+        return self._verify_bearer(token, tuple(required_scopes))
 
     def verify_legacy(
         self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
@@ -154,11 +179,23 @@ class Verifier(_BaseVerifier):
         self, authorization: str | None, *, required_scopes: Iterable[str] = ()
     ) -> OrgContext:
         """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
-        return self._verify(parse_authorization(authorization), tuple(required_scopes))
+        scheme, rest = split_authorization(authorization)
+        if scheme == "bearer":
+            return self._verify_bearer(rest, tuple(required_scopes))
+        return self._verify(parse_basic(rest), tuple(required_scopes))
 
     def close(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
+
+    def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+        fp = self._bearer_fingerprint(token)
+        context = self.cache.get(fp, self._clock())
+        if context is None:
+            cred = parse_bearer(token)  # a malformed token never reaches the store
+            context = self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
+        check_scopes(context, required)
+        return context
 
     def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)
@@ -213,7 +250,7 @@ class AsyncVerifier(_BaseVerifier):
 
     async def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
         """Verify a bare ``scout_sk_`` token."""
-        return await self._verify(parse_bearer(token), tuple(required_scopes))
+        return await self._verify_bearer(token, tuple(required_scopes))
 
     async def verify_legacy(
         self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
@@ -225,11 +262,23 @@ class AsyncVerifier(_BaseVerifier):
         self, authorization: str | None, *, required_scopes: Iterable[str] = ()
     ) -> OrgContext:
         """Verify an ``Authorization`` header value."""
-        return await self._verify(parse_authorization(authorization), tuple(required_scopes))
+        scheme, rest = split_authorization(authorization)
+        if scheme == "bearer":
+            return await self._verify_bearer(rest, tuple(required_scopes))
+        return await self._verify(parse_basic(rest), tuple(required_scopes))
 
     async def aclose(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
+
+    async def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+        fp = self._bearer_fingerprint(token)
+        context = self.cache.get(fp, self._clock())
+        if context is None:
+            cred = parse_bearer(token)  # a malformed token never reaches the store
+            context = await self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
+        check_scopes(context, required)
+        return context
 
     async def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
         fp = self._fingerprint(cred)

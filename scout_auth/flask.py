@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
@@ -52,8 +52,14 @@ logger = logging.getLogger("scout_auth")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 ErrorHandler = Callable[[AuthError], Response | None]
+
+
+def _unproxy(proxy: T) -> T:
+    """The object behind one of Flask's context proxies (``request``, ``g``)."""
+    return cast("LocalProxy[T]", proxy)._get_current_object()
 
 
 def _current_org() -> OrgContext:
@@ -129,26 +135,32 @@ class ScoutAuth:
         self._exempt_views.add(view)
         return view
 
-    def _is_exempt(self) -> bool:
-        if self.options.is_exempt(request.path):
+    def _is_exempt(self, req: Request) -> bool:
+        if self.options.is_exempt(req.path):
             return True
-        view = current_app.view_functions.get(request.endpoint or "")
+        if not self._exempt_views:
+            return False
+        view = current_app.view_functions.get(req.endpoint or "")
         return view is not None and view in self._exempt_views
 
     def _authenticate(self) -> Response | None:
-        g.scout_org = None
-        request.environ[ENVIRON_KEY] = None
-        if self._is_exempt():
+        # Resolve the context proxies once instead of once per attribute.
+        req: Request = _unproxy(request)
+        app_globals = _unproxy(g)
+        environ = req.environ
+        app_globals.scout_org = None
+        environ[ENVIRON_KEY] = None
+        if self._is_exempt(req):
             return None
         try:
             context = self.verifier.verify_authorization(
-                self.options.authorization(request.headers.get(self.options.header)),
+                self.options.authorization(req.headers.get(self.options.header)),
                 required_scopes=self.options.required_scopes,
             )
         except AuthError as exc:
             return self._handle_error(exc)
-        g.scout_org = context
-        request.environ[ENVIRON_KEY] = context
+        app_globals.scout_org = context
+        environ[ENVIRON_KEY] = context
         return None
 
     def _handle_error(self, exc: AuthError) -> Response:
