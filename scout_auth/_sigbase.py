@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote
 
 import http_sf
-from http_sf.innerlist import ser_innerlist
-from http_sf.types import ItemType, ParamsType
+from http_sf.types import ParamsType
 
+from ._sf import ser_inner_list, ser_string
 from .exceptions import SignatureInvalid
 
 __all__ = [
@@ -129,6 +129,8 @@ class ComponentId:
 
     name: str
     param_name: str | None = None
+    # serialize() fills this once; a value object, so caching is invisible.
+    _serialized: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> ComponentId:
@@ -184,13 +186,23 @@ class ComponentId:
         return (self.name, {} if self.param_name is None else {"name": self.param_name})
 
     def serialize(self) -> str:
-        """The identifier as it appears in the base, e.g. ``"@query-param";name="Pet"``."""
-        return http_sf.ser(self.to_sf())
+        """The identifier as it appears in the base, e.g. ``"@query-param";name="Pet"``.
+
+        Raises:
+            ValueError: If the name or parameter holds a character a String cannot.
+        """
+        serialized = self._serialized
+        if serialized is None:
+            serialized = ser_string(self.name)
+            if self.param_name is not None:
+                serialized += f";name={ser_string(self.param_name)}"
+            object.__setattr__(self, "_serialized", serialized)
+        return serialized
 
     def __str__(self) -> str:
         if self.param_name is None:
             return self.name
-        return f"{self.name};name={http_sf.ser(self.param_name)}"
+        return f"{self.name};name={ser_string(self.param_name)}"
 
 
 def _authority(request: HttpRequest) -> str:
@@ -324,10 +336,11 @@ def serialize_signature_params(
 
     The inner list of identifiers with the signature parameters, exactly as
     it appears after ``label=`` in ``Signature-Input``.
+
+    Raises:
+        ValueError: If an identifier or parameter cannot be serialized.
     """
-    items: list[ItemType] = [c.to_sf() for c in components]
-    sf_params: ParamsType = {**params}
-    return ser_innerlist((items, sf_params))
+    return ser_inner_list([c.serialize() for c in components], params)
 
 
 def signature_base(
