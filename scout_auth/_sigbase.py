@@ -25,6 +25,7 @@ an extra line in the base.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "DERIVED_COMPONENTS",
     "ComponentId",
     "HttpRequest",
+    "component_from_parts",
     "component_value",
     "serialize_signature_params",
     "signature_base",
@@ -205,6 +207,19 @@ class ComponentId:
         return f"{self.name};name={ser_string(self.param_name)}"
 
 
+@functools.lru_cache(maxsize=1024)
+def component_from_parts(name: str, param_name: str | None) -> ComponentId:
+    """:meth:`ComponentId.from_sf` for a String with no parameter or one String ``name``.
+
+    Cached: the same few identifiers arrive with every request. Bounded, and
+    an invalid identifier raises every time (exceptions are not cached).
+
+    Raises:
+        SignatureInvalid: As :meth:`ComponentId.from_sf`.
+    """
+    return ComponentId.from_sf((name, {} if param_name is None else {"name": param_name}))
+
+
 def _authority(request: HttpRequest) -> str:
     # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
     authority = request.authority.lower()
@@ -344,7 +359,11 @@ def serialize_signature_params(
 
 
 def signature_base(
-    request: HttpRequest, components: Sequence[ComponentId], params: Mapping[str, int | str]
+    request: HttpRequest,
+    components: Sequence[ComponentId],
+    params: Mapping[str, int | str],
+    *,
+    signature_params: str | None = None,
 ) -> bytes:
     """Build the signature base (RFC 9421 §2.5) as US-ASCII bytes.
 
@@ -352,6 +371,11 @@ def signature_base(
         request: The request as seen by the signer or the verifier.
         components: The covered components, in order.
         params: The signature parameters (``created``, ``keyid``...), in order.
+        signature_params: The serialization of ``components`` and ``params``
+            when the caller already holds it: the member text of a
+            ``Signature-Input`` that matched the strict canonical parser
+            (``_sf.match_signature_input``) and nothing else. ``None``
+            serializes them here.
 
     Raises:
         SignatureInvalid: If a component repeats, is absent, or cannot be derived.
@@ -368,5 +392,7 @@ def signature_base(
             raise SignatureInvalid(f"component {str(component)!r} is listed twice")
         seen.add(component)
         lines.append(f"{component.serialize()}: {component_value(request, component)}\n")
-    lines.append(f'"@signature-params": {serialize_signature_params(components, params)}')
+    if signature_params is None:
+        signature_params = serialize_signature_params(components, params)
+    lines.append(f'"@signature-params": {signature_params}')
     return "".join(lines).encode("ascii")
