@@ -91,14 +91,25 @@ class HttpRequest:
     path: str
     query: str = ""
     headers: Sequence[tuple[str, str]] = ()
+    # Lower-cased name -> values, built on first use: a base looks up several
+    # fields, and each look-up would otherwise lower-case every header name.
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
 
+    def _fields(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self.headers:
+                index.setdefault(key.lower(), []).append(value)
+            object.__setattr__(self, "_index", index)
+        return index
+
     def field_values(self, name: str) -> list[str]:
         """All values of the field ``name`` (case-insensitive), in order."""
-        lowered = name.lower()
-        return [value for key, value in self.headers if key.lower() == lowered]
+        return list(self._fields().get(name.lower(), ()))
 
     def field(self, name: str) -> str | None:
         """The combined value of field ``name`` (RFC 9421 §2.1), or ``None`` if absent.
@@ -106,12 +117,20 @@ class HttpRequest:
         Raises:
             SignatureInvalid: If a value holds a character a base cannot carry.
         """
-        values = self.field_values(name)
+        values = self._fields().get(name.lower())
         if not values:
             return None
         # RFC 9421 §2.1: strip each value, unfold obs-fold, join with ", ".
-        cleaned = [_OBS_FOLD_RE.sub(" ", value).strip(" \t") for value in values]
-        return _check_value(f"field {name.lower()!r}", ", ".join(cleaned))
+        cleaned = [
+            (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
+            for value in values
+        ]
+        combined = ", ".join(cleaned)
+        if not _SAFE_VALUE_RE.fullmatch(combined):
+            raise SignatureInvalid(
+                f"field {name.lower()!r} contains characters a signature base cannot hold"
+            )
+        return combined
 
     def has_body(self) -> bool:
         """Whether the headers announce content (non-zero length, or chunked)."""
