@@ -28,6 +28,7 @@ same code, sign, serialize both headers with ``http_sf``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -314,6 +315,11 @@ def parse_request_signature(
     )
 
 
+# Key objects by raw public key: a client signs many requests with one key.
+# Bounded; invalid keys raise ValueError each time (exceptions are not cached).
+_public_key = functools.lru_cache(maxsize=4096)(Ed25519PublicKey.from_public_bytes)
+
+
 def verify_ed25519(public_key: bytes, signature: bytes, base: bytes) -> None:
     """Check an Ed25519 signature (RFC 9421 §3.3.6) over a signature base.
 
@@ -327,7 +333,7 @@ def verify_ed25519(public_key: bytes, signature: bytes, base: bytes) -> None:
             a valid Ed25519 key).
     """
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, base)
+        _public_key(bytes(public_key)).verify(signature, base)
     except InvalidSignature:
         raise SignatureInvalid("Signature verification failed") from None
     except ValueError:
