@@ -59,6 +59,8 @@ _SAFE_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
 # RFC 9112 §5.2 obs-fold: CRLF followed by whitespace, replaced by one SP (§2.1 step 3).
 _OBS_FOLD_RE = re.compile(r"\r\n[ \t]+")
 _DEFAULT_PORTS = MappingProxyType({"http": "80", "https": "443"})
+# Characters that would make an authority more than host[:port] (RFC 3986 §3.2).
+_NOT_IN_AUTHORITY = frozenset("/?#@\\")
 # WHATWG URL "application/x-www-form-urlencoded percent-encode set": every byte
 # except these is percent-encoded; used for @query-param (RFC 9421 §2.2.8).
 _FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
@@ -94,6 +96,9 @@ class HttpRequest:
     # Lower-cased name -> values, built on first use: a base looks up several
     # fields, and each look-up would otherwise lower-case every header name.
     _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    # Derived component values (pure functions of the fields above), filled by
+    # component_value(): @target-uri reuses @scheme and @authority.
+    _derived: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
@@ -125,7 +130,7 @@ class HttpRequest:
             (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
             for value in values
         ]
-        combined = ", ".join(cleaned)
+        combined = cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned)
         if not _SAFE_VALUE_RE.fullmatch(combined):
             raise SignatureInvalid(
                 f"field {name.lower()!r} contains characters a signature base cannot hold"
@@ -134,9 +139,10 @@ class HttpRequest:
 
     def has_body(self) -> bool:
         """Whether the headers announce content (non-zero length, or chunked)."""
-        if self.field_values("transfer-encoding"):
+        index = self._fields()
+        if "transfer-encoding" in index:
             return True
-        return any(v.strip() not in ("", "0") for v in self.field_values("content-length"))
+        return any([v.strip() not in ("", "0") for v in index.get("content-length", ())])
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +248,7 @@ def component_from_parts(name: str, param_name: str | None) -> ComponentId:
 def _authority(request: HttpRequest) -> str:
     # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
     authority = request.authority.lower()
-    if not authority or any(c in authority for c in "/?#@\\") or not authority.isascii():
+    if not authority or not _NOT_IN_AUTHORITY.isdisjoint(authority) or not authority.isascii():
         raise SignatureInvalid("malformed authority")
     if authority.startswith("["):
         host, sep, rest = authority.partition("]")
@@ -253,7 +259,7 @@ def _authority(request: HttpRequest) -> str:
         host, _, port = authority.partition(":")
     if not host or (port and not port.isdigit()):
         raise SignatureInvalid("malformed authority")
-    if not port or port == _DEFAULT_PORTS.get(_scheme(request)):
+    if not port or port == _DEFAULT_PORTS.get(_derive(request, "@scheme")):
         return _check_value("authority", host)
     return _check_value("authority", f"{host}:{port}")
 
@@ -300,24 +306,37 @@ def _request_target(request: HttpRequest) -> str:
 
 def _target_uri(request: HttpRequest) -> str:
     # RFC 9421 §2.2.2 / RFC 9110 §7.1: the absolute target URI.
-    return f"{_scheme(request)}://{_authority(request)}{_request_target(request)}"
+    scheme = _derive(request, "@scheme")
+    return f"{scheme}://{_derive(request, '@authority')}{_derive(request, '@request-target')}"
 
 
 #: Derived components (RFC 9421 §2.2) and how each is computed from a request.
 #: ``@query-param`` is handled apart because it takes a parameter; ``@status``
 #: (responses only) and ``@signature-params`` (never a covered component) are
 #: deliberately absent.
-DERIVED_COMPONENTS: Mapping[str, Callable[[HttpRequest], str]] = MappingProxyType(
-    {
-        "@method": _method,
-        "@target-uri": _target_uri,
-        "@authority": _authority,
-        "@scheme": _scheme,
-        "@request-target": _request_target,
-        "@path": _path,
-        "@query": _query,
-    }
-)
+_DERIVE: dict[str, Callable[[HttpRequest], str]] = {
+    "@method": _method,
+    "@target-uri": _target_uri,
+    "@authority": _authority,
+    "@scheme": _scheme,
+    "@request-target": _request_target,
+    "@path": _path,
+    "@query": _query,
+}
+DERIVED_COMPONENTS: Mapping[str, Callable[[HttpRequest], str]] = MappingProxyType(_DERIVE)
+
+
+def _derive(request: HttpRequest, name: str) -> str:
+    # Once per request: the request is immutable, so are its derived values.
+    # Errors are not remembered; they are raised again on the next call.
+    cache = request._derived
+    if cache is None:
+        cache = {}
+        object.__setattr__(request, "_derived", cache)
+    value = cache.get(name)
+    if value is None:
+        value = cache[name] = _DERIVE[name](request)
+    return value
 
 
 def _form_encode(text: str) -> str:
@@ -353,9 +372,8 @@ def component_value(request: HttpRequest, component: ComponentId) -> str:
     if component.name == "@query-param":
         assert component.param_name is not None
         return _query_param(request, component.param_name)
-    derive = DERIVED_COMPONENTS.get(component.name)
-    if derive is not None:
-        return derive(request)
+    if component.name in _DERIVE:
+        return _derive(request, component.name)
     value = request.field(component.name)
     if value is None:
         # RFC 9421 §2.5: a covered component that is absent is an error.
@@ -403,14 +421,16 @@ def signature_base(
 
         base = signature_base(request, [ComponentId("@method")], {"created": 1618884473})
     """
-    seen: set[ComponentId] = set()
+    # Serializations are one-to-one with identifiers, and cached on them.
+    seen: set[str] = set()
     lines = []
     for component in components:
+        serialized = component.serialize()
         # RFC 9421 §1.1: covered components are an ordered *set*; a repeat is an error.
-        if component in seen:
+        if serialized in seen:
             raise SignatureInvalid(f"component {str(component)!r} is listed twice")
-        seen.add(component)
-        lines.append(f"{component.serialize()}: {component_value(request, component)}\n")
+        seen.add(serialized)
+        lines.append(f"{serialized}: {component_value(request, component)}\n")
     if signature_params is None:
         signature_params = serialize_signature_params(components, params)
     lines.append(f'"@signature-params": {signature_params}')
