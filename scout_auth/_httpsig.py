@@ -286,7 +286,7 @@ def parse_request_signature(
     if nonce is not None and not 0 < len(nonce) <= _MAX_NONCE:
         raise SignatureInvalid(f"nonce must be 1 to {_MAX_NONCE} characters")
 
-    covered = tuple([str(c) for c in components])
+    covered = tuple([c.name if c.param_name is None else str(c) for c in components])
     if has_body is None:
         has_body = request.has_body()
     missing = policy.missing_components(covered, has_body=has_body)

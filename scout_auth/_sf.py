@@ -33,7 +33,6 @@ and http-sf still serializing the base the ratio was still 1.7x.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Iterable, Mapping
@@ -167,7 +166,10 @@ def match_signature_input(value: str) -> CanonicalSignatureInput | None:
     for key, raw in _PARAM_RE.findall(raw_params):
         if key in params:
             return None  # http_sf's duplicate handling decides.
-        params[key] = _string(raw) if raw[0] == '"' else int(raw)
+        if raw[0] != '"':
+            params[key] = int(raw)
+        else:
+            params[key] = _string(raw) if "\\" in raw else raw[1:-1]
     return label, items, params, member
 
 
@@ -177,6 +179,6 @@ def match_byte_sequence_member(value: str) -> tuple[str, bytes] | None:
     if match is None:
         return None
     try:
-        return match[1], base64.b64decode(match[2], validate=True)
+        return match[1], binascii.a2b_base64(match[2], strict_mode=True)
     except binascii.Error:  # pragma: no cover - the pattern admits only valid base64
         return None
