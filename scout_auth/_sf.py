@@ -21,14 +21,19 @@ other parameters). Canonical text has exactly one reading, the one
 returns ``None`` and the caller falls back to ``http_sf``, whose stricter
 error reporting and duplicate handling then apply unchanged.
 
-Why hand-written: http-sf is the preferred library, but the benchmark in
-``benchmarks/signing.py`` showed it cannot meet the target (full
-verification <= 1.5x a raw Ed25519 verify). Measured on the 2-core CI box
-(Python 3.11.7): raw verify 135 us; full verification 386 us (2.86x) with
-http-sf parsing and serializing, of which its Dictionary parsing and
-serialization were ~200 us (``signature_base`` alone 83 us, mostly
-``ser_string``'s per-character generator); with every other hot spot fixed
-and http-sf still serializing the base the ratio was still 1.7x.
+Why hand-written: http-sf is the preferred library (project rule: prefer a
+well-kept library unless a benchmark shows it cannot meet the target), but
+``benchmarks/signing.py`` showed it cannot meet this one, full verification
+<= 1.5x a raw Ed25519 verify. Measured on the shared 2-core box, Python
+3.11.7, medians of 20 interleaved rounds:
+
+- all http-sf, before any tuning (wall clock): raw 135.0 us, full 385.6 us,
+  2.86x; ``signature_base`` alone 82.7 us, mostly ``ser_string``'s
+  per-character generator;
+- every other hot spot fixed, http-sf parsing and serializing (cpu clock):
+  raw 133.0 us, full 356.6 us, 2.68x;
+- the same, this module's parser, http-sf serializing: 127.7 / 289.8 us, 2.27x;
+- this module for both: 130.7 / 229.8 us, 1.76x (same session).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ _MAX_INTEGER = 999_999_999_999_999
 _KEY_RE = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 
 
+# Hand-written instead of http_sf.ser: see "Why hand-written" above.
 def ser_string(value: str) -> str:
     """Serialize a String (RFC 9651 §4.1.6).
 
@@ -110,6 +116,7 @@ def ser_inner_list(items: Iterable[str], params: Mapping[str, int | str]) -> str
 
 
 # --- The strict fast path ------------------------------------------------------
+# Before http_sf.parse, not instead of it: see "Why hand-written" above.
 
 _KEY = r"[a-z*][a-z0-9_\-.*]*"
 # Canonical String: printable ASCII, with only `"` and `\` escaped (and escaped

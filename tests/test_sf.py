@@ -295,7 +295,7 @@ def _perturb(text: str, edits: list[tuple[str, bool, int, str]]) -> str:
                 n = numbers[position % len(numbers)]
                 spelling = ["0{}", "-{}", "+{}", "{}.0", "{}999999999999999", "-0"][position % 6]
                 text = text[: n.start()] + spelling.format(n[0]) + text[n.end() :]
-        elif op == "escape":  # escape a character that needs none, or drop an escape
+        elif op == "escape":  # a backslash after a quote: needless, or escaping the close
             quote = text.find('"', i)
             if quote != -1 and quote + 1 < len(text):
                 text = text[: quote + 1] + "\\" + text[quote + 1 :]
