@@ -32,6 +32,7 @@ from typing import Protocol
 
 import http_sf
 
+from ._sf import match_byte_sequence_member
 from .exceptions import DigestInvalid, DigestMismatch
 
 __all__ = ["SUPPORTED_DIGEST_ALGORITHMS", "DigestChecker", "content_digest"]
@@ -122,15 +123,22 @@ class DigestChecker:
             DigestInvalid: If the value is not a Dictionary of Byte Sequences,
                 a digest has the wrong length, or no algorithm is supported.
         """
-        try:
-            parsed = http_sf.parse(
-                value.encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicates
-            )
-        except (UnicodeEncodeError, http_sf.StructuredFieldError):
-            raise DigestInvalid(
-                "Content-Digest is not a valid Structured Fields Dictionary"
-            ) from None
-        assert isinstance(parsed, dict)
+        # The usual one canonical digest takes the strict fast path (see _sf);
+        # anything else is parsed by http_sf.
+        fast = match_byte_sequence_member(value)
+        if fast is not None:
+            parsed: http_sf.DictionaryType = {fast[0]: (fast[1], {})}
+        else:
+            try:
+                parsed_any = http_sf.parse(
+                    value.encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicates
+                )
+            except (UnicodeEncodeError, http_sf.StructuredFieldError):
+                raise DigestInvalid(
+                    "Content-Digest is not a valid Structured Fields Dictionary"
+                ) from None
+            assert isinstance(parsed_any, dict)
+            parsed = parsed_any
         expected: dict[str, bytes] = {}
         for name, member in parsed.items():
             # RFC 9530 §2: each value is a Byte Sequence; parameters are ignored.

@@ -28,6 +28,7 @@ same code, sign, serialize both headers with ``http_sf``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,14 @@ import http_sf
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ._sigbase import ComponentId, HttpRequest, serialize_signature_params, signature_base
+from ._sf import match_byte_sequence_member, match_signature_input
+from ._sigbase import (
+    ComponentId,
+    HttpRequest,
+    component_from_parts,
+    serialize_signature_params,
+    signature_base,
+)
 from ._sigpolicy import DEFAULT_POLICY, ED25519, SignaturePolicy
 from .exceptions import (
     MissingCredentials,
@@ -125,7 +133,7 @@ def _parse_dictionary(value: str, header: str) -> http_sf.DictionaryType:
 
 
 def _choose_label(
-    inputs: http_sf.DictionaryType, signatures: http_sf.DictionaryType, label: str | None
+    inputs: Mapping[str, object], signatures: Mapping[str, object], label: str | None
 ) -> str:
     if label is not None:
         if label not in inputs or label not in signatures:
@@ -209,16 +217,35 @@ def parse_request_signature(
     if signature_input is None or signature is None:
         raise SignatureInvalid("Signature-Input and Signature must be sent together")
 
-    inputs = _parse_dictionary(signature_input, "Signature-Input")
-    signatures = _parse_dictionary(signature, "Signature")
+    # The strict fast path (``_sf``) reads only canonical one-member headers,
+    # whose meaning is exactly what http_sf would return; anything else goes
+    # to http_sf unchanged.
+    canonical = match_signature_input(signature_input)
+    inputs: Mapping[str, object] = (
+        {canonical[0]: canonical}
+        if canonical is not None
+        else _parse_dictionary(signature_input, "Signature-Input")
+    )
+    fast_signature = match_byte_sequence_member(signature)
+    signatures: Mapping[str, object] = (
+        {fast_signature[0]: (fast_signature[1], {})}
+        if fast_signature is not None
+        else _parse_dictionary(signature, "Signature")
+    )
     chosen = _choose_label(inputs, signatures, label)
 
-    # RFC 9421 §4.1: each Signature-Input member is an Inner List with parameters.
-    member = inputs[chosen]
-    if not (isinstance(member, tuple) and isinstance(member[0], list)):
-        raise SignatureInvalid("Signature-Input member is not an Inner List")
-    components = [ComponentId.from_sf(item) for item in member[0]]
-    params = _parse_params(member[1])
+    signature_params: str | None = None
+    if canonical is not None:
+        _, items, raw_params, signature_params = canonical
+        components = [component_from_parts(name, param) for name, param in items]
+        params = _parse_params(raw_params)
+    else:
+        # RFC 9421 §4.1: each Signature-Input member is an Inner List with parameters.
+        member = inputs[chosen]
+        if not (isinstance(member, tuple) and isinstance(member[0], list)):
+            raise SignatureInvalid("Signature-Input member is not an Inner List")
+        components = [ComponentId.from_sf(item) for item in member[0]]
+        params = _parse_params(member[1])
     # RFC 9421 §4.2: each Signature member is a Byte Sequence.
     sig_member = signatures[chosen]
     if not (isinstance(sig_member, tuple) and isinstance(sig_member[0], bytes)):
@@ -259,7 +286,7 @@ def parse_request_signature(
     if nonce is not None and not 0 < len(nonce) <= _MAX_NONCE:
         raise SignatureInvalid(f"nonce must be 1 to {_MAX_NONCE} characters")
 
-    covered = tuple(str(c) for c in components)
+    covered = tuple([c.name if c.param_name is None else str(c) for c in components])
     if has_body is None:
         has_body = request.has_body()
     missing = policy.missing_components(covered, has_body=has_body)
@@ -282,10 +309,15 @@ def parse_request_signature(
         alg=alg if isinstance(alg, str) else None,
         tag=tag,
         components=covered,
-        base=signature_base(request, components, params),
+        base=signature_base(request, components, params, signature_params=signature_params),
         signature=sig_member[0],
         fresh_until=fresh_until,
     )
+
+
+# Key objects by raw public key: a client signs many requests with one key.
+# Bounded; invalid keys raise ValueError each time (exceptions are not cached).
+_public_key = functools.lru_cache(maxsize=4096)(Ed25519PublicKey.from_public_bytes)
 
 
 def verify_ed25519(public_key: bytes, signature: bytes, base: bytes) -> None:
@@ -301,7 +333,7 @@ def verify_ed25519(public_key: bytes, signature: bytes, base: bytes) -> None:
             a valid Ed25519 key).
     """
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, base)
+        _public_key(bytes(public_key)).verify(signature, base)
     except InvalidSignature:
         raise SignatureInvalid("Signature verification failed") from None
     except ValueError:

@@ -25,22 +25,24 @@ an extra line in the base.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote
 
 import http_sf
-from http_sf.innerlist import ser_innerlist
-from http_sf.types import ItemType, ParamsType
+from http_sf.types import ParamsType
 
+from ._sf import ser_inner_list, ser_string
 from .exceptions import SignatureInvalid
 
 __all__ = [
     "DERIVED_COMPONENTS",
     "ComponentId",
     "HttpRequest",
+    "component_from_parts",
     "component_value",
     "serialize_signature_params",
     "signature_base",
@@ -57,6 +59,8 @@ _SAFE_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
 # RFC 9112 §5.2 obs-fold: CRLF followed by whitespace, replaced by one SP (§2.1 step 3).
 _OBS_FOLD_RE = re.compile(r"\r\n[ \t]+")
 _DEFAULT_PORTS = MappingProxyType({"http": "80", "https": "443"})
+# Characters that would make an authority more than host[:port] (RFC 3986 §3.2).
+_NOT_IN_AUTHORITY = frozenset("/?#@\\")
 # WHATWG URL "application/x-www-form-urlencoded percent-encode set": every byte
 # except these is percent-encoded; used for @query-param (RFC 9421 §2.2.8).
 _FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
@@ -89,14 +93,28 @@ class HttpRequest:
     path: str
     query: str = ""
     headers: Sequence[tuple[str, str]] = ()
+    # Lower-cased name -> values, built on first use: a base looks up several
+    # fields, and each look-up would otherwise lower-case every header name.
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    # Derived component values (pure functions of the fields above), filled by
+    # component_value(): @target-uri reuses @scheme and @authority.
+    _derived: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
 
+    def _fields(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self.headers:
+                index.setdefault(key.lower(), []).append(value)
+            object.__setattr__(self, "_index", index)
+        return index
+
     def field_values(self, name: str) -> list[str]:
         """All values of the field ``name`` (case-insensitive), in order."""
-        lowered = name.lower()
-        return [value for key, value in self.headers if key.lower() == lowered]
+        return list(self._fields().get(name.lower(), ()))
 
     def field(self, name: str) -> str | None:
         """The combined value of field ``name`` (RFC 9421 §2.1), or ``None`` if absent.
@@ -104,18 +122,27 @@ class HttpRequest:
         Raises:
             SignatureInvalid: If a value holds a character a base cannot carry.
         """
-        values = self.field_values(name)
+        values = self._fields().get(name.lower())
         if not values:
             return None
         # RFC 9421 §2.1: strip each value, unfold obs-fold, join with ", ".
-        cleaned = [_OBS_FOLD_RE.sub(" ", value).strip(" \t") for value in values]
-        return _check_value(f"field {name.lower()!r}", ", ".join(cleaned))
+        cleaned = [
+            (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
+            for value in values
+        ]
+        combined = cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned)
+        if not _SAFE_VALUE_RE.fullmatch(combined):
+            raise SignatureInvalid(
+                f"field {name.lower()!r} contains characters a signature base cannot hold"
+            )
+        return combined
 
     def has_body(self) -> bool:
         """Whether the headers announce content (non-zero length, or chunked)."""
-        if self.field_values("transfer-encoding"):
+        index = self._fields()
+        if "transfer-encoding" in index:
             return True
-        return any(v.strip() not in ("", "0") for v in self.field_values("content-length"))
+        return any([v.strip() not in ("", "0") for v in index.get("content-length", ())])
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +156,8 @@ class ComponentId:
 
     name: str
     param_name: str | None = None
+    # serialize() fills this once; a value object, so caching is invisible.
+    _serialized: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> ComponentId:
@@ -184,19 +213,42 @@ class ComponentId:
         return (self.name, {} if self.param_name is None else {"name": self.param_name})
 
     def serialize(self) -> str:
-        """The identifier as it appears in the base, e.g. ``"@query-param";name="Pet"``."""
-        return http_sf.ser(self.to_sf())
+        """The identifier as it appears in the base, e.g. ``"@query-param";name="Pet"``.
+
+        Raises:
+            ValueError: If the name or parameter holds a character a String cannot.
+        """
+        serialized = self._serialized
+        if serialized is None:
+            serialized = ser_string(self.name)
+            if self.param_name is not None:
+                serialized += f";name={ser_string(self.param_name)}"
+            object.__setattr__(self, "_serialized", serialized)
+        return serialized
 
     def __str__(self) -> str:
         if self.param_name is None:
             return self.name
-        return f"{self.name};name={http_sf.ser(self.param_name)}"
+        return f"{self.name};name={ser_string(self.param_name)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def component_from_parts(name: str, param_name: str | None) -> ComponentId:
+    """:meth:`ComponentId.from_sf` for a String with no parameter or one String ``name``.
+
+    Cached: the same few identifiers arrive with every request. Bounded, and
+    an invalid identifier raises every time (exceptions are not cached).
+
+    Raises:
+        SignatureInvalid: As :meth:`ComponentId.from_sf`.
+    """
+    return ComponentId.from_sf((name, {} if param_name is None else {"name": param_name}))
 
 
 def _authority(request: HttpRequest) -> str:
     # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
     authority = request.authority.lower()
-    if not authority or any(c in authority for c in "/?#@\\") or not authority.isascii():
+    if not authority or not _NOT_IN_AUTHORITY.isdisjoint(authority) or not authority.isascii():
         raise SignatureInvalid("malformed authority")
     if authority.startswith("["):
         host, sep, rest = authority.partition("]")
@@ -207,7 +259,7 @@ def _authority(request: HttpRequest) -> str:
         host, _, port = authority.partition(":")
     if not host or (port and not port.isdigit()):
         raise SignatureInvalid("malformed authority")
-    if not port or port == _DEFAULT_PORTS.get(_scheme(request)):
+    if not port or port == _DEFAULT_PORTS.get(_derive(request, "@scheme")):
         return _check_value("authority", host)
     return _check_value("authority", f"{host}:{port}")
 
@@ -254,24 +306,37 @@ def _request_target(request: HttpRequest) -> str:
 
 def _target_uri(request: HttpRequest) -> str:
     # RFC 9421 §2.2.2 / RFC 9110 §7.1: the absolute target URI.
-    return f"{_scheme(request)}://{_authority(request)}{_request_target(request)}"
+    scheme = _derive(request, "@scheme")
+    return f"{scheme}://{_derive(request, '@authority')}{_derive(request, '@request-target')}"
 
 
 #: Derived components (RFC 9421 §2.2) and how each is computed from a request.
 #: ``@query-param`` is handled apart because it takes a parameter; ``@status``
 #: (responses only) and ``@signature-params`` (never a covered component) are
 #: deliberately absent.
-DERIVED_COMPONENTS: Mapping[str, Callable[[HttpRequest], str]] = MappingProxyType(
-    {
-        "@method": _method,
-        "@target-uri": _target_uri,
-        "@authority": _authority,
-        "@scheme": _scheme,
-        "@request-target": _request_target,
-        "@path": _path,
-        "@query": _query,
-    }
-)
+_DERIVE: dict[str, Callable[[HttpRequest], str]] = {
+    "@method": _method,
+    "@target-uri": _target_uri,
+    "@authority": _authority,
+    "@scheme": _scheme,
+    "@request-target": _request_target,
+    "@path": _path,
+    "@query": _query,
+}
+DERIVED_COMPONENTS: Mapping[str, Callable[[HttpRequest], str]] = MappingProxyType(_DERIVE)
+
+
+def _derive(request: HttpRequest, name: str) -> str:
+    # Once per request: the request is immutable, so are its derived values.
+    # Errors are not remembered; they are raised again on the next call.
+    cache = request._derived
+    if cache is None:
+        cache = {}
+        object.__setattr__(request, "_derived", cache)
+    value = cache.get(name)
+    if value is None:
+        value = cache[name] = _DERIVE[name](request)
+    return value
 
 
 def _form_encode(text: str) -> str:
@@ -307,9 +372,8 @@ def component_value(request: HttpRequest, component: ComponentId) -> str:
     if component.name == "@query-param":
         assert component.param_name is not None
         return _query_param(request, component.param_name)
-    derive = DERIVED_COMPONENTS.get(component.name)
-    if derive is not None:
-        return derive(request)
+    if component.name in _DERIVE:
+        return _derive(request, component.name)
     value = request.field(component.name)
     if value is None:
         # RFC 9421 §2.5: a covered component that is absent is an error.
@@ -324,14 +388,19 @@ def serialize_signature_params(
 
     The inner list of identifiers with the signature parameters, exactly as
     it appears after ``label=`` in ``Signature-Input``.
+
+    Raises:
+        ValueError: If an identifier or parameter cannot be serialized.
     """
-    items: list[ItemType] = [c.to_sf() for c in components]
-    sf_params: ParamsType = {**params}
-    return ser_innerlist((items, sf_params))
+    return ser_inner_list([c.serialize() for c in components], params)
 
 
 def signature_base(
-    request: HttpRequest, components: Sequence[ComponentId], params: Mapping[str, int | str]
+    request: HttpRequest,
+    components: Sequence[ComponentId],
+    params: Mapping[str, int | str],
+    *,
+    signature_params: str | None = None,
 ) -> bytes:
     """Build the signature base (RFC 9421 §2.5) as US-ASCII bytes.
 
@@ -339,6 +408,11 @@ def signature_base(
         request: The request as seen by the signer or the verifier.
         components: The covered components, in order.
         params: The signature parameters (``created``, ``keyid``...), in order.
+        signature_params: The serialization of ``components`` and ``params``
+            when the caller already holds it: the member text of a
+            ``Signature-Input`` that matched the strict canonical parser
+            (``_sf.match_signature_input``) and nothing else. ``None``
+            serializes them here.
 
     Raises:
         SignatureInvalid: If a component repeats, is absent, or cannot be derived.
@@ -347,13 +421,17 @@ def signature_base(
 
         base = signature_base(request, [ComponentId("@method")], {"created": 1618884473})
     """
-    seen: set[ComponentId] = set()
+    # Serializations are one-to-one with identifiers, and cached on them.
+    seen: set[str] = set()
     lines = []
     for component in components:
+        serialized = component.serialize()
         # RFC 9421 §1.1: covered components are an ordered *set*; a repeat is an error.
-        if component in seen:
+        if serialized in seen:
             raise SignatureInvalid(f"component {str(component)!r} is listed twice")
-        seen.add(component)
-        lines.append(f"{component.serialize()}: {component_value(request, component)}\n")
-    lines.append(f'"@signature-params": {serialize_signature_params(components, params)}')
+        seen.add(serialized)
+        lines.append(f"{serialized}: {component_value(request, component)}\n")
+    if signature_params is None:
+        signature_params = serialize_signature_params(components, params)
+    lines.append(f'"@signature-params": {signature_params}')
     return "".join(lines).encode("ascii")

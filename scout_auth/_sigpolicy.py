@@ -67,13 +67,14 @@ class SignaturePolicy:
     def missing_components(self, covered: Iterable[str], *, has_body: bool) -> list[str]:
         """The required components ``covered`` lacks, in policy order."""
         have = set(covered)
+        needed = self.required_components
+        if has_body:
+            needed += self.body_components
+        absent = [name for name in needed if name not in have]
+        if not absent:
+            return absent
         subs = dict(self.alternatives)
-        needed = [*self.required_components, *(self.body_components if has_body else ())]
-        return [
-            name
-            for name in needed
-            if name not in have and not (name in subs and set(subs[name]) <= have)
-        ]
+        return [name for name in absent if not (name in subs and set(subs[name]) <= have)]
 
 
 #: The default policy: method, authority and target URI (or path + query),

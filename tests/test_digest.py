@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from unittest import mock
 
+import http_sf
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scout_auth import _digest
 from scout_auth._digest import DigestChecker, content_digest
 from scout_auth.exceptions import DigestInvalid, DigestMismatch
 
@@ -130,3 +134,39 @@ def test_checker_is_single_use():
 
 def test_repr_does_not_leak_digests():
     assert "X48E9" not in repr(DigestChecker.from_header(HELLO_SHA256))
+
+
+def _checker_outcome(header: str, *, fast: bool) -> object:
+    with contextlib.ExitStack() as stack:
+        if not fast:
+            stack.enter_context(
+                mock.patch.object(_digest, "match_byte_sequence_member", return_value=None)
+            )
+        try:
+            checker = DigestChecker.from_header(header)
+        except DigestInvalid as exc:
+            return exc.detail
+        return checker._expected
+
+
+_DIGEST_HEADERS = st.builds(
+    lambda name, raw: f"{name}={http_sf.ser((raw, {}))}",
+    st.sampled_from(["sha-256", "sha-512", "md5", "x"]),
+    st.binary(min_size=32, max_size=32) | st.binary(min_size=64, max_size=64) | st.binary(),
+)
+
+
+@given(
+    _DIGEST_HEADERS,
+    st.lists(
+        st.tuples(st.integers(0, 120), st.sampled_from([" ", "=", ":", ",", ";a", "A", "-", "é"])),
+        max_size=2,
+    ),
+)
+def test_fast_path_agrees_with_http_sf(header, edits):
+    # The canonical one-member header is read by the strict fast path (_sf);
+    # it must mean exactly what http_sf reads, near-misses included.
+    for position, chunk in edits:
+        i = position % (len(header) + 1)
+        header = header[:i] + chunk + header[i:]
+    assert _checker_outcome(header, fast=True) == _checker_outcome(header, fast=False)
