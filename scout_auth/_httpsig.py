@@ -32,7 +32,8 @@ import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, cast
 
 import http_sf
 from cryptography.exceptions import InvalidSignature
@@ -40,8 +41,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ._sf import match_byte_sequence_member, match_signature_input
 from ._sigbase import (
+    BasePlan,
     ComponentId,
     HttpRequest,
+    base_plan,
+    build_base,
     component_from_parts,
     serialize_signature_params,
     signature_base,
@@ -68,8 +72,9 @@ __all__ = [
 
 _ED25519_SIGNATURE_SIZE = 64
 # RFC 9421 §2.3 signature parameters and their Structured Fields types.
-_INT_PARAMS = frozenset({"created", "expires"})
-_STR_PARAMS = frozenset({"keyid", "nonce", "alg", "tag"})
+_PARAM_TYPES: Mapping[str, type] = MappingProxyType(
+    {"created": int, "expires": int, "keyid": str, "nonce": str, "alg": str, "tag": str}
+)
 # Bounds on attacker-chosen strings that end up in caches and logs.
 _MAX_KEYID = 256
 _MAX_NONCE = 128
@@ -153,20 +158,37 @@ def _parse_params(raw: Mapping[str, object]) -> dict[str, int | str]:
         # RFC 9421 §2.3: created/expires are Integers, the others Strings.
         # type() rather than isinstance: a Boolean is not an Integer, a Token
         # is not a String.
-        if (name in _INT_PARAMS and type(value) is int) or (
-            name in _STR_PARAMS and type(value) is str
-        ):
-            params[name] = value
-        elif name in _INT_PARAMS or name in _STR_PARAMS:
-            raise SignatureInvalid(f"signature parameter {name!r} has the wrong type")
-        else:
+        expected = _PARAM_TYPES.get(name)
+        if expected is None:
             raise SignatureInvalid(f"unsupported signature parameter {name!r}")
+        if type(value) is not expected:
+            raise SignatureInvalid(f"signature parameter {name!r} has the wrong type")
+        params[name] = cast("int | str", value)
     return params
 
 
+@dataclass(frozen=True, slots=True)
+class _Covered:
+    # A Signature-Input inner list, validated once: what the policy and the
+    # base need of it.
+    components: tuple[ComponentId, ...]
+    names: tuple[str, ...]  # RequestSignature.components
+    name_set: frozenset[str]
+    plan: BasePlan
+
+
+@functools.lru_cache(maxsize=256)
+def _covered(items: tuple[tuple[str, str | None], ...]) -> _Covered:
+    # Cached: a client covers the same components in every request. Bounded;
+    # an invalid identifier raises every time (exceptions are not cached).
+    components = tuple([component_from_parts(name, param) for name, param in items])
+    names = tuple([c.name if c.param_name is None else str(c) for c in components])
+    return _Covered(components, names, frozenset(names), base_plan(components))
+
+
 def _header(request: HttpRequest, name: str) -> str | None:
-    values = request.field_values(name)
-    return ", ".join(values) if values else None
+    # Every line of the field, joined with ", " (RFC 9110 §5.3).
+    return request._raw_field(name)
 
 
 def parse_request_signature(
@@ -221,33 +243,43 @@ def parse_request_signature(
     # whose meaning is exactly what http_sf would return; anything else goes
     # to http_sf unchanged.
     canonical = match_signature_input(signature_input)
-    inputs: Mapping[str, object] = (
-        {canonical[0]: canonical}
-        if canonical is not None
-        else _parse_dictionary(signature_input, "Signature-Input")
-    )
     fast_signature = match_byte_sequence_member(signature)
-    signatures: Mapping[str, object] = (
-        {fast_signature[0]: (fast_signature[1], {})}
-        if fast_signature is not None
-        else _parse_dictionary(signature, "Signature")
-    )
-    chosen = _choose_label(inputs, signatures, label)
+    if canonical is not None and fast_signature is not None:
+        # _choose_label() for two one-member Dictionaries.
+        chosen = canonical[0]
+        if label is not None and (label != chosen or label != fast_signature[0]):
+            raise SignatureInvalid(f"no signature labelled {label!r}")
+        if chosen != fast_signature[0]:
+            raise SignatureInvalid("Signature-Input and Signature labels differ")
+        sig_member: object = (fast_signature[1], {})
+    else:
+        inputs: Mapping[str, object] = (
+            {canonical[0]: canonical}
+            if canonical is not None
+            else _parse_dictionary(signature_input, "Signature-Input")
+        )
+        signatures: Mapping[str, object] = (
+            {fast_signature[0]: (fast_signature[1], {})}
+            if fast_signature is not None
+            else _parse_dictionary(signature, "Signature")
+        )
+        chosen = _choose_label(inputs, signatures, label)
+        sig_member = signatures[chosen]
 
     signature_params: str | None = None
     if canonical is not None:
         _, items, raw_params, signature_params = canonical
-        components = [component_from_parts(name, param) for name, param in items]
+        covered = _covered(tuple(items))
         params = _parse_params(raw_params)
     else:
         # RFC 9421 §4.1: each Signature-Input member is an Inner List with parameters.
         member = inputs[chosen]
         if not (isinstance(member, tuple) and isinstance(member[0], list)):
             raise SignatureInvalid("Signature-Input member is not an Inner List")
-        components = [ComponentId.from_sf(item) for item in member[0]]
+        validated = [ComponentId.from_sf(item) for item in member[0]]
+        covered = _covered(tuple([(c.name, c.param_name) for c in validated]))
         params = _parse_params(member[1])
     # RFC 9421 §4.2: each Signature member is a Byte Sequence.
-    sig_member = signatures[chosen]
     if not (isinstance(sig_member, tuple) and isinstance(sig_member[0], bytes)):
         raise SignatureInvalid("Signature member is not a Byte Sequence")
     if len(sig_member[0]) != _ED25519_SIGNATURE_SIZE:
@@ -286,15 +318,17 @@ def parse_request_signature(
     if nonce is not None and not 0 < len(nonce) <= _MAX_NONCE:
         raise SignatureInvalid(f"nonce must be 1 to {_MAX_NONCE} characters")
 
-    covered = tuple([c.name if c.param_name is None else str(c) for c in components])
     if has_body is None:
         has_body = request.has_body()
-    missing = policy.missing_components(covered, has_body=has_body)
+    missing = policy.missing_components(covered.name_set, has_body=has_body)
     if missing:
         subs = dict(policy.alternatives).get(missing[0])
         alt = f" (or {' and '.join(subs)})" if subs else ""
         raise SignatureMissingComponent(missing[0], f"Signature must cover {missing[0]}{alt}")
 
+    if signature_params is None:
+        # Never fails: http_sf read these as Strings and Integers.
+        signature_params = serialize_signature_params(covered.components, params)
     tag = params.get("tag")
     assert tag is None or isinstance(tag, str)
     fresh_until = float(created) + policy.max_age
@@ -308,8 +342,8 @@ def parse_request_signature(
         nonce=nonce,
         alg=alg if isinstance(alg, str) else None,
         tag=tag,
-        components=covered,
-        base=signature_base(request, components, params, signature_params=signature_params),
+        components=covered.names,
+        base=build_base(request, covered.plan, signature_params),
         signature=sig_member[0],
         fresh_until=fresh_until,
     )

@@ -134,9 +134,12 @@ _SIGNATURE_INPUT_RE = re.compile(
 _ITEM_RE = re.compile(rf"({_STRING})(?:;name=({_STRING}))?")
 _PARAM_RE = re.compile(_PARAM)
 _UNESCAPE_RE = re.compile(r"\\(.)")
-# Canonical base64 (RFC 4648 §4 with padding), as http_sf serializes it.
-_B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
-_BYTE_SEQUENCE_MEMBER_RE = re.compile(rf"({_KEY})=:({_B64}):")
+# Canonical base64 (RFC 4648 §4 with padding), as http_sf serializes it:
+# alphabet characters, then at most two "=", the whole a multiple of 4 long
+# (checked apart: one run of a character class is far cheaper for the regex
+# engine than a repeated group of four). Possessive quantifiers: nothing
+# after a run can start with a character of the run, so giving back never helps.
+_BYTE_SEQUENCE_MEMBER_RE = re.compile(r"([a-z*][a-z0-9_\-.*]*+)=:([A-Za-z0-9+/]*+={0,2}+):")
 
 
 def _string(token: str) -> str:
@@ -145,6 +148,46 @@ def _string(token: str) -> str:
 
 
 CanonicalSignatureInput = tuple[str, list[tuple[str, str | None]], dict[str, int | str], str]
+
+
+# Inner lists the full pattern has read, by their text: a client covers the
+# same components in every request, so only the parameters need reading. The
+# text is attacker-chosen, hence the bound (full: start again, so a flood
+# cannot lock real clients out).
+_known_inner_lists: dict[str, tuple[tuple[str, str | None], ...]] = {}
+_MAX_KNOWN_INNER_LISTS = 256
+# The parameters in the order sign_request writes them, one group each: one
+# pass of a pattern made mostly of literals. Any other order, or anything
+# else, takes the general pattern.
+_CAPTURED_STRING = r'"([\x20\x21\x23-\x5b\x5d-\x7e]*+(?:\\[\\"][\x20\x21\x23-\x5b\x5d-\x7e]*+)*+)"'
+_CAPTURED_INTEGER = r"(0|-?[1-9][0-9]{0,14})"
+_USUAL_PARAMS_RE = re.compile(
+    rf";created={_CAPTURED_INTEGER}(?:;expires={_CAPTURED_INTEGER})?+"
+    rf";keyid={_CAPTURED_STRING}(?:;nonce={_CAPTURED_STRING})?+"
+    rf"(?:;alg={_CAPTURED_STRING})?+(?:;tag={_CAPTURED_STRING})?+"
+)
+
+
+def _unescape(inner: str) -> str:
+    return _UNESCAPE_RE.sub(r"\1", inner) if "\\" in inner else inner
+
+
+def _usual_params(value: str, start: int) -> dict[str, int | str] | None:
+    match = _USUAL_PARAMS_RE.fullmatch(value, start)
+    if match is None:
+        return None
+    created, expires, keyid, nonce, alg, tag = match.groups()
+    params: dict[str, int | str] = {"created": int(created)}
+    if expires is not None:
+        params["expires"] = int(expires)
+    params["keyid"] = _unescape(keyid)
+    if nonce is not None:
+        params["nonce"] = _unescape(nonce)
+    if alg is not None:
+        params["alg"] = _unescape(alg)
+    if tag is not None:
+        params["tag"] = _unescape(tag)
+    return params
 
 
 def match_signature_input(value: str) -> CanonicalSignatureInput | None:
@@ -157,6 +200,18 @@ def match_signature_input(value: str) -> CanonicalSignatureInput | None:
         when ``value`` is anything else, duplicate parameters included; then
         parse it with ``http_sf``.
     """
+    # The shortcut: "label=(" + an inner list read before + ")" + the usual
+    # parameters. The text up to the first ")" can only be a known inner list
+    # if that ")" closes it: a known inner list has every String closed.
+    start = value.find("=(")
+    if start > 0:
+        end = value.find(")", start)
+        known = _known_inner_lists.get(value[start + 2 : end]) if end > 0 else None
+        if known is not None and _KEY_RE.fullmatch(value, 0, start):
+            usual = _usual_params(value, end + 1)
+            if usual is not None:
+                return value[:start], list(known), usual, value[start + 1 :]
+
     match = _SIGNATURE_INPUT_RE.fullmatch(value)
     if match is None:
         return None
@@ -177,13 +232,16 @@ def match_signature_input(value: str) -> CanonicalSignatureInput | None:
             params[key] = int(raw)
         else:
             params[key] = _string(raw) if "\\" in raw else raw[1:-1]
+    if len(_known_inner_lists) >= _MAX_KNOWN_INNER_LISTS:
+        _known_inner_lists.clear()
+    _known_inner_lists[inner] = tuple(items)
     return label, items, params, member
 
 
 def match_byte_sequence_member(value: str) -> tuple[str, bytes] | None:
     """Read a one-member Dictionary ``key=:base64:`` in canonical form, or return ``None``."""
     match = _BYTE_SEQUENCE_MEMBER_RE.fullmatch(value)
-    if match is None:
+    if match is None or len(match[2]) % 4:
         return None
     try:
         return match[1], binascii.a2b_base64(match[2], strict_mode=True)

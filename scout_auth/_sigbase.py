@@ -40,8 +40,11 @@ from .exceptions import SignatureInvalid
 
 __all__ = [
     "DERIVED_COMPONENTS",
+    "BasePlan",
     "ComponentId",
     "HttpRequest",
+    "base_plan",
+    "build_base",
     "component_from_parts",
     "component_value",
     "serialize_signature_params",
@@ -66,8 +69,14 @@ _NOT_IN_AUTHORITY = frozenset("/?#@\\")
 _FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
 
 
+def _is_safe(value: str) -> bool:
+    # For ASCII text isprintable() is exactly %x20-7E: the usual answer
+    # without the regex engine, which is asked only about tabs and worse.
+    return (value.isascii() and value.isprintable()) or bool(_SAFE_VALUE_RE.fullmatch(value))
+
+
 def _check_value(what: str, value: str) -> str:
-    if not _SAFE_VALUE_RE.fullmatch(value):
+    if not _is_safe(value):
         raise SignatureInvalid(f"{what} contains characters a signature base cannot hold")
     return value
 
@@ -106,9 +115,13 @@ class HttpRequest:
     def _fields(self) -> dict[str, list[str]]:
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self.headers:
-                index.setdefault(key.lower(), []).append(value)
+            headers = self.headers
+            index = {key.lower(): [value] for key, value in headers}
+            if len(index) != len(headers):
+                # A repeated name (in any case): gather every line, in order.
+                index = {}
+                for key, value in headers:
+                    index.setdefault(key.lower(), []).append(value)
             object.__setattr__(self, "_index", index)
         return index
 
@@ -122,27 +135,46 @@ class HttpRequest:
         Raises:
             SignatureInvalid: If a value holds a character a base cannot carry.
         """
-        values = self._fields().get(name.lower())
+        return self._field(name.lower())
+
+    def _field(self, name: str) -> str | None:
+        # field() for a name already lower-cased.
+        values = (self._index if self._index is not None else self._fields()).get(name)
         if not values:
             return None
         # RFC 9421 §2.1: strip each value, unfold obs-fold, join with ", ".
-        cleaned = [
-            (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
-            for value in values
-        ]
-        combined = cleaned[0] if len(cleaned) == 1 else ", ".join(cleaned)
-        if not _SAFE_VALUE_RE.fullmatch(combined):
+        if len(values) == 1:
+            value = values[0]
+            combined = (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
+        else:
+            combined = ", ".join(
+                [
+                    (_OBS_FOLD_RE.sub(" ", value) if "\r" in value else value).strip(" \t")
+                    for value in values
+                ]
+            )
+        if not _is_safe(combined):
             raise SignatureInvalid(
-                f"field {name.lower()!r} contains characters a signature base cannot hold"
+                f"field {name!r} contains characters a signature base cannot hold"
             )
         return combined
+
+    def _raw_field(self, name: str) -> str | None:
+        # The field's lines joined with ", ", untouched (name lower-cased).
+        values = (self._index if self._index is not None else self._fields()).get(name)
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     def has_body(self) -> bool:
         """Whether the headers announce content (non-zero length, or chunked)."""
         index = self._fields()
         if "transfer-encoding" in index:
             return True
-        return any([v.strip() not in ("", "0") for v in index.get("content-length", ())])
+        lengths = index.get("content-length")
+        if not lengths:
+            return False
+        return any([v.strip() not in ("", "0") for v in lengths])
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,9 +277,13 @@ def component_from_parts(name: str, param_name: str | None) -> ComponentId:
     return ComponentId.from_sf((name, {} if param_name is None else {"name": param_name}))
 
 
-def _authority(request: HttpRequest) -> str:
+# The request line's parts repeat from request to request (one host, a scheme,
+# a few methods): their normal forms are pure functions of short strings, so
+# they are cached. Bounded; errors are raised every time (never cached).
+@functools.lru_cache(maxsize=256)
+def _normal_authority(authority: str, scheme: str) -> str:
     # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
-    authority = request.authority.lower()
+    authority = authority.lower()
     if not authority or not _NOT_IN_AUTHORITY.isdisjoint(authority) or not authority.isascii():
         raise SignatureInvalid("malformed authority")
     if authority.startswith("["):
@@ -259,24 +295,38 @@ def _authority(request: HttpRequest) -> str:
         host, _, port = authority.partition(":")
     if not host or (port and not port.isdigit()):
         raise SignatureInvalid("malformed authority")
-    if not port or port == _DEFAULT_PORTS.get(_derive(request, "@scheme")):
+    if not port or port == _DEFAULT_PORTS.get(scheme):
         return _check_value("authority", host)
     return _check_value("authority", f"{host}:{port}")
 
 
-def _scheme(request: HttpRequest) -> str:
+@functools.lru_cache(maxsize=64)
+def _normal_scheme(scheme: str) -> str:
     # RFC 9421 §2.2.4: lower-cased.
-    scheme = request.scheme.lower()
+    scheme = scheme.lower()
     if not _SCHEME_RE.fullmatch(scheme):
         raise SignatureInvalid("malformed scheme")
     return scheme
 
 
-def _method(request: HttpRequest) -> str:
+@functools.lru_cache(maxsize=64)
+def _checked_method(method: str) -> str:
     # RFC 9421 §2.2.1: the method is case-sensitive and MUST NOT be normalized.
-    if not _TOKEN_RE.fullmatch(request.method):
+    if not _TOKEN_RE.fullmatch(method):
         raise SignatureInvalid("malformed method")
-    return request.method
+    return method
+
+
+def _authority(request: HttpRequest) -> str:
+    return _normal_authority(request.authority, _derive(request, "@scheme"))
+
+
+def _scheme(request: HttpRequest) -> str:
+    return _normal_scheme(request.scheme)
+
+
+def _method(request: HttpRequest) -> str:
+    return _checked_method(request.method)
 
 
 def _path(request: HttpRequest) -> str:
@@ -300,6 +350,17 @@ def _query(request: HttpRequest) -> str:
 
 def _request_target(request: HttpRequest) -> str:
     # RFC 9421 §2.2.5: origin-form, path plus "?query" when there is one.
+    path, query = request.path, request.query
+    target = f"{path}?{query}" if query else path
+    # All of _path's and _raw_query's checks at once, when all pass.
+    if (
+        path.startswith("/")
+        and "?" not in path
+        and "#" not in target
+        and target.isascii()
+        and target.isprintable()
+    ):
+        return target
     query = _raw_query(request)
     return _path(request) + (f"?{query}" if query else "")
 
@@ -395,6 +456,73 @@ def serialize_signature_params(
     return ser_inner_list([c.serialize() for c in components], params)
 
 
+@dataclass(frozen=True, slots=True)
+class BasePlan:
+    """The request-independent part of a signature base, worked out once.
+
+    Attributes:
+        lines: ``('"<identifier>": ', component)`` for each component up to
+            ``stop``: the start of its base line, and what to derive.
+        stop: The first component the base cannot get past, or ``None``: a
+            repeat (RFC 9421 §1.1: covered components are an ordered *set*)
+            or an identifier that cannot be serialized. Its error is raised
+            where the base reaches it, after the values before it.
+    """
+
+    lines: tuple[tuple[str, ComponentId], ...]
+    stop: ComponentId | None
+
+
+def base_plan(components: Iterable[ComponentId]) -> BasePlan:
+    """Serialize the identifiers and find the first repeat (see :class:`BasePlan`)."""
+    seen: set[str] = set()
+    lines: list[tuple[str, ComponentId]] = []
+    for component in components:
+        try:
+            # Serializations are one-to-one with identifiers, and cached on them.
+            serialized = component.serialize()
+        except ValueError:
+            return BasePlan(tuple(lines), component)
+        if serialized in seen:
+            return BasePlan(tuple(lines), component)
+        seen.add(serialized)
+        lines.append((f"{serialized}: ", component))
+    return BasePlan(tuple(lines), None)
+
+
+def build_base(request: HttpRequest, plan: BasePlan, signature_params: str) -> bytes:
+    """The signature base (RFC 9421 §2.5) of ``request`` for a :class:`BasePlan`.
+
+    ``signature_params`` is the ``@signature-params`` value (see
+    :func:`signature_base`).
+
+    Raises:
+        SignatureInvalid: If a component repeats, is absent, or cannot be derived.
+        ValueError: If an identifier cannot be serialized.
+    """
+    lines = []
+    for prefix, component in plan.lines:
+        # component_value(), inlined: this loop runs for every covered component.
+        name = component.name
+        if name in _DERIVE:
+            value = _derive(request, name)
+        elif name == "@query-param":
+            assert component.param_name is not None
+            value = _query_param(request, component.param_name)
+        else:
+            field_value = request._field(name)
+            if field_value is None:
+                # RFC 9421 §2.5: a covered component that is absent is an error.
+                raise SignatureInvalid(f"covered field {name!r} is missing")
+            value = field_value
+        lines.append(f"{prefix}{value}\n")
+    if plan.stop is not None:
+        plan.stop.serialize()  # ValueError, if that is why the plan stopped
+        raise SignatureInvalid(f"component {str(plan.stop)!r} is listed twice")
+    lines.append(f'"@signature-params": {signature_params}')
+    return "".join(lines).encode("ascii")
+
+
 def signature_base(
     request: HttpRequest,
     components: Sequence[ComponentId],
@@ -421,17 +549,9 @@ def signature_base(
 
         base = signature_base(request, [ComponentId("@method")], {"created": 1618884473})
     """
-    # Serializations are one-to-one with identifiers, and cached on them.
-    seen: set[str] = set()
-    lines = []
-    for component in components:
-        serialized = component.serialize()
-        # RFC 9421 §1.1: covered components are an ordered *set*; a repeat is an error.
-        if serialized in seen:
-            raise SignatureInvalid(f"component {str(component)!r} is listed twice")
-        seen.add(serialized)
-        lines.append(f"{serialized}: {component_value(request, component)}\n")
-    if signature_params is None:
-        signature_params = serialize_signature_params(components, params)
-    lines.append(f'"@signature-params": {signature_params}')
-    return "".join(lines).encode("ascii")
+    plan = base_plan(components)
+    if signature_params is not None:
+        return build_base(request, plan, signature_params)
+    # Component errors first, as the base meets them; then the parameters'.
+    base = build_base(request, plan, "")
+    return base + serialize_signature_params(components, params).encode("ascii")

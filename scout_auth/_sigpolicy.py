@@ -8,7 +8,7 @@ be covered, how fresh a signature must be, which algorithms are acceptable.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._sigbase import ComponentId
 from .exceptions import SignatureInvalid
@@ -50,6 +50,11 @@ class SignaturePolicy:
     require_nonce: bool = True
     algorithms: frozenset[str] = frozenset({ED25519})
     allow_missing_alg: bool = True
+    # What missing_components() compares against, per has_body; derived from
+    # the fields above in __post_init__ (so dataclasses.replace() keeps it right).
+    _needed: tuple[frozenset[str], frozenset[str]] = field(
+        default=(frozenset(), frozenset()), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.max_age > 0 or not self.max_skew >= 0:
@@ -63,10 +68,14 @@ class SignaturePolicy:
                 ComponentId.parse(name)
             except SignatureInvalid:
                 raise ValueError(f"unsupported component in policy: {name!r}") from None
+        required = frozenset(self.required_components)
+        object.__setattr__(self, "_needed", (required, required | set(self.body_components)))
 
     def missing_components(self, covered: Iterable[str], *, has_body: bool) -> list[str]:
         """The required components ``covered`` lacks, in policy order."""
-        have = set(covered)
+        have = covered if isinstance(covered, frozenset | set) else set(covered)
+        if self._needed[1 if has_body else 0] <= have:
+            return []  # the usual case: one subset test
         needed = self.required_components
         if has_body:
             needed += self.body_components

@@ -379,3 +379,53 @@ def test_canonical_member_is_the_signature_params_line():
     )
     ids = [ComponentId(n, p) for n, p in items]
     assert member == serialize_signature_params(ids, params)
+
+
+@settings(max_examples=400)
+@given(_headers(), _PERTURBATIONS)
+def test_known_inner_list_shortcut_agrees_with_http_sf_on_near_misses(headers, edits):
+    # match_signature_input skips the inner list it has read before and reads
+    # only the parameters: prime it with the exact header, then send near misses.
+    label, components, params, signature = headers
+    text = _signature_input(label, components, params)
+    match_signature_input(text)
+    if canonical := match_signature_input(text):
+        assert _sf_reading(text) == canonical
+    outcome = _assert_paths_agree(_perturb(text, edits), signature)
+    event("parsed" if isinstance(outcome, RequestSignature) else "rejected")
+
+
+def _sf_reading(text: str) -> tuple[Any, ...]:
+    parsed: Any = http_sf.parse(text.encode(), tltype="dictionary")
+    ((label, (inner, params)),) = parsed.items()
+    items = [(n, p.get("name")) for n, p in inner]
+    return label, items, params, ser_innerlist((inner, params))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "canonical"),
+    [
+        pytest.param(';created=1;keyid="k"', True, id="usual"),
+        pytest.param(';keyid="k";created=1', True, id="other-order"),
+        pytest.param(';created=1;keyid="k";created=2', False, id="duplicate"),
+        pytest.param(';created=01;keyid="k"', False, id="leading-zero"),
+        pytest.param(';created=1;keyid="k\\\\";nonce="a\\"b"', True, id="escapes"),
+        pytest.param(';created=1;keyid="k";x', False, id="boolean"),
+        pytest.param(';created=1;keyid="k" ', False, id="trailing-space"),
+        pytest.param(';created=1;expires=2;keyid="k";nonce="n";alg="a";tag="t"', True, id="all"),
+    ],
+)
+@pytest.mark.parametrize(
+    "inner",
+    [
+        pytest.param('"@method" "@path"', id="plain"),
+        pytest.param('"@query-param";name="a)b" "@method"', id="paren-in-string"),
+    ],
+)
+def test_known_inner_list_shortcut(inner, suffix, canonical):
+    text = f"sig1=({inner}){suffix}"
+    # Prime with the inner list, and with the text before its first ")".
+    match_signature_input(f'sig1=({inner});created=5;keyid="prime"')
+    match_signature_input(f'sig1=({inner.partition(")")[0]}");created=5;keyid="prime"')
+    assert match_signature_input(text) == (_sf_reading(text) if canonical else None)
+    _assert_paths_agree(text, "sig1=:" + "A" * 86 + "==:")
