@@ -127,7 +127,11 @@ class DigestChecker:
         # anything else is parsed by http_sf.
         fast = match_byte_sequence_member(value)
         if fast is not None:
-            parsed: http_sf.DictionaryType = {fast[0]: (fast[1], {})}
+            name, digest = fast
+            factory = _ALGORITHMS.get(name)
+            if factory is not None and len(digest) == _DIGEST_SIZES[name]:
+                return cls({name: digest}, {name: factory()})
+            parsed: http_sf.DictionaryType = {name: (digest, {})}
         else:
             try:
                 parsed_any = http_sf.parse(
