@@ -32,8 +32,7 @@ import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Literal, cast
+from typing import Literal
 
 import http_sf
 from cryptography.exceptions import InvalidSignature
@@ -72,9 +71,14 @@ __all__ = [
 
 _ED25519_SIGNATURE_SIZE = 64
 # RFC 9421 §2.3 signature parameters and their Structured Fields types.
-_PARAM_TYPES: Mapping[str, type] = MappingProxyType(
-    {"created": int, "expires": int, "keyid": str, "nonce": str, "alg": str, "tag": str}
-)
+_PARAM_TYPES: dict[str, type] = {
+    "created": int,
+    "expires": int,
+    "keyid": str,
+    "nonce": str,
+    "alg": str,
+    "tag": str,
+}
 # Bounds on attacker-chosen strings that end up in caches and logs.
 _MAX_KEYID = 256
 _MAX_NONCE = 128
@@ -163,7 +167,7 @@ def _parse_params(raw: Mapping[str, object]) -> dict[str, int | str]:
             raise SignatureInvalid(f"unsupported signature parameter {name!r}")
         if type(value) is not expected:
             raise SignatureInvalid(f"signature parameter {name!r} has the wrong type")
-        params[name] = cast("int | str", value)
+        params[name] = value  # type: ignore[assignment]  # an int or a str: checked
     return params
 
 
@@ -184,11 +188,6 @@ def _covered(items: tuple[tuple[str, str | None], ...]) -> _Covered:
     components = tuple([component_from_parts(name, param) for name, param in items])
     names = tuple([c.name if c.param_name is None else str(c) for c in components])
     return _Covered(components, names, frozenset(names), base_plan(components))
-
-
-def _header(request: HttpRequest, name: str) -> str | None:
-    # Every line of the field, joined with ", " (RFC 9110 §5.3).
-    return request._raw_field(name)
 
 
 def parse_request_signature(
@@ -230,10 +229,11 @@ def parse_request_signature(
         NonceRequired: The policy needs a nonce and there is none.
         SignatureMissingComponent: A required component is not covered.
     """
+    # Every line of the field, joined with ", " (RFC 9110 §5.3).
     if signature_input is None:
-        signature_input = _header(request, "signature-input")
+        signature_input = request._raw_field("signature-input")
     if signature is None:
-        signature = _header(request, "signature")
+        signature = request._raw_field("signature")
     if signature_input is None and signature is None:
         raise MissingCredentials("No Signature-Input or Signature header")
     if signature_input is None or signature is None:

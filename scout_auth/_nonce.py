@@ -131,7 +131,9 @@ class InMemoryNonceCache:
             raise ValueError("ttl must be positive")
         with self._lock:
             now = self._clock()
-            self._purge(now)
+            heap = self._heap
+            if heap and heap[0][0] <= now:
+                self._purge(now)
             if key in self._expiry:
                 return False
             if len(self._expiry) >= self._max_entries:

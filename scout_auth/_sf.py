@@ -150,12 +150,13 @@ def _string(token: str) -> str:
 CanonicalSignatureInput = tuple[str, list[tuple[str, str | None]], dict[str, int | str], str]
 
 
-# Inner lists the full pattern has read, by their text: a client covers the
-# same components in every request, so only the parameters need reading. The
-# text is attacker-chosen, hence the bound (full: start again, so a flood
-# cannot lock real clients out).
-_known_inner_lists: dict[str, tuple[tuple[str, str | None], ...]] = {}
-_MAX_KNOWN_INNER_LISTS = 256
+# What the full pattern has read up to the end of the inner list
+# ('label=("@method" ...'), by that exact text: a client uses the same label
+# and covers the same components in every request, so only the parameters
+# need reading. The text is attacker-chosen, hence the bound (full: start
+# again, so a flood cannot lock real clients out).
+_known_heads: dict[str, tuple[str, tuple[tuple[str, str | None], ...]]] = {}
+_MAX_KNOWN_HEADS = 256
 # The parameters in the order sign_request writes them, one group each: one
 # pass of a pattern made mostly of literals. Any other order, or anything
 # else, takes the general pattern.
@@ -168,10 +169,6 @@ _USUAL_PARAMS_RE = re.compile(
 )
 
 
-def _unescape(inner: str) -> str:
-    return _UNESCAPE_RE.sub(r"\1", inner) if "\\" in inner else inner
-
-
 def _usual_params(value: str, start: int) -> dict[str, int | str] | None:
     match = _USUAL_PARAMS_RE.fullmatch(value, start)
     if match is None:
@@ -180,13 +177,13 @@ def _usual_params(value: str, start: int) -> dict[str, int | str] | None:
     params: dict[str, int | str] = {"created": int(created)}
     if expires is not None:
         params["expires"] = int(expires)
-    params["keyid"] = _unescape(keyid)
+    params["keyid"] = _UNESCAPE_RE.sub(r"\1", keyid) if "\\" in keyid else keyid
     if nonce is not None:
-        params["nonce"] = _unescape(nonce)
+        params["nonce"] = _UNESCAPE_RE.sub(r"\1", nonce) if "\\" in nonce else nonce
     if alg is not None:
-        params["alg"] = _unescape(alg)
+        params["alg"] = _UNESCAPE_RE.sub(r"\1", alg) if "\\" in alg else alg
     if tag is not None:
-        params["tag"] = _unescape(tag)
+        params["tag"] = _UNESCAPE_RE.sub(r"\1", tag) if "\\" in tag else tag
     return params
 
 
@@ -200,17 +197,16 @@ def match_signature_input(value: str) -> CanonicalSignatureInput | None:
         when ``value`` is anything else, duplicate parameters included; then
         parse it with ``http_sf``.
     """
-    # The shortcut: "label=(" + an inner list read before + ")" + the usual
-    # parameters. The text up to the first ")" can only be a known inner list
-    # if that ")" closes it: a known inner list has every String closed.
-    start = value.find("=(")
-    if start > 0:
-        end = value.find(")", start)
-        known = _known_inner_lists.get(value[start + 2 : end]) if end > 0 else None
-        if known is not None and _KEY_RE.fullmatch(value, 0, start):
-            usual = _usual_params(value, end + 1)
-            if usual is not None:
-                return value[:start], list(known), usual, value[start + 1 :]
+    # The shortcut: a head read before, ")", the usual parameters. The text
+    # before the first ")" can only be a known head if that ")" closes its
+    # inner list: a known head has every String closed.
+    end = value.find(")")
+    known = _known_heads.get(value[:end]) if end > 0 else None
+    if known is not None:
+        usual = _usual_params(value, end + 1)
+        if usual is not None:
+            known_label, known_items = known
+            return known_label, list(known_items), usual, value[len(known_label) + 1 :]
 
     match = _SIGNATURE_INPUT_RE.fullmatch(value)
     if match is None:
@@ -232,9 +228,9 @@ def match_signature_input(value: str) -> CanonicalSignatureInput | None:
             params[key] = int(raw)
         else:
             params[key] = _string(raw) if "\\" in raw else raw[1:-1]
-    if len(_known_inner_lists) >= _MAX_KNOWN_INNER_LISTS:
-        _known_inner_lists.clear()
-    _known_inner_lists[inner] = tuple(items)
+    if len(_known_heads) >= _MAX_KNOWN_HEADS:
+        _known_heads.clear()
+    _known_heads[f"{label}=({inner}"] = (label, tuple(items))
     return label, items, params, member
 
 

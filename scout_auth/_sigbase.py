@@ -153,7 +153,9 @@ class HttpRequest:
                     for value in values
                 ]
             )
-        if not _is_safe(combined):
+        if not (combined.isascii() and combined.isprintable()) and not _SAFE_VALUE_RE.fullmatch(
+            combined
+        ):
             raise SignatureInvalid(
                 f"field {name!r} contains characters a signature base cannot hold"
             )
@@ -281,8 +283,10 @@ def component_from_parts(name: str, param_name: str | None) -> ComponentId:
 # a few methods): their normal forms are pure functions of short strings, so
 # they are cached. Bounded; errors are raised every time (never cached).
 @functools.lru_cache(maxsize=256)
-def _normal_authority(authority: str, scheme: str) -> str:
-    # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased, default port omitted.
+def _authority_parts(authority: str) -> tuple[str, str, bool]:
+    # RFC 9421 §2.2.3 → RFC 9110 §4.2.3: host lower-cased (the port is
+    # dropped later if it is the scheme's default). Returns host, port, and
+    # whether the host may appear in a base (the port is digits).
     authority = authority.lower()
     if not authority or not _NOT_IN_AUTHORITY.isdisjoint(authority) or not authority.isascii():
         raise SignatureInvalid("malformed authority")
@@ -295,9 +299,7 @@ def _normal_authority(authority: str, scheme: str) -> str:
         host, _, port = authority.partition(":")
     if not host or (port and not port.isdigit()):
         raise SignatureInvalid("malformed authority")
-    if not port or port == _DEFAULT_PORTS.get(scheme):
-        return _check_value("authority", host)
-    return _check_value("authority", f"{host}:{port}")
+    return host, port, _is_safe(host)
 
 
 @functools.lru_cache(maxsize=64)
@@ -318,7 +320,11 @@ def _checked_method(method: str) -> str:
 
 
 def _authority(request: HttpRequest) -> str:
-    return _normal_authority(request.authority, _derive(request, "@scheme"))
+    host, port, safe = _authority_parts(request.authority)
+    # The scheme is consulted only when there is a port to compare.
+    if port and port != _DEFAULT_PORTS.get(_normal_scheme(request.scheme)):
+        host = f"{host}:{port}"
+    return host if safe else _check_value("authority", host)
 
 
 def _scheme(request: HttpRequest) -> str:
@@ -367,8 +373,7 @@ def _request_target(request: HttpRequest) -> str:
 
 def _target_uri(request: HttpRequest) -> str:
     # RFC 9421 §2.2.2 / RFC 9110 §7.1: the absolute target URI.
-    scheme = _derive(request, "@scheme")
-    return f"{scheme}://{_derive(request, '@authority')}{_derive(request, '@request-target')}"
+    return f"{_normal_scheme(request.scheme)}://{_authority(request)}{_request_target(request)}"
 
 
 #: Derived components (RFC 9421 §2.2) and how each is computed from a request.
@@ -501,15 +506,26 @@ def build_base(request: HttpRequest, plan: BasePlan, signature_params: str) -> b
         ValueError: If an identifier cannot be serialized.
     """
     lines = []
+    index = request._fields()
     for prefix, component in plan.lines:
         # component_value(), inlined: this loop runs for every covered component.
         name = component.name
-        if name in _DERIVE:
-            value = _derive(request, name)
+        derive = _DERIVE.get(name)
+        if derive is not None:
+            # No per-request cache: each runs once per base (no repeats).
+            value = derive(request)
         elif name == "@query-param":
             assert component.param_name is not None
             value = _query_param(request, component.param_name)
         else:
+            values = index.get(name)
+            if values is not None and len(values) == 1:
+                value = values[0]
+                # One printable ASCII line (no CR, so no obs-fold; no tab):
+                # _field() would only strip its spaces.
+                if value.isascii() and value.isprintable():
+                    lines.append(f"{prefix}{value.strip(' ')}\n")
+                    continue
             field_value = request._field(name)
             if field_value is None:
                 # RFC 9421 §2.5: a covered component that is absent is an error.
