@@ -958,3 +958,48 @@ def test_any_single_byte_change_is_rejected(target, index, char):
         return
     assert target == "signature", f"accepted a change to {target}"
     assert _same_signature_fields(_SIGNED, mutated)
+
+
+# --- The base's inlined derivations agree with component_value() ---------------
+
+_TRICKY = st.sampled_from(
+    ["", " ", "a", "A b", " x ", "\tx", "x\t", "a\r\n b", "a\nb", "é", "\x00", "a,b", "0"]
+)
+
+
+def _outcome_of(compute: Callable[[], object]) -> object:
+    try:
+        return compute()
+    except (SignatureInvalid, ValueError) as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=300)
+@given(
+    method=st.sampled_from(["GET", "post", "GE T", "", "M\u00e9"]),
+    scheme=st.sampled_from(["https", "HTTP", "h t", "", "x+y"]),
+    authority=st.sampled_from(
+        ["example.com", "Example.COM:443", "e.com:80", "e.com:8443", "[::1]:8", "[::1]x", "a@b", ""]
+        + ["e.com:", "e.com:x", "\u00e9.com", "e\t.com", "e .com:1"]
+    ),
+    path=st.sampled_from(["/", "", "/a%2Fb", "a", "/a?b", "/a#b", "/\u00e9", "/a b", "/a\tb"]),
+    query=st.sampled_from(["", "a=1", "a=1#x", "a b", "a\tb", "\u00e9", "a=1&a=2"]),
+    field_lines=st.lists(_TRICKY, max_size=3),
+    component=st.sampled_from(
+        ["@method", "@authority", "@scheme", "@target-uri", "@request-target", "@path", "@query"]
+        + ["x-f", "x-absent", '"@query-param";name="a"']
+    ),
+)
+def test_base_lines_agree_with_component_value(
+    method, scheme, authority, path, query, field_lines, component
+):
+    headers = [("X-F" if i % 2 else "x-f", line) for i, line in enumerate(field_lines)]
+    request = HttpRequest(method, scheme, authority, path, query, headers)
+    ident = ComponentId.parse(component)
+    expected = _outcome_of(lambda: component_value(dataclasses.replace(request), ident))
+    got = _outcome_of(lambda: signature_base(dataclasses.replace(request), [ident], {}))
+    if isinstance(expected, str):
+        line, params = f"{ident.serialize()}: {expected}", f"({ident.serialize()})"
+        assert got == f'{line}\n"@signature-params": {params}'.encode()
+    else:
+        assert got == expected
