@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["AdapterOptions"]
+from ._body import DEFAULT_MAX_BODY_SIZE
+from ._requests import TrustedProxies
+
+__all__ = ["AdapterOptions", "declared_length"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,9 @@ class AdapterOptions:
             ``x-api-key``) carries a bare ``scout_sk_`` token.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         required_scopes: Scopes every non-exempt request needs.
+        max_body_size: Largest body of a signed request (413 above).
+        proxies: Peers whose ``X-Forwarded-*`` / ``Forwarded`` headers are
+            believed when rebuilding what a signature covers.
     """
 
     exempt_exact: frozenset[str]
@@ -28,6 +34,8 @@ class AdapterOptions:
     header: str
     realm: str
     required_scopes: tuple[str, ...]
+    max_body_size: int
+    proxies: TrustedProxies
 
     @classmethod
     def build(
@@ -37,8 +45,12 @@ class AdapterOptions:
         header: str = "authorization",
         realm: str = "api",
         required_scopes: Iterable[str] = (),
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        trusted_proxies: Iterable[str] = (),
     ) -> AdapterOptions:
         """Validate and freeze adapter options."""
+        if not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError("max_body_size must be an int >= 0")
         if isinstance(exempt_paths, str) or isinstance(required_scopes, str):
             raise TypeError("exempt_paths and required_scopes take a list, not a string")
         paths = list(exempt_paths)
@@ -53,6 +65,8 @@ class AdapterOptions:
             header=header,
             realm=realm,
             required_scopes=tuple(required_scopes),
+            max_body_size=max_body_size,
+            proxies=TrustedProxies.parse(trusted_proxies),
         )
 
     def is_exempt(self, path: str) -> bool:
@@ -64,3 +78,11 @@ class AdapterOptions:
         if value is None or self.header == "authorization":
             return value
         return "Bearer " + value.strip()
+
+
+def declared_length(value: str | None) -> int | None:
+    """A ``Content-Length`` value as an int, or ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None

@@ -138,14 +138,17 @@ def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpReq
         authority = (
             f"{environ.get('SERVER_NAME', '')}:{port}" if port else environ.get("SERVER_NAME", "")
         )
+    # The path as sent (RAW_URI / REQUEST_URI, set by gunicorn, werkzeug and
+    # others) keeps its percent-encoding; PATH_INFO is already decoded. The
+    # query always comes from QUERY_STRING, which PEP 3333 passes undecoded.
     raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw_uri and raw_uri.startswith("/"):
-        path, _, query = raw_uri.partition("?")
+        path = raw_uri.partition("?")[0]
     else:
         # PEP 3333: PATH_INFO is bytes decoded as latin-1; re-encode exactly.
         script_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         path = quote(script_path.encode("latin-1"), safe="/;=,:@!$&'()*+~-._")
-        query = environ.get("QUERY_STRING", "")
+    query = environ.get("QUERY_STRING", "")
     return _build(
         environ.get("REQUEST_METHOD", "GET"),
         environ.get("wsgi.url_scheme", "http"),

@@ -24,17 +24,22 @@ from ._credentials import (
 from ._flow import (
     CheckLegacySecret,
     FetchKey,
-    FetchLegacy,
     Flow,
     Need,
+    RememberNonce,
     Verified,
     check_scopes,
     credential_flow,
     legacy_key_id,
+    signature_flow,
 )
-from ._records import OrgContext
+from ._httpsig import RequestSignature, parse_request_signature
+from ._nonce import InMemoryNonceCache, NonceCache
+from ._records import KeyRecord, OrgContext
+from ._sigbase import HttpRequest
+from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
 from ._singleflight import AsyncSingleFlight, SingleFlight
-from .exceptions import AuthError, StoreUnavailable
+from .exceptions import AuthError, InvalidRequest, StoreUnavailable
 from .stores._base import KeyEvent, KeyStore
 
 __all__ = ["AsyncVerifier", "Verifier"]
@@ -65,11 +70,21 @@ class _BaseVerifier:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
         password_hasher: PasswordHasher | None = None,
+        signature_policy: SignaturePolicy = DEFAULT_POLICY,
+        nonce_cache: NonceCache | None = None,
+        signature_label: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
             raise ValueError("cache_ttl and cache_size must be >= 0")
+        if not isinstance(signature_policy, SignaturePolicy):
+            raise TypeError("signature_policy must be a SignaturePolicy")
         self.store = store
+        self.signature_policy = signature_policy
+        self.nonce_cache: NonceCache = (
+            nonce_cache if nonce_cache is not None else InMemoryNonceCache()
+        )
+        self.signature_label = signature_label
         self.cache = VerifiedCache(ttl=cache_ttl, max_entries=cache_size)
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
@@ -129,6 +144,27 @@ class _BaseVerifier:
             check_scopes(context, required)
         return context
 
+    def _parse_signed(
+        self, request: HttpRequest, authorization: str | None, has_body: bool | None
+    ) -> tuple[RequestSignature, float]:
+        # One credential per request: a bearer token *and* a signature may name
+        # different keys with different rights; picking one silently invites
+        # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
+        if authorization:
+            raise InvalidRequest("Send either a bearer token or a request signature, not both")
+        now = self._clock()
+        sig = parse_request_signature(
+            request, self.signature_policy, now=now, label=self.signature_label, has_body=has_body
+        )
+        return sig, now
+
+    def _cached_record(self, key_id: str, now: float) -> KeyRecord | None:
+        return self.cache.get_record(key_id, now)
+
+    def _remember_record(self, record: object, now: float, epoch: int) -> None:
+        if isinstance(record, KeyRecord):
+            self.cache.put_record(record, now, epoch)
+
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
         return verified.context
@@ -184,6 +220,52 @@ class Verifier(_BaseVerifier):
             return self._verify_bearer(rest, tuple(required_scopes))
         return self._verify(parse_basic(rest), tuple(required_scopes))
 
+    def verify_signed(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+    ) -> OrgContext:
+        """Verify an RFC 9421 signed request (its headers; the body is the caller's).
+
+        Args:
+            request: The request as received (see :class:`~scout_auth.HttpRequest`).
+            authorization: The request's credential header, if any: a request
+                carrying both a credential and a signature is refused.
+            required_scopes: Scopes the request needs.
+            has_body: Whether the request has a body (default: from its headers).
+
+        The caller must still check the body against its ``Content-Digest``
+        (the middlewares do, see :class:`~scout_auth.BodyGuard`).
+
+        Raises:
+            AuthError: A subclass saying why.
+        """
+        sig, now = self._parse_signed(request, authorization, has_body)
+        context = self._drive(signature_flow(sig, now), now, self.cache.epoch).context
+        check_scopes(context, tuple(required_scopes))
+        return context
+
+    def verify_request(
+        self,
+        request: HttpRequest,
+        *,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+    ) -> OrgContext:
+        """Verify whatever credential ``request`` carries: bearer, legacy or signature."""
+        authorization = request.field("authorization")
+        if request.field("signature-input") is not None or request.field("signature") is not None:
+            return self.verify_signed(
+                request,
+                authorization=authorization,
+                required_scopes=required_scopes,
+                has_body=has_body,
+            )
+        return self.verify_authorization(authorization, required_scopes=required_scopes)
+
     def close(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
@@ -212,23 +294,31 @@ class Verifier(_BaseVerifier):
         context = self.cache.get(fp, now)  # a leader that just finished may have filled it
         if context is not None:
             return context
-        flow = credential_flow(cred, now)
+        return self._finish(fp, self._drive(credential_flow(cred, now), now, epoch), now, epoch)
+
+    def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(self._perform(need))
+                need = flow.send(self._perform(need, now, epoch))
         except StopIteration as stop:
-            return self._finish(fp, stop.value, now, epoch)
+            verified: Verified = stop.value
+            return verified
         finally:
             flow.close()
 
-    def _perform(self, need: Need) -> object:
+    def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return _check_password(self._hasher, need)
         try:
             if isinstance(need, FetchKey):
-                return self.store.get_key(need.key_id)
-            assert isinstance(need, FetchLegacy)
+                record = self._cached_record(need.key_id, now)
+                if record is None:
+                    record = self.store.get_key(need.key_id)
+                    self._remember_record(record, now, epoch)
+                return record
+            if isinstance(need, RememberNonce):
+                return self.nonce_cache.remember(need.key, need.ttl)
             return self.store.get_legacy(need.org_id)
         except AuthError:
             raise
@@ -267,6 +357,38 @@ class AsyncVerifier(_BaseVerifier):
             return await self._verify_bearer(rest, tuple(required_scopes))
         return await self._verify(parse_basic(rest), tuple(required_scopes))
 
+    async def verify_signed(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+    ) -> OrgContext:
+        """See :meth:`Verifier.verify_signed`."""
+        sig, now = self._parse_signed(request, authorization, has_body)
+        context = (await self._drive(signature_flow(sig, now), now, self.cache.epoch)).context
+        check_scopes(context, tuple(required_scopes))
+        return context
+
+    async def verify_request(
+        self,
+        request: HttpRequest,
+        *,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+    ) -> OrgContext:
+        """See :meth:`Verifier.verify_request`."""
+        authorization = request.field("authorization")
+        if request.field("signature-input") is not None or request.field("signature") is not None:
+            return await self.verify_signed(
+                request,
+                authorization=authorization,
+                required_scopes=required_scopes,
+                has_body=has_body,
+            )
+        return await self.verify_authorization(authorization, required_scopes=required_scopes)
+
     async def aclose(self) -> None:
         """Stop watching the store for changes."""
         self._unsubscribe()
@@ -295,23 +417,32 @@ class AsyncVerifier(_BaseVerifier):
         context = self.cache.get(fp, now)
         if context is not None:
             return context
-        flow: Flow = credential_flow(cred, now)
+        verified = await self._drive(credential_flow(cred, now), now, epoch)
+        return self._finish(fp, verified, now, epoch)
+
+    async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(await self._perform(need))
+                need = flow.send(await self._perform(need, now, epoch))
         except StopIteration as stop:
-            return self._finish(fp, stop.value, now, epoch)
+            verified: Verified = stop.value
+            return verified
         finally:
             flow.close()
 
-    async def _perform(self, need: Need) -> object:
+    async def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return await anyio.to_thread.run_sync(_check_password, self._hasher, need)
         try:
             if isinstance(need, FetchKey):
-                return await self.store.aget_key(need.key_id)
-            assert isinstance(need, FetchLegacy)
+                record = self._cached_record(need.key_id, now)
+                if record is None:
+                    record = await self.store.aget_key(need.key_id)
+                    self._remember_record(record, now, epoch)
+                return record
+            if isinstance(need, RememberNonce):
+                return await self.nonce_cache.aremember(need.key, need.ttl)
             return await self.store.aget_legacy(need.org_id)
         except AuthError:
             raise

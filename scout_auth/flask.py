@@ -40,11 +40,12 @@ from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
 from ._adapter import AdapterOptions
+from ._body import DEFAULT_MAX_BODY_SIZE
 from ._flow import check_scopes
 from ._records import OrgContext
 from ._verifier import Verifier
 from .exceptions import AuthError
-from .wsgi import ENVIRON_KEY, ERROR_KEY, problem_response
+from .wsgi import ENVIRON_KEY, ERROR_KEY, authenticate_environ, problem_response
 
 __all__ = ["ScoutAuth", "current_org", "require_scopes"]
 
@@ -100,6 +101,12 @@ class ScoutAuth:
         required_scopes: Scopes every non-exempt request needs.
         on_error: ``on_error(exc)`` may return a Response to send instead of
             the default problem+json answer; ``None`` keeps the default.
+        max_body_size: Largest body of a signed request; 413 above.
+        trusted_proxies: Reverse proxies whose ``X-Forwarded-*`` headers are
+            believed for signed requests (see :mod:`scout_auth.wsgi`).
+
+    Signed requests are verified, and their body read and checked against
+    ``Content-Digest``, before any view runs (as in :mod:`scout_auth.wsgi`).
     """
 
     def __init__(
@@ -112,12 +119,19 @@ class ScoutAuth:
         realm: str = "api",
         required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise TypeError("ScoutAuth needs a (sync) Verifier")
         self.verifier = verifier
         self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
+            exempt_paths=exempt_paths,
+            header=header,
+            realm=realm,
+            required_scopes=required_scopes,
+            max_body_size=max_body_size,
+            trusted_proxies=trusted_proxies,
         )
         self.on_error = on_error
         self._exempt_views: set[Callable[..., Any]] = set()
@@ -153,12 +167,12 @@ class ScoutAuth:
         if self._is_exempt(req):
             return None
         try:
-            context = self.verifier.verify_authorization(
-                self.options.authorization(req.headers.get(self.options.header)),
-                required_scopes=self.options.required_scopes,
-            )
+            context = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             return self._handle_error(exc)
+        # A signed body was replaced by its verified copy: forget any stream
+        # werkzeug may have opened on the original.
+        req.__dict__.pop("stream", None)
         app_globals.scout_org = context
         environ[ENVIRON_KEY] = context
         return None

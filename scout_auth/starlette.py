@@ -33,10 +33,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._adapter import AdapterOptions
+from ._adapter import AdapterOptions, declared_length
+from ._body import DEFAULT_MAX_BODY_SIZE, BodyGuard
 from ._flow import check_scopes
 from ._problem import problem_for
 from ._records import OrgContext
+from ._requests import asgi_request
 from ._scopes import scope_granted
 from ._verifier import AsyncVerifier
 from .exceptions import AuthError
@@ -54,6 +56,8 @@ __all__ = [
 SCOPE_KEY = "scout_auth.org"
 
 logger = logging.getLogger("scout_auth")
+
+_SIGNATURE_HEADERS = (b"signature-input", b"signature")
 
 ErrorHandler = Callable[[HTTPConnection, AuthError], Response | Awaitable[Response] | None]
 
@@ -126,6 +130,16 @@ class ScoutAuthMiddleware:
         on_error: ``on_error(conn, exc)`` may return a Response (or an
             awaitable of one) to send instead of the default problem+json
             answer; returning ``None`` keeps the default.
+        max_body_size: Largest body of a signed request; 413 above.
+        trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
+            ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
+            checking a signature's ``@scheme`` / ``@authority``.
+
+    Signed requests (RFC 9421) are verified from their headers before the
+    app runs; their body streams to the app through a digest check, and the
+    final chunk is only handed over once it matched ``Content-Digest``. On a
+    mismatch the app's next ``receive()`` is ``http.disconnect``, whatever it
+    answers is discarded, and the client gets 401 ``digest_mismatch``.
     """
 
     def __init__(
@@ -138,13 +152,20 @@ class ScoutAuthMiddleware:
         realm: str = "api",
         required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         if not isinstance(verifier, AsyncVerifier):
             raise TypeError("ScoutAuthMiddleware needs an AsyncVerifier")
         self.app = app
         self.verifier = verifier
         self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
+            exempt_paths=exempt_paths,
+            header=header,
+            realm=realm,
+            required_scopes=required_scopes,
+            max_body_size=max_body_size,
+            trusted_proxies=trusted_proxies,
         )
         self._header = self.options.header.encode("latin-1")
         self.on_error = on_error
@@ -160,19 +181,37 @@ class ScoutAuthMiddleware:
             return
         header = self._header
         value: str | None = None
+        signed = False
         for name, raw in scope["headers"]:
             if name == header:
                 text = raw.decode("latin-1")
                 # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
                 value = text if value is None else f"{value}, {text}"
-        authorization = self.options.authorization(value)
+            elif name in _SIGNATURE_HEADERS:
+                signed = True
         required = self.options.required_scopes
+        guard: BodyGuard | None = None
         try:
-            # A cached credential is answered without awaiting anything.
-            context = self.verifier._cached_authorization(authorization, required)
-            if context is None:
-                context = await self.verifier.verify_authorization(
-                    authorization, required_scopes=required
+            if signed:
+                request = asgi_request(scope, self.options.proxies)
+                context = await self.verifier.verify_signed(
+                    request, authorization=value, required_scopes=required
+                )
+                if scope["type"] == "http":
+                    guard = BodyGuard(
+                        request.field("content-digest"), max_size=self.options.max_body_size
+                    )
+                    guard.check_length(declared_length(request.field("content-length")))
+            else:
+                authorization = self.options.authorization(value)
+                # A cached credential is answered without awaiting anything.
+                cached = self.verifier._cached_authorization(authorization, required)
+                context = (
+                    cached
+                    if cached is not None
+                    else await self.verifier.verify_authorization(
+                        authorization, required_scopes=required
+                    )
                 )
         except AuthError as exc:
             await self._reject(scope, receive, send, exc)
@@ -184,6 +223,9 @@ class ScoutAuthMiddleware:
         scope[SCOPE_KEY] = context
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
+            return
+        if guard is not None:
+            await self._call_guarded(scope, receive, send, guard)
             return
         started = False
 
@@ -201,6 +243,50 @@ class ScoutAuthMiddleware:
             if started:
                 raise
             await self._reject(scope, receive, send, exc)
+
+    async def _call_guarded(
+        self, scope: Scope, receive: Receive, send: Send, guard: BodyGuard
+    ) -> None:
+        # The signed body streams through ``guard``: no buffering, and the
+        # chunk that completes the body is handed over only after the digest
+        # matched (RFC 9530). A failure turns the stream into a disconnect and
+        # mutes the app, so it can neither see the whole bad body nor answer.
+        failure: AuthError | None = None
+        started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal failure
+            if failure is not None:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                try:
+                    guard.feed(message.get("body", b""), final=not message.get("more_body", False))
+                except AuthError as exc:
+                    failure = exc
+                    logger.info("signed body refused on %s: %s", scope["path"], exc.code)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if failure is not None and not started:
+                return  # the app answers a body it was refused: drop it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception as exc:
+            if started:
+                raise
+            if failure is None:
+                if not isinstance(exc, AuthError):
+                    raise
+                failure = exc
+        if failure is not None and not started:
+            await self._reject(scope, receive, send, failure)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
         logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
