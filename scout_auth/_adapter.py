@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ._body import DEFAULT_MAX_BODY_SIZE
 from ._requests import TrustedProxies
 
-__all__ = ["AdapterOptions", "declared_length"]
+__all__ = ["AdapterKwargs", "AdapterOptions", "declared_length"]
+
+
+class AdapterKwargs(TypedDict, total=False):
+    """The keyword options every adapter takes (see :class:`AdapterOptions`)."""
+
+    exempt_paths: Iterable[str]
+    header: str
+    realm: str
+    required_scopes: Iterable[str]
+    max_body_size: int
+    trusted_proxies: Iterable[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, Unpack, cast
 
 from flask import Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterOptions
-from ._body import DEFAULT_MAX_BODY_SIZE
+from ._adapter import AdapterKwargs, AdapterOptions
 from ._flow import check_scopes
 from ._records import OrgContext
 from ._verifier import Verifier
@@ -114,25 +113,13 @@ class ScoutAuth:
         app: Flask | None = None,
         *,
         verifier: Verifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        trusted_proxies: Iterable[str] = (),
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise TypeError("ScoutAuth needs a (sync) Verifier")
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths,
-            header=header,
-            realm=realm,
-            required_scopes=required_scopes,
-            max_body_size=max_body_size,
-            trusted_proxies=trusted_proxies,
-        )
+        self.options = AdapterOptions.build(**options)
         self.on_error = on_error
         self._exempt_views: set[Callable[..., Any]] = set()
         if app is not None:

@@ -26,15 +26,16 @@ same way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._adapter import AdapterOptions, declared_length
-from ._body import DEFAULT_MAX_BODY_SIZE, BodyGuard
+from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._body import BodyGuard
 from ._flow import check_scopes
 from ._problem import problem_for
 from ._records import OrgContext
@@ -147,26 +148,14 @@ class ScoutAuthMiddleware:
         app: ASGIApp,
         *,
         verifier: AsyncVerifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        trusted_proxies: Iterable[str] = (),
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, AsyncVerifier):
             raise TypeError("ScoutAuthMiddleware needs an AsyncVerifier")
         self.app = app
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths,
-            header=header,
-            realm=realm,
-            required_scopes=required_scopes,
-            max_body_size=max_body_size,
-            trusted_proxies=trusted_proxies,
-        )
+        self.options = AdapterOptions.build(**options)
         self._header = self.options.header.encode("latin-1")
         self.on_error = on_error
 

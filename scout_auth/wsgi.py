@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterOptions, declared_length
-from ._body import DEFAULT_MAX_BODY_SIZE, BodyGuard
+from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._body import BodyGuard
 from ._problem import problem_for
 from ._records import OrgContext
 from ._requests import wsgi_request
@@ -149,26 +149,14 @@ class ScoutAuthMiddleware:
         app: WSGIApplication,
         *,
         verifier: Verifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        trusted_proxies: Iterable[str] = (),
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise TypeError("the WSGI middleware needs a (sync) Verifier")
         self.app = app
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths,
-            header=header,
-            realm=realm,
-            required_scopes=required_scopes,
-            max_body_size=max_body_size,
-            trusted_proxies=trusted_proxies,
-        )
+        self.options = AdapterOptions.build(**options)
         self.on_error = on_error
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
