@@ -126,10 +126,3 @@ def redis_prefix() -> Iterator[str]:
                 client.delete(*batch[start : start + 1000])
     except redis.RedisError:
         pass
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis URL; skips (laptop) or fails (CI) when Redis is not up."""
-    require_server("Redis", "127.0.0.1", 6379)
-    return REDIS_URL
