@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 from ._body import DEFAULT_MAX_BODY_SIZE
 from ._requests import TrustedProxies
 
-__all__ = ["AdapterKwargs", "AdapterOptions", "declared_length"]
+__all__ = ["AdapterKwargs", "AdapterOptions", "ScopeRule", "declared_length"]
 
 
 class AdapterKwargs(TypedDict, total=False):
@@ -21,6 +22,48 @@ class AdapterKwargs(TypedDict, total=False):
     required_scopes: Iterable[str]
     max_body_size: int
     trusted_proxies: Iterable[str]
+    rules: Sequence[tuple[str, str, Sequence[str]]]
+
+
+_PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRule:
+    """``(method, path pattern) -> required scopes``, matched per request.
+
+    ``method`` is an HTTP method or ``"*"``. In ``pattern``, ``{name}``
+    matches one path segment and a trailing ``*`` any rest of the path;
+    everything else matches literally (case-sensitive, like routing).
+    """
+
+    method: str
+    pattern: re.Pattern[str]
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, method: str, pattern: str, scopes: Sequence[str]) -> ScopeRule:
+        """Validate one rule (``ValueError`` / ``TypeError`` on a bad one)."""
+        if not pattern.startswith("/"):
+            raise ValueError(f"rule pattern must start with '/': {pattern!r}")
+        if isinstance(scopes, str) or not scopes:
+            raise TypeError("a rule's scopes are a non-empty list of strings")
+        prefix = pattern.endswith("*")
+        body = pattern[:-1] if prefix else pattern
+        parts, last = [], 0
+        for match in _PARAM.finditer(body):
+            parts.append(re.escape(body[last : match.start()]))
+            parts.append("[^/]+")
+            last = match.end()
+        parts.append(re.escape(body[last:]))
+        regex = "".join(parts) + (".*" if prefix else "")
+        return cls(method.upper(), re.compile(regex), tuple(scopes))
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to ``method`` and ``path``."""
+        return (self.method == "*" or self.method == method) and (
+            self.pattern.fullmatch(path) is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +82,8 @@ class AdapterOptions:
         max_body_size: Largest body of a signed request (413 above).
         proxies: Peers whose ``X-Forwarded-*`` / ``Forwarded`` headers are
             believed when rebuilding what a signature covers.
+        rules: Route rules ``(method, path pattern, scopes)``: a request
+            matching a rule needs its scopes too (every matching rule).
     """
 
     exempt_exact: frozenset[str]
@@ -48,6 +93,7 @@ class AdapterOptions:
     required_scopes: tuple[str, ...]
     max_body_size: int
     proxies: TrustedProxies
+    rules: tuple[ScopeRule, ...] = ()
 
     @classmethod
     def build(
@@ -59,6 +105,7 @@ class AdapterOptions:
         required_scopes: Iterable[str] = (),
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         trusted_proxies: Iterable[str] = (),
+        rules: Sequence[tuple[str, str, Sequence[str]]] = (),
     ) -> AdapterOptions:
         """Validate and freeze adapter options."""
         if not isinstance(max_body_size, int) or max_body_size < 0:
@@ -79,7 +126,18 @@ class AdapterOptions:
             required_scopes=tuple(required_scopes),
             max_body_size=max_body_size,
             proxies=TrustedProxies.parse(trusted_proxies),
+            rules=tuple(ScopeRule.parse(m, p, sc) for m, p, sc in rules),
         )
+
+    def scopes_for(self, method: str, path: str) -> tuple[str, ...]:
+        """Scopes a request needs: ``required_scopes`` plus every matching rule's."""
+        if not self.rules:
+            return self.required_scopes
+        needed = list(self.required_scopes)
+        for rule in self.rules:
+            if rule.matches(method, path):
+                needed.extend(s for s in rule.scopes if s not in needed)
+        return tuple(needed)
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` needs no credentials."""

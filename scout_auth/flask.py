@@ -101,6 +101,9 @@ class ScoutAuth:
         on_error: ``on_error(exc)`` may return a Response to send instead of
             the default problem+json answer; ``None`` keeps the default.
         max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Reverse proxies whose ``X-Forwarded-*`` headers are
             believed for signed requests (see :mod:`scout_auth.wsgi`).
 

@@ -132,6 +132,9 @@ class ScoutAuthMiddleware:
             awaitable of one) to send instead of the default problem+json
             answer; returning ``None`` keeps the default.
         max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
             ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
             checking a signature's ``@scheme`` / ``@authority``.
@@ -178,7 +181,7 @@ class ScoutAuthMiddleware:
                 value = text if value is None else f"{value}, {text}"
             elif name in _SIGNATURE_HEADERS:
                 signed = True
-        required = self.options.required_scopes
+        required = self.options.scopes_for(scope.get("method", "GET"), scope["path"])
         guard: BodyGuard | None = None
         try:
             if signed:

@@ -107,17 +107,16 @@ def authenticate_environ(
     request, then its body is read and checked (:func:`read_verified_body`).
     """
     value = environ_header(environ, options.header)
+    required = options.scopes_for(
+        environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+    )
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
         request = wsgi_request(environ, options.proxies)
-        context = verifier.verify_signed(
-            request, authorization=value, required_scopes=options.required_scopes
-        )
+        context = verifier.verify_signed(request, authorization=value, required_scopes=required)
         guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
         read_verified_body(environ, guard)
         return context
-    return verifier.verify_authorization(
-        options.authorization(value), required_scopes=options.required_scopes
-    )
+    return verifier.verify_authorization(options.authorization(value), required_scopes=required)
 
 
 class ScoutAuthMiddleware:
@@ -134,6 +133,9 @@ class ScoutAuthMiddleware:
         on_error: ``on_error(environ, exc)`` may return a werkzeug Response
             to send instead of the default answer; ``None`` keeps it.
         max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
             ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
             checking a signature's ``@scheme`` / ``@authority``.
