@@ -100,7 +100,10 @@ class AuditOps:
         by_org: dict[str, list[AuditEvent]] = {}
         for event in events:
             by_org.setdefault(event.org_id, []).append(event)
-        owners = {e.key_id: e.org_id for e in events if e.key_id is not None}
+        owners: dict[str, str] = {}
+        for event in events:
+            if event.key_id is not None:
+                owners.setdefault(event.key_id, event.org_id)
         if owners:
             yield Batch(
                 tuple(("SET", self.layout.audit_directory(k), o, "NX") for k, o in owners.items())
