@@ -103,6 +103,7 @@ class AuditBuffer:
         self._closing = False
         self._seen_drops = 0
         self._in_burst = False
+        self._lost_at_close = 0
         self._thread = threading.Thread(target=self._loop, name="scout-auth-audit", daemon=True)
         self._thread.start()
         # Interpreter exit without close(): still write what is queued.
@@ -211,7 +212,7 @@ class AuditBuffer:
         self._thread.join(timeout)
         with self._lock:
             if not self._thread.is_alive():
-                return not (self._queue or self._retry)
+                return not (self._queue or self._retry or self._lost_at_close)
             # A sink stuck in write(): stop waiting. The batch in its hands
             # may still land; what is queued behind it will not.
             lost = len(self._queue)
@@ -307,6 +308,7 @@ class AuditBuffer:
             self._retry = []
             self._queue.clear()
             self._dropped += lost
+            self._lost_at_close += lost
         logger.error("audit buffer closed with %d events the sink refused", lost)
 
     def _report_drops(self) -> None:

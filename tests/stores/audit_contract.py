@@ -13,6 +13,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def key() -> str:
 
 
 def event(org_id: str, key_id: str | None = None, **over) -> AuditEvent:
-    fields = {"action": "disabled", "org_id": org_id, "at": at(), "key_id": key_id}
+    fields: dict[str, Any] = {"action": "disabled", "org_id": org_id, "at": at(), "key_id": key_id}
     fields.update(over)
     return AuditEvent(**fields)
 
@@ -243,8 +244,7 @@ class AuditContract:
         ref = InMemoryAuditSink()
         for _ in range(6):
             batch = [
-                event(rng.choice(orgs), rng.choice([*keys, None]))
-                for _ in range(rng.randint(1, 5))
+                event(rng.choice(orgs), rng.choice([*keys, None])) for _ in range(rng.randint(1, 5))
             ]
             sink.write(batch)
             ref.write(batch)
