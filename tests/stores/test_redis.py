@@ -127,6 +127,11 @@ def _dump_everything(raw: redis.Redis, prefix: str) -> bytes:
                 out += [k, v]
         elif kind == b"zset":
             out += raw.zrange(name, 0, -1)
+        elif kind == b"stream":
+            for entry_id, fields in raw.xrange(name) or ():
+                out.append(entry_id)
+                for k, v in (fields or {}).items():
+                    out += [k, v]
         else:  # pragma: no cover - the layout has no other type
             raise AssertionError(f"unexpected {kind!r}")
     return b"\n".join(out)
@@ -138,7 +143,7 @@ def test_no_token_seed_or_legacy_secret_at_rest_or_on_the_channel(redis_url, red
     pubsub.subscribe(f"{prefix}:events")
     store = RedisKeyStore.from_url(redis_url, prefix=prefix, listen=False)
     try:
-        manager = KeyManager(store)
+        manager = KeyManager(store, audit=store.audit_sink())  # audit streams dumped too
         o = org()
         new = [manager.create_key(o, "billing sync"), manager.create_key(o, "ci deploys")]
         new.append(manager.rotate_key(new[0].key.key_id, grace=timedelta(minutes=5)))
@@ -152,6 +157,7 @@ def test_no_token_seed_or_legacy_secret_at_rest_or_on_the_channel(redis_url, red
     pubsub.close()
     everything = _dump_everything(raw, prefix) + b"\n".join(messages)
     assert b"$argon2id$" in everything  # the dump did see the data
+    assert b"legacy_imported" in everything  # and the audit streams
     assert len(messages) >= 5
     from scout_auth._tokens import parse_token
 

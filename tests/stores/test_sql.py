@@ -316,7 +316,7 @@ def _dump(engine) -> list[object]:
 
 
 def test_no_secret_at_rest(store):
-    manager = KeyManager(store)
+    manager = KeyManager(store, audit=store.audit_sink())  # the audit table is dumped too
     o = org()
     tokens = [
         manager.create_key(o, "billing-sync prod").token,
@@ -345,6 +345,7 @@ def test_no_secret_at_rest(store):
         for cell in _dump(store.engine)
     )
     assert o.encode() in haystack  # the dump does see this test's rows
+    assert b"legacy_imported" in haystack  # ... and its audit events
     for secret in forbidden:
         assert bytes(secret) not in haystack
     assert store.get_legacy(o).secret_hash.startswith("$argon2id$")
