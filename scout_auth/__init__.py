@@ -23,7 +23,15 @@ from ._body import BodyGuard
 from ._lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._manager import AsyncKeyManager, KeyManager
 from ._nonce import InMemoryNonceCache, NonceCache
-from ._records import CredentialKind, KeyRecord, LegacyRecord, NewKey, OrgContext
+from ._records import (
+    CredentialKind,
+    KeyRecord,
+    LegacyRecord,
+    LegacyStatus,
+    NewKey,
+    OrgContext,
+    RoleRecord,
+)
 from ._sigbase import HttpRequest
 from ._sigpolicy import SignaturePolicy
 from ._tokens import TOKEN_PREFIX, TOKEN_REGEX
@@ -49,9 +57,11 @@ __all__ = [
     "KeyStore",
     "KeyUpdate",
     "LegacyRecord",
+    "LegacyStatus",
     "NewKey",
     "NonceCache",
     "OrgContext",
+    "RoleRecord",
     "SignaturePolicy",
     "Verifier",
     "WeakKeyNameWarning",

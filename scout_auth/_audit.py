@@ -65,6 +65,13 @@ class AuditAction(enum.StrEnum):
     LEGACY_DELETED = "legacy_deleted"
     SCOPES_CHANGED = "scopes_changed"
     ROLES_CHANGED = "roles_changed"
+    ALLOWED_IPS_CHANGED = "allowed_ips_changed"
+    LEGACY_ENABLED = "legacy_enabled"
+    LEGACY_DISABLED = "legacy_disabled"
+    #: A role was created or changed (``key_name`` holds the role's name).
+    ROLE_UPDATED = "role_updated"
+    #: A role was deleted (``key_name`` holds the role's name).
+    ROLE_DELETED = "role_deleted"
     #: A request that named a real key was refused; ``reason`` says why.
     DENIED = "denied"
 

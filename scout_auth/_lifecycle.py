@@ -16,6 +16,7 @@ a failed operation leaves no trace in the audit trail.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import warnings
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._audit import AuditAction, AuditEvent
-from ._records import KeyRecord, LegacyRecord, NewKey
+from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from ._tokens import format_token, generate_key_id, public_key_from_seed
 from .exceptions import InvalidKeyOperation, KeyNotFound
 from .stores._base import KeyUpdate
@@ -150,12 +151,54 @@ def _scopes(scopes: Iterable[str] | None) -> frozenset[str] | None:
     return result
 
 
+def _roles(roles: Iterable[str] | None) -> frozenset[str]:
+    if roles is None:
+        return frozenset()
+    if isinstance(roles, str):
+        raise InvalidKeyOperation("roles must be a list of role names, not one string")
+    result = frozenset(roles)
+    for role in result:
+        check_role_name(role)
+    return result
+
+
+def check_role_name(name: str) -> str:
+    """Validate a role name: a scope-like token (printable ASCII, no spaces)."""
+    if not isinstance(name, str) or not _SCOPE_TOKEN.fullmatch(name) or len(name) > 200:
+        raise InvalidKeyOperation(
+            "a role name is 1 to 200 printable ASCII characters without spaces, '\"' or '\\'"
+        )
+    return name
+
+
+def _allowed_ips(entries: Iterable[str] | None) -> tuple[str, ...] | None:
+    if entries is None:
+        return None
+    if isinstance(entries, str):
+        raise InvalidKeyOperation("allowed_ips must be a list of addresses or CIDR ranges")
+    networks: list[str] = []
+    for entry in entries:
+        try:
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            raise InvalidKeyOperation(f"not an IP address or CIDR range: {entry!r}") from None
+        if str(network) not in networks:
+            networks.append(str(network))
+    if not networks:
+        raise InvalidKeyOperation(
+            "allowed_ips needs at least one range (None: from anywhere; disable a key to stop it)"
+        )
+    return tuple(networks)
+
+
 def _new_key(
     org_id: str,
     name: str,
     scopes: frozenset[str] | None,
     expires_at: datetime | None,
     now: datetime,
+    roles: frozenset[str] = frozenset(),
+    allowed_ips: tuple[str, ...] | None = None,
 ) -> NewKey:
     key_id = generate_key_id()
     seed = secrets.token_bytes(32)
@@ -168,6 +211,8 @@ def _new_key(
         created_at=now,
         expires_at=expires_at,
         scopes=scopes,
+        roles=roles,
+        allowed_ips=allowed_ips,
     )
     return NewKey(token=format_token(key_id, seed), key=record)
 
@@ -185,6 +230,8 @@ def create_key(
     expires_at: datetime | None,
     now: float,
     actor: str | None = None,
+    roles: Iterable[str] | None = None,
+    allowed_ips: Iterable[str] | None = None,
 ) -> Op:
     new = _new_key(
         _check_id(org_id, "org_id"),
@@ -192,6 +239,8 @@ def create_key(
         _scopes(scopes),
         _check_expiry(expires_at),
         _now(now),
+        _roles(roles),
+        _allowed_ips(allowed_ips),
     )
     check_actor(actor)
     yield StoreCall("add_key", (new.key,))
@@ -247,7 +296,7 @@ def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = No
     check_actor(actor)
     old = yield from get_key(key_id)
     at = _now(now)
-    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at)
+    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at, old.roles, old.allowed_ips)
     updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
     if updated is None:  # deleted meanwhile: the store wrote nothing
         raise KeyNotFound(key_id)
@@ -281,3 +330,97 @@ def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op:
         raise KeyNotFound(f"legacy:{org_id}")
     yield Audit(AuditEvent(AuditAction.LEGACY_DELETED, org_id, _now(now), actor=actor))
     return None
+
+
+def set_scopes(
+    key_id: str, scopes: Iterable[str] | None, now: float, actor: str | None = None
+) -> Op:
+    update = KeyUpdate(scopes=_scopes(scopes))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.SCOPES_CHANGED, record, actor, now)
+    return record
+
+
+def set_roles(key_id: str, roles: Iterable[str], now: float, actor: str | None = None) -> Op:
+    update = KeyUpdate(roles=_roles(roles))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.ROLES_CHANGED, record, actor, now)
+    return record
+
+
+def set_allowed_ips(
+    key_id: str, allowed_ips: Iterable[str] | None, now: float, actor: str | None = None
+) -> Op:
+    update = KeyUpdate(allowed_ips=_allowed_ips(allowed_ips))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.ALLOWED_IPS_CHANGED, record, actor, now)
+    return record
+
+
+def _role_audit(
+    action: AuditAction, org_id: str, name: str, actor: str | None, now: float
+) -> Audit:
+    return Audit(AuditEvent(action, org_id, _now(now), key_name=name, actor=actor))
+
+
+def put_role(
+    org_id: str, name: str, scopes: Iterable[str], now: float, actor: str | None = None
+) -> Op:
+    granted = _scopes(scopes)
+    if granted is None:
+        raise InvalidKeyOperation("a role grants a list of scopes")
+    role = RoleRecord(_check_id(org_id, "org_id"), check_role_name(name), granted)
+    check_actor(actor)
+    yield StoreCall("put_role", (role,))
+    yield _role_audit(AuditAction.ROLE_UPDATED, org_id, name, actor, now)
+    return role
+
+
+def get_role(org_id: str, name: str) -> Op:
+    role = yield StoreCall("get_role", (org_id, name))
+    if role is None:
+        raise KeyNotFound(f"role:{name}")
+    return role
+
+
+def list_roles(org_id: str) -> Op:
+    return (yield StoreCall("list_roles", (org_id,)))
+
+
+def delete_role(org_id: str, name: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    existed = yield StoreCall("delete_role", (org_id, name))
+    if not existed:
+        raise KeyNotFound(f"role:{name}")
+    yield _role_audit(AuditAction.ROLE_DELETED, org_id, name, actor, now)
+    return None
+
+
+def set_legacy_enabled(org_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield StoreCall("set_legacy_enabled", (org_id, enabled))
+    if record is None:
+        raise KeyNotFound(f"legacy:{org_id}")
+    action = AuditAction.LEGACY_ENABLED if enabled else AuditAction.LEGACY_DISABLED
+    yield Audit(AuditEvent(action, org_id, _now(now), actor=actor))
+    return record
+
+
+def legacy_status(org_id: str, days: int, now: float) -> Op:
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
+        raise InvalidKeyOperation("days must be an int from 1 to 3660")
+    record = yield StoreCall("get_legacy", (org_id,))
+    # "The last N days" are UTC days: today and the N - 1 before it.
+    since = _now(now) - timedelta(days=days - 1)
+    last_used_at, requests = yield StoreCall("legacy_usage", (org_id, since))
+    return LegacyStatus(
+        org_id=org_id,
+        exists=record is not None,
+        enabled=record is None or record.enabled,
+        last_used_at=last_used_at,
+        requests=requests,
+        days=days,
+    )

@@ -15,7 +15,7 @@ from . import _lifecycle as ops
 from ._audit import AuditEvent, AuditSink, event_json
 from ._audit_buffer import AuditBuffer
 from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
-from ._records import KeyRecord, LegacyRecord, NewKey
+from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from .stores._base import KeyStore
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
@@ -113,6 +113,8 @@ class KeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
         actor: str | None = None,
     ) -> NewKey:
         """Create a key for ``org_id``.
@@ -121,18 +123,27 @@ class KeyManager(_BaseManager):
             org_id: The owning organization.
             name: What the key is for; names like ``key1`` or ``test`` warn
                 with :class:`~scout_auth.WeakKeyNameWarning`.
-            scopes: Granted scopes; ``None`` (default) means unrestricted.
+            scopes: Granted scopes (``drive:read``, ``drive:*``). A key with
+                neither scopes nor roles (the default) is unrestricted.
             expires_at: Timezone-aware expiry, or ``None``.
+            roles: Names of org roles (:meth:`put_role`) whose scopes the
+                key also grants; a role's later changes apply at once.
+            allowed_ips: Addresses / CIDR ranges (IPv4, IPv6) the key may be
+                used from; ``None`` (default): anywhere.
             actor: Who creates it (for the audit trail).
 
         Returns:
             A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
         """
-        op = ops.create_key(org_id, name, scopes, expires_at, self._clock(), actor)
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
         return self._run(op)  # type: ignore[no-any-return]
 
     def list_keys(self, org_id: str) -> list[KeyRecord]:
-        """The org's keys, oldest first (public data only)."""
+        """The org's keys, oldest first (public data only, with ``last_used_at`` and
+        ``use_count``: written by verifiers in the background, so up to their
+        ``usage_interval`` behind)."""
         return self._run(ops.list_keys(org_id))  # type: ignore[no-any-return]
 
     def get_key(self, key_id: str) -> KeyRecord:
@@ -188,6 +199,58 @@ class KeyManager(_BaseManager):
         """Delete the org's legacy secret: legacy requests then get 401."""
         self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
 
+    def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's own scopes (``None``: none of its own; with no roles, unrestricted)."""
+        return self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace the roles a key references (``[]``: none)."""
+        return self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's IP allowlist (``None``: usable from anywhere)."""
+        return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """Create or replace an org role; every key using it changes at once."""
+        return self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """One role (``KeyNotFound`` if absent)."""
+        return self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """The org's roles, by name."""
+        return self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+
+    def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """Delete a role: keys referencing it lose its scopes at once."""
+        self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """Where an org stands in its migration off the legacy secret.
+
+        ``requests`` counts legacy requests on the last ``days`` UTC days
+        (today included), as flushed by verifiers in the background.
+        """
+        return self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+
+    def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth off for one org: its legacy requests get 401 ``legacy_disabled``."""
+        return self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth back on for one org."""
+        return self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]
+
 
 class AsyncKeyManager(_BaseManager):
     """The async twin of :class:`KeyManager`: same methods, as coroutines.
@@ -231,10 +294,14 @@ class AsyncKeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
         actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.create_key`."""
-        op = ops.create_key(org_id, name, scopes, expires_at, self._clock(), actor)
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
         return await self._run(op)  # type: ignore[no-any-return]
 
     async def list_keys(self, org_id: str) -> list[KeyRecord]:
@@ -284,3 +351,51 @@ class AsyncKeyManager(_BaseManager):
     async def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """See :meth:`KeyManager.delete_legacy_key`."""
         await self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
+
+    async def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_scopes`."""
+        return await self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_roles`."""
+        return await self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_allowed_ips`."""
+        return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """See :meth:`KeyManager.put_role`."""
+        return await self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """See :meth:`KeyManager.get_role`."""
+        return await self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+
+    async def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """See :meth:`KeyManager.list_roles`."""
+        return await self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+
+    async def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """See :meth:`KeyManager.delete_role`."""
+        await self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    async def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """See :meth:`KeyManager.legacy_status`."""
+        return await self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+
+    async def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.disable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.enable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -24,11 +26,12 @@ from ._credentials import (
 from ._flow import (
     CheckLegacySecret,
     FetchKey,
+    FetchRoles,
     Flow,
     Need,
     RememberNonce,
     Verified,
-    check_scopes,
+    check_access,
     credential_flow,
     legacy_key_id,
     signature_flow,
@@ -39,8 +42,9 @@ from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
 from ._singleflight import AsyncSingleFlight, SingleFlight
+from ._usage import DEFAULT_USAGE_INTERVAL, UsageRecorder, UsageWrite
 from .exceptions import AuthError, InvalidRequest, StoreUnavailable
-from .stores._base import KeyEvent, KeyStore
+from .stores._base import ROLE_ACTIONS, KeyEvent, KeyStore
 
 __all__ = ["AsyncVerifier", "Verifier"]
 
@@ -73,6 +77,8 @@ class _BaseVerifier:
         signature_policy: SignaturePolicy = DEFAULT_POLICY,
         nonce_cache: NonceCache | None = None,
         signature_label: str | None = None,
+        require_scoped_keys: bool = False,
+        usage_interval: float | None = DEFAULT_USAGE_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
@@ -85,6 +91,10 @@ class _BaseVerifier:
             nonce_cache if nonce_cache is not None else InMemoryNonceCache()
         )
         self.signature_label = signature_label
+        self.require_scoped_keys = bool(require_scoped_keys)
+        self.usage: UsageRecorder | None = (
+            None if usage_interval is None else UsageRecorder(usage_interval)
+        )
         self.cache = VerifiedCache(ttl=cache_ttl, max_entries=cache_size)
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
@@ -104,7 +114,7 @@ class _BaseVerifier:
     def _on_event(self, event: KeyEvent) -> None:
         if event.key_id is not None:
             self.cache.invalidate(event.key_id)
-        elif event.action == "flush":
+        elif event.action == "flush" or event.action in ROLE_ACTIONS:
             self.cache.clear()
         else:
             self.cache.invalidate(legacy_key_id(event.org_id))
@@ -127,7 +137,7 @@ class _BaseVerifier:
         return self.cache.bearer_fingerprint(token)
 
     def _cached_authorization(
-        self, authorization: str | None, required: tuple[str, ...]
+        self, authorization: str | None, required: tuple[str, ...], client_ip: str | None = None
     ) -> OrgContext | None:
         """The warm path of ``verify_authorization``: no store, no coroutine.
 
@@ -139,10 +149,23 @@ class _BaseVerifier:
         scheme, token = split_authorization(authorization)
         if scheme != "bearer":
             return None
-        context = self.cache.get(self.cache.bearer_fingerprint(token), self._clock())
-        if context is not None and required:
-            check_scopes(context, required)
+        now = self._clock()
+        context = self.cache.get(self.cache.bearer_fingerprint(token), now)
+        if context is not None:
+            self._accept(context, required, client_ip, now)
         return context
+
+    def _accept(
+        self, context: OrgContext, required: tuple[str, ...], client_ip: str | None, now: float
+    ) -> None:
+        """Per-request checks of a verified context, then count the use."""
+        if context.allowed_ips is not None or required:
+            check_access(context, required, client_ip)
+        if self.usage is not None and self.usage.note(context, now):
+            self._schedule_usage_flush()
+
+    def _schedule_usage_flush(self) -> None:
+        raise NotImplementedError
 
     def _parse_signed(
         self, request: HttpRequest, authorization: str | None, has_body: bool | None
@@ -165,6 +188,14 @@ class _BaseVerifier:
         if isinstance(record, KeyRecord):
             self.cache.put_record(record, now, epoch)
 
+    def _drain_usage(self) -> list[UsageWrite]:
+        return [] if self.usage is None else self.usage.drain()
+
+    def _usage_failed(self, writes: list[UsageWrite], exc: Exception) -> None:
+        logger.warning("usage flush failed (%s); retrying at the next one", type(exc).__name__)
+        if self.usage is not None:
+            self.usage.restore(writes)
+
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
         return verified.context
@@ -186,7 +217,18 @@ class Verifier(_BaseVerifier):
             a store in this process take effect at once regardless.
         cache_size: Most cached credentials.
         password_hasher: argon2 hasher for legacy secrets.
+        require_scoped_keys: Refuse unrestricted credentials (a key with no
+            scopes and no roles, and legacy secrets) with 403
+            ``insufficient_scope``.
+        usage_interval: Seconds between background writes of usage
+            (``last_used_at``, ``use_count``, legacy usage); at most one
+            write per key per interval from this verifier. ``None``: no
+            usage tracking.
         clock: POSIX time source (for tests).
+
+    Every ``verify_*`` method takes ``client_ip=``: the client address, which
+    a key with an IP allowlist needs (403 ``ip_not_allowed`` outside it, or
+    when unknown or unparsable). The middlewares pass it.
 
     Example:
         >>> ctx = Verifier(store).verify_token("scout_sk_…")  # doctest: +SKIP
@@ -197,28 +239,40 @@ class Verifier(_BaseVerifier):
         super().__init__(store, **options)
         self._flight: SingleFlight[OrgContext] = SingleFlight()
 
-    def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
+    def verify_token(
+        self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
+    ) -> OrgContext:
         """Verify a bare ``scout_sk_`` token.
 
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
         """
-        return self._verify_bearer(token, tuple(required_scopes))
+        return self._verify_bearer(token, tuple(required_scopes), client_ip)
 
     def verify_legacy(
-        self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
+        self,
+        org_id: str,
+        secret: str,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an org's legacy secret (argon2 runs at most once while cached)."""
-        return self._verify(LegacyCredential(org_id, secret), tuple(required_scopes))
+        cred = LegacyCredential(org_id, secret)
+        return self._verify(cred, tuple(required_scopes), client_ip)
 
     def verify_authorization(
-        self, authorization: str | None, *, required_scopes: Iterable[str] = ()
+        self,
+        authorization: str | None,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
         scheme, rest = split_authorization(authorization)
         if scheme == "bearer":
-            return self._verify_bearer(rest, tuple(required_scopes))
-        return self._verify(parse_basic(rest), tuple(required_scopes))
+            return self._verify_bearer(rest, tuple(required_scopes), client_ip)
+        return self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
 
     def verify_signed(
         self,
@@ -227,6 +281,7 @@ class Verifier(_BaseVerifier):
         authorization: str | None = None,
         required_scopes: Iterable[str] = (),
         has_body: bool | None = None,
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an RFC 9421 signed request (its headers; the body is the caller's).
 
@@ -244,8 +299,9 @@ class Verifier(_BaseVerifier):
             AuthError: A subclass saying why.
         """
         sig, now = self._parse_signed(request, authorization, has_body)
-        context = self._drive(signature_flow(sig, now), now, self.cache.epoch).context
-        check_scopes(context, tuple(required_scopes))
+        flow = signature_flow(sig, now, self.require_scoped_keys)
+        context = self._drive(flow, now, self.cache.epoch).context
+        self._accept(context, tuple(required_scopes), client_ip, now)
         return context
 
     def verify_request(
@@ -254,6 +310,7 @@ class Verifier(_BaseVerifier):
         *,
         required_scopes: Iterable[str] = (),
         has_body: bool | None = None,
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify whatever credential ``request`` carries: bearer, legacy or signature."""
         authorization = request.field("authorization")
@@ -263,29 +320,54 @@ class Verifier(_BaseVerifier):
                 authorization=authorization,
                 required_scopes=required_scopes,
                 has_body=has_body,
+                client_ip=client_ip,
             )
-        return self.verify_authorization(authorization, required_scopes=required_scopes)
+        return self.verify_authorization(
+            authorization, required_scopes=required_scopes, client_ip=client_ip
+        )
+
+    def flush_usage(self) -> None:
+        """Write the usage counted so far to the store now (also done by :meth:`close`)."""
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                getattr(self.store, write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
+
+    def _schedule_usage_flush(self) -> None:
+        # Off the request path: the store write happens in a short-lived thread.
+        threading.Thread(target=self.flush_usage, name="scout_auth-usage", daemon=True).start()
 
     def close(self) -> None:
-        """Stop watching the store for changes."""
+        """Write pending usage and stop watching the store for changes."""
+        self.flush_usage()
         self._unsubscribe()
 
-    def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+    def _verify_bearer(
+        self, token: str, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._bearer_fingerprint(token)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             cred = parse_bearer(token)  # a malformed token never reaches the store
             context = self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
-    def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
+    def _verify(
+        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._fingerprint(cred)
         flight = self._flight_key(fp)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             context = self._flight.run(flight, lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
@@ -294,7 +376,12 @@ class Verifier(_BaseVerifier):
         context = self.cache.get(fp, now)  # a leader that just finished may have filled it
         if context is not None:
             return context
-        return self._finish(fp, self._drive(credential_flow(cred, now), now, epoch), now, epoch)
+        return self._finish(
+            fp,
+            self._drive(credential_flow(cred, now, self.require_scoped_keys), now, epoch),
+            now,
+            epoch,
+        )
 
     def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
@@ -319,6 +406,8 @@ class Verifier(_BaseVerifier):
                 return record
             if isinstance(need, RememberNonce):
                 return self.nonce_cache.remember(need.key, need.ttl)
+            if isinstance(need, FetchRoles):
+                return self.store.list_roles(need.org_id)
             return self.store.get_legacy(need.org_id)
         except AuthError:
             raise
@@ -337,25 +426,38 @@ class AsyncVerifier(_BaseVerifier):
     def __init__(self, store: KeyStore, **options: Any) -> None:
         super().__init__(store, **options)
         self._flight: AsyncSingleFlight[OrgContext] = AsyncSingleFlight()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
+    async def verify_token(
+        self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
+    ) -> OrgContext:
         """Verify a bare ``scout_sk_`` token."""
-        return await self._verify_bearer(token, tuple(required_scopes))
+        return await self._verify_bearer(token, tuple(required_scopes), client_ip)
 
     async def verify_legacy(
-        self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
+        self,
+        org_id: str,
+        secret: str,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an org's legacy secret."""
-        return await self._verify(LegacyCredential(org_id, secret), tuple(required_scopes))
+        cred = LegacyCredential(org_id, secret)
+        return await self._verify(cred, tuple(required_scopes), client_ip)
 
     async def verify_authorization(
-        self, authorization: str | None, *, required_scopes: Iterable[str] = ()
+        self,
+        authorization: str | None,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value."""
         scheme, rest = split_authorization(authorization)
         if scheme == "bearer":
-            return await self._verify_bearer(rest, tuple(required_scopes))
-        return await self._verify(parse_basic(rest), tuple(required_scopes))
+            return await self._verify_bearer(rest, tuple(required_scopes), client_ip)
+        return await self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
 
     async def verify_signed(
         self,
@@ -364,11 +466,13 @@ class AsyncVerifier(_BaseVerifier):
         authorization: str | None = None,
         required_scopes: Iterable[str] = (),
         has_body: bool | None = None,
+        client_ip: str | None = None,
     ) -> OrgContext:
         """See :meth:`Verifier.verify_signed`."""
         sig, now = self._parse_signed(request, authorization, has_body)
-        context = (await self._drive(signature_flow(sig, now), now, self.cache.epoch)).context
-        check_scopes(context, tuple(required_scopes))
+        flow = signature_flow(sig, now, self.require_scoped_keys)
+        context = (await self._drive(flow, now, self.cache.epoch)).context
+        self._accept(context, tuple(required_scopes), client_ip, now)
         return context
 
     async def verify_request(
@@ -377,6 +481,7 @@ class AsyncVerifier(_BaseVerifier):
         *,
         required_scopes: Iterable[str] = (),
         has_body: bool | None = None,
+        client_ip: str | None = None,
     ) -> OrgContext:
         """See :meth:`Verifier.verify_request`."""
         authorization = request.field("authorization")
@@ -386,29 +491,70 @@ class AsyncVerifier(_BaseVerifier):
                 authorization=authorization,
                 required_scopes=required_scopes,
                 has_body=has_body,
+                client_ip=client_ip,
             )
-        return await self.verify_authorization(authorization, required_scopes=required_scopes)
+        return await self.verify_authorization(
+            authorization, required_scopes=required_scopes, client_ip=client_ip
+        )
+
+    async def aflush_usage(self) -> None:
+        """See :meth:`Verifier.flush_usage`."""
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                await getattr(self.store, "a" + write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
+
+    def _schedule_usage_flush(self) -> None:
+        # Off the request path: a task of its own on the running loop.
+        try:
+            task = asyncio.get_running_loop().create_task(self.aflush_usage())
+        except RuntimeError:  # no asyncio loop (trio): the sync store in a thread
+            threading.Thread(target=self._flush_sync, daemon=True).start()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _flush_sync(self) -> None:
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                getattr(self.store, write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
 
     async def aclose(self) -> None:
-        """Stop watching the store for changes."""
+        """Write pending usage and stop watching the store for changes."""
+        await self.aflush_usage()
         self._unsubscribe()
 
-    async def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+    async def _verify_bearer(
+        self, token: str, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._bearer_fingerprint(token)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             cred = parse_bearer(token)  # a malformed token never reaches the store
             context = await self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
-    async def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
+    async def _verify(
+        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._fingerprint(cred)
         flight = self._flight_key(fp)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             context = await self._flight.run(flight, lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
@@ -417,7 +563,9 @@ class AsyncVerifier(_BaseVerifier):
         context = self.cache.get(fp, now)
         if context is not None:
             return context
-        verified = await self._drive(credential_flow(cred, now), now, epoch)
+        verified = await self._drive(
+            credential_flow(cred, now, self.require_scoped_keys), now, epoch
+        )
         return self._finish(fp, verified, now, epoch)
 
     async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
@@ -443,6 +591,8 @@ class AsyncVerifier(_BaseVerifier):
                 return record
             if isinstance(need, RememberNonce):
                 return await self.nonce_cache.aremember(need.key, need.ttl)
+            if isinstance(need, FetchRoles):
+                return await self.store.alist_roles(need.org_id)
             return await self.store.aget_legacy(need.org_id)
         except AuthError:
             raise

@@ -19,6 +19,8 @@ The tree::
     │   ├── KeyDisabled               401 key_disabled
     │   ├── KeyExpired                401 key_expired
     │   ├── InsufficientScope         403 insufficient_scope
+    │   ├── IpNotAllowed              403 ip_not_allowed
+    │   ├── LegacyDisabled            401 legacy_disabled
     │   ├── StoreUnavailable          503 store_unavailable
     │   ├── SignatureInvalid          401 signature_invalid
     │   ├── SignatureMissingComponent 401 signature_missing_component
@@ -52,9 +54,11 @@ __all__ = [
     "InvalidKeyOperation",
     "InvalidRequest",
     "InvalidToken",
+    "IpNotAllowed",
     "KeyDisabled",
     "KeyExpired",
     "KeyNotFound",
+    "LegacyDisabled",
     "MissingCredentials",
     "NonceRequired",
     "ReplayDetected",
@@ -147,10 +151,39 @@ class InsufficientScope(AuthError):
     code = "insufficient_scope"
     title = "Insufficient scope"
 
-    def __init__(self, required: Iterable[str], missing: Iterable[str]) -> None:
+    def __init__(
+        self, required: Iterable[str], missing: Iterable[str], detail: str | None = None
+    ) -> None:
         self.required = tuple(required)
         self.missing = tuple(missing)
-        super().__init__("Missing scope: " + " ".join(self.missing))
+        super().__init__(detail or "Missing scope: " + " ".join(self.missing))
+
+
+class IpNotAllowed(AuthError):
+    """The key is valid but the client address is outside its IP allowlist.
+
+    Also raised when the client address is unknown or does not parse: an
+    allowlist fails closed.
+    """
+
+    status = 403
+    code = "ip_not_allowed"
+    title = "Client address not allowed for this key"
+
+
+class LegacyDisabled(AuthError):
+    """The legacy secret matched, but legacy authentication is off for the org."""
+
+    status = 401
+    code = "legacy_disabled"
+    title = "Legacy credentials disabled"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "Legacy credentials are disabled for this organization: "
+            "migrate to an Org Credential (Bearer scout_sk_ token or signed requests)"
+        )
 
 
 class StoreUnavailable(AuthError):

@@ -15,7 +15,9 @@ With ``prefix="scout"``::
     scout:{k:<key_id>}                string  org id (directory)
     scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
-    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash
+    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``)
+    scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
+    scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
     scout:{o:<org_id>}:audit          stream  the org's audit events
     scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
     scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
@@ -49,6 +51,7 @@ __all__ = [
     "fields_from_reply",
     "format_time",
     "index_member",
+    "json_list",
     "key_fields",
     "key_from_fields",
     "legacy_fields",
@@ -89,6 +92,14 @@ class Layout:
     def legacy(self, org_id: str) -> str:
         """The org's legacy hash record."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    def legacy_usage(self, org_id: str) -> str:
+        """The org's legacy uses per UTC day (``YYYY-MM-DD`` fields) and ``last``."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy:usage"
+
+    def roles(self, org_id: str) -> str:
+        """The org's roles: name -> JSON list of scopes."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:roles"
 
     def audit(self, org_id: str) -> str:
         """The org's audit stream."""
@@ -162,12 +173,24 @@ def key_fields(record: KeyRecord) -> list[str]:
         "expires_at", "" if record.expires_at is None else format_time(record.expires_at),
         "scopes", json.dumps(scopes),
         "replaced_by", record.replaced_by or "",
+        "roles", json.dumps(sorted(record.roles)),
+        "allowed_ips", json.dumps(None if record.allowed_ips is None else list(record.allowed_ips)),
+        "use_count", str(record.use_count),
+        "last_used_at", "" if record.last_used_at is None else format_time(record.last_used_at),
     ]  # fmt: skip
+
+
+def json_list(values: frozenset[str] | tuple[str, ...] | None) -> str:
+    """A set (sorted) or tuple (in order) as JSON text; ``None`` as ``null``."""
+    if values is None:
+        return "null"
+    return json.dumps(sorted(values) if isinstance(values, frozenset) else list(values))
 
 
 def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
     """The inverse of :func:`key_fields`."""
     scopes = json.loads(fields["scopes"])
+    ips = json.loads(fields.get("allowed_ips", "null"))
     created = _parse_time(fields["created_at"])
     assert created is not None
     return KeyRecord(
@@ -180,6 +203,10 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
         expires_at=_parse_time(fields.get("expires_at", "")),
         scopes=None if scopes is None else frozenset(scopes),
         replaced_by=fields.get("replaced_by") or None,
+        roles=frozenset(json.loads(fields.get("roles", "[]"))),
+        allowed_ips=None if ips is None else tuple(ips),
+        use_count=int(fields.get("use_count", "0")),
+        last_used_at=_parse_time(fields.get("last_used_at", "")),
     )
 
 
@@ -196,7 +223,9 @@ def legacy_from_fields(fields: Mapping[str, str]) -> LegacyRecord:
     """The inverse of :func:`legacy_fields`."""
     created = _parse_time(fields["created_at"])
     assert created is not None
-    return LegacyRecord(fields["org_id"], fields["secret_hash"], created)
+    return LegacyRecord(
+        fields["org_id"], fields["secret_hash"], created, fields.get("enabled", "1") == "1"
+    )
 
 
 def encode_event_payload(origin: str, events: Sequence[KeyEvent]) -> str:

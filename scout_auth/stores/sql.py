@@ -26,20 +26,22 @@ from sqlalchemy.engine import URL, CursorResult, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
-from .._records import KeyRecord, LegacyRecord
+from .._records import KeyRecord, LegacyRecord, RoleRecord
 from . import _sql_ops as ops
 from ._base import KeyUpdate, StoreEventsMixin
 from ._sql_audit import SQLAuditSink
 from ._sql_engines import async_url, connect_args, is_memory_sqlite, is_retryable, sync_url
 from ._sql_engines import unavailable as _unavailable
 from ._sql_migrate import alembic_config, create_all, upgrade
-from ._sql_schema import AUDIT, KEYS, LEGACY, METADATA
+from ._sql_schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
 
 __all__ = [
     "AUDIT",
     "KEYS",
     "LEGACY",
+    "LEGACY_USAGE",
     "METADATA",
+    "ROLES",
     "SQLAuditSink",
     "SQLKeyStore",
     "alembic_config",
@@ -320,6 +322,38 @@ class SQLKeyStore(StoreEventsMixin):
         """Delete the org's legacy key; ``False`` if there was none."""
         return self._write(partial(ops.delete_legacy, org_id))
 
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
+        return self._write(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    def put_role(self, role: RoleRecord) -> None:
+        """Create or replace a role (one upsert)."""
+        self._write(partial(ops.put_role, role))
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Return one role, or ``None``."""
+        return self._read(partial(ops.get_role, org_id, name))
+
+    def delete_role(self, org_id: str, name: str) -> bool:
+        """Delete a role; ``False`` if there was none."""
+        return self._write(partial(ops.delete_role, org_id, name))
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """Return the org's roles, by name."""
+        return self._read(partial(ops.list_roles, org_id))
+
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
+        self._write(partial(ops.record_usage, key_id, uses, last_used_at))
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the org's legacy bucket of that UTC day (one upsert)."""
+        self._write(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
+
+    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """``(last legacy use, legacy uses on UTC days from since's day on)``."""
+        return self._read(partial(ops.legacy_usage, org_id, since))
+
     def close(self) -> None:
         """Close the pooled connections of the sync engine this store created.
 
@@ -368,6 +402,38 @@ class SQLKeyStore(StoreEventsMixin):
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
         return await self._awrite(partial(ops.delete_legacy, org_id))
+
+    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Async :meth:`set_legacy_enabled`."""
+        return await self._awrite(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    async def aput_role(self, role: RoleRecord) -> None:
+        """Async :meth:`put_role`."""
+        await self._awrite(partial(ops.put_role, role))
+
+    async def aget_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Async :meth:`get_role`."""
+        return await self._aread(partial(ops.get_role, org_id, name))
+
+    async def adelete_role(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_role`."""
+        return await self._awrite(partial(ops.delete_role, org_id, name))
+
+    async def alist_roles(self, org_id: str) -> list[RoleRecord]:
+        """Async :meth:`list_roles`."""
+        return await self._aread(partial(ops.list_roles, org_id))
+
+    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_usage`."""
+        await self._awrite(partial(ops.record_usage, key_id, uses, last_used_at))
+
+    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_legacy_usage`."""
+        await self._awrite(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
+
+    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """Async :meth:`legacy_usage`."""
+        return await self._aread(partial(ops.legacy_usage, org_id, since))
 
     async def aclose(self) -> None:
         """Close the pooled connections of the engines this store created."""
