@@ -383,9 +383,9 @@ def test_each_audit_page_is_one_indexed_query(store, column, index):
     sink = store.audit_sink()
     sink.write([AuditEvent("created", o, key_id=k) for _ in range(3)])
     first = sink.query(o, limit=1)
-    args = (o, None) if column == "org_id" else (None, k)
+    org_id, key_id = (o, None) if column == "org_id" else (None, k)
     with store.engine.begin() as conn:
-        stmt = next(audit_ops.query_events(*args, 2, first.next, conn.dialect))
+        stmt = next(audit_ops.query_events(org_id, key_id, 2, first.next, conn.dialect))
         plan = _explain(conn, stmt).lower()
     assert index in plan or "key=" + index in plan, plan
     assert "seq scan" not in plan, plan
