@@ -322,4 +322,68 @@ async def test_aclose_stops_the_listener_off_the_loop(redis_url, redis_prefix):
 def test_public_names_are_locked():
     import scout_auth.stores.redis as module
 
-    assert module.__all__ == ["FLUSH", "Layout", "RedisKeyStore", "RedisNonceCache"]
+    assert module.__all__ == [
+        "FLUSH",
+        "Layout",
+        "RedisAuditSink",
+        "RedisKeyStore",
+        "RedisNonceCache",
+    ]
+
+
+# -- audit streams -------------------------------------------------------------
+def test_audit_streams_share_the_orgs_hash_slot_and_the_directory_outlives_the_key(make_store, raw):
+    from scout_auth.audit import AuditEvent
+
+    store = make_store(listen=False)
+    layout = store.layout
+    o = org()
+    r = record(o)
+    store.add_key(r)
+    sink = store.audit_sink()
+    sink.write([AuditEvent("created", o, key_id=r.key_id), AuditEvent("legacy_imported", o)])
+    slots = {
+        key_slot(name.encode())
+        for name in (
+            layout.key(o, r.key_id),
+            layout.audit(o),
+            layout.audit_key(o, r.key_id),
+            layout.audit_batches(o),
+        )
+    }
+    assert len(slots) == 1  # one script per org: valid on a Redis Cluster
+    assert raw.xlen(layout.audit(o)) == 2
+    assert raw.xlen(layout.audit_key(o, r.key_id)) == 1
+    store.delete_key(r.key_id)
+    assert [e.action for e in sink.query(key_id=r.key_id)] == ["created"]  # history stays
+
+
+def test_audit_maxlen_trims_the_streams(make_store, raw):
+    from scout_auth.audit import AuditEvent
+
+    store = make_store(listen=False)
+    sink = store.audit_sink(maxlen=10)
+    o = org()
+    for _ in range(3):  # "~": Redis trims whole stream nodes (100 entries by default)
+        sink.write([AuditEvent("disabled", o, key_id="k" * 20) for _ in range(100)])
+    assert 10 <= raw.xlen(store.layout.audit(o)) < 300
+    assert 10 <= raw.xlen(store.layout.audit_key(o, "k" * 20)) < 300
+    assert len(sink.query(o, limit=1000)) == raw.xlen(store.layout.audit(o))
+    with pytest.raises(ValueError, match="maxlen"):
+        store.audit_sink(maxlen=0)
+
+
+def test_audit_sink_from_a_plain_client(redis_url, redis_prefix):
+    from scout_auth.audit import AuditEvent, AuditSink
+    from scout_auth.stores.redis import RedisAuditSink
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    sink = RedisAuditSink(client, prefix=redis_prefix)
+    assert isinstance(sink, AuditSink)
+    o = org()
+    event = AuditEvent("created", o, key_id="k" * 20)
+    sink.write([event])
+    assert sink.query(o).events == (event,)
+    with pytest.raises(ValueError, match="cursor"):
+        sink.query(o, before="MTIzLmFiYw")  # a SQL/memory cursor is not a stream cursor
+    client.close()
