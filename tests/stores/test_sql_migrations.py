@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
+from scout_auth import RoleRecord
 from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
-from scout_auth import RoleRecord
 from scout_auth.stores._sql_ops import key_values
 from scout_auth.stores._sql_schema import KEYS, LEGACY, METADATA, VERSION_TABLE
 from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
