@@ -81,7 +81,8 @@ class AdapterOptions:
         required_scopes: Scopes every non-exempt request needs.
         max_body_size: Largest body of a signed request (413 above).
         proxies: Peers whose ``X-Forwarded-*`` / ``Forwarded`` headers are
-            believed when rebuilding what a signature covers.
+            believed when rebuilding what a signature covers, and for the client
+            address that IP allowlists check.
         rules: Route rules ``(method, path pattern, scopes)``: a request
             matching a rule needs its scopes too (every matching rule).
     """

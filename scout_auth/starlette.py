@@ -39,7 +39,7 @@ from ._body import BodyGuard
 from ._flow import check_scopes
 from ._problem import problem_for
 from ._records import OrgContext
-from ._requests import asgi_request
+from ._requests import asgi_client_ip, asgi_request
 from ._scopes import scope_granted
 from ._verifier import AsyncVerifier
 from .exceptions import AuthError
@@ -137,7 +137,9 @@ class ScoutAuthMiddleware:
             needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
             ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
-            checking a signature's ``@scheme`` / ``@authority``.
+            checking a signature's ``@scheme`` / ``@authority``, and whose
+            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
+            address for IP allowlists (otherwise ``scope["client"]``).
 
     Signed requests (RFC 9421) are verified from their headers before the
     app runs; their body streams to the app through a digest check, and the
@@ -182,12 +184,13 @@ class ScoutAuthMiddleware:
             elif name in _SIGNATURE_HEADERS:
                 signed = True
         required = self.options.scopes_for(scope.get("method", "GET"), scope["path"])
+        client_ip = asgi_client_ip(scope, self.options.proxies)
         guard: BodyGuard | None = None
         try:
             if signed:
                 request = asgi_request(scope, self.options.proxies)
                 context = await self.verifier.verify_signed(
-                    request, authorization=value, required_scopes=required
+                    request, authorization=value, required_scopes=required, client_ip=client_ip
                 )
                 if scope["type"] == "http":
                     guard = BodyGuard(
@@ -197,12 +200,12 @@ class ScoutAuthMiddleware:
             else:
                 authorization = self.options.authorization(value)
                 # A cached credential is answered without awaiting anything.
-                cached = self.verifier._cached_authorization(authorization, required)
+                cached = self.verifier._cached_authorization(authorization, required, client_ip)
                 context = (
                     cached
                     if cached is not None
                     else await self.verifier.verify_authorization(
-                        authorization, required_scopes=required
+                        authorization, required_scopes=required, client_ip=client_ip
                     )
                 )
         except AuthError as exc:

@@ -25,7 +25,7 @@ from ._adapter import AdapterKwargs, AdapterOptions, declared_length
 from ._body import BodyGuard
 from ._problem import problem_for
 from ._records import OrgContext
-from ._requests import wsgi_request
+from ._requests import wsgi_client_ip, wsgi_request
 from ._verifier import Verifier
 from .exceptions import AuthError
 
@@ -110,13 +110,18 @@ def authenticate_environ(
     required = options.scopes_for(
         environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
     )
+    client_ip = wsgi_client_ip(environ, options.proxies)
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
         request = wsgi_request(environ, options.proxies)
-        context = verifier.verify_signed(request, authorization=value, required_scopes=required)
+        context = verifier.verify_signed(
+            request, authorization=value, required_scopes=required, client_ip=client_ip
+        )
         guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
         read_verified_body(environ, guard)
         return context
-    return verifier.verify_authorization(options.authorization(value), required_scopes=required)
+    return verifier.verify_authorization(
+        options.authorization(value), required_scopes=required, client_ip=client_ip
+    )
 
 
 class ScoutAuthMiddleware:
@@ -138,7 +143,9 @@ class ScoutAuthMiddleware:
             needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
             ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
-            checking a signature's ``@scheme`` / ``@authority``.
+            checking a signature's ``@scheme`` / ``@authority``, and whose
+            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
+            address for IP allowlists (otherwise ``REMOTE_ADDR``).
 
     Signed requests (RFC 9421): WSGI reads synchronously, so the signed
     body is read first (bounded by ``max_body_size``, spooled to disk past
