@@ -247,7 +247,7 @@ def test_every_adapter_authorizes_the_same(
 ):
     results = answers(world, headers(world), client_ip, options, verifier_options)
     assert results["starlette"] == results["flask"] == results["wsgi"], results
-    got_status, got_headers, body = results["starlette"]
+    got_status, _got_headers, body = results["starlette"]
     assert got_status == status, body
     if code is not None:
         assert json.loads(body)["code"] == code
@@ -257,7 +257,7 @@ def test_a_role_change_takes_effect_at_once_everywhere():
     world = build_world()
     token = world.tokens["editor"]
     headers = {"authorization": f"Bearer {token}"}
-    apps = {
+    apps: dict[str, Any] = {
         "starlette": TestClient(starlette_app(AsyncVerifier(world.store, cache_ttl=3600), **WRITE)),
         "flask": flask_app(Verifier(world.store, cache_ttl=3600), **WRITE).test_client(),
         "wsgi": Client(wsgi_app(Verifier(world.store, cache_ttl=3600), **WRITE)),
@@ -278,7 +278,7 @@ def test_a_role_change_takes_effect_at_once_everywhere():
 def test_disabling_legacy_takes_effect_at_once_everywhere():
     world = build_world()
     headers = basic("org_on", "old-secret-on")(world)
-    apps = {
+    apps: dict[str, Any] = {
         "starlette": TestClient(starlette_app(AsyncVerifier(world.store, cache_ttl=3600))),
         "flask": flask_app(Verifier(world.store, cache_ttl=3600)).test_client(),
         "wsgi": Client(wsgi_app(Verifier(world.store, cache_ttl=3600))),
