@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from ._body import DEFAULT_MAX_BODY_SIZE
@@ -24,6 +24,8 @@ class AdapterKwargs(TypedDict, total=False):
     trusted_proxies: Iterable[str]
     rules: Sequence[tuple[str, str, Sequence[str]]]
 
+
+_MEMO_SIZE = 4096
 
 _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
@@ -95,6 +97,11 @@ class AdapterOptions:
     max_body_size: int
     proxies: TrustedProxies
     rules: tuple[ScopeRule, ...] = ()
+    # (method, path) -> scopes: the rules are pure, so their answer is memoised
+    # (bounded: emptied when full, paths with ids in them being unbounded).
+    _memo: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -134,11 +141,18 @@ class AdapterOptions:
         """Scopes a request needs: ``required_scopes`` plus every matching rule's."""
         if not self.rules:
             return self.required_scopes
+        memo = self._memo
+        found = memo.get((method, path))
+        if found is not None:
+            return found
         needed = list(self.required_scopes)
         for rule in self.rules:
             if rule.matches(method, path):
                 needed.extend(s for s in rule.scopes if s not in needed)
-        return tuple(needed)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[(method, path)] = result = tuple(needed)
+        return result
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` needs no credentials."""

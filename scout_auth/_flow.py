@@ -164,8 +164,10 @@ def check_access(
             address = address.ipv4_mapped
         if not any(address in net for net in context.allowed_ips):
             raise IpNotAllowed()
-    if required:
-        missing = missing_scopes(context.scopes, required)
+    scopes = context.scopes
+    # Fast path: every required scope granted verbatim (a C-level subset test).
+    if required and scopes is not None and not scopes.issuperset(required):
+        missing = missing_scopes(scopes, required)
         if missing:
             raise InsufficientScope(required, missing)
 

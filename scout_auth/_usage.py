@@ -60,7 +60,7 @@ class UsageRecorder:
         self.interval = interval
         self._lock = threading.Lock()
         self._pending: dict[str, _Tally] = {}
-        self._due: float | None = None
+        self._due = 0.0
 
     def note(self, context: OrgContext, now: float) -> bool:
         """Count one use; ``True`` when a flush is due (the caller schedules it)."""
@@ -72,12 +72,13 @@ class UsageRecorder:
                 tally.uses += 1
                 if now > tally.last:
                     tally.last = now
-            if self._due is None:
+            if now < self._due:
+                return False
+            if self._due == 0.0:  # the first use: the first flush one interval later
                 self._due = now + self.interval
-            elif now >= self._due:
-                self._due = now + self.interval
-                return True
-        return False
+                return False
+            self._due = now + self.interval
+            return True
 
     def pending(self) -> int:
         """Keys with uses not yet written."""
