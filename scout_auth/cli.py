@@ -65,6 +65,10 @@ def _key_json(record: KeyRecord) -> dict[str, Any]:
         "expires_at": record.expires_at.isoformat() if record.expires_at else None,
         "scopes": None if record.scopes is None else sorted(record.scopes),
         "replaced_by": record.replaced_by,
+        "roles": sorted(record.roles),
+        "allowed_ips": None if record.allowed_ips is None else list(record.allowed_ips),
+        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
+        "use_count": record.use_count,
     }
 
 
@@ -95,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--scope", action="append", dest="scopes", help="granted scope (repeat)")
     create.add_argument("--expires", help="expiry, ISO 8601 with a timezone")
+    create.add_argument("--role", action="append", dest="roles", help="org role (repeat)")
+    create.add_argument(
+        "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
+    )
     sub.add_parser("list", help="list an org's keys (JSON lines)").add_argument("org_id")
     rename = sub.add_parser("rename", help="rename a key")
     rename.add_argument("key_id")
@@ -108,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
         "org_id"
     )
     sub.add_parser("legacy-delete", help="turn an org's legacy secret off").add_argument("org_id")
+    status = sub.add_parser("legacy-status", help="an org's legacy use (JSON)")
+    status.add_argument("org_id")
+    status.add_argument("--days", type=int, default=30)
+    for name in ("legacy-disable", "legacy-enable"):
+        sub.add_parser(name, help=f"{name[7:]} legacy auth for an org").add_argument("org_id")
     return parser
 
 
@@ -115,7 +128,14 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
     out: Callable[[object], None] = lambda obj: print(json.dumps(obj))  # noqa: E731
     if args.command == "create":
         expires = datetime.fromisoformat(args.expires) if args.expires else None
-        new = manager.create_key(args.org_id, args.name, scopes=args.scopes, expires_at=expires)
+        new = manager.create_key(
+            args.org_id,
+            args.name,
+            scopes=args.scopes,
+            expires_at=expires,
+            roles=args.roles,
+            allowed_ips=args.allowed_ips,
+        )
         out({"token": new.token, **_key_json(new.key)})
     elif args.command == "list":
         for record in manager.list_keys(args.org_id):
@@ -137,6 +157,24 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
     elif args.command == "legacy-delete":
         manager.delete_legacy_key(args.org_id)
         out({"org_id": args.org_id, "legacy": False})
+    elif args.command == "legacy-status":
+        st = manager.legacy_status(args.org_id, days=args.days)
+        last = st.last_used_at.isoformat() if st.last_used_at else None
+        out(
+            {
+                "org_id": st.org_id,
+                "exists": st.exists,
+                "enabled": st.enabled,
+                "last_used_at": last,
+                "requests": st.requests,
+                "days": st.days,
+            }
+        )
+    elif args.command in ("legacy-disable", "legacy-enable"):
+        switch = (
+            manager.disable_legacy if args.command == "legacy-disable" else manager.enable_legacy
+        )
+        out({"org_id": args.org_id, "enabled": switch(args.org_id).enabled})
     return 0
 
 

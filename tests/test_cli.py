@@ -12,7 +12,7 @@ import pytest
 
 from scout_auth import TOKEN_REGEX, InMemoryKeyStore, KeyManager, Verifier, __version__
 from scout_auth.cli import main
-from scout_auth.exceptions import InvalidToken, KeyDisabled, KeyExpired
+from scout_auth.exceptions import InvalidToken, KeyDisabled, KeyExpired, LegacyDisabled
 
 
 @pytest.fixture
@@ -115,6 +115,42 @@ def test_legacy_secret_comes_from_stdin_not_argv(sqlite_store_url, capsys, monke
     assert run(capsys, "--store", sqlite_store_url, "legacy-delete", "org_cli")[0] == 0
     with pytest.raises(InvalidToken):
         Verifier(store).verify_legacy("org_cli", "old-system-secret")
+    store.close()
+
+
+def test_roles_allowlist_and_the_legacy_switch_through_the_cli(
+    sqlite_store_url, capsys, monkeypatch
+):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    url = sqlite_store_url
+    code, [created] = run(
+        capsys,
+        "--store", url, "create", "org_cli", "office importer",
+        "--role", "viewer", "--allow-ip", "192.0.2.0/24", "--allow-ip", "2001:db8::/32",
+    )  # fmt: skip
+    assert code == 0
+    assert created["roles"] == ["viewer"]
+    assert created["allowed_ips"] == ["192.0.2.0/24", "2001:db8::/32"]
+    assert (created["use_count"], created["last_used_at"]) == (0, None)
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    run(capsys, "--store", url, "legacy-import", "org_cli")
+    code, [status] = run(capsys, "--store", url, "legacy-status", "org_cli", "--days", "7")
+    assert status == {
+        "org_id": "org_cli",
+        "exists": True,
+        "enabled": True,
+        "last_used_at": None,
+        "requests": 0,
+        "days": 7,
+    }
+    assert run(capsys, "--store", url, "legacy-disable", "org_cli")[1] == [
+        {"org_id": "org_cli", "enabled": False}
+    ]
+    store = SQLKeyStore(url)
+    with pytest.raises(LegacyDisabled):
+        Verifier(store).verify_legacy("org_cli", "old-system-secret")
+    assert run(capsys, "--store", url, "legacy-enable", "org_cli")[1][0]["enabled"] is True
     store.close()
 
 

@@ -18,8 +18,9 @@ import anyio.to_thread
 import pytest
 
 from scout_auth import AsyncVerifier, KeyEvent, KeyManager, KeyUpdate, Verifier
-from scout_auth.exceptions import KeyDisabled
+from scout_auth.exceptions import InsufficientScope, KeyDisabled, LegacyDisabled
 from scout_auth.stores.redis import RedisKeyStore
+from tests._support import cheap_hasher
 from tests.redis_fleet import Fleet, revoke_and_time
 from tests.stores.contract import org
 from tests.stores.test_redis import wait_until
@@ -49,6 +50,43 @@ def test_a_remote_disable_drops_a_warm_cache_entry(writer, reader):
     assert wait_until(lambda: _accepts(verifier, new.token))
     KeyManager(writer).disable_key(new.key.key_id)
     assert wait_until(lambda: not _accepts(verifier, new.token), timeout=10)
+
+
+def test_a_remote_role_change_reaches_a_warm_cache(writer, reader):
+    o = org()
+    manager = KeyManager(writer)
+    manager.put_role(o, "editor", ["drive:write"])
+    new = manager.create_key(o, "cms sync", roles=["editor"])
+    verifier = Verifier(reader, cache_ttl=3600)
+
+    def writes() -> bool:
+        try:
+            verifier.verify_token(new.token, required_scopes=["drive:write"])
+        except InsufficientScope:
+            return False
+        return True
+
+    assert wait_until(writes)
+    manager.put_role(o, "editor", ["drive:read"])
+    assert wait_until(lambda: not writes(), timeout=10)
+
+
+def test_a_remote_legacy_switch_reaches_a_warm_cache(writer, reader):
+    o = org()
+    manager = KeyManager(writer, password_hasher=cheap_hasher())
+    manager.import_legacy_key(o, "old-secret")
+    verifier = Verifier(reader, cache_ttl=3600, password_hasher=cheap_hasher())
+
+    def accepted() -> bool:
+        try:
+            verifier.verify_legacy(o, "old-secret")
+        except LegacyDisabled:
+            return False
+        return True
+
+    assert wait_until(accepted)
+    manager.disable_legacy(o)
+    assert wait_until(lambda: not accepted(), timeout=10)
 
 
 def _accepts(verifier: Verifier, token: str) -> bool:
