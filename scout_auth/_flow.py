@@ -268,8 +268,11 @@ def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = Fal
         raise SignatureInvalid("Signature verification failed")
     verify_ed25519(record.public_key, sig.signature, sig.base)
     check_key_state(record, now)
+    # Roles are read (and require_scoped applied) before the nonce is spent: a
+    # store error there must not turn the client's retry into a "replay".
+    verified = yield from key_context(record, require_scoped)
     if sig.nonce is not None:
         fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
         if fresh is not True:
             raise ReplayDetected()
-    return (yield from key_context(record, require_scoped))
+    return verified

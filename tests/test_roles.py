@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from scout_auth import AsyncKeyManager, AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
+from scout_auth._httpsig import sign_request
 from scout_auth._requests import TrustedProxies
+from scout_auth._sigbase import HttpRequest
+from scout_auth._tokens import parse_token
 from scout_auth.audit import InMemoryAuditSink
 from scout_auth.exceptions import (
     InsufficientScope,
@@ -13,6 +18,7 @@ from scout_auth.exceptions import (
     InvalidToken,
     IpNotAllowed,
     KeyNotFound,
+    StoreUnavailable,
 )
 from tests._support import SpyStore
 
@@ -205,3 +211,42 @@ async def test_async_manager_and_verifier(store):
 def test_client_ip_believes_only_trusted_proxies(peer, xff, forwarded, expected):
     proxies = TrustedProxies.parse(["10.0.0.0/8"])
     assert proxies.client_ip(peer, xff, forwarded) == expected
+
+
+class _BrokenRoles(InMemoryKeyStore):
+    fail = False
+
+    def list_roles(self, org_id):
+        if self.fail:
+            raise ConnectionError("database unreachable")
+        return super().list_roles(org_id)
+
+
+def _signed(token: str) -> HttpRequest:
+    parsed = parse_token(token)
+    assert parsed is not None
+    request = HttpRequest("GET", "https", "api.example", "/files", "", [])
+    sig = sign_request(request, key_id=parsed.key_id, private_seed=parsed.seed, now=time.time())
+    headers = [("signature-input", sig["Signature-Input"]), ("signature", sig["Signature"])]
+    return HttpRequest("GET", "https", "api.example", "/files", "", headers)
+
+
+def test_signed_requests_resolve_roles_and_check_the_allowlist():
+    store = _BrokenRoles()
+    m = KeyManager(store)
+    m.put_role("org_1", "editor", ["files:write"])
+    new = m.create_key("org_1", "uploader", roles=["editor"], allowed_ips=["192.0.2.0/24"])
+    verifier = Verifier(store)
+    ctx = verifier.verify_signed(
+        _signed(new.token), required_scopes=["files:write"], client_ip="192.0.2.5"
+    )
+    assert ctx.scopes == frozenset({"files:write"})
+    with pytest.raises(IpNotAllowed):
+        verifier.verify_signed(_signed(new.token), client_ip="198.51.100.1")
+    request = _signed(new.token)
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        verifier.verify_signed(request)
+    store.fail = False
+    # The failed attempt did not spend the nonce: the client's retry goes through.
+    verifier.verify_signed(request, client_ip="192.0.2.5")
