@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scout_auth import KeyEvent, KeyRecord, LegacyRecord, RoleRecord
 from scout_auth._tokens import generate_key_id
@@ -157,6 +159,28 @@ class RolesUsageContract:
             t.join()
         got = store.get_key(r.key_id)
         assert (got.use_count, got.last_used_at) == (80, latest)
+
+    def test_any_order_of_flushes_sums_uses_and_keeps_the_latest(self, store):
+        # @given on an inner function: this mixin runs in several test classes.
+        @settings(max_examples=15, deadline=None)
+        @given(
+            flushes=st.lists(
+                st.tuples(st.integers(1, 1000), st.integers(0, 10**6)), min_size=1, max_size=6
+            )
+        )
+        def check(flushes: list[tuple[int, int]]) -> None:
+            r = _record(_org())
+            store.add_key(r)
+            for uses, offset in flushes:
+                store.record_usage(r.key_id, uses, T0 + timedelta(seconds=offset))
+                store.record_legacy_usage(r.org_id, uses, T0 + timedelta(seconds=offset))
+            got = store.get_key(r.key_id)
+            latest = T0 + timedelta(seconds=max(o for _, o in flushes))
+            assert got.use_count == sum(u for u, _ in flushes)
+            assert got.last_used_at == latest
+            assert store.legacy_usage(r.org_id, T0) == (latest, sum(u for u, _ in flushes))
+
+        check()
 
     def test_legacy_usage_daily_buckets(self, store):
         o = _org()
