@@ -159,9 +159,15 @@ class _BaseVerifier:
         self, context: OrgContext, required: tuple[str, ...], client_ip: str | None, now: float
     ) -> None:
         """Per-request checks of a verified context, then count the use."""
-        if context.allowed_ips is not None or required:
+        scopes = context.scopes
+        # The usual cases answered inline (this runs on every warm request):
+        # no allowlist, and every required scope granted verbatim.
+        if context.allowed_ips is not None or (
+            required and scopes is not None and not scopes.issuperset(required)
+        ):
             check_access(context, required, client_ip)
-        if self.usage is not None and self.usage.note(context, now):
+        usage = self.usage
+        if usage is not None and usage.note(context, now):
             self._schedule_usage_flush()
 
     def _schedule_usage_flush(self) -> None:

@@ -63,6 +63,20 @@ _SIGNATURE_HEADERS = (b"signature-input", b"signature")
 ErrorHandler = Callable[[HTTPConnection, AuthError], Response | Awaitable[Response] | None]
 
 
+_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _sorted(scopes: frozenset[str]) -> tuple[str, ...]:
+    # Every warm request lists the same few scope sets: sort each once
+    # (bounded; a frozenset caches its own hash).
+    found = _SORTED.get(scopes)
+    if found is None:
+        if len(_SORTED) >= 1024:
+            _SORTED.clear()
+        found = _SORTED[scopes] = tuple(sorted(scopes))
+    return found
+
+
 class OrgScopes(list[str]):
     """The granted scopes, with scout_auth's matching rules for ``in``.
 
@@ -76,7 +90,7 @@ class OrgScopes(list[str]):
     __slots__ = ("__dict__", "granted")
 
     def __init__(self, scopes: frozenset[str] | None) -> None:
-        list.__init__(self, sorted(scopes) if scopes else ())
+        list.__init__(self, _sorted(scopes) if scopes else ())
         self.granted = scopes
 
     def __contains__(self, scope: object) -> bool:
