@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-Every successful verification calls :meth:`UsageRecorder.note`: one lock,
-one dict update, one float comparison — no I/O. At most once per
-``interval`` a note answers "due", and the verifier then flushes from a
+Every successful verification calls :meth:`UsageRecorder.note`: one
+``deque.append`` (atomic, no lock) and two comparisons — no I/O. The log is
+folded into per-key tallies under a lock every few thousand uses and at
+each flush, so memory stays bounded and no use is lost between threads.
+At most once per ``interval`` a note answers "due", and the verifier then flushes from a
 background thread (sync) or task (async): :meth:`UsageRecorder.drain` hands
 over everything counted so far and the store adds it with an atomic
 increment and a ``max(last_used_at)`` (``record_usage`` /
@@ -16,6 +18,7 @@ A failed flush puts its counts back for the next one.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +29,9 @@ __all__ = ["DEFAULT_USAGE_INTERVAL", "UsageRecorder", "UsageWrite"]
 
 #: Seconds between two usage flushes of one verifier.
 DEFAULT_USAGE_INTERVAL = 60.0
+
+# Uses logged before they are folded into tallies (bounds the log's memory).
+_FOLD_AT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,34 +65,48 @@ class UsageRecorder:
             raise ValueError("usage_interval must be > 0 (or None to disable usage tracking)")
         self.interval = interval
         self._lock = threading.Lock()
+        self._log: deque[tuple[OrgContext, float]] = deque()
         self._pending: dict[str, _Tally] = {}
         self._due = 0.0
 
     def note(self, context: OrgContext, now: float) -> bool:
         """Count one use; ``True`` when a flush is due (the caller schedules it)."""
+        log = self._log
+        log.append((context, now))
+        if now < self._due and len(log) < _FOLD_AT:
+            return False
         with self._lock:
-            tally = self._pending.get(context.key_id)
+            self._fold()
+            if now < self._due:
+                return False
+            first = self._due == 0.0  # the first use: the first flush one interval later
+            self._due = now + self.interval
+            return not first
+
+    def _fold(self) -> None:
+        # Under the lock. popleft() is atomic: uses appended meanwhile stay
+        # in the log for the next fold.
+        log, pending = self._log, self._pending
+        while log:
+            context, now = log.popleft()
+            tally = pending.get(context.key_id)
             if tally is None:
-                self._pending[context.key_id] = _Tally(context, 1, now)
+                pending[context.key_id] = _Tally(context, 1, now)
             else:
                 tally.uses += 1
                 if now > tally.last:
                     tally.last = now
-            if now < self._due:
-                return False
-            if self._due == 0.0:  # the first use: the first flush one interval later
-                self._due = now + self.interval
-                return False
-            self._due = now + self.interval
-            return True
 
     def pending(self) -> int:
         """Keys with uses not yet written."""
-        return len(self._pending)
+        with self._lock:
+            self._fold()
+            return len(self._pending)
 
     def drain(self) -> list[UsageWrite]:
         """Everything counted so far, as store writes; the counts start again at zero."""
         with self._lock:
+            self._fold()
             pending, self._pending = self._pending, {}
         return list(self._writes(pending))
 

@@ -189,3 +189,30 @@ def test_recorder_restores_failed_writes_merged_with_newer_ones():
     recorder.restore(writes)
     [write] = recorder.drain()
     assert (write.method, write.uses, write.last_used_at.timestamp()) == ("record_usage", 2, 100.0)
+
+
+def test_concurrent_notes_lose_nothing():
+    from scout_auth import CredentialKind, OrgContext
+
+    recorder = UsageRecorder(3600)
+    contexts = [
+        OrgContext("org_1", f"k{i}", "name", None, CredentialKind.ORG_CREDENTIAL) for i in range(3)
+    ]
+    drained: list = []
+
+    def hammer(ctx) -> None:
+        for i in range(20_000):
+            recorder.note(ctx, 1000.0 + i)
+            if i % 5000 == 0:
+                drained.extend(recorder.drain())  # flushes racing the notes
+
+    threads = [threading.Thread(target=hammer, args=(c,)) for c in contexts for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    drained.extend(recorder.drain())
+    totals: dict[str, int] = {}
+    for write in drained:
+        totals[write.ident] = totals.get(write.ident, 0) + write.uses
+    assert totals == {"k0": 40_000, "k1": 40_000, "k2": 40_000}
