@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._usage import UsageRecorder
+from scout_auth._usage import UsageRecorder, UsageWrite
 from scout_auth.exceptions import InvalidKeyOperation
 from tests._support import Clock, cheap_hasher
 
@@ -198,7 +198,7 @@ def test_concurrent_notes_lose_nothing():
     contexts = [
         OrgContext("org_1", f"k{i}", "name", None, CredentialKind.ORG_CREDENTIAL) for i in range(3)
     ]
-    drained: list = []
+    drained: list[UsageWrite] = []
 
     def hammer(ctx) -> None:
         for i in range(20_000):
