@@ -3,12 +3,15 @@
 Theory of operation
 -------------------
 Each operation is a generator that yields what it needs done — a
-:class:`StoreCall` (a store method by its sync name) or a :class:`HashSecret`
-(argon2, slow) — and returns the operation's result. :class:`KeyManager`
+:class:`StoreCall` (a store method by its sync name), a :class:`HashSecret`
+(argon2, slow) or an :class:`Audit` (record an event) — and returns the
+operation's result. :class:`KeyManager`
 drives it with plain calls; :class:`AsyncKeyManager` with the store's ``a*``
 twins and argon2 in a worker thread. Validation happens before the first
 yield, so a rejected call writes nothing; every write is one atomic store
-call, so nothing is ever half written.
+call, so nothing is ever half written. An :class:`Audit` is yielded only
+after the store call succeeded, once per operation that changed something:
+a failed operation leaves no trace in the audit trail.
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ._audit import AuditAction, AuditEvent
 from ._records import KeyRecord, LegacyRecord, NewKey
 from ._tokens import format_token, generate_key_id, public_key_from_seed
 from .exceptions import InvalidKeyOperation, KeyNotFound
 from .stores._base import KeyUpdate
 
-__all__ = ["DEFAULT_ROTATION_GRACE", "HashSecret", "Op", "StoreCall", "WeakKeyNameWarning"]
+__all__ = [
+    "DEFAULT_ROTATION_GRACE",
+    "Audit",
+    "HashSecret",
+    "Op",
+    "StoreCall",
+    "WeakKeyNameWarning",
+]
 
 #: How long a rotated-out key keeps working unless told otherwise.
 DEFAULT_ROTATION_GRACE = timedelta(hours=24)
@@ -64,7 +75,14 @@ class HashSecret:
     secret: str = field(repr=False)
 
 
-Op = Generator[StoreCall | HashSecret, Any, Any]
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Need: record ``event`` in the audit trail (a no-op without one)."""
+
+    event: AuditEvent
+
+
+Op = Generator[StoreCall | HashSecret | Audit, Any, Any]
 
 
 def _now(clock_value: float) -> datetime:
@@ -75,6 +93,29 @@ def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         raise InvalidKeyOperation(f"{what} must be a non-empty string of at most 200 characters")
     return value
+
+
+def check_actor(actor: str | None) -> str | None:
+    """Validate the ``actor=`` of a lifecycle call (before anything is written)."""
+    if actor is not None and (not isinstance(actor, str) or len(actor) > MAX_NAME_LENGTH):
+        raise InvalidKeyOperation("actor must be a string of at most 200 characters, or None")
+    return actor
+
+
+def _audit(
+    action: AuditAction, key: KeyRecord, actor: str | None, now: float, **more: str | None
+) -> Audit:
+    return Audit(
+        AuditEvent(
+            action=action,
+            org_id=key.org_id,
+            at=_now(now),
+            key_id=key.key_id,
+            key_name=key.name,
+            actor=actor,
+            **more,  # type: ignore[arg-type]
+        )
+    )
 
 
 def check_name(name: str) -> str:
@@ -143,6 +184,7 @@ def create_key(
     scopes: Iterable[str] | None,
     expires_at: datetime | None,
     now: float,
+    actor: str | None = None,
 ) -> Op:
     new = _new_key(
         _check_id(org_id, "org_id"),
@@ -151,7 +193,9 @@ def create_key(
         _check_expiry(expires_at),
         _now(now),
     )
+    check_actor(actor)
     yield StoreCall("add_key", (new.key,))
+    yield _audit(AuditAction.CREATED, new.key, actor, now)
     return new
 
 
@@ -173,36 +217,53 @@ def update_key(key_id: str, update: KeyUpdate) -> Op:
     return record
 
 
-def rename_key(key_id: str, name: str) -> Op:
-    return (yield from update_key(key_id, KeyUpdate(name=check_name(name))))
-
-
-def delete_key(key_id: str) -> Op:
-    record = yield StoreCall("delete_key", (key_id,))
-    if record is None:
-        raise KeyNotFound(key_id)
+def rename_key(key_id: str, name: str, now: float, actor: str | None = None) -> Op:
+    update = KeyUpdate(name=check_name(name))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.RENAMED, record, actor, now)
     return record
 
 
-def rotate_key(key_id: str, grace: timedelta, now: float) -> Op:
+def set_enabled(key_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield from update_key(key_id, KeyUpdate(enabled=enabled))
+    yield _audit(AuditAction.ENABLED if enabled else AuditAction.DISABLED, record, actor, now)
+    return record
+
+
+def delete_key(key_id: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield StoreCall("delete_key", (key_id,))
+    if record is None:
+        raise KeyNotFound(key_id)
+    yield _audit(AuditAction.DELETED, record, actor, now)
+    return record
+
+
+def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = None) -> Op:
     if not isinstance(grace, timedelta) or grace < timedelta(0):
         raise InvalidKeyOperation("grace must be a timedelta >= 0")
+    check_actor(actor)
     old = yield from get_key(key_id)
     at = _now(now)
     new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at)
     updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
     if updated is None:  # deleted meanwhile: the store wrote nothing
         raise KeyNotFound(key_id)
+    yield _audit(AuditAction.ROTATED, updated, actor, now, replaced_by=new.key.key_id)
     return new
 
 
-def import_legacy_key(org_id: str, secret: str, now: float) -> Op:
+def import_legacy_key(org_id: str, secret: str, now: float, actor: str | None = None) -> Op:
     _check_id(org_id, "org_id")
     if not isinstance(secret, str) or not secret:
         raise InvalidKeyOperation("a legacy secret is required")
+    check_actor(actor)
     secret_hash = yield HashSecret(secret)
     record = LegacyRecord(org_id=org_id, secret_hash=secret_hash, created_at=_now(now))
     yield StoreCall("put_legacy", (record,))
+    yield Audit(AuditEvent(AuditAction.LEGACY_IMPORTED, org_id, _now(now), actor=actor))
     return record
 
 
@@ -213,8 +274,10 @@ def get_legacy_key(org_id: str) -> Op:
     return record
 
 
-def delete_legacy_key(org_id: str) -> Op:
+def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
     existed = yield StoreCall("delete_legacy", (org_id,))
     if not existed:
         raise KeyNotFound(f"legacy:{org_id}")
+    yield Audit(AuditEvent(AuditAction.LEGACY_DELETED, org_id, _now(now), actor=actor))
     return None

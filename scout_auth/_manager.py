@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -11,11 +12,15 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 
 from . import _lifecycle as ops
-from ._lifecycle import DEFAULT_ROTATION_GRACE, HashSecret, Op
+from ._audit import AuditEvent, AuditSink, event_json
+from ._audit_buffer import AuditBuffer
+from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
 from ._records import KeyRecord, LegacyRecord, NewKey
-from .stores._base import KeyStore, KeyUpdate
+from .stores._base import KeyStore
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
+
+audit_logger = logging.getLogger("scout_auth.audit")
 
 
 class _BaseManager:
@@ -23,15 +28,24 @@ class _BaseManager:
         self,
         store: KeyStore,
         *,
+        audit: AuditSink | AuditBuffer | None = None,
         password_hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.audit = audit
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(store={self.store!r})"
+        return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r})"
+
+    def _audit_failed(self, event: AuditEvent) -> None:
+        # The change is committed: failing the call now would hide that (and
+        # lose a new token). Log the event in full instead, so it is not lost.
+        audit_logger.error(
+            "audit sink failed; event not stored: %s", event_json(event), exc_info=True
+        )
 
 
 class KeyManager(_BaseManager):
@@ -39,6 +53,12 @@ class KeyManager(_BaseManager):
 
     Args:
         store: Any :class:`~scout_auth.stores.KeyStore`.
+        audit: Where each successful change goes as one
+            :class:`~scout_auth.audit.AuditEvent`: an
+            :class:`~scout_auth.audit.AuditBuffer` (recorded, written in the
+            background) or an :class:`~scout_auth.audit.AuditSink` (written
+            before the method returns; a sink failure is logged, not raised,
+            because the change itself is done). ``None``: no audit trail.
         password_hasher: argon2 hasher for legacy secrets (default: argon2id,
             RFC 9106 low-memory profile).
         clock: POSIX time source (for tests).
@@ -52,8 +72,22 @@ class KeyManager(_BaseManager):
 
     Every method raises :class:`~scout_auth.exceptions.KeyNotFound` for an
     unknown id and :class:`~scout_auth.exceptions.InvalidKeyOperation` for bad
-    arguments, writing nothing in either case.
+    arguments, writing nothing in either case (and recording no audit event).
+    Every method that changes something takes ``actor=``: who did it, as
+    your application names them (an email, a user id, ``"cli"``); it goes
+    into the audit event.
     """
+
+    def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            self.audit.write([event])
+        except Exception:
+            self._audit_failed(event)
 
     def _run(self, op: Op) -> Any:
         try:
@@ -61,6 +95,9 @@ class KeyManager(_BaseManager):
             while True:
                 if isinstance(need, HashSecret):
                     answer: Any = self._hasher.hash(need.secret)
+                elif isinstance(need, Audit):
+                    self._record(need.event)
+                    answer = None
                 else:
                     answer = getattr(self.store, need.method)(*need.args)
                 need = op.send(answer)
@@ -76,6 +113,7 @@ class KeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        actor: str | None = None,
     ) -> NewKey:
         """Create a key for ``org_id``.
 
@@ -85,11 +123,13 @@ class KeyManager(_BaseManager):
                 with :class:`~scout_auth.WeakKeyNameWarning`.
             scopes: Granted scopes; ``None`` (default) means unrestricted.
             expires_at: Timezone-aware expiry, or ``None``.
+            actor: Who creates it (for the audit trail).
 
         Returns:
             A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
         """
-        return self._run(ops.create_key(org_id, name, scopes, expires_at, self._clock()))  # type: ignore[no-any-return]
+        op = ops.create_key(org_id, name, scopes, expires_at, self._clock(), actor)
+        return self._run(op)  # type: ignore[no-any-return]
 
     def list_keys(self, org_id: str) -> list[KeyRecord]:
         """The org's keys, oldest first (public data only)."""
@@ -99,46 +139,54 @@ class KeyManager(_BaseManager):
         """One key by id."""
         return self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
 
-    def rename_key(self, key_id: str, name: str) -> KeyRecord:
+    def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """Rename a key; returns the updated record."""
-        return self._run(ops.rename_key(key_id, name))  # type: ignore[no-any-return]
+        return self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def enable_key(self, key_id: str) -> KeyRecord:
+    def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Re-enable a disabled key."""
-        return self._run(ops.update_key(key_id, KeyUpdate(enabled=True)))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def disable_key(self, key_id: str) -> KeyRecord:
+    def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Disable a key: requests with it get 401 ``key_disabled`` at once."""
-        return self._run(ops.update_key(key_id, KeyUpdate(enabled=False)))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def delete_key(self, key_id: str) -> KeyRecord:
+    def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
-        return self._run(ops.delete_key(key_id))  # type: ignore[no-any-return]
+        return self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def rotate_key(self, key_id: str, *, grace: timedelta = DEFAULT_ROTATION_GRACE) -> NewKey:
+    def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
         """Replace a key with a new one of the same name, scopes and expiry.
 
         The old key keeps working for ``grace`` (default 24 h) and then
         answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
         grace period never extends the old key's own expiry.
         """
-        return self._run(ops.rotate_key(key_id, grace, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def import_legacy_key(self, org_id: str, secret: str) -> LegacyRecord:
+    def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
         """Store an org's legacy secret from the old system, as an argon2id hash only.
 
         Replaces any legacy secret the org had. Clients present it as HTTP
         Basic credentials ``org_id:secret``.
         """
-        return self._run(ops.import_legacy_key(org_id, secret, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
 
     def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """The org's legacy record (hash only)."""
         return self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
 
-    def delete_legacy_key(self, org_id: str) -> None:
+    def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """Delete the org's legacy secret: legacy requests then get 401."""
-        self._run(ops.delete_legacy_key(org_id))
+        self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
 
 
 class AsyncKeyManager(_BaseManager):
@@ -148,12 +196,26 @@ class AsyncKeyManager(_BaseManager):
     worker thread.
     """
 
+    async def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            await self.audit.awrite([event])
+        except Exception:
+            self._audit_failed(event)
+
     async def _run(self, op: Op) -> Any:
         try:
             need = next(op)
             while True:
                 if isinstance(need, HashSecret):
                     answer: Any = await anyio.to_thread.run_sync(self._hasher.hash, need.secret)
+                elif isinstance(need, Audit):
+                    await self._record(need.event)
+                    answer = None
                 else:
                     answer = await getattr(self.store, "a" + need.method)(*need.args)
                 need = op.send(answer)
@@ -169,9 +231,11 @@ class AsyncKeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.create_key`."""
-        return await self._run(ops.create_key(org_id, name, scopes, expires_at, self._clock()))  # type: ignore[no-any-return]
+        op = ops.create_key(org_id, name, scopes, expires_at, self._clock(), actor)
+        return await self._run(op)  # type: ignore[no-any-return]
 
     async def list_keys(self, org_id: str) -> list[KeyRecord]:
         """See :meth:`KeyManager.list_keys`."""
@@ -181,34 +245,42 @@ class AsyncKeyManager(_BaseManager):
         """See :meth:`KeyManager.get_key`."""
         return await self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
 
-    async def rename_key(self, key_id: str, name: str) -> KeyRecord:
+    async def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.rename_key`."""
-        return await self._run(ops.rename_key(key_id, name))  # type: ignore[no-any-return]
+        return await self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def enable_key(self, key_id: str) -> KeyRecord:
+    async def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.enable_key`."""
-        return await self._run(ops.update_key(key_id, KeyUpdate(enabled=True)))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def disable_key(self, key_id: str) -> KeyRecord:
+    async def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.disable_key`."""
-        return await self._run(ops.update_key(key_id, KeyUpdate(enabled=False)))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def delete_key(self, key_id: str) -> KeyRecord:
+    async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
-        return await self._run(ops.delete_key(key_id))  # type: ignore[no-any-return]
+        return await self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def rotate_key(self, key_id: str, *, grace: timedelta = DEFAULT_ROTATION_GRACE) -> NewKey:
+    async def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
         """See :meth:`KeyManager.rotate_key`."""
-        return await self._run(ops.rotate_key(key_id, grace, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def import_legacy_key(self, org_id: str, secret: str) -> LegacyRecord:
+    async def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
         """See :meth:`KeyManager.import_legacy_key`."""
-        return await self._run(ops.import_legacy_key(org_id, secret, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
 
     async def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """See :meth:`KeyManager.get_legacy_key`."""
         return await self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
 
-    async def delete_legacy_key(self, org_id: str) -> None:
+    async def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """See :meth:`KeyManager.delete_legacy_key`."""
-        await self._run(ops.delete_legacy_key(org_id))
+        await self._run(ops.delete_legacy_key(org_id, self._clock(), actor))

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import scout_auth
-from scout_auth import exceptions
+from scout_auth import audit, exceptions
 from scout_auth.exceptions import AuthError, ScoutAuthError
 
 EXPORTED = sorted(
@@ -188,3 +188,27 @@ def test_management_errors_are_also_builtin_errors():
     assert issubclass(exceptions.InvalidKeyOperation, ValueError)
     assert not issubclass(exceptions.KeyNotFound, AuthError)
     assert not issubclass(exceptions.InvalidKeyOperation, AuthError)
+
+
+AUDIT_EXPORTED = sorted(
+    [
+        "DEFAULT_PAGE_SIZE",
+        "MAX_PAGE_SIZE",
+        "AuditAction",
+        "AuditBuffer",
+        "AuditEvent",
+        "AuditPage",
+        "AuditSink",
+        "DropPolicy",
+        "InMemoryAuditSink",
+        "LoggingAuditSink",
+        "denial_event",
+    ]
+)
+
+
+def test_audit_all_is_locked_and_documented():
+    assert sorted(audit.__all__) == AUDIT_EXPORTED
+    for name in set(AUDIT_EXPORTED) - {"DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "DropPolicy"}:
+        assert own_docstring(getattr(audit, name)), f"scout_auth.audit.{name} has no docstring"
+    assert (audit.DEFAULT_PAGE_SIZE, audit.MAX_PAGE_SIZE) == (50, 1000)

@@ -16,6 +16,10 @@ With ``prefix="scout"``::
     scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
     scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash
+    scout:{o:<org_id>}:audit          stream  the org's audit events
+    scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
+    scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
+    scout:{k:<key_id>}:audit          string  org id of a key's audit stream
     scout:nonce:<key>                 string  a signed request's nonce (SET NX PX)
     scout:events                      pub/sub channel of KeyEvents
 
@@ -85,6 +89,22 @@ class Layout:
     def legacy(self, org_id: str) -> str:
         """The org's legacy hash record."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    def audit(self, org_id: str) -> str:
+        """The org's audit stream."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit"
+
+    def audit_key(self, org_id: str, key_id: str) -> str:
+        """The audit stream of one key (in its org's slot)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit:key:{_quote(key_id)}"
+
+    def audit_batches(self, org_id: str) -> str:
+        """Digests of the org's recent audit batches (a retried batch is skipped)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit:batches"
+
+    def audit_directory(self, key_id: str) -> str:
+        """Key id -> org id, for per-key audit queries (outlives the key)."""
+        return f"{self.prefix}:{{k:{_quote(key_id)}}}:audit"
 
     @property
     def channel(self) -> str:

@@ -81,7 +81,10 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Need: read-only commands in one round trip; the answer is the list of replies."""
+    """Need: commands in one round trip; the answer is the list of replies.
+
+    Reads, or idempotent writes (``SET NX``) that need no atomicity.
+    """
 
     calls: tuple[tuple[str, ...], ...]
 

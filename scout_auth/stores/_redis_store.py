@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError, RedisError
 from .._records import KeyRecord, LegacyRecord
 from ..exceptions import StoreUnavailable
 from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from ._redis_audit_sink import RedisAuditSink
 from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
 from ._redis_events import EventListener
 from ._redis_layout import Layout
@@ -141,6 +142,15 @@ class RedisKeyStore(StoreEventsMixin):
     def wait_listening(self, timeout: float | None = None) -> bool:
         """Wait until the change feed is subscribed; ``False`` on timeout or ``listen=False``."""
         return self._listener is not None and self._listener.connected.wait(timeout)
+
+    def audit_sink(self, *, maxlen: int | None = None) -> RedisAuditSink:
+        """An audit sink on this store's clients: streams next to each org's keys.
+
+        Args:
+            maxlen: Trim each stream to about this many entries; ``None``
+                keeps everything.
+        """
+        return RedisAuditSink(self, maxlen=maxlen)
 
     def _deliver_remote(self, event: KeyEvent) -> None:
         # On the listener thread: one failing subscriber must not keep a

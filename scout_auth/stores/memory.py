@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+from .._audit_sinks import InMemoryAuditSink
 from .._records import KeyRecord, LegacyRecord
 from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
 
@@ -29,9 +30,18 @@ class InMemoryKeyStore(StoreEventsMixin):
         self._lock = threading.Lock()
         self._keys: dict[str, KeyRecord] = {}
         self._legacy: dict[str, LegacyRecord] = {}
+        self._audit = InMemoryAuditSink()
 
     def __repr__(self) -> str:
         return f"InMemoryKeyStore(keys={len(self._keys)}, legacy={len(self._legacy)})"
+
+    def audit_sink(self) -> InMemoryAuditSink:
+        """This store's audit trail (the same sink on every call), kept in memory too.
+
+        Example:
+            >>> manager = KeyManager(store, audit=AuditBuffer(store.audit_sink()))  # doctest: +SKIP
+        """
+        return self._audit
 
     # -- sync -----------------------------------------------------------
     def get_key(self, key_id: str) -> KeyRecord | None:

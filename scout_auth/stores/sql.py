@@ -29,12 +29,23 @@ from sqlalchemy.sql import Executable
 from .._records import KeyRecord, LegacyRecord
 from . import _sql_ops as ops
 from ._base import KeyUpdate, StoreEventsMixin
+from ._sql_audit import SQLAuditSink
 from ._sql_engines import async_url, connect_args, is_memory_sqlite, is_retryable, sync_url
 from ._sql_engines import unavailable as _unavailable
 from ._sql_migrate import alembic_config, create_all, upgrade
-from ._sql_schema import KEYS, LEGACY, METADATA
+from ._sql_schema import AUDIT, KEYS, LEGACY, METADATA
 
-__all__ = ["KEYS", "LEGACY", "METADATA", "SQLKeyStore", "alembic_config", "create_all", "upgrade"]
+__all__ = [
+    "AUDIT",
+    "KEYS",
+    "LEGACY",
+    "METADATA",
+    "SQLAuditSink",
+    "SQLKeyStore",
+    "alembic_config",
+    "create_all",
+    "upgrade",
+]
 
 T = TypeVar("T")
 MakeOp = Callable[[Dialect], ops.Op[T]]
@@ -208,6 +219,14 @@ class SQLKeyStore(StoreEventsMixin):
     def create_all(self) -> None:
         """Create the tables if missing and stamp the migration head (SQLite, tests)."""
         create_all(self.engine)
+
+    def audit_sink(self) -> SQLAuditSink:
+        """An audit sink on this store's engines: the ``scout_auth_audit_events`` table.
+
+        Example:
+            >>> manager = KeyManager(store, audit=AuditBuffer(store.audit_sink()))  # doctest: +SKIP
+        """
+        return SQLAuditSink(self)
 
     # -- drivers: one transaction per operation, events after commit ----
     def _read(self, make: MakeOp[T]) -> T:

@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 from scout_auth import InMemoryKeyStore, KeyEvent, KeyRecord, LegacyRecord
 from scout_auth._tokens import generate_key_id
 from scout_auth.stores import KeyUpdate
+from tests.stores.audit_contract import AuditContract
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -302,5 +303,5 @@ class ReferenceContract:
         )
 
 
-class StoreContract(_StoreContractBase, ReferenceContract):
-    """The whole contract: behaviour tests plus the random-sequence comparison."""
+class StoreContract(_StoreContractBase, ReferenceContract, AuditContract):
+    """The whole contract: behaviour tests, the random-sequence comparison, the audit sink."""

@@ -316,7 +316,7 @@ def _dump(engine) -> list[object]:
 
 
 def test_no_secret_at_rest(store):
-    manager = KeyManager(store)
+    manager = KeyManager(store, audit=store.audit_sink())  # the audit table is dumped too
     o = org()
     tokens = [
         manager.create_key(o, "billing-sync prod").token,
@@ -345,6 +345,48 @@ def test_no_secret_at_rest(store):
         for cell in _dump(store.engine)
     )
     assert o.encode() in haystack  # the dump does see this test's rows
+    assert b"legacy_imported" in haystack  # ... and its audit events
     for secret in forbidden:
         assert bytes(secret) not in haystack
     assert store.get_legacy(o).secret_hash.startswith("$argon2id$")
+
+
+# -- audit sink ---------------------------------------------------------------------
+def test_audit_sink_on_engines_of_its_own(sqlite_url):
+    from scout_auth.audit import AuditEvent, AuditSink
+    from scout_auth.stores.sql import SQLAuditSink
+
+    engine = sa.create_engine(sqlite_url)
+    sink = SQLAuditSink(engine)
+    assert isinstance(sink, AuditSink)
+    event = AuditEvent("created", org(), key_id="k" * 20)
+    sink.write([event])
+    assert sink.query(event.org_id).events == (event,)
+    assert anyio_run(lambda: sink.aquery(key_id="k" * 20, limit=1)).events[0].key_id == "k" * 20
+    engine.dispose()
+    with pytest.raises(TypeError):
+        SQLAuditSink("sqlite:///k.db")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("column", "index"),
+    [
+        pytest.param("org_id", "ix_scout_auth_audit_events_org_id", id="per-org"),
+        pytest.param("key_id", "ix_scout_auth_audit_events_key_id", id="per-key"),
+    ],
+)
+def test_each_audit_page_is_one_indexed_query(store, column, index):
+    from scout_auth.audit import AuditEvent
+    from scout_auth.stores import _sql_audit_ops as audit_ops
+
+    o, k = org(), "k" * 20
+    sink = store.audit_sink()
+    sink.write([AuditEvent("created", o, key_id=k) for _ in range(3)])
+    first = sink.query(o, limit=1)
+    org_id, key_id = (o, None) if column == "org_id" else (None, k)
+    with store.engine.begin() as conn:
+        stmt = next(audit_ops.query_events(org_id, key_id, 2, first.next, conn.dialect))
+        plan = _explain(conn, stmt).lower()
+    assert index in plan or "key=" + index in plan, plan
+    assert "seq scan" not in plan, plan
+    assert "type=all" not in plan, plan

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
+from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql_schema import METADATA, VERSION_TABLE
 from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
@@ -145,6 +146,7 @@ def test_offline_mode_renders_the_ddl_for_a_dba(capsys):
     command.upgrade(alembic_config("postgresql+psycopg://dba@db/prod"), "head", sql=True)
     ddl = capsys.readouterr().out
     assert "CREATE TABLE scout_auth_keys" in ddl
+    assert "CREATE TABLE scout_auth_audit_events" in ddl
     assert "TIMESTAMP WITH TIME ZONE" in ddl
     assert f"INSERT INTO {VERSION_TABLE}" in ddl
 
@@ -160,3 +162,28 @@ def test_upgrade_leaves_the_services_own_tables_alone(tmp_path):
         assert conn.exec_driver_sql("SELECT * FROM alembic_version").all() == [("the_apps_own",)]
     assert {"orders", "scout_auth_keys", VERSION_TABLE} <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_0001_to_0002_adds_the_audit_table_and_keeps_the_keys(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0001")
+    assert "scout_auth_audit_events" not in sa.inspect(engine).get_table_names()
+    store = SQLKeyStore(engine=engine)
+    r = record(org())
+    store.add_key(r)  # a 0001 database in use
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0002"
+    assert store.get_key(r.key_id) == r
+    sink = store.audit_sink()
+    event = AuditEvent("created", r.org_id, key_id=r.key_id, key_name=r.name, actor="migrator")
+    sink.write([event])
+    assert sink.query(key_id=r.key_id).events == (event,)
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("scout_auth_audit_events")}
+    assert indexes == {"ix_scout_auth_audit_events_org_id", "ix_scout_auth_audit_events_key_id"}
+    with engine.begin() as conn:  # and back: 0002's downgrade drops only its table
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert "scout_auth_audit_events" not in sa.inspect(engine).get_table_names()
+    assert store.get_key(r.key_id) == r
