@@ -114,9 +114,9 @@ def legacy_key_id(org_id: str) -> str:
 def check_key_state(record: KeyRecord, now: float) -> None:
     """Raise if a key whose secret was proven is disabled or expired."""
     if not record.enabled:
-        raise KeyDisabled()
+        raise KeyDisabled().about(record.org_id, record.key_id, record.name)
     if record.is_expired(datetime.fromtimestamp(now, UTC)):
-        raise KeyExpired()
+        raise KeyExpired().about(record.org_id, record.key_id, record.name)
 
 
 def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
@@ -124,7 +124,9 @@ def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
     if required:
         missing = missing_scopes(context.scopes, required)
         if missing:
-            raise InsufficientScope(required, missing)
+            raise InsufficientScope(required, missing).about(
+                context.org_id, context.key_id, context.key_name
+            )
 
 
 def key_context(record: KeyRecord) -> Verified:
@@ -192,5 +194,5 @@ def signature_flow(sig: RequestSignature, now: float) -> Flow:
     if sig.nonce is not None:
         fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
         if fresh is not True:
-            raise ReplayDetected()
+            raise ReplayDetected().about(record.org_id, record.key_id, record.name)
     return key_context(record)
