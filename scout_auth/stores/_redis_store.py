@@ -142,17 +142,6 @@ class RedisKeyStore(StoreEventsMixin):
         """Wait until the change feed is subscribed; ``False`` on timeout or ``listen=False``."""
         return self._listener is not None and self._listener.connected.wait(timeout)
 
-    def _deliver_remote(self, event: KeyEvent) -> None:
-        # On the listener thread: one failing subscriber must not keep a
-        # revocation from the others.
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("key event subscriber failed")
-
     # -- drivers ----------------------------------------------------------
     def _run(self, op: Op[T]) -> T:
         client = self._clients.sync
