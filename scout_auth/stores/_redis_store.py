@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .._records import KeyRecord, LegacyRecord
 from ..exceptions import StoreUnavailable
-from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from ._base import KeyUpdate, StoreEventsMixin
 from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
 from ._redis_events import EventListener
 from ._redis_layout import Layout

@@ -259,7 +259,8 @@ def test_a_failed_write_publishes_nothing(store):
     store.add_key(r)
     with pytest.raises(ValueError, match="duplicate key id"):
         store.rotate_key(r.key_id, record(r.org_id, key_id=r.key_id), T0)
-    assert [e.action for e in events] == ["created"]
+    # (On PostgreSQL the change feed may add a "flush" and other stores' events.)
+    assert [e.action for e in events if e.org_id == r.org_id] == ["created"]
     assert store.get_key(r.key_id) == r  # the rotation's UPDATE was rolled back
 
 
