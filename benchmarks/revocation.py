@@ -28,7 +28,7 @@ import uuid
 import redis
 
 from benchmarks._stats import header, percentile, row
-from tests.redis_fleet import Fleet, Trial, revoke_and_time
+from tests.fleet import Fleet, Trial, revoke_and_time
 
 TARGET_FEED_P99 = 0.250
 
