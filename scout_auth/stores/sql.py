@@ -1,7 +1,8 @@
 """The SQL key store: SQLAlchemy Core on SQLite, PostgreSQL and MariaDB.
 
 Needs the ``sql`` extra (``postgres`` / ``mariadb`` for those drivers). See
-``docs/sql-store.md`` for the schema, migrations and guarantees.
+``docs/sql-store.md`` for the schema, migrations, guarantees and the
+PostgreSQL change feed (``LISTEN``/``NOTIFY``).
 
 Example:
     >>> from scout_auth import KeyManager, Verifier
