@@ -13,6 +13,7 @@ deliver events written by other processes through the same subscribers.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .._records import KeyRecord, LegacyRecord
 
 __all__ = ["KeyEvent", "KeyStore", "KeyUpdate", "Listener", "StoreEventsMixin"]
 
+logger = logging.getLogger("scout_auth")
+
 
 @dataclass(frozen=True, slots=True)
 class KeyEvent:
@@ -30,7 +33,9 @@ class KeyEvent:
 
     Attributes:
         action: ``created``, ``updated``, ``rotated``, ``deleted``,
-            ``legacy_imported`` or ``legacy_deleted``.
+            ``legacy_imported`` or ``legacy_deleted``; or ``flush`` (org
+            ``"*"``), delivered by a change feed that may have missed
+            events: drop every cached entry.
         org_id: The organization concerned.
         key_id: The key concerned, or ``None`` for legacy events.
     """
@@ -155,3 +160,14 @@ class StoreEventsMixin:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(event)
+
+    def _deliver_remote(self, event: KeyEvent) -> None:
+        # On a change-feed thread: one failing subscriber must not keep a
+        # revocation from the others.
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("key event subscriber failed")
