@@ -20,7 +20,8 @@ from scout_auth.exceptions import KeyDisabled
 from tests.stores.contract import org
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    """Poll ``predicate`` until true; the bound is generous (shared, loaded CI machines)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
