@@ -134,9 +134,9 @@ def legacy_key_id(org_id: str) -> str:
 def check_key_state(record: KeyRecord, now: float) -> None:
     """Raise if a key whose secret was proven is disabled or expired."""
     if not record.enabled:
-        raise KeyDisabled()
+        raise KeyDisabled().about(record.org_id, record.key_id, record.name)
     if record.is_expired(datetime.fromtimestamp(now, UTC)):
-        raise KeyExpired()
+        raise KeyExpired().about(record.org_id, record.key_id, record.name)
 
 
 def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
@@ -144,7 +144,9 @@ def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
     if required:
         missing = missing_scopes(context.scopes, required)
         if missing:
-            raise InsufficientScope(required, missing)
+            raise InsufficientScope(required, missing).about(
+                context.org_id, context.key_id, context.key_name
+            )
 
 
 def check_access(
@@ -159,17 +161,21 @@ def check_access(
         try:
             address = ipaddress.ip_address(client_ip or "")
         except ValueError:
-            raise IpNotAllowed("Client address unknown or unreadable") from None
+            raise IpNotAllowed("Client address unknown or unreadable").about(
+                context.org_id, context.key_id, context.key_name
+            ) from None
         if address.version == 6 and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if not any(address in net for net in context.allowed_ips):
-            raise IpNotAllowed()
+            raise IpNotAllowed().about(context.org_id, context.key_id, context.key_name)
     scopes = context.scopes
     # Fast path: every required scope granted verbatim (a C-level subset test).
     if required and scopes is not None and not scopes.issuperset(required):
         missing = missing_scopes(scopes, required)
         if missing:
-            raise InsufficientScope(required, missing)
+            raise InsufficientScope(required, missing).about(
+                context.org_id, context.key_id, context.key_name
+            )
 
 
 def _effective_scopes(record: KeyRecord, roles: object) -> frozenset[str] | None:
@@ -274,5 +280,5 @@ def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = Fal
     if sig.nonce is not None:
         fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
         if fresh is not True:
-            raise ReplayDetected()
+            raise ReplayDetected().about(record.org_id, record.key_id, record.name)
     return verified

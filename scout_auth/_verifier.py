@@ -14,6 +14,8 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ._audit import AuditSink, denial_event
+from ._audit_buffer import AuditBuffer
 from ._cache import VerifiedCache
 from ._credentials import (
     BearerCredential,
@@ -79,6 +81,7 @@ class _BaseVerifier:
         signature_label: str | None = None,
         require_scoped_keys: bool = False,
         usage_interval: float | None = DEFAULT_USAGE_INTERVAL,
+        audit: AuditSink | AuditBuffer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
@@ -94,6 +97,10 @@ class _BaseVerifier:
         self.require_scoped_keys = bool(require_scoped_keys)
         self.usage: UsageRecorder | None = (
             None if usage_interval is None else UsageRecorder(usage_interval)
+        )
+        # Denials are recorded through a buffer: the request never waits on it.
+        self.audit = (
+            audit if audit is None or isinstance(audit, AuditBuffer) else AuditBuffer(audit)
         )
         self.cache = VerifiedCache(ttl=cache_ttl, max_entries=cache_size)
         self._hasher = password_hasher or PasswordHasher()
@@ -172,6 +179,32 @@ class _BaseVerifier:
 
     def _schedule_usage_flush(self) -> None:
         raise NotImplementedError
+
+    def record_denial(
+        self, exc: AuthError, *, method: str | None, path: str | None, client_ip: str | None
+    ) -> None:
+        """Queue an audit event for a refusal that named a real key (adapters call this).
+
+        Does nothing without an ``audit`` sink, or when the request proved no
+        key (unknown key, bad token or signature). Never blocks, never raises.
+        """
+        if self.audit is None or exc.subject is None:
+            return
+        org_id, key_id, key_name = exc.subject
+        try:
+            event = denial_event(
+                error_code=exc.code,
+                org_id=org_id,
+                key_id=key_id,
+                key_name=key_name,
+                method=method,
+                path=path,
+                client_ip=client_ip,
+            )
+        except Exception:  # an unexpected field must not turn a 401 into a 500
+            logger.exception("could not build the audit event for a denial")
+            return
+        self.audit.record(event)
 
     def _parse_signed(
         self, request: HttpRequest, authorization: str | None, has_body: bool | None

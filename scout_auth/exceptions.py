@@ -43,7 +43,7 @@ key's secret; an unknown key and a wrong secret both raise ``InvalidToken``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, Self
 
 __all__ = [
     "AuthError",
@@ -85,15 +85,24 @@ class AuthError(ScoutAuthError):
         status: The HTTP status the middlewares answer with.
         code: A stable, machine-readable reason code.
         title: A short human-readable summary (safe to show to clients).
+        subject: ``(org_id, key_id, key_name)`` when the request proved it
+            holds a real key (disabled, expired, missing scope, replay…),
+            else ``None``. For the audit trail; never sent to the client.
     """
 
     status: ClassVar[int] = 401
     code: ClassVar[str] = "unauthorized"
     title: ClassVar[str] = "Unauthorized"
+    subject: tuple[str, str, str] | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.title
         super().__init__(self.detail)
+
+    def about(self, org_id: str, key_id: str, key_name: str) -> Self:
+        """Record which real key the refused request used; returns ``self``."""
+        self.subject = (org_id, key_id, key_name)
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"

@@ -169,6 +169,9 @@ class ScoutAuth:
 
     def _handle_error(self, exc: AuthError) -> Response:
         request.environ[ERROR_KEY] = exc
+        self.verifier.record_denial(
+            exc, method=request.method, path=request.path, client_ip=request.remote_addr
+        )
         logger.info("denied %s %s: %s", request.method, request.path, exc.code)
         response = self.on_error(exc) if self.on_error is not None else None
         return response if response is not None else problem_response(exc, realm=self.options.realm)

@@ -299,6 +299,13 @@ class ScoutAuthMiddleware:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
         logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
+        client = scope.get("client")
+        self.verifier.record_denial(
+            exc,
+            method=scope.get("method", "GET"),
+            path=scope["path"],
+            client_ip=client[0] if client else None,
+        )
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         scope[SCOPE_KEY] = None
         response: Response | None = None

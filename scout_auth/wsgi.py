@@ -176,6 +176,12 @@ class ScoutAuthMiddleware:
             environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             environ[ERROR_KEY] = exc
+            self.verifier.record_denial(
+                exc,
+                method=environ.get("REQUEST_METHOD"),
+                path=environ.get("PATH_INFO"),
+                client_ip=environ.get("REMOTE_ADDR"),
+            )
             logger.info(
                 "denied %s %s: %s",
                 environ.get("REQUEST_METHOD"),

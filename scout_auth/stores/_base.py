@@ -14,6 +14,7 @@ deliver events written by other processes through the same subscribers.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ KEEP = _Keep.KEEP
 #: role, so verifiers drop every cached entry (roles change rarely).
 ROLE_ACTIONS = frozenset({"role_updated", "role_deleted"})
 
+logger = logging.getLogger("scout_auth")
+
 
 @dataclass(frozen=True, slots=True)
 class KeyEvent:
@@ -52,7 +55,9 @@ class KeyEvent:
     Attributes:
         action: ``created``, ``updated``, ``rotated``, ``deleted``,
             ``legacy_imported``, ``legacy_updated``, ``legacy_deleted``,
-            ``role_updated`` or ``role_deleted``.
+            ``role_updated`` or ``role_deleted``; or ``flush`` (org ``"*"``),
+            delivered by a change feed that may have missed events: drop
+            every cached entry.
         org_id: The organization concerned.
         key_id: The key concerned, or ``None`` for legacy and role events.
     """
@@ -256,3 +261,14 @@ class StoreEventsMixin:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(event)
+
+    def _deliver_remote(self, event: KeyEvent) -> None:
+        # On a change-feed thread: one failing subscriber must not keep a
+        # revocation from the others.
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("key event subscriber failed")

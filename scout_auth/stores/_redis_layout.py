@@ -42,12 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._records import KeyRecord, LegacyRecord
-from ._base import KeyEvent
 
 __all__ = [
     "Layout",
-    "decode_event_payload",
-    "encode_event_payload",
     "fields_from_reply",
     "format_time",
     "index_member",
@@ -226,23 +223,3 @@ def legacy_from_fields(fields: Mapping[str, str]) -> LegacyRecord:
     return LegacyRecord(
         fields["org_id"], fields["secret_hash"], created, fields.get("enabled", "1") == "1"
     )
-
-
-def encode_event_payload(origin: str, events: Sequence[KeyEvent]) -> str:
-    """The pub/sub message for ``events`` written by the store ``origin``."""
-    return json.dumps(
-        {"origin": origin, "events": [[e.action, e.org_id, e.key_id] for e in events]}
-    )
-
-
-def decode_event_payload(data: bytes | str) -> tuple[str, list[KeyEvent]]:
-    """``(origin, events)`` from a pub/sub message; ``ValueError`` if malformed."""
-    try:
-        message = json.loads(data)
-        events = [
-            KeyEvent(str(action), str(org_id), None if key_id is None else str(key_id))
-            for action, org_id, key_id in message["events"]
-        ]
-        return str(message["origin"]), events
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ValueError("malformed event message") from exc

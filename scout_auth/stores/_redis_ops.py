@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
 from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
+from ._feed import encode_event_payload
 from ._redis_layout import (
     Layout,
-    encode_event_payload,
     fields_from_reply,
     format_time,
     index_member,

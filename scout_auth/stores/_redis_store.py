@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
 from ..exceptions import StoreUnavailable
-from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from ._base import KeyUpdate, StoreEventsMixin
 from ._redis_audit_sink import RedisAuditSink
 from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
 from ._redis_events import EventListener
@@ -151,17 +151,6 @@ class RedisKeyStore(StoreEventsMixin):
                 keeps everything.
         """
         return RedisAuditSink(self, maxlen=maxlen)
-
-    def _deliver_remote(self, event: KeyEvent) -> None:
-        # On the listener thread: one failing subscriber must not keep a
-        # revocation from the others.
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("key event subscriber failed")
 
     # -- drivers ----------------------------------------------------------
     def _run(self, op: Op[T]) -> T:

@@ -17,6 +17,14 @@ first write: there is no window between "read" and "write" for another client
 to slip into (no lost update, no successor inserted for a key deleted
 meanwhile, no deleted key resurrected by a concurrent rename).
 
+On PostgreSQL every write that changed something also announces its events
+with ``SELECT pg_notify(channel, payload)`` as the last statement of the same
+transaction (:func:`announcing`): PostgreSQL delivers a notification only if,
+and after, its transaction commits, so a rolled-back write announces nothing
+and a listener that hears of a change reads the changed row. The payload is
+the compact JSON of :func:`~._feed.encode_event_payload`, with the writing
+store's origin id so it can skip its own echo.
+
 Ids are compared exactly: the MariaDB tables use a binary NO PAD collation,
 and every row a read returns is checked again in Python against the id asked
 for (an org id differing only in case or trailing spaces is another org).
@@ -25,6 +33,7 @@ for (an org id differing only in case or trailing spaces is another org).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,9 +46,10 @@ from sqlalchemy.sql import Executable
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
 from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
+from ._feed import encode_event_payload
 from ._sql_schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, UTCDateTime
 
-__all__ = ["Op", "Outcome"]
+__all__ = ["Announce", "MakeOp", "Op", "Outcome", "announcing"]
 
 T = TypeVar("T")
 
@@ -53,6 +63,43 @@ class Outcome(Generic[T]):
 
 
 Op = Generator[Executable, CursorResult[Any], Outcome[T]]
+MakeOp = Callable[[Dialect], Op[T]]
+
+# An unquoted PostgreSQL identifier as LISTEN folds it: lower case, at most 63 bytes.
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Where a store announces its committed writes on PostgreSQL, and as whom.
+
+    Raises:
+        ValueError: ``channel`` is not a lower-case identifier of at most 63
+            characters (``LISTEN`` would fold or truncate it and hear nothing).
+    """
+
+    channel: str
+    origin: str
+
+    def __post_init__(self) -> None:
+        if not _CHANNEL.fullmatch(self.channel):
+            raise ValueError("channel must match [a-z_][a-z0-9_]* (at most 63 characters)")
+
+
+def announcing(make: MakeOp[T], announce: Announce) -> MakeOp[T]:
+    """``make``, plus one ``pg_notify`` of its events at the end of its transaction.
+
+    Other databases have no such channel: there the operation is unchanged.
+    """
+
+    def op(dialect: Dialect) -> Op[T]:
+        outcome = yield from make(dialect)
+        if outcome.events and dialect.name == "postgresql":
+            payload = encode_event_payload(announce.origin, outcome.events)
+            yield sa.select(sa.func.pg_notify(announce.channel, payload))
+        return outcome
+
+    return op
 
 
 # -- rows <-> records ------------------------------------------------------

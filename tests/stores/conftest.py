@@ -4,8 +4,9 @@ SQL: one URL per back end, each with a freshly migrated schema. SQLite needs
 nothing; PostgreSQL and MariaDB call ``require_server`` first (skip on a
 laptop, fail with ``CI=true``). Each test session gets its own PostgreSQL
 schema and MariaDB database, migrated with the shipped Alembic scripts and
-dropped at the end; concurrent runs on one server never meet. Tests in a
-session share the tables and stay apart by using unique org and key ids.
+dropped at the end, and a PostgreSQL notification channel of its own;
+concurrent runs on one server never meet. Tests in a session share the
+tables and stay apart by using unique org and key ids.
 
 Redis: a reachable server and a unique key prefix per run.
 """
@@ -87,6 +88,12 @@ def _server_fixture_url(name: str, namespaces: dict[str, str]) -> str:
 def postgres_url(_namespaces: dict[str, str]) -> str:
     """PostgreSQL, in this session's migrated schema."""
     return _server_fixture_url("postgres", _namespaces)
+
+
+@pytest.fixture(scope="session")
+def postgres_channel() -> str:
+    """This session's notification channel: concurrent runs share the database, not events."""
+    return f"{_SESSION}_events"
 
 
 @pytest.fixture

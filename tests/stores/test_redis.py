@@ -17,17 +17,9 @@ from scout_auth.stores import KeyStore
 from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
 from tests.conftest import require_server
 from tests.stores.contract import T0, StoreContract, org, record
+from tests.stores.propagation import wait_until
 
 pytestmark = pytest.mark.redis
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
 
 
 @pytest.fixture
