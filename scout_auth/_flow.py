@@ -240,7 +240,7 @@ def _legacy_flow(cred: LegacyCredential, require_scoped: bool) -> Flow:
     if matched is not True:
         raise InvalidToken()
     if not record.enabled:
-        raise LegacyDisabled()
+        raise LegacyDisabled().about(cred.org_id, legacy_key_id(cred.org_id), "legacy")
     _require_scoped(None, require_scoped)
     context = OrgContext(
         org_id=cred.org_id,

@@ -79,3 +79,28 @@ def test_a_buffer_is_used_as_given(world):
     buffer = AuditBuffer(InMemoryAuditSink())
     assert Verifier(store, audit=buffer).audit is buffer
     buffer.close()
+
+
+def test_a_refused_legacy_secret_is_recorded_once_legacy_is_off():
+    from tests._support import cheap_hasher
+
+    store = InMemoryKeyStore()
+    manager = KeyManager(store, password_hasher=cheap_hasher())
+    manager.import_legacy_key("org_old", "old-secret")
+    manager.disable_legacy("org_old")
+    sink = InMemoryAuditSink()
+    verifier = Verifier(store, audit=sink, password_hasher=cheap_hasher())
+    from scout_auth.exceptions import LegacyDisabled
+
+    with pytest.raises(LegacyDisabled) as excinfo:
+        verifier.verify_legacy("org_old", "old-secret")
+    verifier.record_denial(excinfo.value, method="GET", path="/", client_ip="203.0.113.7")
+    assert verifier.audit is not None
+    assert verifier.audit.flush(timeout=10)
+    [event] = sink.query(org_id="org_old").events
+    assert (event.reason, event.key_id, event.client_ip) == (
+        "legacy_disabled",
+        "legacy:org_old",
+        "203.0.113.7",
+    )
+    assert "old-secret" not in repr(event)
