@@ -24,15 +24,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("framework", choices=["starlette", "flask"])
     parser.add_argument("variant", choices=["bare", "hand", "scout"])
     parser.add_argument("requests", type=int)
+    parser.add_argument(
+        "--rule-scopes", type=int, default=0, help="scopes a route rule requires (see warm_bearer)"
+    )
     args = parser.parse_args(argv)
+    required = wb.SCOPES[: args.rule_scopes]
 
     store = InMemoryKeyStore()
-    token = KeyManager(store).create_key(wb.ORG, "bench", scopes=["drive:read"]).token
+    token = KeyManager(store).create_key(wb.ORG, "bench", scopes=list(wb.SCOPES)).token
     if args.framework == "flask":
-        timer = wb.wsgi_timer(wb.flask_apps(token, store)[args.variant], wb.wsgi_environ(token))
+        apps = wb.flask_apps(token, store, required)
+        timer = wb.wsgi_timer(apps[args.variant], wb.wsgi_environ(token))
     else:
         loop = asyncio.new_event_loop()
-        app = wb.starlette_apps(token, store)[args.variant]
+        app = wb.starlette_apps(token, store, required)[args.variant]
         timer = wb.asgi_timer(loop, app, wb.asgi_scope(token))
     timer(50)  # fills the cache, builds lazily made objects
     timer(args.requests)

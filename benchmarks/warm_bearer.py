@@ -4,6 +4,12 @@ Run::
 
     python -m benchmarks.warm_bearer            # table + PASS/MISS
     python -m benchmarks.warm_bearer --json     # one JSON document
+    python -m benchmarks.warm_bearer --rule-scopes 3   # with a 3-scope rule check
+
+``--rule-scopes N``: the route needs N scopes. scout_auth gets a route rule
+``("GET", "/whoami", [N scopes])`` (usage tracking on, as by default); the
+hand-written baseline checks the same scopes in its hook (a subset test
+against the token's granted set), so both do the same work.
 
 For Starlette and for Flask three apps serve the same JSON route
 (``{"org": "<org id>"}``):
@@ -70,11 +76,22 @@ Timer = Callable[[int], float]
 # --------------------------------------------------------------------------
 
 
+#: The scopes a ``--rule-scopes`` run requires (its first N); the key grants all.
+SCOPES = ("drive:read", "mail:read", "calendar:read", "files:write", "users:read")
+
+
 class DictBackend(AuthenticationBackend):
     """The hand-written baseline: bearer token -> org id from a dict."""
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def __init__(
+        self,
+        tokens: dict[str, str],
+        granted: frozenset[str] = frozenset(),
+        required: tuple[str, ...] = (),
+    ) -> None:
         self.tokens = tokens
+        self.granted = granted
+        self.required = required
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
         scheme, _, token = conn.headers.get("authorization", "").partition(" ")
@@ -83,6 +100,8 @@ class DictBackend(AuthenticationBackend):
         org = self.tokens.get(token.strip())
         if org is None:
             raise AuthenticationError("invalid token")
+        if self.required and not self.granted.issuperset(self.required):
+            raise AuthenticationError("insufficient scope")
         return AuthCredentials(["authenticated"]), SimpleUser(org)
 
 
@@ -92,7 +111,9 @@ def _unauthorized(conn: HTTPConnection, exc: Exception) -> JSONResponse:
     )
 
 
-def starlette_apps(token: str, store: InMemoryKeyStore) -> dict[str, ASGIApp]:
+def starlette_apps(
+    token: str, store: InMemoryKeyStore, required: tuple[str, ...] = ()
+) -> dict[str, ASGIApp]:
     async def bare(request: Request) -> JSONResponse:
         return JSONResponse({"org": ORG})
 
@@ -103,6 +124,7 @@ def starlette_apps(token: str, store: InMemoryKeyStore) -> dict[str, ASGIApp]:
         return JSONResponse({"org": org_context(request).org_id})
 
     verifier = AsyncVerifier(store, cache_ttl=CACHE_TTL)
+    rules = [("GET", "/whoami", list(required))] if required else []
     return {
         "bare": Starlette(routes=[Route("/whoami", bare)]),
         "hand": Starlette(
@@ -110,14 +132,14 @@ def starlette_apps(token: str, store: InMemoryKeyStore) -> dict[str, ASGIApp]:
             middleware=[
                 Middleware(
                     AuthenticationMiddleware,
-                    backend=DictBackend({token: ORG}),
+                    backend=DictBackend({token: ORG}, frozenset(SCOPES), required),
                     on_error=_unauthorized,
                 )
             ],
         ),
         "scout": Starlette(
             routes=[Route("/whoami", scout)],
-            middleware=[Middleware(ScoutAuthMiddleware, verifier=verifier)],
+            middleware=[Middleware(ScoutAuthMiddleware, verifier=verifier, rules=rules)],
         ),
     }
 
@@ -181,7 +203,9 @@ def asgi_timer(loop: asyncio.AbstractEventLoop, app: ASGIApp, scope: dict[str, A
 # --------------------------------------------------------------------------
 
 
-def flask_apps(token: str, store: InMemoryKeyStore) -> dict[str, Flask]:
+def flask_apps(
+    token: str, store: InMemoryKeyStore, required: tuple[str, ...] = ()
+) -> dict[str, Flask]:
     bare = Flask("bench_bare")
 
     @bare.get("/whoami")
@@ -190,11 +214,14 @@ def flask_apps(token: str, store: InMemoryKeyStore) -> dict[str, Flask]:
 
     hand = Flask("bench_hand")
     tokens = {token: ORG}
+    granted = frozenset(SCOPES)
 
     @hand.before_request
     def authenticate() -> Any:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         org = tokens.get(value.strip()) if scheme.lower() == "bearer" else None
+        if org is not None and required and not granted.issuperset(required):
+            org = None
         if org is None:
             return Response(
                 '{"error": "invalid token"}',
@@ -210,7 +237,8 @@ def flask_apps(token: str, store: InMemoryKeyStore) -> dict[str, Flask]:
         return {"org": g.org}
 
     scout = Flask("bench_scout")
-    ScoutAuth(scout, verifier=Verifier(store, cache_ttl=CACHE_TTL))
+    rules = [("GET", "/whoami", list(required))] if required else []
+    ScoutAuth(scout, verifier=Verifier(store, cache_ttl=CACHE_TTL), rules=rules)
 
     @scout.get("/whoami")
     def scout_whoami() -> Any:
@@ -336,9 +364,14 @@ def measure(timers: dict[str, Timer], rounds: int, slices: int, requests: int) -
 
 
 def bench_starlette(
-    token: str, store: InMemoryKeyStore, rounds: int, slices: int, requests: int
+    token: str,
+    store: InMemoryKeyStore,
+    rounds: int,
+    slices: int,
+    requests: int,
+    required: tuple[str, ...] = (),
 ) -> Any:
-    apps = starlette_apps(token, store)
+    apps = starlette_apps(token, store, required)
     loop = asyncio.new_event_loop()
     try:
         ok, anon = asgi_scope(token), asgi_scope(None)
@@ -354,9 +387,14 @@ def bench_starlette(
 
 
 def bench_flask(
-    token: str, store: InMemoryKeyStore, rounds: int, slices: int, requests: int
+    token: str,
+    store: InMemoryKeyStore,
+    rounds: int,
+    slices: int,
+    requests: int,
+    required: tuple[str, ...] = (),
 ) -> Any:
-    apps = flask_apps(token, store)
+    apps = flask_apps(token, store, required)
     ok, anon = wsgi_environ(token), wsgi_environ(None)
 
     def call(name: str, with_token: bool) -> tuple[int, bytes]:
@@ -402,22 +440,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", choices=["starlette", "flask"], help="run one framework")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--rule-scopes",
+        type=int,
+        default=0,
+        choices=range(len(SCOPES) + 1),
+        help="scopes a route rule requires (0)",
+    )
     args = parser.parse_args(argv)
+    required = SCOPES[: args.rule_scopes]
 
     store = InMemoryKeyStore()
-    token = KeyManager(store).create_key(ORG, "bench", scopes=["drive:read"]).token
+    token = KeyManager(store).create_key(ORG, "bench", scopes=list(SCOPES)).token
     results: dict[str, Any] = {}
     if args.only in (None, "starlette"):
         results["starlette"] = bench_starlette(
-            token, store, args.rounds, args.slices, args.starlette_requests
+            token, store, args.rounds, args.slices, args.starlette_requests, required
         )
     if args.only in (None, "flask"):
-        results["flask"] = bench_flask(token, store, args.rounds, args.slices, args.flask_requests)
+        results["flask"] = bench_flask(
+            token, store, args.rounds, args.slices, args.flask_requests, required
+        )
 
     if args.json:
         doc = {
             "benchmark": "warm_bearer",
             "python": sys.version.split()[0],
+            "rule_scopes": list(required),
             "results": results,
         }
         print(json.dumps(doc, indent=2))

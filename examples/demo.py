@@ -22,11 +22,13 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 
 import httpx
+import requests
 import uvicorn
 from werkzeug.serving import make_server
 
 from examples import flask_app, starlette_app
 from scout_auth import InMemoryKeyStore, KeyManager
+from scout_auth.client import SigningAuth
 
 failures = 0
 
@@ -201,6 +203,64 @@ def walk(name: str, base_url: str, store: InMemoryKeyStore) -> None:
             expect=401,
             expect_code="invalid_token",
         )
+    signed_steps(base_url, manager, org)
+
+
+def check(
+    label: str, r: httpx.Response | requests.Response, expect: int, code: str | None = None
+) -> None:
+    """Print one step of the signed part and count failures."""
+    global failures
+    got = (
+        r.json().get("code")
+        if r.headers.get("content-type") == "application/problem+json"
+        else None
+    )
+    ok = r.status_code == expect and (code is None or got == code)
+    failures += not ok
+    shown = f"{r.status_code}" + (f" {got}" if got else "")
+    want = f"{expect}" + (f" {code}" if code else "")
+    print(f"  {'ok ' if ok else 'BAD'}  {label:<60} -> {shown:<24} (want {want})")
+
+
+def signed_steps(base_url: str, manager: KeyManager, org: str) -> None:
+    """The same API called with signed requests (RFC 9421): the key never travels."""
+    signer = manager.create_key(org, "partner integration (signed)", scopes=["files:*"])
+    auth = SigningAuth(signer.token)
+    print(f"  signing key {signer.key.key_id}: requests carry keyid + signature, not the token")
+    with httpx.Client(base_url=base_url, timeout=10, auth=auth) as http:
+        check(
+            "httpx signed POST (Content-Digest + signature)",
+            http.post("/files", content=b"report"),
+            201,
+        )
+    r = requests.post(f"{base_url}/files", data=b"report", auth=auth, timeout=10)
+    check("requests signed POST", r, 201)
+    # Capture one signed request and send it twice: the nonce makes it single-use.
+    host = httpx.URL(base_url).netloc.decode()
+    headers = auth.signature_headers("POST", f"{base_url}/files", [("host", host)], b"report")
+    with httpx.Client(base_url=base_url, timeout=10) as raw:
+        check(
+            "captured signed request, first use",
+            raw.post("/files", headers=headers, content=b"report"),
+            201,
+        )
+        check(
+            "the same request replayed",
+            raw.post("/files", headers=headers, content=b"report"),
+            401,
+            "replay_detected",
+        )
+        fresh = auth.signature_headers("POST", f"{base_url}/files", [("host", host)], b"report")
+        check(
+            "body swapped under a valid signature",
+            raw.post("/files", headers=fresh, content=b"tamper"),
+            401,
+            "digest_mismatch",
+        )
+    manager.disable_key(signer.key.key_id)
+    with httpx.Client(base_url=base_url, timeout=10, auth=auth) as http:
+        check("signed request after disable", http.get("/files"), 401, "key_disabled")
 
 
 def main() -> int:

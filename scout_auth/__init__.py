@@ -19,9 +19,21 @@ Middlewares live in :mod:`scout_auth.starlette`, :mod:`scout_auth.wsgi` and
 from __future__ import annotations
 
 from . import exceptions
+from ._body import BodyGuard
 from ._lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._manager import AsyncKeyManager, KeyManager
-from ._records import CredentialKind, KeyRecord, LegacyRecord, NewKey, OrgContext
+from ._nonce import InMemoryNonceCache, NonceCache
+from ._records import (
+    CredentialKind,
+    KeyRecord,
+    LegacyRecord,
+    LegacyStatus,
+    NewKey,
+    OrgContext,
+    RoleRecord,
+)
+from ._sigbase import HttpRequest
+from ._sigpolicy import SignaturePolicy
 from ._tokens import TOKEN_PREFIX, TOKEN_REGEX
 from ._verifier import AsyncVerifier, Verifier
 from .stores import InMemoryKeyStore, KeyEvent, KeyStore, KeyUpdate
@@ -34,16 +46,23 @@ __all__ = [
     "TOKEN_REGEX",
     "AsyncKeyManager",
     "AsyncVerifier",
+    "BodyGuard",
     "CredentialKind",
+    "HttpRequest",
     "InMemoryKeyStore",
+    "InMemoryNonceCache",
     "KeyEvent",
     "KeyManager",
     "KeyRecord",
     "KeyStore",
     "KeyUpdate",
     "LegacyRecord",
+    "LegacyStatus",
     "NewKey",
+    "NonceCache",
     "OrgContext",
+    "RoleRecord",
+    "SignaturePolicy",
     "Verifier",
     "WeakKeyNameWarning",
     "__version__",

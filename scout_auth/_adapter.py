@@ -2,10 +2,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypedDict
 
-__all__ = ["AdapterOptions"]
+from ._body import DEFAULT_MAX_BODY_SIZE
+from ._requests import TrustedProxies
+
+__all__ = ["AdapterKwargs", "AdapterOptions", "ScopeRule", "declared_length"]
+
+
+class AdapterKwargs(TypedDict, total=False):
+    """The keyword options every adapter takes (see :class:`AdapterOptions`)."""
+
+    exempt_paths: Iterable[str]
+    header: str
+    realm: str
+    required_scopes: Iterable[str]
+    max_body_size: int
+    trusted_proxies: Iterable[str]
+    rules: Sequence[tuple[str, str, Sequence[str]]]
+
+
+_MEMO_SIZE = 4096
+
+_PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRule:
+    """``(method, path pattern) -> required scopes``, matched per request.
+
+    ``method`` is an HTTP method or ``"*"``. In ``pattern``, ``{name}``
+    matches one path segment and a trailing ``*`` any rest of the path;
+    everything else matches literally (case-sensitive, like routing).
+    """
+
+    method: str
+    pattern: re.Pattern[str]
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, method: str, pattern: str, scopes: Sequence[str]) -> ScopeRule:
+        """Validate one rule (``ValueError`` / ``TypeError`` on a bad one)."""
+        if not pattern.startswith("/"):
+            raise ValueError(f"rule pattern must start with '/': {pattern!r}")
+        if isinstance(scopes, str) or not scopes:
+            raise TypeError("a rule's scopes are a non-empty list of strings")
+        prefix = pattern.endswith("*")
+        body = pattern[:-1] if prefix else pattern
+        parts, last = [], 0
+        for match in _PARAM.finditer(body):
+            parts.append(re.escape(body[last : match.start()]))
+            parts.append("[^/]+")
+            last = match.end()
+        parts.append(re.escape(body[last:]))
+        regex = "".join(parts) + (".*" if prefix else "")
+        return cls(method.upper(), re.compile(regex), tuple(scopes))
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to ``method`` and ``path``."""
+        return (self.method == "*" or self.method == method) and (
+            self.pattern.fullmatch(path) is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +81,12 @@ class AdapterOptions:
             ``x-api-key``) carries a bare ``scout_sk_`` token.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         required_scopes: Scopes every non-exempt request needs.
+        max_body_size: Largest body of a signed request (413 above).
+        proxies: Peers whose ``X-Forwarded-*`` / ``Forwarded`` headers are
+            believed when rebuilding what a signature covers, and for the client
+            address that IP allowlists check.
+        rules: Route rules ``(method, path pattern, scopes)``: a request
+            matching a rule needs its scopes too (every matching rule).
     """
 
     exempt_exact: frozenset[str]
@@ -28,6 +94,14 @@ class AdapterOptions:
     header: str
     realm: str
     required_scopes: tuple[str, ...]
+    max_body_size: int
+    proxies: TrustedProxies
+    rules: tuple[ScopeRule, ...] = ()
+    # (method, path) -> scopes: the rules are pure, so their answer is memoised
+    # (bounded: emptied when full, paths with ids in them being unbounded).
+    _memo: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -37,8 +111,13 @@ class AdapterOptions:
         header: str = "authorization",
         realm: str = "api",
         required_scopes: Iterable[str] = (),
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        trusted_proxies: Iterable[str] = (),
+        rules: Sequence[tuple[str, str, Sequence[str]]] = (),
     ) -> AdapterOptions:
         """Validate and freeze adapter options."""
+        if not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError("max_body_size must be an int >= 0")
         if isinstance(exempt_paths, str) or isinstance(required_scopes, str):
             raise TypeError("exempt_paths and required_scopes take a list, not a string")
         paths = list(exempt_paths)
@@ -53,7 +132,27 @@ class AdapterOptions:
             header=header,
             realm=realm,
             required_scopes=tuple(required_scopes),
+            max_body_size=max_body_size,
+            proxies=TrustedProxies.parse(trusted_proxies),
+            rules=tuple(ScopeRule.parse(m, p, sc) for m, p, sc in rules),
         )
+
+    def scopes_for(self, method: str, path: str) -> tuple[str, ...]:
+        """Scopes a request needs: ``required_scopes`` plus every matching rule's."""
+        if not self.rules:
+            return self.required_scopes
+        memo = self._memo
+        found = memo.get((method, path))
+        if found is not None:
+            return found
+        needed = list(self.required_scopes)
+        for rule in self.rules:
+            if rule.matches(method, path):
+                needed.extend(s for s in rule.scopes if s not in needed)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[(method, path)] = result = tuple(needed)
+        return result
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` needs no credentials."""
@@ -64,3 +163,11 @@ class AdapterOptions:
         if value is None or self.header == "authorization":
             return value
         return "Bearer " + value.strip()
+
+
+def declared_length(value: str | None) -> int | None:
+    """A ``Content-Length`` value as an int, or ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None

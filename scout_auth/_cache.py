@@ -22,7 +22,7 @@ import secrets
 import threading
 from collections import OrderedDict
 
-from ._records import OrgContext
+from ._records import KeyRecord, OrgContext
 
 __all__ = ["VerifiedCache"]
 
@@ -41,6 +41,10 @@ class VerifiedCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, tuple[OrgContext, float]] = OrderedDict()
         self._by_key: dict[str, set[bytes]] = {}
+        # Key records for signed requests, whose signatures differ every time
+        # (so the verified-context cache cannot serve them): the store look-up
+        # is what this saves. Same TTL, bound, invalidation and epoch.
+        self._records: OrderedDict[str, tuple[KeyRecord, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -87,10 +91,30 @@ class VerifiedCache:
                 old_fp, (old_ctx, _) = self._entries.popitem(last=False)
                 self._unindex(old_ctx.key_id, old_fp)
 
+    def get_record(self, key_id: str, now: float) -> KeyRecord | None:
+        """A cached key record, or ``None``."""
+        entry = self._records.get(key_id)
+        if entry is None or now >= entry[1]:
+            return None
+        return entry[0]
+
+    def put_record(self, record: KeyRecord, now: float, epoch: int) -> None:
+        """Cache ``record`` unless an invalidation happened since ``epoch``."""
+        if self.ttl <= 0 or self.max_entries <= 0:
+            return
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            self._records[record.key_id] = (record, now + self.ttl)
+            self._records.move_to_end(record.key_id)
+            while len(self._records) > self.max_entries:
+                self._records.popitem(last=False)
+
     def invalidate(self, key_id: str) -> None:
         """Forget every entry for ``key_id``."""
         with self._lock:
             self.epoch += 1
+            self._records.pop(key_id, None)
             for fp in self._by_key.pop(key_id, ()):
                 self._entries.pop(fp, None)
 
@@ -100,6 +124,7 @@ class VerifiedCache:
             self.epoch += 1
             self._entries.clear()
             self._by_key.clear()
+            self._records.clear()
 
     def _drop(self, fp: bytes) -> None:
         with self._lock:

@@ -16,11 +16,20 @@ of the secret can tell a disabled or expired key from an unknown one.
 
 Signed requests (RFC 9421) run :func:`signature_flow`, which also yields
 :class:`RememberNonce` for replay protection.
+
+A key that references roles yields :class:`FetchRoles` once its secret is
+proven: the effective scopes (its own plus its roles', a role that no longer
+exists granting nothing) are resolved here and cached with the context, so a
+role change must drop cached contexts (see ``ROLE_ACTIONS``). The client
+address is checked against a key's allowlist per request by
+:func:`check_access`, outside the flow: concurrent callers may share one
+flow but not one address.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -29,14 +38,16 @@ from datetime import UTC, datetime
 from ._credentials import BearerCredential, Credential, LegacyCredential
 from ._httpsig import RequestSignature, verify_ed25519
 from ._nonce import nonce_key
-from ._records import CredentialKind, KeyRecord, LegacyRecord, OrgContext
+from ._records import CredentialKind, KeyRecord, LegacyRecord, OrgContext, RoleRecord
 from ._scopes import missing_scopes
 from ._tokens import public_key_from_seed
 from .exceptions import (
     InsufficientScope,
     InvalidToken,
+    IpNotAllowed,
     KeyDisabled,
     KeyExpired,
+    LegacyDisabled,
     ReplayDetected,
     SignatureInvalid,
 )
@@ -45,9 +56,11 @@ __all__ = [
     "CheckLegacySecret",
     "FetchKey",
     "FetchLegacy",
+    "FetchRoles",
     "Need",
     "RememberNonce",
     "Verified",
+    "check_access",
     "check_key_state",
     "check_scopes",
     "credential_flow",
@@ -71,6 +84,13 @@ class FetchLegacy:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchRoles:
+    """Need: the org's roles (a list of :class:`~scout_auth.RoleRecord`)."""
+
+    org_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CheckLegacySecret:
     """Need: whether ``secret`` matches the argon2id ``record`` (a bool)."""
 
@@ -86,7 +106,7 @@ class RememberNonce:
     ttl: float
 
 
-Need = FetchKey | FetchLegacy | CheckLegacySecret | RememberNonce
+Need = FetchKey | FetchLegacy | FetchRoles | CheckLegacySecret | RememberNonce
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +134,9 @@ def legacy_key_id(org_id: str) -> str:
 def check_key_state(record: KeyRecord, now: float) -> None:
     """Raise if a key whose secret was proven is disabled or expired."""
     if not record.enabled:
-        raise KeyDisabled()
+        raise KeyDisabled().about(record.org_id, record.key_id, record.name)
     if record.is_expired(datetime.fromtimestamp(now, UTC)):
-        raise KeyExpired()
+        raise KeyExpired().about(record.org_id, record.key_id, record.name)
 
 
 def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
@@ -124,23 +144,82 @@ def check_scopes(context: OrgContext, required: tuple[str, ...]) -> None:
     if required:
         missing = missing_scopes(context.scopes, required)
         if missing:
-            raise InsufficientScope(required, missing)
+            raise InsufficientScope(required, missing).about(
+                context.org_id, context.key_id, context.key_name
+            )
 
 
-def key_context(record: KeyRecord) -> Verified:
-    """The context and trust horizon of a verified key record."""
+def check_access(
+    context: OrgContext, required: tuple[str, ...], client_ip: str | None = None
+) -> None:
+    """Per-request checks of a verified context: IP allowlist, then scopes.
+
+    An allowlist fails closed: an unknown or unparsable client address is
+    refused like one outside every range.
+    """
+    if context.allowed_ips is not None:
+        try:
+            address = ipaddress.ip_address(client_ip or "")
+        except ValueError:
+            raise IpNotAllowed("Client address unknown or unreadable").about(
+                context.org_id, context.key_id, context.key_name
+            ) from None
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not any(address in net for net in context.allowed_ips):
+            raise IpNotAllowed().about(context.org_id, context.key_id, context.key_name)
+    scopes = context.scopes
+    # Fast path: every required scope granted verbatim (a C-level subset test).
+    if required and scopes is not None and not scopes.issuperset(required):
+        missing = missing_scopes(scopes, required)
+        if missing:
+            raise InsufficientScope(required, missing).about(
+                context.org_id, context.key_id, context.key_name
+            )
+
+
+def _effective_scopes(record: KeyRecord, roles: object) -> frozenset[str] | None:
+    if not record.roles:
+        return record.scopes
+    granted = set(record.scopes or ())
+    for role in roles if isinstance(roles, list) else ():
+        if isinstance(role, RoleRecord) and role.name in record.roles:
+            granted |= role.scopes
+    return frozenset(granted)
+
+
+def _require_scoped(scopes: frozenset[str] | None, require_scoped: bool) -> None:
+    if require_scoped and scopes is None:
+        raise InsufficientScope(
+            (), (), "This service requires scoped keys: this key is unrestricted"
+        )
+
+
+def key_context(
+    record: KeyRecord, require_scoped: bool = False
+) -> Generator[Need, object, Verified]:
+    """The context and trust horizon of a verified key record (roles resolved)."""
+    roles = (yield FetchRoles(record.org_id)) if record.roles else None
+    scopes = _effective_scopes(record, roles)
+    _require_scoped(scopes, require_scoped)
+    allowed = (
+        None
+        if record.allowed_ips is None
+        else tuple(ipaddress.ip_network(n, strict=False) for n in record.allowed_ips)
+    )
     context = OrgContext(
         org_id=record.org_id,
         key_id=record.key_id,
         key_name=record.name,
-        scopes=record.scopes,
+        scopes=scopes,
         kind=CredentialKind.ORG_CREDENTIAL,
+        allowed_ips=allowed,
     )
     until = math.inf if record.expires_at is None else record.expires_at.timestamp()
     return Verified(context, until)
 
 
-def _bearer_flow(cred: BearerCredential, now: float) -> Flow:
+def _bearer_flow(cred: BearerCredential, now: float, require_scoped: bool) -> Flow:
     record = yield FetchKey(cred.parsed.key_id)
     if not isinstance(record, KeyRecord):
         raise InvalidToken()
@@ -150,16 +229,19 @@ def _bearer_flow(cred: BearerCredential, now: float) -> Flow:
     if not hmac.compare_digest(derived, record.public_key):
         raise InvalidToken()
     check_key_state(record, now)
-    return key_context(record)
+    return (yield from key_context(record, require_scoped))
 
 
-def _legacy_flow(cred: LegacyCredential) -> Flow:
+def _legacy_flow(cred: LegacyCredential, require_scoped: bool) -> Flow:
     record = yield FetchLegacy(cred.org_id)
     if not isinstance(record, LegacyRecord):
         raise InvalidToken()
     matched = yield CheckLegacySecret(record, cred.secret)
     if matched is not True:
         raise InvalidToken()
+    if not record.enabled:
+        raise LegacyDisabled().about(cred.org_id, legacy_key_id(cred.org_id), "legacy")
+    _require_scoped(None, require_scoped)
     context = OrgContext(
         org_id=cred.org_id,
         key_id=legacy_key_id(cred.org_id),
@@ -170,14 +252,17 @@ def _legacy_flow(cred: LegacyCredential) -> Flow:
     return Verified(context, math.inf)
 
 
-def credential_flow(cred: Credential, now: float) -> Flow:
-    """The verification flow for a parsed credential at POSIX time ``now``."""
+def credential_flow(cred: Credential, now: float, require_scoped: bool = False) -> Flow:
+    """The verification flow for a parsed credential at POSIX time ``now``.
+
+    ``require_scoped``: refuse an unrestricted credential (403).
+    """
     if isinstance(cred, BearerCredential):
-        return _bearer_flow(cred, now)
-    return _legacy_flow(cred)
+        return _bearer_flow(cred, now, require_scoped)
+    return _legacy_flow(cred, require_scoped)
 
 
-def signature_flow(sig: RequestSignature, now: float) -> Flow:
+def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = False) -> Flow:
     """The flow for an RFC 9421 signature already parsed and policy-checked.
 
     The nonce is remembered only after the signature verified, so nobody can
@@ -189,8 +274,11 @@ def signature_flow(sig: RequestSignature, now: float) -> Flow:
         raise SignatureInvalid("Signature verification failed")
     verify_ed25519(record.public_key, sig.signature, sig.base)
     check_key_state(record, now)
+    # Roles are read (and require_scoped applied) before the nonce is spent: a
+    # store error there must not turn the client's retry into a "replay".
+    verified = yield from key_context(record, require_scoped)
     if sig.nonce is not None:
         fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
         if fresh is not True:
-            raise ReplayDetected()
-    return key_context(record)
+            raise ReplayDetected().about(record.org_id, record.key_id, record.name)
+    return verified

@@ -3,16 +3,20 @@
 Theory of operation
 -------------------
 Each operation is a generator that yields what it needs done — a
-:class:`StoreCall` (a store method by its sync name) or a :class:`HashSecret`
-(argon2, slow) — and returns the operation's result. :class:`KeyManager`
+:class:`StoreCall` (a store method by its sync name), a :class:`HashSecret`
+(argon2, slow) or an :class:`Audit` (record an event) — and returns the
+operation's result. :class:`KeyManager`
 drives it with plain calls; :class:`AsyncKeyManager` with the store's ``a*``
 twins and argon2 in a worker thread. Validation happens before the first
 yield, so a rejected call writes nothing; every write is one atomic store
-call, so nothing is ever half written.
+call, so nothing is ever half written. An :class:`Audit` is yielded only
+after the store call succeeded, once per operation that changed something:
+a failed operation leaves no trace in the audit trail.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import warnings
@@ -21,12 +25,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._records import KeyRecord, LegacyRecord, NewKey
+from ._audit import AuditAction, AuditEvent
+from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from ._tokens import format_token, generate_key_id, public_key_from_seed
 from .exceptions import InvalidKeyOperation, KeyNotFound
 from .stores._base import KeyUpdate
 
-__all__ = ["DEFAULT_ROTATION_GRACE", "HashSecret", "Op", "StoreCall", "WeakKeyNameWarning"]
+__all__ = [
+    "DEFAULT_ROTATION_GRACE",
+    "Audit",
+    "HashSecret",
+    "Op",
+    "StoreCall",
+    "WeakKeyNameWarning",
+]
 
 #: How long a rotated-out key keeps working unless told otherwise.
 DEFAULT_ROTATION_GRACE = timedelta(hours=24)
@@ -64,7 +76,14 @@ class HashSecret:
     secret: str = field(repr=False)
 
 
-Op = Generator[StoreCall | HashSecret, Any, Any]
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Need: record ``event`` in the audit trail (a no-op without one)."""
+
+    event: AuditEvent
+
+
+Op = Generator[StoreCall | HashSecret | Audit, Any, Any]
 
 
 def _now(clock_value: float) -> datetime:
@@ -75,6 +94,29 @@ def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         raise InvalidKeyOperation(f"{what} must be a non-empty string of at most 200 characters")
     return value
+
+
+def check_actor(actor: str | None) -> str | None:
+    """Validate the ``actor=`` of a lifecycle call (before anything is written)."""
+    if actor is not None and (not isinstance(actor, str) or len(actor) > MAX_NAME_LENGTH):
+        raise InvalidKeyOperation("actor must be a string of at most 200 characters, or None")
+    return actor
+
+
+def _audit(
+    action: AuditAction, key: KeyRecord, actor: str | None, now: float, **more: str | None
+) -> Audit:
+    return Audit(
+        AuditEvent(
+            action=action,
+            org_id=key.org_id,
+            at=_now(now),
+            key_id=key.key_id,
+            key_name=key.name,
+            actor=actor,
+            **more,  # type: ignore[arg-type]
+        )
+    )
 
 
 def check_name(name: str) -> str:
@@ -109,12 +151,54 @@ def _scopes(scopes: Iterable[str] | None) -> frozenset[str] | None:
     return result
 
 
+def _roles(roles: Iterable[str] | None) -> frozenset[str]:
+    if roles is None:
+        return frozenset()
+    if isinstance(roles, str):
+        raise InvalidKeyOperation("roles must be a list of role names, not one string")
+    result = frozenset(roles)
+    for role in result:
+        check_role_name(role)
+    return result
+
+
+def check_role_name(name: str) -> str:
+    """Validate a role name: a scope-like token (printable ASCII, no spaces)."""
+    if not isinstance(name, str) or not _SCOPE_TOKEN.fullmatch(name) or len(name) > 200:
+        raise InvalidKeyOperation(
+            "a role name is 1 to 200 printable ASCII characters without spaces, '\"' or '\\'"
+        )
+    return name
+
+
+def _allowed_ips(entries: Iterable[str] | None) -> tuple[str, ...] | None:
+    if entries is None:
+        return None
+    if isinstance(entries, str):
+        raise InvalidKeyOperation("allowed_ips must be a list of addresses or CIDR ranges")
+    networks: list[str] = []
+    for entry in entries:
+        try:
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            raise InvalidKeyOperation(f"not an IP address or CIDR range: {entry!r}") from None
+        if str(network) not in networks:
+            networks.append(str(network))
+    if not networks:
+        raise InvalidKeyOperation(
+            "allowed_ips needs at least one range (None: from anywhere; disable a key to stop it)"
+        )
+    return tuple(networks)
+
+
 def _new_key(
     org_id: str,
     name: str,
     scopes: frozenset[str] | None,
     expires_at: datetime | None,
     now: datetime,
+    roles: frozenset[str] = frozenset(),
+    allowed_ips: tuple[str, ...] | None = None,
 ) -> NewKey:
     key_id = generate_key_id()
     seed = secrets.token_bytes(32)
@@ -127,6 +211,8 @@ def _new_key(
         created_at=now,
         expires_at=expires_at,
         scopes=scopes,
+        roles=roles,
+        allowed_ips=allowed_ips,
     )
     return NewKey(token=format_token(key_id, seed), key=record)
 
@@ -143,6 +229,9 @@ def create_key(
     scopes: Iterable[str] | None,
     expires_at: datetime | None,
     now: float,
+    actor: str | None = None,
+    roles: Iterable[str] | None = None,
+    allowed_ips: Iterable[str] | None = None,
 ) -> Op:
     new = _new_key(
         _check_id(org_id, "org_id"),
@@ -150,8 +239,12 @@ def create_key(
         _scopes(scopes),
         _check_expiry(expires_at),
         _now(now),
+        _roles(roles),
+        _allowed_ips(allowed_ips),
     )
+    check_actor(actor)
     yield StoreCall("add_key", (new.key,))
+    yield _audit(AuditAction.CREATED, new.key, actor, now)
     return new
 
 
@@ -173,36 +266,53 @@ def update_key(key_id: str, update: KeyUpdate) -> Op:
     return record
 
 
-def rename_key(key_id: str, name: str) -> Op:
-    return (yield from update_key(key_id, KeyUpdate(name=check_name(name))))
-
-
-def delete_key(key_id: str) -> Op:
-    record = yield StoreCall("delete_key", (key_id,))
-    if record is None:
-        raise KeyNotFound(key_id)
+def rename_key(key_id: str, name: str, now: float, actor: str | None = None) -> Op:
+    update = KeyUpdate(name=check_name(name))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.RENAMED, record, actor, now)
     return record
 
 
-def rotate_key(key_id: str, grace: timedelta, now: float) -> Op:
+def set_enabled(key_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield from update_key(key_id, KeyUpdate(enabled=enabled))
+    yield _audit(AuditAction.ENABLED if enabled else AuditAction.DISABLED, record, actor, now)
+    return record
+
+
+def delete_key(key_id: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield StoreCall("delete_key", (key_id,))
+    if record is None:
+        raise KeyNotFound(key_id)
+    yield _audit(AuditAction.DELETED, record, actor, now)
+    return record
+
+
+def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = None) -> Op:
     if not isinstance(grace, timedelta) or grace < timedelta(0):
         raise InvalidKeyOperation("grace must be a timedelta >= 0")
+    check_actor(actor)
     old = yield from get_key(key_id)
     at = _now(now)
-    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at)
+    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at, old.roles, old.allowed_ips)
     updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
     if updated is None:  # deleted meanwhile: the store wrote nothing
         raise KeyNotFound(key_id)
+    yield _audit(AuditAction.ROTATED, updated, actor, now, replaced_by=new.key.key_id)
     return new
 
 
-def import_legacy_key(org_id: str, secret: str, now: float) -> Op:
+def import_legacy_key(org_id: str, secret: str, now: float, actor: str | None = None) -> Op:
     _check_id(org_id, "org_id")
     if not isinstance(secret, str) or not secret:
         raise InvalidKeyOperation("a legacy secret is required")
+    check_actor(actor)
     secret_hash = yield HashSecret(secret)
     record = LegacyRecord(org_id=org_id, secret_hash=secret_hash, created_at=_now(now))
     yield StoreCall("put_legacy", (record,))
+    yield Audit(AuditEvent(AuditAction.LEGACY_IMPORTED, org_id, _now(now), actor=actor))
     return record
 
 
@@ -213,8 +323,104 @@ def get_legacy_key(org_id: str) -> Op:
     return record
 
 
-def delete_legacy_key(org_id: str) -> Op:
+def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
     existed = yield StoreCall("delete_legacy", (org_id,))
     if not existed:
         raise KeyNotFound(f"legacy:{org_id}")
+    yield Audit(AuditEvent(AuditAction.LEGACY_DELETED, org_id, _now(now), actor=actor))
     return None
+
+
+def set_scopes(
+    key_id: str, scopes: Iterable[str] | None, now: float, actor: str | None = None
+) -> Op:
+    update = KeyUpdate(scopes=_scopes(scopes))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.SCOPES_CHANGED, record, actor, now)
+    return record
+
+
+def set_roles(key_id: str, roles: Iterable[str], now: float, actor: str | None = None) -> Op:
+    update = KeyUpdate(roles=_roles(roles))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.ROLES_CHANGED, record, actor, now)
+    return record
+
+
+def set_allowed_ips(
+    key_id: str, allowed_ips: Iterable[str] | None, now: float, actor: str | None = None
+) -> Op:
+    update = KeyUpdate(allowed_ips=_allowed_ips(allowed_ips))
+    check_actor(actor)
+    record = yield from update_key(key_id, update)
+    yield _audit(AuditAction.ALLOWED_IPS_CHANGED, record, actor, now)
+    return record
+
+
+def _role_audit(
+    action: AuditAction, org_id: str, name: str, actor: str | None, now: float
+) -> Audit:
+    return Audit(AuditEvent(action, org_id, _now(now), key_name=name, actor=actor))
+
+
+def put_role(
+    org_id: str, name: str, scopes: Iterable[str], now: float, actor: str | None = None
+) -> Op:
+    granted = _scopes(scopes)
+    if granted is None:
+        raise InvalidKeyOperation("a role grants a list of scopes")
+    role = RoleRecord(_check_id(org_id, "org_id"), check_role_name(name), granted)
+    check_actor(actor)
+    yield StoreCall("put_role", (role,))
+    yield _role_audit(AuditAction.ROLE_UPDATED, org_id, name, actor, now)
+    return role
+
+
+def get_role(org_id: str, name: str) -> Op:
+    role = yield StoreCall("get_role", (org_id, name))
+    if role is None:
+        raise KeyNotFound(f"role:{name}")
+    return role
+
+
+def list_roles(org_id: str) -> Op:
+    return (yield StoreCall("list_roles", (org_id,)))
+
+
+def delete_role(org_id: str, name: str, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    existed = yield StoreCall("delete_role", (org_id, name))
+    if not existed:
+        raise KeyNotFound(f"role:{name}")
+    yield _role_audit(AuditAction.ROLE_DELETED, org_id, name, actor, now)
+    return None
+
+
+def set_legacy_enabled(org_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+    check_actor(actor)
+    record = yield StoreCall("set_legacy_enabled", (org_id, enabled))
+    if record is None:
+        raise KeyNotFound(f"legacy:{org_id}")
+    action = AuditAction.LEGACY_ENABLED if enabled else AuditAction.LEGACY_DISABLED
+    yield Audit(AuditEvent(action, org_id, _now(now), actor=actor))
+    return record
+
+
+def legacy_status(org_id: str, days: int, now: float) -> Op:
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
+        raise InvalidKeyOperation("days must be an int from 1 to 3660")
+    record = yield StoreCall("get_legacy", (org_id,))
+    # "The last N days" are UTC days: today and the N - 1 before it.
+    since = _now(now) - timedelta(days=days - 1)
+    last_used_at, requests = yield StoreCall("legacy_usage", (org_id, since))
+    return LegacyStatus(
+        org_id=org_id,
+        exists=record is not None,
+        enabled=record is None or record.enabled,
+        last_used_at=last_used_at,
+        requests=requests,
+        days=days,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -11,11 +12,15 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 
 from . import _lifecycle as ops
-from ._lifecycle import DEFAULT_ROTATION_GRACE, HashSecret, Op
-from ._records import KeyRecord, LegacyRecord, NewKey
-from .stores._base import KeyStore, KeyUpdate
+from ._audit import AuditEvent, AuditSink, event_json
+from ._audit_buffer import AuditBuffer
+from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
+from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from .stores._base import KeyStore
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
+
+audit_logger = logging.getLogger("scout_auth.audit")
 
 
 class _BaseManager:
@@ -23,15 +28,24 @@ class _BaseManager:
         self,
         store: KeyStore,
         *,
+        audit: AuditSink | AuditBuffer | None = None,
         password_hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.audit = audit
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(store={self.store!r})"
+        return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r})"
+
+    def _audit_failed(self, event: AuditEvent) -> None:
+        # The change is committed: failing the call now would hide that (and
+        # lose a new token). Log the event in full instead, so it is not lost.
+        audit_logger.error(
+            "audit sink failed; event not stored: %s", event_json(event), exc_info=True
+        )
 
 
 class KeyManager(_BaseManager):
@@ -39,6 +53,12 @@ class KeyManager(_BaseManager):
 
     Args:
         store: Any :class:`~scout_auth.stores.KeyStore`.
+        audit: Where each successful change goes as one
+            :class:`~scout_auth.audit.AuditEvent`: an
+            :class:`~scout_auth.audit.AuditBuffer` (recorded, written in the
+            background) or an :class:`~scout_auth.audit.AuditSink` (written
+            before the method returns; a sink failure is logged, not raised,
+            because the change itself is done). ``None``: no audit trail.
         password_hasher: argon2 hasher for legacy secrets (default: argon2id,
             RFC 9106 low-memory profile).
         clock: POSIX time source (for tests).
@@ -52,8 +72,22 @@ class KeyManager(_BaseManager):
 
     Every method raises :class:`~scout_auth.exceptions.KeyNotFound` for an
     unknown id and :class:`~scout_auth.exceptions.InvalidKeyOperation` for bad
-    arguments, writing nothing in either case.
+    arguments, writing nothing in either case (and recording no audit event).
+    Every method that changes something takes ``actor=``: who did it, as
+    your application names them (an email, a user id, ``"cli"``); it goes
+    into the audit event.
     """
+
+    def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            self.audit.write([event])
+        except Exception:
+            self._audit_failed(event)
 
     def _run(self, op: Op) -> Any:
         try:
@@ -61,6 +95,9 @@ class KeyManager(_BaseManager):
             while True:
                 if isinstance(need, HashSecret):
                     answer: Any = self._hasher.hash(need.secret)
+                elif isinstance(need, Audit):
+                    self._record(need.event)
+                    answer = None
                 else:
                     answer = getattr(self.store, need.method)(*need.args)
                 need = op.send(answer)
@@ -76,6 +113,9 @@ class KeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
+        actor: str | None = None,
     ) -> NewKey:
         """Create a key for ``org_id``.
 
@@ -83,62 +123,133 @@ class KeyManager(_BaseManager):
             org_id: The owning organization.
             name: What the key is for; names like ``key1`` or ``test`` warn
                 with :class:`~scout_auth.WeakKeyNameWarning`.
-            scopes: Granted scopes; ``None`` (default) means unrestricted.
+            scopes: Granted scopes (``drive:read``, ``drive:*``). A key with
+                neither scopes nor roles (the default) is unrestricted.
             expires_at: Timezone-aware expiry, or ``None``.
+            roles: Names of org roles (:meth:`put_role`) whose scopes the
+                key also grants; a role's later changes apply at once.
+            allowed_ips: Addresses / CIDR ranges (IPv4, IPv6) the key may be
+                used from; ``None`` (default): anywhere.
+            actor: Who creates it (for the audit trail).
 
         Returns:
             A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
         """
-        return self._run(ops.create_key(org_id, name, scopes, expires_at, self._clock()))  # type: ignore[no-any-return]
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
+        return self._run(op)  # type: ignore[no-any-return]
 
     def list_keys(self, org_id: str) -> list[KeyRecord]:
-        """The org's keys, oldest first (public data only)."""
+        """The org's keys, oldest first (public data only, with ``last_used_at`` and
+        ``use_count``: written by verifiers in the background, so up to their
+        ``usage_interval`` behind)."""
         return self._run(ops.list_keys(org_id))  # type: ignore[no-any-return]
 
     def get_key(self, key_id: str) -> KeyRecord:
         """One key by id."""
         return self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
 
-    def rename_key(self, key_id: str, name: str) -> KeyRecord:
+    def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """Rename a key; returns the updated record."""
-        return self._run(ops.rename_key(key_id, name))  # type: ignore[no-any-return]
+        return self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def enable_key(self, key_id: str) -> KeyRecord:
+    def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Re-enable a disabled key."""
-        return self._run(ops.update_key(key_id, KeyUpdate(enabled=True)))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def disable_key(self, key_id: str) -> KeyRecord:
+    def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Disable a key: requests with it get 401 ``key_disabled`` at once."""
-        return self._run(ops.update_key(key_id, KeyUpdate(enabled=False)))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def delete_key(self, key_id: str) -> KeyRecord:
+    def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
-        return self._run(ops.delete_key(key_id))  # type: ignore[no-any-return]
+        return self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def rotate_key(self, key_id: str, *, grace: timedelta = DEFAULT_ROTATION_GRACE) -> NewKey:
+    def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
         """Replace a key with a new one of the same name, scopes and expiry.
 
         The old key keeps working for ``grace`` (default 24 h) and then
         answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
         grace period never extends the old key's own expiry.
         """
-        return self._run(ops.rotate_key(key_id, grace, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
 
-    def import_legacy_key(self, org_id: str, secret: str) -> LegacyRecord:
+    def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
         """Store an org's legacy secret from the old system, as an argon2id hash only.
 
         Replaces any legacy secret the org had. Clients present it as HTTP
         Basic credentials ``org_id:secret``.
         """
-        return self._run(ops.import_legacy_key(org_id, secret, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
 
     def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """The org's legacy record (hash only)."""
         return self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
 
-    def delete_legacy_key(self, org_id: str) -> None:
+    def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """Delete the org's legacy secret: legacy requests then get 401."""
-        self._run(ops.delete_legacy_key(org_id))
+        self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
+
+    def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's own scopes (``None``: none of its own; with no roles, unrestricted)."""
+        return self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace the roles a key references (``[]``: none)."""
+        return self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's IP allowlist (``None``: usable from anywhere)."""
+        return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """Create or replace an org role; every key using it changes at once."""
+        return self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """One role (``KeyNotFound`` if absent)."""
+        return self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """The org's roles, by name."""
+        return self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+
+    def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """Delete a role: keys referencing it lose its scopes at once."""
+        self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """Where an org stands in its migration off the legacy secret.
+
+        ``requests`` counts legacy requests on the last ``days`` UTC days
+        (today included), as flushed by verifiers in the background.
+        """
+        return self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+
+    def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth off for one org: its legacy requests get 401 ``legacy_disabled``."""
+        return self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+
+    def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth back on for one org."""
+        return self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]
 
 
 class AsyncKeyManager(_BaseManager):
@@ -148,12 +259,26 @@ class AsyncKeyManager(_BaseManager):
     worker thread.
     """
 
+    async def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            await self.audit.awrite([event])
+        except Exception:
+            self._audit_failed(event)
+
     async def _run(self, op: Op) -> Any:
         try:
             need = next(op)
             while True:
                 if isinstance(need, HashSecret):
                     answer: Any = await anyio.to_thread.run_sync(self._hasher.hash, need.secret)
+                elif isinstance(need, Audit):
+                    await self._record(need.event)
+                    answer = None
                 else:
                     answer = await getattr(self.store, "a" + need.method)(*need.args)
                 need = op.send(answer)
@@ -169,9 +294,15 @@ class AsyncKeyManager(_BaseManager):
         *,
         scopes: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
+        actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.create_key`."""
-        return await self._run(ops.create_key(org_id, name, scopes, expires_at, self._clock()))  # type: ignore[no-any-return]
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
+        return await self._run(op)  # type: ignore[no-any-return]
 
     async def list_keys(self, org_id: str) -> list[KeyRecord]:
         """See :meth:`KeyManager.list_keys`."""
@@ -181,34 +312,90 @@ class AsyncKeyManager(_BaseManager):
         """See :meth:`KeyManager.get_key`."""
         return await self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
 
-    async def rename_key(self, key_id: str, name: str) -> KeyRecord:
+    async def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.rename_key`."""
-        return await self._run(ops.rename_key(key_id, name))  # type: ignore[no-any-return]
+        return await self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def enable_key(self, key_id: str) -> KeyRecord:
+    async def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.enable_key`."""
-        return await self._run(ops.update_key(key_id, KeyUpdate(enabled=True)))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def disable_key(self, key_id: str) -> KeyRecord:
+    async def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.disable_key`."""
-        return await self._run(ops.update_key(key_id, KeyUpdate(enabled=False)))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def delete_key(self, key_id: str) -> KeyRecord:
+    async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
-        return await self._run(ops.delete_key(key_id))  # type: ignore[no-any-return]
+        return await self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def rotate_key(self, key_id: str, *, grace: timedelta = DEFAULT_ROTATION_GRACE) -> NewKey:
+    async def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
         """See :meth:`KeyManager.rotate_key`."""
-        return await self._run(ops.rotate_key(key_id, grace, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
 
-    async def import_legacy_key(self, org_id: str, secret: str) -> LegacyRecord:
+    async def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
         """See :meth:`KeyManager.import_legacy_key`."""
-        return await self._run(ops.import_legacy_key(org_id, secret, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
 
     async def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """See :meth:`KeyManager.get_legacy_key`."""
         return await self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
 
-    async def delete_legacy_key(self, org_id: str) -> None:
+    async def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """See :meth:`KeyManager.delete_legacy_key`."""
-        await self._run(ops.delete_legacy_key(org_id))
+        await self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
+
+    async def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_scopes`."""
+        return await self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_roles`."""
+        return await self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_allowed_ips`."""
+        return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """See :meth:`KeyManager.put_role`."""
+        return await self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """See :meth:`KeyManager.get_role`."""
+        return await self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+
+    async def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """See :meth:`KeyManager.list_roles`."""
+        return await self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+
+    async def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """See :meth:`KeyManager.delete_role`."""
+        await self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    async def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """See :meth:`KeyManager.legacy_status`."""
+        return await self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+
+    async def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.disable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+
+    async def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.enable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]

@@ -5,13 +5,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from ipaddress import IPv4Network, IPv6Network
+
+IPNetwork = IPv4Network | IPv6Network
 
 __all__ = [
     "CredentialKind",
     "KeyRecord",
     "LegacyRecord",
+    "LegacyStatus",
     "NewKey",
     "OrgContext",
+    "RoleRecord",
 ]
 
 
@@ -36,6 +41,13 @@ class KeyRecord:
         expires_at: When the key stops working (UTC), or ``None``.
         scopes: Granted scopes; ``None`` means unrestricted.
         replaced_by: Key id of the successor after a rotation, else ``None``.
+        roles: Names of the org's roles whose scopes the key also grants.
+            A key with ``scopes=None`` and no roles is unrestricted.
+        allowed_ips: CIDR ranges (IPv4 or IPv6) the key may be used from,
+            normalised (``"10.0.0.0/8"``); ``None`` means from anywhere.
+        last_used_at: When the key last verified (written in the background,
+            at most once per interval per instance), or ``None``.
+        use_count: How many requests the key verified (same bookkeeping).
     """
 
     key_id: str
@@ -47,6 +59,10 @@ class KeyRecord:
     expires_at: datetime | None = None
     scopes: frozenset[str] | None = None
     replaced_by: str | None = None
+    roles: frozenset[str] = frozenset()
+    allowed_ips: tuple[str, ...] | None = None
+    last_used_at: datetime | None = None
+    use_count: int = 0
 
     def is_expired(self, now: datetime) -> bool:
         """Whether the key has expired at ``now``."""
@@ -59,11 +75,49 @@ class KeyRecord:
 
 @dataclass(frozen=True, slots=True)
 class LegacyRecord:
-    """An org's legacy symmetric secret, as an argon2id hash only."""
+    """An org's legacy symmetric secret, as an argon2id hash only.
+
+    ``enabled`` is the org's legacy switch: ``False`` answers legacy
+    requests 401 ``legacy_disabled``. Replacing the hash keeps the switch.
+    """
 
     org_id: str
     secret_hash: str = field(repr=False)
     created_at: datetime
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRecord:
+    """A named set of scopes an org defines; keys reference it by ``name``.
+
+    Changing a role changes every key that references it, at once.
+    """
+
+    org_id: str
+    name: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyStatus:
+    """Where an org stands in its migration off the legacy secret.
+
+    Attributes:
+        org_id: The organization.
+        exists: Whether the org still has a legacy secret.
+        enabled: Whether legacy authentication is switched on for it.
+        last_used_at: The last legacy request seen (any time), or ``None``.
+        requests: Legacy requests in the last ``days`` days (UTC days).
+        days: The window ``requests`` counts.
+    """
+
+    org_id: str
+    exists: bool
+    enabled: bool
+    last_used_at: datetime | None
+    requests: int
+    days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +144,9 @@ class OrgContext:
         org_id: The authenticated organization.
         key_id: The key used (for legacy credentials: ``"legacy:<org_id>"``).
         key_name: The key's name (``"legacy"`` for legacy credentials).
-        scopes: Granted scopes; ``None`` means unrestricted.
+        scopes: Granted scopes, roles resolved; ``None`` means unrestricted.
         kind: Org Credential or legacy secret.
+        allowed_ips: The key's IP allowlist, parsed; ``None``: anywhere.
     """
 
     org_id: str
@@ -99,3 +154,4 @@ class OrgContext:
     key_name: str
     scopes: frozenset[str] | None
     kind: CredentialKind
+    allowed_ips: tuple[IPNetwork, ...] | None = None

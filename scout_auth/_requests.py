@@ -10,6 +10,11 @@ when the peer address is in ``trusted_proxies`` are ``X-Forwarded-Proto`` /
 and then only their last value — the one the trusted proxy itself appended
 (the model is werkzeug's ``ProxyFix`` with one hop). Anyone else can set
 those headers, so they are ignored by default.
+
+The same rule gives the *client address* that IP allowlists check: the
+connection's peer, or — only when that peer is a trusted proxy — the last
+``X-Forwarded-For`` hop (else the last ``Forwarded: for=``), the address the
+trusted proxy itself saw. A spoofed header from anyone else changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from urllib.parse import quote
 
 from ._sigbase import HttpRequest
 
-__all__ = ["TrustedProxies", "asgi_request", "wsgi_request"]
+__all__ = [
+    "TrustedProxies",
+    "asgi_client_ip",
+    "asgi_request",
+    "wsgi_client_ip",
+    "wsgi_request",
+]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,6 +64,57 @@ class TrustedProxies:
         except ValueError:
             return False  # fail closed: a peer we cannot parse is not trusted
         return any(address in net for net in self.networks)
+
+    def client_ip(
+        self, peer: str | None, forwarded_for: str | None, forwarded: str | None
+    ) -> str | None:
+        """The client address: ``peer``, or the forwarded one if ``peer`` is trusted.
+
+        Returned as found (port and brackets removed); the caller parses it
+        and must fail closed when it does not parse (``unknown``, an
+        obfuscated ``_node``).
+        """
+        if not self.trusts(peer):
+            return peer
+        hop = _last(forwarded_for) or _forwarded(forwarded).get("for")
+        return peer if hop is None else _node_address(hop)
+
+
+def _node_address(node: str) -> str:
+    # RFC 7239 §6: node = "[v6]:port" / "v4:port" / bare; XFF: a bare address.
+    node = node.strip().strip('"')
+    if node.startswith("["):
+        return node[1 : node.find("]")] if "]" in node else node
+    if node.count(":") == 1:  # v4 with a port (a bare IPv6 has several colons)
+        return node.partition(":")[0]
+    return node
+
+
+def _joined(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in headers if k == name]
+    return ", ".join(values) if values else None
+
+
+def asgi_client_ip(scope: Mapping[str, Any], proxies: TrustedProxies) -> str | None:
+    """The client address of an ASGI scope (see :meth:`TrustedProxies.client_ip`)."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if not proxies.networks:
+        return peer
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    return proxies.client_ip(
+        peer, _joined(headers, "x-forwarded-for"), _joined(headers, "forwarded")
+    )
+
+
+def wsgi_client_ip(environ: Mapping[str, Any], proxies: TrustedProxies) -> str | None:
+    """The client address of a WSGI environ (``REMOTE_ADDR``, or forwarded if trusted)."""
+    peer = environ.get("REMOTE_ADDR")
+    if not proxies.networks:
+        return peer
+    return proxies.client_ip(
+        peer, environ.get("HTTP_X_FORWARDED_FOR"), environ.get("HTTP_FORWARDED")
+    )
 
 
 def _last(value: str | None) -> str | None:
@@ -138,14 +200,17 @@ def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpReq
         authority = (
             f"{environ.get('SERVER_NAME', '')}:{port}" if port else environ.get("SERVER_NAME", "")
         )
+    # The path as sent (RAW_URI / REQUEST_URI, set by gunicorn, werkzeug and
+    # others) keeps its percent-encoding; PATH_INFO is already decoded. The
+    # query always comes from QUERY_STRING, which PEP 3333 passes undecoded.
     raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw_uri and raw_uri.startswith("/"):
-        path, _, query = raw_uri.partition("?")
+        path = raw_uri.partition("?")[0]
     else:
         # PEP 3333: PATH_INFO is bytes decoded as latin-1; re-encode exactly.
         script_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         path = quote(script_path.encode("latin-1"), safe="/;=,:@!$&'()*+~-._")
-        query = environ.get("QUERY_STRING", "")
+    query = environ.get("QUERY_STRING", "")
     return _build(
         environ.get("REQUEST_METHOD", "GET"),
         environ.get("wsgi.url_scheme", "http"),

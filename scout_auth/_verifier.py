@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -12,6 +14,8 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ._audit import AuditSink, denial_event
+from ._audit_buffer import AuditBuffer
 from ._cache import VerifiedCache
 from ._credentials import (
     BearerCredential,
@@ -24,18 +28,25 @@ from ._credentials import (
 from ._flow import (
     CheckLegacySecret,
     FetchKey,
-    FetchLegacy,
+    FetchRoles,
     Flow,
     Need,
+    RememberNonce,
     Verified,
-    check_scopes,
+    check_access,
     credential_flow,
     legacy_key_id,
+    signature_flow,
 )
-from ._records import OrgContext
+from ._httpsig import RequestSignature, parse_request_signature
+from ._nonce import InMemoryNonceCache, NonceCache
+from ._records import KeyRecord, OrgContext
+from ._sigbase import HttpRequest
+from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
 from ._singleflight import AsyncSingleFlight, SingleFlight
-from .exceptions import AuthError, StoreUnavailable
-from .stores._base import KeyEvent, KeyStore
+from ._usage import DEFAULT_USAGE_INTERVAL, UsageRecorder, UsageWrite
+from .exceptions import AuthError, InvalidRequest, StoreUnavailable
+from .stores._base import ROLE_ACTIONS, KeyEvent, KeyStore
 
 __all__ = ["AsyncVerifier", "Verifier"]
 
@@ -65,11 +76,32 @@ class _BaseVerifier:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
         password_hasher: PasswordHasher | None = None,
+        signature_policy: SignaturePolicy = DEFAULT_POLICY,
+        nonce_cache: NonceCache | None = None,
+        signature_label: str | None = None,
+        require_scoped_keys: bool = False,
+        usage_interval: float | None = DEFAULT_USAGE_INTERVAL,
+        audit: AuditSink | AuditBuffer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
             raise ValueError("cache_ttl and cache_size must be >= 0")
+        if not isinstance(signature_policy, SignaturePolicy):
+            raise TypeError("signature_policy must be a SignaturePolicy")
         self.store = store
+        self.signature_policy = signature_policy
+        self.nonce_cache: NonceCache = (
+            nonce_cache if nonce_cache is not None else InMemoryNonceCache()
+        )
+        self.signature_label = signature_label
+        self.require_scoped_keys = bool(require_scoped_keys)
+        self.usage: UsageRecorder | None = (
+            None if usage_interval is None else UsageRecorder(usage_interval)
+        )
+        # Denials are recorded through a buffer: the request never waits on it.
+        self.audit = (
+            audit if audit is None or isinstance(audit, AuditBuffer) else AuditBuffer(audit)
+        )
         self.cache = VerifiedCache(ttl=cache_ttl, max_entries=cache_size)
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
@@ -89,7 +121,7 @@ class _BaseVerifier:
     def _on_event(self, event: KeyEvent) -> None:
         if event.key_id is not None:
             self.cache.invalidate(event.key_id)
-        elif event.action == "flush":
+        elif event.action == "flush" or event.action in ROLE_ACTIONS:
             self.cache.clear()
         else:
             self.cache.invalidate(legacy_key_id(event.org_id))
@@ -112,7 +144,7 @@ class _BaseVerifier:
         return self.cache.bearer_fingerprint(token)
 
     def _cached_authorization(
-        self, authorization: str | None, required: tuple[str, ...]
+        self, authorization: str | None, required: tuple[str, ...], client_ip: str | None = None
     ) -> OrgContext | None:
         """The warm path of ``verify_authorization``: no store, no coroutine.
 
@@ -124,10 +156,84 @@ class _BaseVerifier:
         scheme, token = split_authorization(authorization)
         if scheme != "bearer":
             return None
-        context = self.cache.get(self.cache.bearer_fingerprint(token), self._clock())
-        if context is not None and required:
-            check_scopes(context, required)
+        now = self._clock()
+        context = self.cache.get(self.cache.bearer_fingerprint(token), now)
+        if context is not None:
+            self._accept(context, required, client_ip, now)
         return context
+
+    def _accept(
+        self, context: OrgContext, required: tuple[str, ...], client_ip: str | None, now: float
+    ) -> None:
+        """Per-request checks of a verified context, then count the use."""
+        scopes = context.scopes
+        # The usual cases answered inline (this runs on every warm request):
+        # no allowlist, and every required scope granted verbatim.
+        if context.allowed_ips is not None or (
+            required and scopes is not None and not scopes.issuperset(required)
+        ):
+            check_access(context, required, client_ip)
+        usage = self.usage
+        if usage is not None and usage.note(context, now):
+            self._schedule_usage_flush()
+
+    def _schedule_usage_flush(self) -> None:
+        raise NotImplementedError
+
+    def record_denial(
+        self, exc: AuthError, *, method: str | None, path: str | None, client_ip: str | None
+    ) -> None:
+        """Queue an audit event for a refusal that named a real key (adapters call this).
+
+        Does nothing without an ``audit`` sink, or when the request proved no
+        key (unknown key, bad token or signature). Never blocks, never raises.
+        """
+        if self.audit is None or exc.subject is None:
+            return
+        org_id, key_id, key_name = exc.subject
+        try:
+            event = denial_event(
+                error_code=exc.code,
+                org_id=org_id,
+                key_id=key_id,
+                key_name=key_name,
+                method=method,
+                path=path,
+                client_ip=client_ip,
+            )
+        except Exception:  # an unexpected field must not turn a 401 into a 500
+            logger.exception("could not build the audit event for a denial")
+            return
+        self.audit.record(event)
+
+    def _parse_signed(
+        self, request: HttpRequest, authorization: str | None, has_body: bool | None
+    ) -> tuple[RequestSignature, float]:
+        # One credential per request: a bearer token *and* a signature may name
+        # different keys with different rights; picking one silently invites
+        # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
+        if authorization:
+            raise InvalidRequest("Send either a bearer token or a request signature, not both")
+        now = self._clock()
+        sig = parse_request_signature(
+            request, self.signature_policy, now=now, label=self.signature_label, has_body=has_body
+        )
+        return sig, now
+
+    def _cached_record(self, key_id: str, now: float) -> KeyRecord | None:
+        return self.cache.get_record(key_id, now)
+
+    def _remember_record(self, record: object, now: float, epoch: int) -> None:
+        if isinstance(record, KeyRecord):
+            self.cache.put_record(record, now, epoch)
+
+    def _drain_usage(self) -> list[UsageWrite]:
+        return [] if self.usage is None else self.usage.drain()
+
+    def _usage_failed(self, writes: list[UsageWrite], exc: Exception) -> None:
+        logger.warning("usage flush failed (%s); retrying at the next one", type(exc).__name__)
+        if self.usage is not None:
+            self.usage.restore(writes)
 
     def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
@@ -150,7 +256,18 @@ class Verifier(_BaseVerifier):
             a store in this process take effect at once regardless.
         cache_size: Most cached credentials.
         password_hasher: argon2 hasher for legacy secrets.
+        require_scoped_keys: Refuse unrestricted credentials (a key with no
+            scopes and no roles, and legacy secrets) with 403
+            ``insufficient_scope``.
+        usage_interval: Seconds between background writes of usage
+            (``last_used_at``, ``use_count``, legacy usage); at most one
+            write per key per interval from this verifier. ``None``: no
+            usage tracking.
         clock: POSIX time source (for tests).
+
+    Every ``verify_*`` method takes ``client_ip=``: the client address, which
+    a key with an IP allowlist needs (403 ``ip_not_allowed`` outside it, or
+    when unknown or unparsable). The middlewares pass it.
 
     Example:
         >>> ctx = Verifier(store).verify_token("scout_sk_…")  # doctest: +SKIP
@@ -161,49 +278,135 @@ class Verifier(_BaseVerifier):
         super().__init__(store, **options)
         self._flight: SingleFlight[OrgContext] = SingleFlight()
 
-    def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
+    def verify_token(
+        self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
+    ) -> OrgContext:
         """Verify a bare ``scout_sk_`` token.
 
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
         """
-        return self._verify_bearer(token, tuple(required_scopes))
+        return self._verify_bearer(token, tuple(required_scopes), client_ip)
 
     def verify_legacy(
-        self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
+        self,
+        org_id: str,
+        secret: str,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an org's legacy secret (argon2 runs at most once while cached)."""
-        return self._verify(LegacyCredential(org_id, secret), tuple(required_scopes))
+        cred = LegacyCredential(org_id, secret)
+        return self._verify(cred, tuple(required_scopes), client_ip)
 
     def verify_authorization(
-        self, authorization: str | None, *, required_scopes: Iterable[str] = ()
+        self,
+        authorization: str | None,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
         scheme, rest = split_authorization(authorization)
         if scheme == "bearer":
-            return self._verify_bearer(rest, tuple(required_scopes))
-        return self._verify(parse_basic(rest), tuple(required_scopes))
+            return self._verify_bearer(rest, tuple(required_scopes), client_ip)
+        return self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
+
+    def verify_signed(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+        client_ip: str | None = None,
+    ) -> OrgContext:
+        """Verify an RFC 9421 signed request (its headers; the body is the caller's).
+
+        Args:
+            request: The request as received (see :class:`~scout_auth.HttpRequest`).
+            authorization: The request's credential header, if any: a request
+                carrying both a credential and a signature is refused.
+            required_scopes: Scopes the request needs.
+            has_body: Whether the request has a body (default: from its headers).
+
+        The caller must still check the body against its ``Content-Digest``
+        (the middlewares do, see :class:`~scout_auth.BodyGuard`).
+
+        Raises:
+            AuthError: A subclass saying why.
+        """
+        sig, now = self._parse_signed(request, authorization, has_body)
+        flow = signature_flow(sig, now, self.require_scoped_keys)
+        context = self._drive(flow, now, self.cache.epoch).context
+        self._accept(context, tuple(required_scopes), client_ip, now)
+        return context
+
+    def verify_request(
+        self,
+        request: HttpRequest,
+        *,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+        client_ip: str | None = None,
+    ) -> OrgContext:
+        """Verify whatever credential ``request`` carries: bearer, legacy or signature."""
+        authorization = request.field("authorization")
+        if request.field("signature-input") is not None or request.field("signature") is not None:
+            return self.verify_signed(
+                request,
+                authorization=authorization,
+                required_scopes=required_scopes,
+                has_body=has_body,
+                client_ip=client_ip,
+            )
+        return self.verify_authorization(
+            authorization, required_scopes=required_scopes, client_ip=client_ip
+        )
+
+    def flush_usage(self) -> None:
+        """Write the usage counted so far to the store now (also done by :meth:`close`)."""
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                getattr(self.store, write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
+
+    def _schedule_usage_flush(self) -> None:
+        # Off the request path: the store write happens in a short-lived thread.
+        threading.Thread(target=self.flush_usage, name="scout_auth-usage", daemon=True).start()
 
     def close(self) -> None:
-        """Stop watching the store for changes."""
+        """Write pending usage and stop watching the store for changes."""
+        self.flush_usage()
         self._unsubscribe()
 
-    def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+    def _verify_bearer(
+        self, token: str, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._bearer_fingerprint(token)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             cred = parse_bearer(token)  # a malformed token never reaches the store
             context = self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
-    def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
+    def _verify(
+        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._fingerprint(cred)
         flight = self._flight_key(fp)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             context = self._flight.run(flight, lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
@@ -212,23 +415,38 @@ class Verifier(_BaseVerifier):
         context = self.cache.get(fp, now)  # a leader that just finished may have filled it
         if context is not None:
             return context
-        flow = credential_flow(cred, now)
+        return self._finish(
+            fp,
+            self._drive(credential_flow(cred, now, self.require_scoped_keys), now, epoch),
+            now,
+            epoch,
+        )
+
+    def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(self._perform(need))
+                need = flow.send(self._perform(need, now, epoch))
         except StopIteration as stop:
-            return self._finish(fp, stop.value, now, epoch)
+            verified: Verified = stop.value
+            return verified
         finally:
             flow.close()
 
-    def _perform(self, need: Need) -> object:
+    def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return _check_password(self._hasher, need)
         try:
             if isinstance(need, FetchKey):
-                return self.store.get_key(need.key_id)
-            assert isinstance(need, FetchLegacy)
+                record = self._cached_record(need.key_id, now)
+                if record is None:
+                    record = self.store.get_key(need.key_id)
+                    self._remember_record(record, now, epoch)
+                return record
+            if isinstance(need, RememberNonce):
+                return self.nonce_cache.remember(need.key, need.ttl)
+            if isinstance(need, FetchRoles):
+                return self.store.list_roles(need.org_id)
             return self.store.get_legacy(need.org_id)
         except AuthError:
             raise
@@ -247,46 +465,135 @@ class AsyncVerifier(_BaseVerifier):
     def __init__(self, store: KeyStore, **options: Any) -> None:
         super().__init__(store, **options)
         self._flight: AsyncSingleFlight[OrgContext] = AsyncSingleFlight()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def verify_token(self, token: str, *, required_scopes: Iterable[str] = ()) -> OrgContext:
+    async def verify_token(
+        self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
+    ) -> OrgContext:
         """Verify a bare ``scout_sk_`` token."""
-        return await self._verify_bearer(token, tuple(required_scopes))
+        return await self._verify_bearer(token, tuple(required_scopes), client_ip)
 
     async def verify_legacy(
-        self, org_id: str, secret: str, *, required_scopes: Iterable[str] = ()
+        self,
+        org_id: str,
+        secret: str,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an org's legacy secret."""
-        return await self._verify(LegacyCredential(org_id, secret), tuple(required_scopes))
+        cred = LegacyCredential(org_id, secret)
+        return await self._verify(cred, tuple(required_scopes), client_ip)
 
     async def verify_authorization(
-        self, authorization: str | None, *, required_scopes: Iterable[str] = ()
+        self,
+        authorization: str | None,
+        *,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value."""
         scheme, rest = split_authorization(authorization)
         if scheme == "bearer":
-            return await self._verify_bearer(rest, tuple(required_scopes))
-        return await self._verify(parse_basic(rest), tuple(required_scopes))
+            return await self._verify_bearer(rest, tuple(required_scopes), client_ip)
+        return await self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
+
+    async def verify_signed(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+        client_ip: str | None = None,
+    ) -> OrgContext:
+        """See :meth:`Verifier.verify_signed`."""
+        sig, now = self._parse_signed(request, authorization, has_body)
+        flow = signature_flow(sig, now, self.require_scoped_keys)
+        context = (await self._drive(flow, now, self.cache.epoch)).context
+        self._accept(context, tuple(required_scopes), client_ip, now)
+        return context
+
+    async def verify_request(
+        self,
+        request: HttpRequest,
+        *,
+        required_scopes: Iterable[str] = (),
+        has_body: bool | None = None,
+        client_ip: str | None = None,
+    ) -> OrgContext:
+        """See :meth:`Verifier.verify_request`."""
+        authorization = request.field("authorization")
+        if request.field("signature-input") is not None or request.field("signature") is not None:
+            return await self.verify_signed(
+                request,
+                authorization=authorization,
+                required_scopes=required_scopes,
+                has_body=has_body,
+                client_ip=client_ip,
+            )
+        return await self.verify_authorization(
+            authorization, required_scopes=required_scopes, client_ip=client_ip
+        )
+
+    async def aflush_usage(self) -> None:
+        """See :meth:`Verifier.flush_usage`."""
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                await getattr(self.store, "a" + write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
+
+    def _schedule_usage_flush(self) -> None:
+        # Off the request path: a task of its own on the running loop.
+        try:
+            task = asyncio.get_running_loop().create_task(self.aflush_usage())
+        except RuntimeError:  # no asyncio loop (trio): the sync store in a thread
+            threading.Thread(target=self._flush_sync, daemon=True).start()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _flush_sync(self) -> None:
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                getattr(self.store, write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
 
     async def aclose(self) -> None:
-        """Stop watching the store for changes."""
+        """Write pending usage and stop watching the store for changes."""
+        await self.aflush_usage()
         self._unsubscribe()
 
-    async def _verify_bearer(self, token: str, required: tuple[str, ...]) -> OrgContext:
+    async def _verify_bearer(
+        self, token: str, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._bearer_fingerprint(token)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             cred = parse_bearer(token)  # a malformed token never reaches the store
             context = await self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
-    async def _verify(self, cred: Credential, required: tuple[str, ...]) -> OrgContext:
+    async def _verify(
+        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
         fp = self._fingerprint(cred)
         flight = self._flight_key(fp)
-        context = self.cache.get(fp, self._clock())
+        now = self._clock()
+        context = self.cache.get(fp, now)
         if context is None:
             context = await self._flight.run(flight, lambda: self._cold(cred, fp))
-        check_scopes(context, required)
+        self._accept(context, required, client_ip, now)
         return context
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
@@ -295,23 +602,36 @@ class AsyncVerifier(_BaseVerifier):
         context = self.cache.get(fp, now)
         if context is not None:
             return context
-        flow: Flow = credential_flow(cred, now)
+        verified = await self._drive(
+            credential_flow(cred, now, self.require_scoped_keys), now, epoch
+        )
+        return self._finish(fp, verified, now, epoch)
+
+    async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(await self._perform(need))
+                need = flow.send(await self._perform(need, now, epoch))
         except StopIteration as stop:
-            return self._finish(fp, stop.value, now, epoch)
+            verified: Verified = stop.value
+            return verified
         finally:
             flow.close()
 
-    async def _perform(self, need: Need) -> object:
+    async def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return await anyio.to_thread.run_sync(_check_password, self._hasher, need)
         try:
             if isinstance(need, FetchKey):
-                return await self.store.aget_key(need.key_id)
-            assert isinstance(need, FetchLegacy)
+                record = self._cached_record(need.key_id, now)
+                if record is None:
+                    record = await self.store.aget_key(need.key_id)
+                    self._remember_record(record, now, epoch)
+                return record
+            if isinstance(need, RememberNonce):
+                return await self.nonce_cache.aremember(need.key, need.ttl)
+            if isinstance(need, FetchRoles):
+                return await self.store.alist_roles(need.org_id)
             return await self.store.aget_legacy(need.org_id)
         except AuthError:
             raise

@@ -1,22 +1,75 @@
 """The ``scout-auth`` command line.
 
-    scout-auth check [TOKEN]   # offline format + checksum check (reads stdin without TOKEN)
-    scout-auth regex           # the secret-scanner regex for scout_sk_ tokens
+    scout-auth check [TOKEN]                 # offline format + checksum check (stdin without TOKEN)
+    scout-auth regex                         # the secret-scanner regex for scout_sk_ tokens
     scout-auth version
 
-The token is never echoed back: ``check`` prints only the public key id.
+    scout-auth --store URL migrate           # create / upgrade the SQL schema
+    scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
+    scout-auth --store URL list ORG
+    scout-auth --store URL rename KEY_ID NAME
+    scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
+    scout-auth --store URL rotate KEY_ID [--grace-hours H]
+    scout-auth --store URL legacy-import ORG # the secret is read from stdin, never argv
+    scout-auth --store URL legacy-delete ORG
+
+``--store`` (or ``$SCOUT_AUTH_STORE``) is a SQLAlchemy URL
+(``sqlite:///keys.db``, ``postgresql+psycopg://…``, ``mysql+pymysql://…``)
+or a Redis URL (``redis://…``). Changes made here reach every running
+instance through the store's change feed, like any other change.
+
+A token is printed once, by ``create`` and ``rotate``; ``check`` prints only
+the public key id. Nothing else ever prints a secret.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from . import __version__
+from ._manager import KeyManager
+from ._records import KeyRecord
 from ._tokens import TOKEN_REGEX, parse_token
+from .exceptions import ScoutAuthError
+from .stores._base import KeyStore
 
-__all__ = ["main"]
+__all__ = ["main", "open_store"]
+
+STORE_ENV = "SCOUT_AUTH_STORE"
+
+
+def open_store(url: str) -> KeyStore:
+    """A key store for ``url`` (SQL or Redis), without a change-feed listener."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .stores.redis import RedisKeyStore
+
+        return RedisKeyStore.from_url(url, listen=False)
+    from .stores.sql import SQLKeyStore
+
+    return SQLKeyStore(url)
+
+
+def _key_json(record: KeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": record.key_id,
+        "org_id": record.org_id,
+        "name": record.name,
+        "enabled": record.enabled,
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "scopes": None if record.scopes is None else sorted(record.scopes),
+        "replaced_by": record.replaced_by,
+        "roles": sorted(record.roles),
+        "allowed_ips": None if record.allowed_ips is None else list(record.allowed_ips),
+        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
+        "use_count": record.use_count,
+    }
 
 
 def _check(token: str | None) -> int:
@@ -30,22 +83,129 @@ def _check(token: str | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="scout-auth", description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scout-auth", description="scout_auth key tool")
+    parser.add_argument(
+        "--store", default=os.environ.get(STORE_ENV), help=f"store URL (${STORE_ENV})"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check a token's format and checksum offline")
     check.add_argument("token", nargs="?", help="the token (default: read from stdin)")
     sub.add_parser("regex", help="print the regex secret scanners can use")
     sub.add_parser("version", help="print the version")
-    args = parser.parse_args(argv)
+    sub.add_parser("migrate", help="create or upgrade the SQL schema")
+    create = sub.add_parser("create", help="create a key; prints its token once")
+    create.add_argument("org_id")
+    create.add_argument("name")
+    create.add_argument("--scope", action="append", dest="scopes", help="granted scope (repeat)")
+    create.add_argument("--expires", help="expiry, ISO 8601 with a timezone")
+    create.add_argument("--role", action="append", dest="roles", help="org role (repeat)")
+    create.add_argument(
+        "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
+    )
+    sub.add_parser("list", help="list an org's keys (JSON lines)").add_argument("org_id")
+    rename = sub.add_parser("rename", help="rename a key")
+    rename.add_argument("key_id")
+    rename.add_argument("name")
+    for name in ("disable", "enable", "delete"):
+        sub.add_parser(name, help=f"{name} a key").add_argument("key_id")
+    rotate = sub.add_parser("rotate", help="rotate a key; prints the new token once")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--grace-hours", type=float, default=24.0)
+    sub.add_parser("legacy-import", help="import an org's legacy secret (stdin)").add_argument(
+        "org_id"
+    )
+    sub.add_parser("legacy-delete", help="turn an org's legacy secret off").add_argument("org_id")
+    status = sub.add_parser("legacy-status", help="an org's legacy use (JSON)")
+    status.add_argument("org_id")
+    status.add_argument("--days", type=int, default=30)
+    for name in ("legacy-disable", "legacy-enable"):
+        sub.add_parser(name, help=f"{name[7:]} legacy auth for an org").add_argument("org_id")
+    return parser
+
+
+def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
+    out: Callable[[object], None] = lambda obj: print(json.dumps(obj))  # noqa: E731
+    if args.command == "create":
+        expires = datetime.fromisoformat(args.expires) if args.expires else None
+        new = manager.create_key(
+            args.org_id,
+            args.name,
+            scopes=args.scopes,
+            expires_at=expires,
+            roles=args.roles,
+            allowed_ips=args.allowed_ips,
+        )
+        out({"token": new.token, **_key_json(new.key)})
+    elif args.command == "list":
+        for record in manager.list_keys(args.org_id):
+            out(_key_json(record))
+    elif args.command == "rename":
+        out(_key_json(manager.rename_key(args.key_id, args.name)))
+    elif args.command in ("disable", "enable"):
+        method = manager.disable_key if args.command == "disable" else manager.enable_key
+        out(_key_json(method(args.key_id)))
+    elif args.command == "delete":
+        out(_key_json(manager.delete_key(args.key_id)))
+    elif args.command == "rotate":
+        new = manager.rotate_key(args.key_id, grace=timedelta(hours=args.grace_hours))
+        out({"token": new.token, **_key_json(new.key)})
+    elif args.command == "legacy-import":
+        secret = sys.stdin.readline().rstrip("\n")
+        legacy = manager.import_legacy_key(args.org_id, secret)
+        out({"org_id": legacy.org_id, "created_at": legacy.created_at.isoformat()})
+    elif args.command == "legacy-delete":
+        manager.delete_legacy_key(args.org_id)
+        out({"org_id": args.org_id, "legacy": False})
+    elif args.command == "legacy-status":
+        st = manager.legacy_status(args.org_id, days=args.days)
+        last = st.last_used_at.isoformat() if st.last_used_at else None
+        out(
+            {
+                "org_id": st.org_id,
+                "exists": st.exists,
+                "enabled": st.enabled,
+                "last_used_at": last,
+                "requests": st.requests,
+                "days": st.days,
+            }
+        )
+    elif args.command in ("legacy-disable", "legacy-enable"):
+        switch = (
+            manager.disable_legacy if args.command == "legacy-disable" else manager.enable_legacy
+        )
+        out({"org_id": args.org_id, "enabled": switch(args.org_id).enabled})
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.token)
     if args.command == "regex":
         print(TOKEN_REGEX)
         return 0
-    print(__version__)
-    return 0
+    if args.command == "version":
+        print(__version__)
+        return 0
+    if not args.store:
+        print(f"scout-auth: --store URL (or ${STORE_ENV}) is required", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        from .stores.sql import upgrade
+
+        upgrade(args.store)
+        print("schema up to date")
+        return 0
+    store = open_store(args.store)
+    try:
+        return _manage(args, KeyManager(store))
+    except (ScoutAuthError, ValueError) as exc:
+        print(f"scout-auth: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ The tree::
     │   ├── KeyDisabled               401 key_disabled
     │   ├── KeyExpired                401 key_expired
     │   ├── InsufficientScope         403 insufficient_scope
+    │   ├── IpNotAllowed              403 ip_not_allowed
+    │   ├── LegacyDisabled            401 legacy_disabled
     │   ├── StoreUnavailable          503 store_unavailable
     │   ├── SignatureInvalid          401 signature_invalid
     │   ├── SignatureMissingComponent 401 signature_missing_component
@@ -41,7 +43,7 @@ key's secret; an unknown key and a wrong secret both raise ``InvalidToken``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, Self
 
 __all__ = [
     "AuthError",
@@ -52,9 +54,11 @@ __all__ = [
     "InvalidKeyOperation",
     "InvalidRequest",
     "InvalidToken",
+    "IpNotAllowed",
     "KeyDisabled",
     "KeyExpired",
     "KeyNotFound",
+    "LegacyDisabled",
     "MissingCredentials",
     "NonceRequired",
     "ReplayDetected",
@@ -81,15 +85,24 @@ class AuthError(ScoutAuthError):
         status: The HTTP status the middlewares answer with.
         code: A stable, machine-readable reason code.
         title: A short human-readable summary (safe to show to clients).
+        subject: ``(org_id, key_id, key_name)`` when the request proved it
+            holds a real key (disabled, expired, missing scope, replay…),
+            else ``None``. For the audit trail; never sent to the client.
     """
 
     status: ClassVar[int] = 401
     code: ClassVar[str] = "unauthorized"
     title: ClassVar[str] = "Unauthorized"
+    subject: tuple[str, str, str] | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.title
         super().__init__(self.detail)
+
+    def about(self, org_id: str, key_id: str, key_name: str) -> Self:
+        """Record which real key the refused request used; returns ``self``."""
+        self.subject = (org_id, key_id, key_name)
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
@@ -147,10 +160,39 @@ class InsufficientScope(AuthError):
     code = "insufficient_scope"
     title = "Insufficient scope"
 
-    def __init__(self, required: Iterable[str], missing: Iterable[str]) -> None:
+    def __init__(
+        self, required: Iterable[str], missing: Iterable[str], detail: str | None = None
+    ) -> None:
         self.required = tuple(required)
         self.missing = tuple(missing)
-        super().__init__("Missing scope: " + " ".join(self.missing))
+        super().__init__(detail or "Missing scope: " + " ".join(self.missing))
+
+
+class IpNotAllowed(AuthError):
+    """The key is valid but the client address is outside its IP allowlist.
+
+    Also raised when the client address is unknown or does not parse: an
+    allowlist fails closed.
+    """
+
+    status = 403
+    code = "ip_not_allowed"
+    title = "Client address not allowed for this key"
+
+
+class LegacyDisabled(AuthError):
+    """The legacy secret matched, but legacy authentication is off for the org."""
+
+    status = 401
+    code = "legacy_disabled"
+    title = "Legacy credentials disabled"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "Legacy credentials are disabled for this organization: "
+            "migrate to an Org Credential (Bearer scout_sk_ token or signed requests)"
+        )
 
 
 class StoreUnavailable(AuthError):

@@ -32,19 +32,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, Unpack, cast
 
 from flask import Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterOptions
+from ._adapter import AdapterKwargs, AdapterOptions
 from ._flow import check_scopes
 from ._records import OrgContext
 from ._verifier import Verifier
 from .exceptions import AuthError
-from .wsgi import ENVIRON_KEY, ERROR_KEY, problem_response
+from .wsgi import ENVIRON_KEY, ERROR_KEY, authenticate_environ, problem_response
 
 __all__ = ["ScoutAuth", "current_org", "require_scopes"]
 
@@ -100,6 +100,15 @@ class ScoutAuth:
         required_scopes: Scopes every non-exempt request needs.
         on_error: ``on_error(exc)`` may return a Response to send instead of
             the default problem+json answer; ``None`` keeps the default.
+        max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
+        trusted_proxies: Reverse proxies whose ``X-Forwarded-*`` headers are
+            believed for signed requests (see :mod:`scout_auth.wsgi`).
+
+    Signed requests are verified, and their body read and checked against
+    ``Content-Digest``, before any view runs (as in :mod:`scout_auth.wsgi`).
     """
 
     def __init__(
@@ -107,18 +116,13 @@ class ScoutAuth:
         app: Flask | None = None,
         *,
         verifier: Verifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise TypeError("ScoutAuth needs a (sync) Verifier")
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
-        )
+        self.options = AdapterOptions.build(**options)
         self.on_error = on_error
         self._exempt_views: set[Callable[..., Any]] = set()
         if app is not None:
@@ -153,18 +157,21 @@ class ScoutAuth:
         if self._is_exempt(req):
             return None
         try:
-            context = self.verifier.verify_authorization(
-                self.options.authorization(req.headers.get(self.options.header)),
-                required_scopes=self.options.required_scopes,
-            )
+            context = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             return self._handle_error(exc)
+        # A signed body was replaced by its verified copy: forget any stream
+        # werkzeug may have opened on the original.
+        req.__dict__.pop("stream", None)
         app_globals.scout_org = context
         environ[ENVIRON_KEY] = context
         return None
 
     def _handle_error(self, exc: AuthError) -> Response:
         request.environ[ERROR_KEY] = exc
+        self.verifier.record_denial(
+            exc, method=request.method, path=request.path, client_ip=request.remote_addr
+        )
         logger.info("denied %s %s: %s", request.method, request.path, exc.code)
         response = self.on_error(exc) if self.on_error is not None else None
         return response if response is not None else problem_response(exc, realm=self.options.realm)

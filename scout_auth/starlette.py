@@ -26,17 +26,20 @@ same way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._adapter import AdapterOptions
+from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._body import BodyGuard
 from ._flow import check_scopes
 from ._problem import problem_for
 from ._records import OrgContext
+from ._requests import asgi_client_ip, asgi_request
 from ._scopes import scope_granted
 from ._verifier import AsyncVerifier
 from .exceptions import AuthError
@@ -55,7 +58,23 @@ SCOPE_KEY = "scout_auth.org"
 
 logger = logging.getLogger("scout_auth")
 
+_SIGNATURE_HEADERS = (b"signature-input", b"signature")
+
 ErrorHandler = Callable[[HTTPConnection, AuthError], Response | Awaitable[Response] | None]
+
+
+_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _sorted(scopes: frozenset[str]) -> tuple[str, ...]:
+    # Every warm request lists the same few scope sets: sort each once
+    # (bounded; a frozenset caches its own hash).
+    found = _SORTED.get(scopes)
+    if found is None:
+        if len(_SORTED) >= 1024:
+            _SORTED.clear()
+        found = _SORTED[scopes] = tuple(sorted(scopes))
+    return found
 
 
 class OrgScopes(list[str]):
@@ -71,7 +90,7 @@ class OrgScopes(list[str]):
     __slots__ = ("__dict__", "granted")
 
     def __init__(self, scopes: frozenset[str] | None) -> None:
-        list.__init__(self, sorted(scopes) if scopes else ())
+        list.__init__(self, _sorted(scopes) if scopes else ())
         self.granted = scopes
 
     def __contains__(self, scope: object) -> bool:
@@ -126,6 +145,21 @@ class ScoutAuthMiddleware:
         on_error: ``on_error(conn, exc)`` may return a Response (or an
             awaitable of one) to send instead of the default problem+json
             answer; returning ``None`` keeps the default.
+        max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
+        trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
+            ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
+            checking a signature's ``@scheme`` / ``@authority``, and whose
+            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
+            address for IP allowlists (otherwise ``scope["client"]``).
+
+    Signed requests (RFC 9421) are verified from their headers before the
+    app runs; their body streams to the app through a digest check, and the
+    final chunk is only handed over once it matched ``Content-Digest``. On a
+    mismatch the app's next ``receive()`` is ``http.disconnect``, whatever it
+    answers is discarded, and the client gets 401 ``digest_mismatch``.
     """
 
     def __init__(
@@ -133,19 +167,14 @@ class ScoutAuthMiddleware:
         app: ASGIApp,
         *,
         verifier: AsyncVerifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, AsyncVerifier):
             raise TypeError("ScoutAuthMiddleware needs an AsyncVerifier")
         self.app = app
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
-        )
+        self.options = AdapterOptions.build(**options)
         self._header = self.options.header.encode("latin-1")
         self.on_error = on_error
 
@@ -160,19 +189,38 @@ class ScoutAuthMiddleware:
             return
         header = self._header
         value: str | None = None
+        signed = False
         for name, raw in scope["headers"]:
             if name == header:
                 text = raw.decode("latin-1")
                 # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
                 value = text if value is None else f"{value}, {text}"
-        authorization = self.options.authorization(value)
-        required = self.options.required_scopes
+            elif name in _SIGNATURE_HEADERS:
+                signed = True
+        required = self.options.scopes_for(scope.get("method", "GET"), scope["path"])
+        client_ip = asgi_client_ip(scope, self.options.proxies)
+        guard: BodyGuard | None = None
         try:
-            # A cached credential is answered without awaiting anything.
-            context = self.verifier._cached_authorization(authorization, required)
-            if context is None:
-                context = await self.verifier.verify_authorization(
-                    authorization, required_scopes=required
+            if signed:
+                request = asgi_request(scope, self.options.proxies)
+                context = await self.verifier.verify_signed(
+                    request, authorization=value, required_scopes=required, client_ip=client_ip
+                )
+                if scope["type"] == "http":
+                    guard = BodyGuard(
+                        request.field("content-digest"), max_size=self.options.max_body_size
+                    )
+                    guard.check_length(declared_length(request.field("content-length")))
+            else:
+                authorization = self.options.authorization(value)
+                # A cached credential is answered without awaiting anything.
+                cached = self.verifier._cached_authorization(authorization, required, client_ip)
+                context = (
+                    cached
+                    if cached is not None
+                    else await self.verifier.verify_authorization(
+                        authorization, required_scopes=required, client_ip=client_ip
+                    )
                 )
         except AuthError as exc:
             await self._reject(scope, receive, send, exc)
@@ -184,6 +232,9 @@ class ScoutAuthMiddleware:
         scope[SCOPE_KEY] = context
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
+            return
+        if guard is not None:
+            await self._call_guarded(scope, receive, send, guard)
             return
         started = False
 
@@ -202,8 +253,59 @@ class ScoutAuthMiddleware:
                 raise
             await self._reject(scope, receive, send, exc)
 
+    async def _call_guarded(
+        self, scope: Scope, receive: Receive, send: Send, guard: BodyGuard
+    ) -> None:
+        # The signed body streams through ``guard``: no buffering, and the
+        # chunk that completes the body is handed over only after the digest
+        # matched (RFC 9530). A failure turns the stream into a disconnect and
+        # mutes the app, so it can neither see the whole bad body nor answer.
+        failure: AuthError | None = None
+        started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal failure
+            if failure is not None:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                try:
+                    guard.feed(message.get("body", b""), final=not message.get("more_body", False))
+                except AuthError as exc:
+                    failure = exc
+                    logger.info("signed body refused on %s: %s", scope["path"], exc.code)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if failure is not None and not started:
+                return  # the app answers a body it was refused: drop it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception as exc:
+            if started:
+                raise
+            if failure is None:
+                if not isinstance(exc, AuthError):
+                    raise
+                failure = exc
+        if failure is not None and not started:
+            await self._reject(scope, receive, send, failure)
+
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
         logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
+        client = scope.get("client")
+        self.verifier.record_denial(
+            exc,
+            method=scope.get("method", "GET"),
+            path=scope["path"],
+            client_ip=client[0] if client else None,
+        )
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         scope[SCOPE_KEY] = None
         response: Response | None = None

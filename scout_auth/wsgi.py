@@ -15,20 +15,31 @@ the same ``problem+json`` answer as the ASGI middleware.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterOptions
+from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._body import BodyGuard
 from ._problem import problem_for
+from ._records import OrgContext
+from ._requests import wsgi_client_ip, wsgi_request
 from ._verifier import Verifier
 from .exceptions import AuthError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "ERROR_KEY", "ScoutAuthMiddleware", "problem_response"]
+__all__ = [
+    "ENVIRON_KEY",
+    "ERROR_KEY",
+    "ScoutAuthMiddleware",
+    "authenticate_environ",
+    "problem_response",
+    "read_verified_body",
+]
 
 #: Where the :class:`~scout_auth.OrgContext` lives in the WSGI environ.
 ENVIRON_KEY = "scout_auth.org"
@@ -52,6 +63,67 @@ def environ_header(environ: WSGIEnvironment, header: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_SPOOL_IN_MEMORY = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def read_verified_body(environ: WSGIEnvironment, guard: BodyGuard) -> None:
+    """Read a signed body through ``guard`` and hand it back as ``wsgi.input``.
+
+    Raises:
+        AuthError: 413 past the size limit, 401 on a digest mismatch; the
+            app is then never called.
+    """
+    length = declared_length(environ.get("CONTENT_LENGTH"))
+    guard.check_length(length)
+    stream = environ["wsgi.input"]
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the app
+    # PEP 3333: read no further than CONTENT_LENGTH, or to EOF when the server
+    # says the input is terminated (chunked); with neither there is no body.
+    remaining = (
+        length if length is not None else (-1 if environ.get("wsgi.input_terminated") else 0)
+    )
+    while remaining:
+        chunk = stream.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))
+        if not chunk:
+            break
+        guard.feed(chunk, final=False)
+        spool.write(chunk)
+        if remaining > 0:
+            remaining -= len(chunk)
+    guard.feed(b"", final=True)
+    spool.seek(0)
+    environ["wsgi.input"] = spool
+    environ["CONTENT_LENGTH"] = str(guard.size)
+
+
+def authenticate_environ(
+    verifier: Verifier, options: AdapterOptions, environ: WSGIEnvironment
+) -> OrgContext:
+    """Verify the request ``environ`` describes; shared by the WSGI middleware and Flask.
+
+    Bearer and legacy credentials come from ``options.header``. A request
+    with ``Signature-Input`` / ``Signature`` is verified as RFC 9421 signed
+    request, then its body is read and checked (:func:`read_verified_body`).
+    """
+    value = environ_header(environ, options.header)
+    required = options.scopes_for(
+        environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+    )
+    client_ip = wsgi_client_ip(environ, options.proxies)
+    if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
+        request = wsgi_request(environ, options.proxies)
+        context = verifier.verify_signed(
+            request, authorization=value, required_scopes=required, client_ip=client_ip
+        )
+        guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
+        read_verified_body(environ, guard)
+        return context
+    return verifier.verify_authorization(
+        options.authorization(value), required_scopes=required, client_ip=client_ip
+    )
+
+
 class ScoutAuthMiddleware:
     """Authenticate every request before it reaches the wrapped WSGI app.
 
@@ -65,6 +137,20 @@ class ScoutAuthMiddleware:
         required_scopes: Scopes every non-exempt request needs.
         on_error: ``on_error(environ, exc)`` may return a werkzeug Response
             to send instead of the default answer; ``None`` keeps it.
+        max_body_size: Largest body of a signed request; 413 above.
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
+        trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
+            ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
+            checking a signature's ``@scheme`` / ``@authority``, and whose
+            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
+            address for IP allowlists (otherwise ``REMOTE_ADDR``).
+
+    Signed requests (RFC 9421): WSGI reads synchronously, so the signed
+    body is read first (bounded by ``max_body_size``, spooled to disk past
+    1 MiB), checked against its ``Content-Digest``, and only then handed to
+    the app as ``wsgi.input``. The app never sees an unverified byte.
     """
 
     def __init__(
@@ -72,19 +158,14 @@ class ScoutAuthMiddleware:
         app: WSGIApplication,
         *,
         verifier: Verifier,
-        exempt_paths: Iterable[str] = (),
-        header: str = "authorization",
-        realm: str = "api",
-        required_scopes: Iterable[str] = (),
         on_error: ErrorHandler | None = None,
+        **options: Unpack[AdapterKwargs],
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise TypeError("the WSGI middleware needs a (sync) Verifier")
         self.app = app
         self.verifier = verifier
-        self.options = AdapterOptions.build(
-            exempt_paths=exempt_paths, header=header, realm=realm, required_scopes=required_scopes
-        )
+        self.options = AdapterOptions.build(**options)
         self.on_error = on_error
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -92,12 +173,15 @@ class ScoutAuthMiddleware:
         if self.options.is_exempt(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         try:
-            environ[ENVIRON_KEY] = self.verifier.verify_authorization(
-                self.options.authorization(environ_header(environ, self.options.header)),
-                required_scopes=self.options.required_scopes,
-            )
+            environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             environ[ERROR_KEY] = exc
+            self.verifier.record_denial(
+                exc,
+                method=environ.get("REQUEST_METHOD"),
+                path=environ.get("PATH_INFO"),
+                client_ip=environ.get("REMOTE_ADDR"),
+            )
             logger.info(
                 "denied %s %s: %s",
                 environ.get("REQUEST_METHOD"),

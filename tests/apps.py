@@ -6,10 +6,11 @@ the integration tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.middleware import Middleware
@@ -33,6 +34,10 @@ def describe(ctx: OrgContext) -> dict[str, Any]:
     return {"org": ctx.org_id, "key": ctx.key_id, "name": ctx.key_name, "kind": str(ctx.kind)}
 
 
+def echo(ctx: OrgContext, body: bytes) -> dict[str, Any]:
+    return {**describe(ctx), "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
 def starlette_app(verifier: AsyncVerifier, **options: Any) -> Starlette:
     async def whoami(request: Request) -> JSONResponse:
         return JSONResponse(describe(org_context(request)))
@@ -47,10 +52,14 @@ def starlette_app(verifier: AsyncVerifier, **options: Any) -> Starlette:
     async def health(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
+    async def echo_view(request: Request) -> JSONResponse:
+        return JSONResponse(echo(org_context(request), await request.body()))
+
     options.setdefault("exempt_paths", EXEMPT)
     return Starlette(
         routes=[
             Route("/whoami", whoami),
+            Route("/echo", echo_view, methods=["POST", "PUT"]),
             Route("/write", write, methods=["GET", "POST"]),
             Route("/read", read),
             Route("/health", health),
@@ -68,6 +77,10 @@ def flask_app(verifier: Verifier, **options: Any) -> Flask:
     @app.route("/whoami")
     def whoami() -> Any:
         return describe(current_org)
+
+    @app.route("/echo", methods=["POST", "PUT"])
+    def echo_view() -> Any:
+        return echo(current_org, request.get_data())
 
     @app.route("/write", methods=["GET", "POST"])
     @flask_require_scopes("drive:write")
@@ -95,6 +108,10 @@ def wsgi_app(verifier: Verifier, **options: Any) -> WSGIMiddleware:
         ctx = request.environ.get(ENVIRON_KEY)
         if ctx is None:  # exempt path
             return WResponse("ok", content_type="text/plain; charset=utf-8")
+        if request.path == "/echo":
+            return WResponse(
+                json.dumps(echo(ctx, request.get_data())), content_type="application/json"
+            )
         return WResponse(json.dumps(describe(ctx)), content_type="application/json")
 
     options.setdefault("exempt_paths", EXEMPT)

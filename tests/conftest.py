@@ -43,3 +43,10 @@ def require_server(name: str, host: str, port: int) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis URL; skips (laptop) or fails (CI) when Redis is not up."""
+    require_server("Redis", "127.0.0.1", 6379)
+    return REDIS_URL

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
+from typing import Any
 
 import pytest
 
-from scout_auth import TOKEN_REGEX, InMemoryKeyStore, KeyManager, __version__
+from scout_auth import TOKEN_REGEX, InMemoryKeyStore, KeyManager, Verifier, __version__
 from scout_auth.cli import main
+from scout_auth.exceptions import InvalidToken, KeyDisabled, KeyExpired, LegacyDisabled
 
 
 @pytest.fixture
@@ -46,3 +50,143 @@ def test_regex_and_version(token, capsys):
     assert re.fullmatch(printed, token)
     assert main(["version"]) == 0
     assert capsys.readouterr().out.strip() == __version__
+
+
+# -- key management against real stores --------------------------------------
+
+
+def run(capsys, *argv: str) -> tuple[int, list[dict[str, Any]]]:
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def sqlite_store_url(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    assert main(["--store", url, "migrate"]) == 0
+    capsys.readouterr()
+    return url
+
+
+def test_lifecycle_through_the_cli_on_sqlite(sqlite_store_url, capsys):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    url = sqlite_store_url
+    code, [created] = run(
+        capsys, "--store", url, "create", "org_cli", "ci deploys", "--scope", "files:read"
+    )
+    assert code == 0
+    assert created["scopes"] == ["files:read"]
+    token, key_id = created["token"], created["key_id"]
+    store = SQLKeyStore(url)
+    verifier = Verifier(store, cache_ttl=0)  # another process's view: no shared cache
+    assert verifier.verify_token(token).org_id == "org_cli"
+    assert run(capsys, "--store", url, "disable", key_id)[1][0]["enabled"] is False
+    with pytest.raises(KeyDisabled):
+        verifier.verify_token(token)
+    assert run(capsys, "--store", url, "enable", key_id)[1][0]["enabled"] is True
+    assert (
+        run(capsys, "--store", url, "rename", key_id, "ci deploys (prod)")[1][0]["name"]
+        == "ci deploys (prod)"
+    )
+    code, [rotated] = run(capsys, "--store", url, "rotate", key_id, "--grace-hours", "0")
+    assert verifier.verify_token(rotated["token"]).key_id == rotated["key_id"]
+    with pytest.raises(KeyExpired):
+        verifier.verify_token(token)
+    code, listed = run(capsys, "--store", url, "list", "org_cli")
+    assert [k["key_id"] for k in listed] == [key_id, rotated["key_id"]]
+    assert all("token" not in k for k in listed)
+    assert run(capsys, "--store", url, "delete", rotated["key_id"])[0] == 0
+    with pytest.raises(InvalidToken):
+        verifier.verify_token(rotated["token"])
+    store.close()
+
+
+def test_legacy_secret_comes_from_stdin_not_argv(sqlite_store_url, capsys, monkeypatch):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    code, [out] = run(capsys, "--store", sqlite_store_url, "legacy-import", "org_cli")
+    assert code == 0
+    assert "old-system-secret" not in json.dumps(out)
+    store = SQLKeyStore(sqlite_store_url)
+    assert Verifier(store).verify_legacy("org_cli", "old-system-secret").org_id == "org_cli"
+    assert run(capsys, "--store", sqlite_store_url, "legacy-delete", "org_cli")[0] == 0
+    with pytest.raises(InvalidToken):
+        Verifier(store).verify_legacy("org_cli", "old-system-secret")
+    store.close()
+
+
+def test_roles_allowlist_and_the_legacy_switch_through_the_cli(
+    sqlite_store_url, capsys, monkeypatch
+):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    url = sqlite_store_url
+    code, [created] = run(
+        capsys,
+        "--store", url, "create", "org_cli", "office importer",
+        "--role", "viewer", "--allow-ip", "192.0.2.0/24", "--allow-ip", "2001:db8::/32",
+    )  # fmt: skip
+    assert code == 0
+    assert created["roles"] == ["viewer"]
+    assert created["allowed_ips"] == ["192.0.2.0/24", "2001:db8::/32"]
+    assert (created["use_count"], created["last_used_at"]) == (0, None)
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    run(capsys, "--store", url, "legacy-import", "org_cli")
+    code, [status] = run(capsys, "--store", url, "legacy-status", "org_cli", "--days", "7")
+    assert status == {
+        "org_id": "org_cli",
+        "exists": True,
+        "enabled": True,
+        "last_used_at": None,
+        "requests": 0,
+        "days": 7,
+    }
+    assert run(capsys, "--store", url, "legacy-disable", "org_cli")[1] == [
+        {"org_id": "org_cli", "enabled": False}
+    ]
+    store = SQLKeyStore(url)
+    with pytest.raises(LegacyDisabled):
+        Verifier(store).verify_legacy("org_cli", "old-system-secret")
+    assert run(capsys, "--store", url, "legacy-enable", "org_cli")[1][0]["enabled"] is True
+    store.close()
+
+
+def test_errors_are_one_line_and_exit_1(sqlite_store_url, capsys):
+    assert main(["--store", sqlite_store_url, "disable", "a" * 20]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("scout-auth: ")
+    assert "Traceback" not in err
+
+
+def test_a_store_is_required_for_key_commands(capsys, monkeypatch):
+    monkeypatch.delenv("SCOUT_AUTH_STORE", raising=False)
+    assert main(["list", "org"]) == 2
+    assert "--store" in capsys.readouterr().err
+
+
+def test_a_cli_disable_reaches_a_running_redis_verifier(capsys, redis_url):
+    import uuid
+
+    from scout_auth.stores.redis import RedisKeyStore
+
+    running = RedisKeyStore.from_url(redis_url, prefix="scout")  # default prefix, as the CLI
+    assert running.wait_listening(5)
+    verifier = Verifier(running, cache_ttl=60)
+    org_id = f"org_cli_{uuid.uuid4().hex[:8]}"
+    _code, [created] = run(capsys, "--store", redis_url, "create", org_id, "ci deploys")
+    verifier.verify_token(created["token"])  # cached now
+    run(capsys, "--store", redis_url, "disable", created["key_id"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            verifier.verify_token(created["token"])
+        except KeyDisabled:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the running verifier never saw the CLI's disable")
+    run(capsys, "--store", redis_url, "delete", created["key_id"])
+    running.close()

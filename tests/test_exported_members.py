@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import scout_auth
-from scout_auth import exceptions
+from scout_auth import audit, exceptions
 from scout_auth.exceptions import AuthError, ScoutAuthError
 
 EXPORTED = sorted(
@@ -19,16 +19,23 @@ EXPORTED = sorted(
         "TOKEN_REGEX",
         "AsyncKeyManager",
         "AsyncVerifier",
+        "BodyGuard",
         "CredentialKind",
+        "HttpRequest",
         "InMemoryKeyStore",
+        "InMemoryNonceCache",
         "KeyEvent",
         "KeyManager",
         "KeyRecord",
         "KeyStore",
         "KeyUpdate",
         "LegacyRecord",
+        "LegacyStatus",
         "NewKey",
+        "NonceCache",
         "OrgContext",
+        "RoleRecord",
+        "SignaturePolicy",
         "Verifier",
         "WeakKeyNameWarning",
         "__version__",
@@ -49,9 +56,11 @@ EXCEPTIONS_EXPORTED = sorted(
         "InvalidKeyOperation",
         "InvalidRequest",
         "InvalidToken",
+        "IpNotAllowed",
         "KeyDisabled",
         "KeyExpired",
         "KeyNotFound",
+        "LegacyDisabled",
         "MissingCredentials",
         "NonceRequired",
         "ReplayDetected",
@@ -73,6 +82,8 @@ AUTH_ERRORS = {
     "KeyDisabled": (401, "key_disabled"),
     "KeyExpired": (401, "key_expired"),
     "InsufficientScope": (403, "insufficient_scope"),
+    "IpNotAllowed": (403, "ip_not_allowed"),
+    "LegacyDisabled": (401, "legacy_disabled"),
     "StoreUnavailable": (503, "store_unavailable"),
     "SignatureInvalid": (401, "signature_invalid"),
     "SignatureMissingComponent": (401, "signature_missing_component"),
@@ -183,3 +194,27 @@ def test_management_errors_are_also_builtin_errors():
     assert issubclass(exceptions.InvalidKeyOperation, ValueError)
     assert not issubclass(exceptions.KeyNotFound, AuthError)
     assert not issubclass(exceptions.InvalidKeyOperation, AuthError)
+
+
+AUDIT_EXPORTED = sorted(
+    [
+        "DEFAULT_PAGE_SIZE",
+        "MAX_PAGE_SIZE",
+        "AuditAction",
+        "AuditBuffer",
+        "AuditEvent",
+        "AuditPage",
+        "AuditSink",
+        "DropPolicy",
+        "InMemoryAuditSink",
+        "LoggingAuditSink",
+        "denial_event",
+    ]
+)
+
+
+def test_audit_all_is_locked_and_documented():
+    assert sorted(audit.__all__) == AUDIT_EXPORTED
+    for name in set(AUDIT_EXPORTED) - {"DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "DropPolicy"}:
+        assert own_docstring(getattr(audit, name)), f"scout_auth.audit.{name} has no docstring"
+    assert (audit.DEFAULT_PAGE_SIZE, audit.MAX_PAGE_SIZE) == (50, 1000)

@@ -13,15 +13,39 @@ deliver events written by other processes through the same subscribers.
 
 from __future__ import annotations
 
+import enum
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import Literal, Protocol, runtime_checkable
 
-from .._records import KeyRecord, LegacyRecord
+from .._records import KeyRecord, LegacyRecord, RoleRecord
 
-__all__ = ["KeyEvent", "KeyStore", "KeyUpdate", "Listener", "StoreEventsMixin"]
+__all__ = [
+    "KEEP",
+    "ROLE_ACTIONS",
+    "KeyEvent",
+    "KeyStore",
+    "KeyUpdate",
+    "Listener",
+    "StoreEventsMixin",
+]
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: "Leave this field as it is" in a :class:`KeyUpdate` whose ``None`` means something.
+KEEP = _Keep.KEEP
+
+#: Event actions of a role change: they affect every key of the org using the
+#: role, so verifiers drop every cached entry (roles change rarely).
+ROLE_ACTIONS = frozenset({"role_updated", "role_deleted"})
+
+logger = logging.getLogger("scout_auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +54,12 @@ class KeyEvent:
 
     Attributes:
         action: ``created``, ``updated``, ``rotated``, ``deleted``,
-            ``legacy_imported`` or ``legacy_deleted``.
+            ``legacy_imported``, ``legacy_updated``, ``legacy_deleted``,
+            ``role_updated`` or ``role_deleted``; or ``flush`` (org ``"*"``),
+            delivered by a change feed that may have missed events: drop
+            every cached entry.
         org_id: The organization concerned.
-        key_id: The key concerned, or ``None`` for legacy events.
+        key_id: The key concerned, or ``None`` for legacy and role events.
     """
 
     action: str
@@ -45,10 +72,36 @@ Listener = Callable[[KeyEvent], None]
 
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
-    """Fields to change on a key; ``None`` leaves a field as it is."""
+    """Fields to change on a key; ``None`` (``KEEP`` where ``None`` means
+    something) leaves a field as it is.
+
+    ``scopes=None`` makes a key unrestricted by scopes, ``allowed_ips=None``
+    usable from anywhere; ``roles=frozenset()`` removes every role.
+    """
 
     name: str | None = None
     enabled: bool | None = None
+    scopes: frozenset[str] | Literal[_Keep.KEEP] | None = KEEP
+    roles: frozenset[str] | None = None
+    allowed_ips: tuple[str, ...] | Literal[_Keep.KEEP] | None = KEEP
+
+
+def apply_update(record: KeyRecord, update: KeyUpdate) -> KeyRecord:
+    """``record`` with ``update`` applied (the reference semantics)."""
+    return record.evolve(
+        name=record.name if update.name is None else update.name,
+        enabled=record.enabled if update.enabled is None else update.enabled,
+        scopes=record.scopes if update.scopes is KEEP else update.scopes,
+        roles=record.roles if update.roles is None else update.roles,
+        allowed_ips=record.allowed_ips if update.allowed_ips is KEEP else update.allowed_ips,
+    )
+
+
+def utc_day(value: datetime) -> str:
+    """The UTC day of ``value`` as ``YYYY-MM-DD`` (legacy usage buckets)."""
+    if value.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC).date().isoformat()
 
 
 @runtime_checkable
@@ -91,6 +144,35 @@ class KeyStore(Protocol):
     def delete_legacy(self, org_id: str) -> bool:
         """Delete the org's legacy key; ``False`` if there was none."""
 
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Switch legacy authentication on or off; ``None`` if the org has no legacy key."""
+
+    def put_role(self, role: RoleRecord) -> None:
+        """Create or replace a role (publishes ``role_updated``)."""
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Return one role, or ``None``."""
+
+    def delete_role(self, org_id: str, name: str) -> bool:
+        """Delete a role (publishes ``role_deleted``); ``False`` if there was none."""
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """Return the org's roles, by name."""
+
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the key's count and raise ``last_used_at`` to at least this.
+
+        Atomic increment and max, so instances flushing concurrently merge
+        exactly. No event: usage is not a credential change. An unknown key
+        is ignored.
+        """
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the org's legacy count of the UTC day of ``last_used_at``."""
+
+    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """``(last legacy use ever, legacy uses on UTC days from since's day on)``."""
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` after every change; returns an unsubscribe function."""
 
@@ -127,6 +209,30 @@ class KeyStore(Protocol):
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
 
+    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Async :meth:`set_legacy_enabled`."""
+
+    async def aput_role(self, role: RoleRecord) -> None:
+        """Async :meth:`put_role`."""
+
+    async def aget_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Async :meth:`get_role`."""
+
+    async def adelete_role(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_role`."""
+
+    async def alist_roles(self, org_id: str) -> list[RoleRecord]:
+        """Async :meth:`list_roles`."""
+
+    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_usage`."""
+
+    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_legacy_usage`."""
+
+    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """Async :meth:`legacy_usage`."""
+
     async def aclose(self) -> None:
         """Async :meth:`close`."""
 
@@ -155,3 +261,14 @@ class StoreEventsMixin:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(event)
+
+    def _deliver_remote(self, event: KeyEvent) -> None:
+        # On a change-feed thread: one failing subscriber must not keep a
+        # revocation from the others.
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("key event subscriber failed")

@@ -15,7 +15,13 @@ With ``prefix="scout"``::
     scout:{k:<key_id>}                string  org id (directory)
     scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
-    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash
+    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``)
+    scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
+    scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
+    scout:{o:<org_id>}:audit          stream  the org's audit events
+    scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
+    scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
+    scout:{k:<key_id>}:audit          string  org id of a key's audit stream
     scout:nonce:<key>                 string  a signed request's nonce (SET NX PX)
     scout:events                      pub/sub channel of KeyEvents
 
@@ -36,15 +42,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._records import KeyRecord, LegacyRecord
-from ._base import KeyEvent
 
 __all__ = [
     "Layout",
-    "decode_event_payload",
-    "encode_event_payload",
     "fields_from_reply",
     "format_time",
     "index_member",
+    "json_list",
     "key_fields",
     "key_from_fields",
     "legacy_fields",
@@ -85,6 +89,30 @@ class Layout:
     def legacy(self, org_id: str) -> str:
         """The org's legacy hash record."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    def legacy_usage(self, org_id: str) -> str:
+        """The org's legacy uses per UTC day (``YYYY-MM-DD`` fields) and ``last``."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy:usage"
+
+    def roles(self, org_id: str) -> str:
+        """The org's roles: name -> JSON list of scopes."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:roles"
+
+    def audit(self, org_id: str) -> str:
+        """The org's audit stream."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit"
+
+    def audit_key(self, org_id: str, key_id: str) -> str:
+        """The audit stream of one key (in its org's slot)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit:key:{_quote(key_id)}"
+
+    def audit_batches(self, org_id: str) -> str:
+        """Digests of the org's recent audit batches (a retried batch is skipped)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:audit:batches"
+
+    def audit_directory(self, key_id: str) -> str:
+        """Key id -> org id, for per-key audit queries (outlives the key)."""
+        return f"{self.prefix}:{{k:{_quote(key_id)}}}:audit"
 
     @property
     def channel(self) -> str:
@@ -142,12 +170,24 @@ def key_fields(record: KeyRecord) -> list[str]:
         "expires_at", "" if record.expires_at is None else format_time(record.expires_at),
         "scopes", json.dumps(scopes),
         "replaced_by", record.replaced_by or "",
+        "roles", json.dumps(sorted(record.roles)),
+        "allowed_ips", json.dumps(None if record.allowed_ips is None else list(record.allowed_ips)),
+        "use_count", str(record.use_count),
+        "last_used_at", "" if record.last_used_at is None else format_time(record.last_used_at),
     ]  # fmt: skip
+
+
+def json_list(values: frozenset[str] | tuple[str, ...] | None) -> str:
+    """A set (sorted) or tuple (in order) as JSON text; ``None`` as ``null``."""
+    if values is None:
+        return "null"
+    return json.dumps(sorted(values) if isinstance(values, frozenset) else list(values))
 
 
 def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
     """The inverse of :func:`key_fields`."""
     scopes = json.loads(fields["scopes"])
+    ips = json.loads(fields.get("allowed_ips", "null"))
     created = _parse_time(fields["created_at"])
     assert created is not None
     return KeyRecord(
@@ -160,6 +200,10 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
         expires_at=_parse_time(fields.get("expires_at", "")),
         scopes=None if scopes is None else frozenset(scopes),
         replaced_by=fields.get("replaced_by") or None,
+        roles=frozenset(json.loads(fields.get("roles", "[]"))),
+        allowed_ips=None if ips is None else tuple(ips),
+        use_count=int(fields.get("use_count", "0")),
+        last_used_at=_parse_time(fields.get("last_used_at", "")),
     )
 
 
@@ -176,24 +220,6 @@ def legacy_from_fields(fields: Mapping[str, str]) -> LegacyRecord:
     """The inverse of :func:`legacy_fields`."""
     created = _parse_time(fields["created_at"])
     assert created is not None
-    return LegacyRecord(fields["org_id"], fields["secret_hash"], created)
-
-
-def encode_event_payload(origin: str, events: Sequence[KeyEvent]) -> str:
-    """The pub/sub message for ``events`` written by the store ``origin``."""
-    return json.dumps(
-        {"origin": origin, "events": [[e.action, e.org_id, e.key_id] for e in events]}
+    return LegacyRecord(
+        fields["org_id"], fields["secret_hash"], created, fields.get("enabled", "1") == "1"
     )
-
-
-def decode_event_payload(data: bytes | str) -> tuple[str, list[KeyEvent]]:
-    """``(origin, events)`` from a pub/sub message; ``ValueError`` if malformed."""
-    try:
-        message = json.loads(data)
-        events = [
-            KeyEvent(str(action), str(org_id), None if key_id is None else str(key_id))
-            for action, org_id, key_id in message["events"]
-        ]
-        return str(message["origin"]), events
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ValueError("malformed event message") from exc

@@ -20,19 +20,21 @@ remote revocation never be undone by a cache fill that raced with it.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .._records import KeyRecord, LegacyRecord
-from ._base import KeyEvent, KeyUpdate
+from .._records import KeyRecord, LegacyRecord, RoleRecord
+from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
+from ._feed import encode_event_payload
 from ._redis_layout import (
     Layout,
-    encode_event_payload,
     fields_from_reply,
     format_time,
     index_member,
+    json_list,
     key_fields,
     key_from_fields,
     legacy_fields,
@@ -81,7 +83,10 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Need: read-only commands in one round trip; the answer is the list of replies."""
+    """Need: commands in one round trip; the answer is the list of replies.
+
+    Reads, or idempotent writes (``SET NX``) that need no atomicity.
+    """
 
     calls: tuple[tuple[str, ...], ...]
 
@@ -163,13 +168,72 @@ return fields
 """,
 )
 
-# KEYS[1] legacy record; ARGV channel, payload, fields...
+# KEYS[1] legacy record; ARGV channel, payload, fields... A new hash keeps the switch.
 PUT_LEGACY = Script(
     "put_legacy",
     """
+local enabled = redis.call('HGET', KEYS[1], 'enabled')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if enabled then redis.call('HSET', KEYS[1], 'enabled', enabled) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] legacy record; ARGV channel, payload, "1" or "0"
+SET_LEGACY_ENABLED = Script(
+    "set_legacy_enabled",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'enabled', ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+""",
+)
+
+# KEYS[1] roles hash; ARGV channel, payload, name, JSON scopes
+PUT_ROLE = Script(
+    "put_role",
+    """
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] roles hash; ARGV channel, payload, name
+DELETE_ROLE = Script(
+    "delete_role",
+    """
+if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+""",
+)
+
+# KEYS[1] record; ARGV uses, last used at. Increment and max: flushes from
+# several instances merge exactly. No PUBLISH: usage is not a credential change.
+RECORD_USAGE = Script(
+    "record_usage",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'use_count', ARGV[1])
+local last = redis.call('HGET', KEYS[1], 'last_used_at')
+if (not last) or last == '' or last < ARGV[2] then
+  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[2])
+end
+return 1
+""",
+)
+
+# KEYS[1] legacy usage hash; ARGV day, uses, last used at
+RECORD_LEGACY_USAGE = Script(
+    "record_legacy_usage",
+    """
+redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+local last = redis.call('HGET', KEYS[1], 'last')
+if (not last) or last < ARGV[3] then redis.call('HSET', KEYS[1], 'last', ARGV[3]) end
 return 1
 """,
 )
@@ -201,6 +265,11 @@ SCRIPTS = (
     PUT_LEGACY,
     DELETE_LEGACY,
     RELEASE_DIRECTORY,
+    SET_LEGACY_ENABLED,
+    PUT_ROLE,
+    DELETE_ROLE,
+    RECORD_USAGE,
+    RECORD_LEGACY_USAGE,
 )
 
 
@@ -271,6 +340,12 @@ class Ops:
             pairs += ["name", update.name]
         if update.enabled is not None:
             pairs += ["enabled", "1" if update.enabled else "0"]
+        if update.scopes is not KEEP:
+            pairs += ["scopes", json_list(update.scopes)]
+        if update.roles is not None:
+            pairs += ["roles", json_list(update.roles)]
+        if update.allowed_ips is not KEEP:
+            pairs += ["allowed_ips", json_list(update.allowed_ips)]
         event = KeyEvent("updated", org, key_id)
         reply = yield self._write(UPDATE_KEY, (self.layout.key(org, key_id),), (event,), *pairs)
         if reply is None:
@@ -345,3 +420,65 @@ class Ops:
             return False
         yield Notify((event,))
         return True
+
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> Op[LegacyRecord | None]:
+        """See :meth:`KeyStore.set_legacy_enabled`."""
+        event = KeyEvent("legacy_updated", org_id)
+        flag = "1" if enabled else "0"
+        keys = (self.layout.legacy(org_id),)
+        reply = yield self._write(SET_LEGACY_ENABLED, keys, (event,), flag)
+        if reply is None:
+            return None
+        yield Notify((event,))
+        return legacy_from_fields(fields_from_reply(reply))
+
+    # -- roles ------------------------------------------------------------
+    def put_role(self, role: RoleRecord) -> Op[None]:
+        """See :meth:`KeyStore.put_role`."""
+        event = KeyEvent("role_updated", role.org_id)
+        keys = (self.layout.roles(role.org_id),)
+        yield self._write(PUT_ROLE, keys, (event,), role.name, json_list(role.scopes))
+        yield Notify((event,))
+
+    def get_role(self, org_id: str, name: str) -> Op[RoleRecord | None]:
+        """See :meth:`KeyStore.get_role`."""
+        scopes = yield Call(("HGET", self.layout.roles(org_id), name))
+        return None if scopes is None else RoleRecord(org_id, name, _scope_set(scopes))
+
+    def list_roles(self, org_id: str) -> Op[list[RoleRecord]]:
+        """See :meth:`KeyStore.list_roles`."""
+        fields = fields_from_reply((yield Call(("HGETALL", self.layout.roles(org_id)))))
+        return [RoleRecord(org_id, name, _scope_set(fields[name])) for name in sorted(fields)]
+
+    def delete_role(self, org_id: str, name: str) -> Op[bool]:
+        """See :meth:`KeyStore.delete_role`."""
+        event = KeyEvent("role_deleted", org_id)
+        if not (yield self._write(DELETE_ROLE, (self.layout.roles(org_id),), (event,), name)):
+            return False
+        yield Notify((event,))
+        return True
+
+    # -- usage --------------------------------------------------------------
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> Op[None]:
+        """See :meth:`KeyStore.record_usage`."""
+        at = format_time(last_used_at)
+        org = yield from self._org_of(key_id)
+        if org is not None:
+            yield Lua(RECORD_USAGE, (self.layout.key(org, key_id),), (str(int(uses)), at))
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> Op[None]:
+        """See :meth:`KeyStore.record_legacy_usage`."""
+        args = (utc_day(last_used_at), str(int(uses)), format_time(last_used_at))
+        yield Lua(RECORD_LEGACY_USAGE, (self.layout.legacy_usage(org_id),), args)
+
+    def legacy_usage(self, org_id: str, since: datetime) -> Op[tuple[datetime | None, int]]:
+        """See :meth:`KeyStore.legacy_usage`: one HGETALL, summed here."""
+        first = utc_day(since)
+        fields = fields_from_reply((yield Call(("HGETALL", self.layout.legacy_usage(org_id)))))
+        last = fields.pop("last", None)
+        count = sum(int(n) for day, n in fields.items() if day >= first)
+        return (None if last is None else datetime.fromisoformat(last)), count
+
+
+def _scope_set(value: bytes | str) -> frozenset[str]:
+    return frozenset(json.loads(text(value)))

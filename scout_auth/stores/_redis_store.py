@@ -12,9 +12,10 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError, RedisError
 
-from .._records import KeyRecord, LegacyRecord
+from .._records import KeyRecord, LegacyRecord, RoleRecord
 from ..exceptions import StoreUnavailable
-from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from ._base import KeyUpdate, StoreEventsMixin
+from ._redis_audit_sink import RedisAuditSink
 from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
 from ._redis_events import EventListener
 from ._redis_layout import Layout
@@ -142,16 +143,14 @@ class RedisKeyStore(StoreEventsMixin):
         """Wait until the change feed is subscribed; ``False`` on timeout or ``listen=False``."""
         return self._listener is not None and self._listener.connected.wait(timeout)
 
-    def _deliver_remote(self, event: KeyEvent) -> None:
-        # On the listener thread: one failing subscriber must not keep a
-        # revocation from the others.
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("key event subscriber failed")
+    def audit_sink(self, *, maxlen: int | None = None) -> RedisAuditSink:
+        """An audit sink on this store's clients: streams next to each org's keys.
+
+        Args:
+            maxlen: Trim each stream to about this many entries; ``None``
+                keeps everything.
+        """
+        return RedisAuditSink(self, maxlen=maxlen)
 
     # -- drivers ----------------------------------------------------------
     def _run(self, op: Op[T]) -> T:
@@ -269,6 +268,38 @@ class RedisKeyStore(StoreEventsMixin):
         """Delete the org's legacy key; ``False`` if there was none."""
         return self._run(self._ops.delete_legacy(org_id))
 
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
+        return self._run(self._ops.set_legacy_enabled(org_id, enabled))
+
+    def put_role(self, role: RoleRecord) -> None:
+        """Create or replace a role."""
+        self._run(self._ops.put_role(role))
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Return one role, or ``None``."""
+        return self._run(self._ops.get_role(org_id, name))
+
+    def delete_role(self, org_id: str, name: str) -> bool:
+        """Delete a role; ``False`` if there was none."""
+        return self._run(self._ops.delete_role(org_id, name))
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """Return the org's roles, by name."""
+        return self._run(self._ops.list_roles(org_id))
+
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` and raise ``last_used_at`` atomically (no event)."""
+        self._run(self._ops.record_usage(key_id, uses, last_used_at))
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the org's legacy bucket of that UTC day."""
+        self._run(self._ops.record_legacy_usage(org_id, uses, last_used_at))
+
+    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """``(last legacy use, legacy uses on UTC days from since's day on)``."""
+        return self._run(self._ops.legacy_usage(org_id, since))
+
     def close(self) -> None:
         """Stop the change feed and close the clients this store made.
 
@@ -320,6 +351,38 @@ class RedisKeyStore(StoreEventsMixin):
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
         return await self._arun(self._ops.delete_legacy(org_id))
+
+    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Async :meth:`set_legacy_enabled`."""
+        return await self._arun(self._ops.set_legacy_enabled(org_id, enabled))
+
+    async def aput_role(self, role: RoleRecord) -> None:
+        """Async :meth:`put_role`."""
+        await self._arun(self._ops.put_role(role))
+
+    async def aget_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Async :meth:`get_role`."""
+        return await self._arun(self._ops.get_role(org_id, name))
+
+    async def adelete_role(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_role`."""
+        return await self._arun(self._ops.delete_role(org_id, name))
+
+    async def alist_roles(self, org_id: str) -> list[RoleRecord]:
+        """Async :meth:`list_roles`."""
+        return await self._arun(self._ops.list_roles(org_id))
+
+    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_usage`."""
+        await self._arun(self._ops.record_usage(key_id, uses, last_used_at))
+
+    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_legacy_usage`."""
+        await self._arun(self._ops.record_legacy_usage(org_id, uses, last_used_at))
+
+    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """Async :meth:`legacy_usage`."""
+        return await self._arun(self._ops.legacy_usage(org_id, since))
 
     async def aclose(self) -> None:
         """Stop the change feed (off the event loop) and close the clients this store made."""

@@ -1,4 +1,4 @@
-"""Engines for :class:`~scout_auth.stores.sql.SQLKeyStore`: URLs, timeouts, errors.
+"""Engines for :class:`~scout_auth.stores.sql.SQLKeyStore`: URLs, timeouts, errors, retries.
 
 A store built from one URL needs a sync and an async engine; the async URL is
 derived from the sync one (and back) by swapping the driver for its twin. For
@@ -6,26 +6,37 @@ MySQL/MariaDB the async twin is asyncmy: aiomysql 0.3 cannot send binary
 parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
 Timeouts become driver connect arguments, so a dead or stuck server fails a
 call within bounded time. Driver errors that mean "the database cannot answer
-now" become :class:`~scout_auth.exceptions.StoreUnavailable`.
+now" become :class:`~scout_auth.exceptions.StoreUnavailable`. An
+:class:`Attempt` runs one operation of :mod:`._sql_ops` on a connection and
+says whether a failure may be retried.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, make_url
+from sqlalchemy.sql import Executable
 
 from ..exceptions import StoreUnavailable
+from . import _sql_ops as ops
 
 __all__ = [
+    "ATTEMPTS",
+    "Attempt",
     "async_url",
     "connect_args",
     "is_retryable",
+    "merged_options",
     "sync_url",
+    "translate",
     "unavailable",
 ]
+
+T = TypeVar("T")
 
 # sync driver -> async twin; a bare dialect name means its default driver.
 _ASYNC_DRIVERS = {
@@ -135,3 +146,72 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
     # The default detail only: clients see it, and the driver's message may
     # name hosts, users or the statement. The cause stays on ``__cause__``.
     return StoreUnavailable()
+
+
+#: How many times an operation runs at most (see :meth:`Attempt.may_retry`).
+ATTEMPTS = 3
+
+
+class Attempt:
+    """One run of an operation: how many of its statements the database answered."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    def may_retry(self, exc: Exception, *, write: bool) -> bool:
+        # A pooled connection found dead before any statement was answered:
+        # nothing can have been committed, so run again on a fresh connection
+        # (what pool_pre_ping does, without a ping round trip on every call).
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return self.answered == 0
+        # A deadlock victim was rolled back whole: running it again is safe.
+        return write and is_retryable(exc)
+
+    def drive(
+        self, op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]
+    ) -> ops.Outcome[T]:
+        try:
+            statement = next(op)
+            while True:
+                result = execute(statement)
+                self.answered += 1
+                statement = op.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    async def adrive(
+        self, op: ops.Op[T], execute: Callable[[Executable], Awaitable[CursorResult[Any]]]
+    ) -> ops.Outcome[T]:
+        try:
+            statement = next(op)
+            while True:
+                result = await execute(statement)
+                self.answered += 1
+                statement = op.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+
+def merged_options(
+    url: URL, is_async: bool, timeouts: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    """Engine options: the caller's ``given`` on top of our timeouts' connect arguments."""
+    # connect_args are merged key by key.
+    args = connect_args(url, is_async=is_async, **timeouts)
+    args.update(given.get("connect_args", {}))
+    return {**given, "connect_args": args}
+
+
+def translate(exc: Exception) -> Exception | None:
+    """What a store call raises instead of ``exc`` (``None``: ``exc`` itself)."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return ValueError("duplicate key id")
+    if type(exc) is sa_exc.StatementError and isinstance(exc.orig, ValueError):
+        return exc.orig  # a value our column types refused (a naive datetime)
+    return unavailable(exc)

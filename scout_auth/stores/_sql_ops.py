@@ -17,6 +17,14 @@ first write: there is no window between "read" and "write" for another client
 to slip into (no lost update, no successor inserted for a key deleted
 meanwhile, no deleted key resurrected by a concurrent rename).
 
+On PostgreSQL every write that changed something also announces its events
+with ``SELECT pg_notify(channel, payload)`` as the last statement of the same
+transaction (:func:`announcing`): PostgreSQL delivers a notification only if,
+and after, its transaction commits, so a rolled-back write announces nothing
+and a listener that hears of a change reads the changed row. The payload is
+the compact JSON of :func:`~._feed.encode_event_payload`, with the writing
+store's origin id so it can skip its own echo.
+
 Ids are compared exactly: the MariaDB tables use a binary NO PAD collation,
 and every row a read returns is checked again in Python against the id asked
 for (an org id differing only in case or trailing spaces is another org).
@@ -25,7 +33,8 @@ for (an org id differing only in case or trailing spaces is another org).
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+import re
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -35,11 +44,12 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Row
 from sqlalchemy.sql import Executable
 
-from .._records import KeyRecord, LegacyRecord
-from ._base import KeyEvent, KeyUpdate
-from ._sql_schema import KEYS, LEGACY, UTCDateTime
+from .._records import KeyRecord, LegacyRecord, RoleRecord
+from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
+from ._feed import encode_event_payload
+from ._sql_schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, UTCDateTime
 
-__all__ = ["Op", "Outcome"]
+__all__ = ["Announce", "MakeOp", "Op", "Outcome", "announcing"]
 
 T = TypeVar("T")
 
@@ -53,6 +63,43 @@ class Outcome(Generic[T]):
 
 
 Op = Generator[Executable, CursorResult[Any], Outcome[T]]
+MakeOp = Callable[[Dialect], Op[T]]
+
+# An unquoted PostgreSQL identifier as LISTEN folds it: lower case, at most 63 bytes.
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Where a store announces its committed writes on PostgreSQL, and as whom.
+
+    Raises:
+        ValueError: ``channel`` is not a lower-case identifier of at most 63
+            characters (``LISTEN`` would fold or truncate it and hear nothing).
+    """
+
+    channel: str
+    origin: str
+
+    def __post_init__(self) -> None:
+        if not _CHANNEL.fullmatch(self.channel):
+            raise ValueError("channel must match [a-z_][a-z0-9_]* (at most 63 characters)")
+
+
+def announcing(make: MakeOp[T], announce: Announce) -> MakeOp[T]:
+    """``make``, plus one ``pg_notify`` of its events at the end of its transaction.
+
+    Other databases have no such channel: there the operation is unchanged.
+    """
+
+    def op(dialect: Dialect) -> Op[T]:
+        outcome = yield from make(dialect)
+        if outcome.events and dialect.name == "postgresql":
+            payload = encode_event_payload(announce.origin, outcome.events)
+            yield sa.select(sa.func.pg_notify(announce.channel, payload))
+        return outcome
+
+    return op
 
 
 # -- rows <-> records ------------------------------------------------------
@@ -63,6 +110,18 @@ def _encode_scopes(scopes: frozenset[str] | None) -> str | None:
 
 def _decode_scopes(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(json.loads(text))
+
+
+def _encode_list(values: frozenset[str] | tuple[str, ...] | None) -> str | None:
+    return None if values is None else json.dumps(list(values))
+
+
+def _encode_roles(roles: frozenset[str]) -> str | None:
+    return json.dumps(sorted(roles)) if roles else None
+
+
+def _decode_ips(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(json.loads(text))
 
 
 def key_values(record: KeyRecord) -> dict[str, Any]:
@@ -77,6 +136,10 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "expires_at": record.expires_at,
         "replaced_by": record.replaced_by,
+        "roles": _encode_roles(record.roles),
+        "allowed_ips": _encode_list(record.allowed_ips),
+        "use_count": record.use_count,
+        "last_used_at": record.last_used_at,
     }
 
 
@@ -91,11 +154,43 @@ def _key(row: Row[Any]) -> KeyRecord:
         expires_at=row.expires_at,
         scopes=_decode_scopes(row.scopes),
         replaced_by=row.replaced_by,
+        roles=frozenset(json.loads(row.roles)) if row.roles else frozenset(),
+        allowed_ips=_decode_ips(row.allowed_ips),
+        use_count=int(row.use_count),
+        last_used_at=row.last_used_at,
     )
 
 
 def _legacy(row: Row[Any]) -> LegacyRecord:
-    return LegacyRecord(org_id=row.org_id, secret_hash=row.secret_hash, created_at=row.created_at)
+    return LegacyRecord(
+        org_id=row.org_id,
+        secret_hash=row.secret_hash,
+        created_at=row.created_at,
+        enabled=bool(row.enabled),
+    )
+
+
+def _role(row: Row[Any]) -> RoleRecord:
+    return RoleRecord(row.org_id, row.name, frozenset(json.loads(row.scopes)))
+
+
+def _upsert(
+    table: sa.Table,
+    values: dict[str, Any],
+    changes: Callable[[Any], dict[str, Any]],
+    dialect: Dialect,
+) -> Executable:
+    """One ``INSERT … ON CONFLICT/DUPLICATE KEY UPDATE``; ``changes(new)`` may read
+    the row that failed to insert through ``new`` (``excluded`` / ``VALUES()``)."""
+    if dialect.name in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(table).values(values)
+        keys = [c for c in table.primary_key.columns]
+        return stmt.on_conflict_do_update(index_elements=keys, set_=changes(stmt.excluded))
+    if dialect.name in ("mysql", "mariadb"):
+        my = mysql.insert(table).values(values)
+        return my.on_duplicate_key_update(changes(my.inserted))
+    raise NotImplementedError(f"no upsert for {dialect.name}")  # pragma: no cover
 
 
 # -- reads -----------------------------------------------------------------
@@ -142,6 +237,12 @@ def update_key(key_id: str, update: KeyUpdate, dialect: Dialect) -> Op[KeyRecord
         values["name"] = update.name
     if update.enabled is not None:
         values["enabled"] = update.enabled
+    if update.scopes is not KEEP:
+        values["scopes"] = _encode_scopes(update.scopes)
+    if update.roles is not None:
+        values["roles"] = _encode_roles(update.roles)
+    if update.allowed_ips is not KEEP:
+        values["allowed_ips"] = _encode_list(update.allowed_ips)
     where = KEYS.c.key_id == key_id
     if values:
         result = yield sa.update(KEYS).where(where).values(values)
@@ -241,3 +342,94 @@ def delete_legacy(org_id: str, dialect: Dialect) -> Op[bool]:
     if result.rowcount == 0:
         return Outcome(False)
     return Outcome(True, (KeyEvent("legacy_deleted", org_id),))
+
+
+def set_legacy_enabled(org_id: str, enabled: bool, dialect: Dialect) -> Op[LegacyRecord | None]:
+    """Flip the org's legacy switch; ``None`` if it has no legacy key."""
+    where = LEGACY.c.org_id == org_id
+    result = yield sa.update(LEGACY).where(where).values(enabled=enabled)
+    if result.rowcount == 0:
+        # MySQL counts *changed* rows: an unchanged switch reads 0 too.
+        found = yield sa.select(LEGACY).where(where).with_for_update()
+        row = found.first()
+        if row is None or row.org_id != org_id:
+            return Outcome(None)
+    found = yield sa.select(LEGACY).where(where).with_for_update()
+    return Outcome(_legacy(found.one()), (KeyEvent("legacy_updated", org_id),))
+
+
+# -- roles -------------------------------------------------------------------
+def put_role(role: RoleRecord, dialect: Dialect) -> Op[None]:
+    """Create or replace a role (one upsert)."""
+    scopes = json.dumps(sorted(role.scopes))
+    values = {"org_id": role.org_id, "name": role.name, "scopes": scopes}
+    yield _upsert(ROLES, values, lambda new: {"scopes": new.scopes}, dialect)
+    return Outcome(None, (KeyEvent("role_updated", role.org_id),))
+
+
+def get_role(org_id: str, name: str, dialect: Dialect) -> Op[RoleRecord | None]:
+    """One role by primary key."""
+    result = yield sa.select(ROLES).where(ROLES.c.org_id == org_id, ROLES.c.name == name)
+    row = result.first()
+    return Outcome(None if row is None or (row.org_id, row.name) != (org_id, name) else _role(row))
+
+
+def list_roles(org_id: str, dialect: Dialect) -> Op[list[RoleRecord]]:
+    """An org's roles by name (a primary-key range)."""
+    result = yield sa.select(ROLES).where(ROLES.c.org_id == org_id).order_by(ROLES.c.name)
+    return Outcome([_role(row) for row in result if row.org_id == org_id])
+
+
+def delete_role(org_id: str, name: str, dialect: Dialect) -> Op[bool]:
+    """Delete a role; ``False`` if there was none."""
+    result = yield sa.delete(ROLES).where(ROLES.c.org_id == org_id, ROLES.c.name == name)
+    if result.rowcount == 0:
+        return Outcome(False)
+    return Outcome(True, (KeyEvent("role_deleted", org_id),))
+
+
+# -- usage: atomic increments and max(), so instances merge exactly ----------
+def _later(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[Any]:
+    return sa.case((sa.or_(column.is_(None), column < value), value), else_=column)
+
+
+def record_usage(key_id: str, uses: int, last_used_at: datetime, dialect: Dialect) -> Op[None]:
+    """``use_count += uses``, ``last_used_at = max(...)``: one UPDATE, no event."""
+    at = sa.literal(last_used_at, UTCDateTime())
+    yield (
+        sa.update(KEYS)
+        .where(KEYS.c.key_id == key_id)
+        .values(use_count=KEYS.c.use_count + uses, last_used_at=_later(KEYS.c.last_used_at, at))
+    )
+    return Outcome(None)
+
+
+def record_legacy_usage(
+    org_id: str, uses: int, last_used_at: datetime, dialect: Dialect
+) -> Op[None]:
+    """Add to the org's bucket of the UTC day of ``last_used_at`` (one upsert)."""
+    values = {"org_id": org_id, "day": utc_day(last_used_at), "uses": uses}
+    values["last_used_at"] = last_used_at
+    t = LEGACY_USAGE.c
+
+    def changes(new: Any) -> dict[str, Any]:
+        return {"uses": t.uses + new.uses, "last_used_at": _later(t.last_used_at, new.last_used_at)}
+
+    yield _upsert(LEGACY_USAGE, values, changes, dialect)
+    return Outcome(None)
+
+
+def legacy_usage(org_id: str, since: datetime, dialect: Dialect) -> Op[tuple[datetime | None, int]]:
+    """``(last legacy use, uses on UTC days from since's day on)``: one range scan."""
+    t = LEGACY_USAGE.c
+    recent = sa.case((t.day >= utc_day(since), t.uses), else_=0)
+    result = yield sa.select(
+        sa.func.max(t.last_used_at).label("last"), sa.func.sum(recent).label("uses")
+    ).where(t.org_id == org_id)
+    row = result.one()
+    last = row.last
+    if last is not None and not isinstance(last, datetime):  # SQLite: text from max()
+        last = datetime.fromisoformat(str(last))
+    if last is not None:
+        last = UTCDateTime().process_result_value(last, dialect)
+    return Outcome((last, int(row.uses or 0)))

@@ -1,11 +1,20 @@
 """The SQL schema of :class:`~scout_auth.stores.sql.SQLKeyStore`.
 
-Two tables, each answering its per-request look-up with one indexed query:
+Five tables, each answering its look-ups with one indexed query:
 
-* ``scout_auth_keys`` — one row per Org Credential (public key only).
+* ``scout_auth_keys`` — one row per Org Credential (public key only, its
+  scopes, roles and IP allowlist as JSON text, and its usage counters).
   ``get_key`` hits the primary key; ``list_keys`` the ``(org_id, created_at, key_id)``
   index, which also serves the "oldest first" order.
-* ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``.
+* ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``,
+  with the org's legacy on/off switch.
+* ``scout_auth_roles`` — an org's roles, keyed by ``(org_id, name)``.
+* ``scout_auth_legacy_usage`` — legacy requests per org and UTC day
+  (``YYYY-MM-DD``), keyed by ``(org_id, day)``: "the last N days" is a
+  range scan of that key.
+* ``scout_auth_audit_events`` — the append-only audit trail (no secret, no
+  token). The ``(org_id, at, id)`` and ``(key_id, at, id)`` indexes serve the
+  per-org and per-key queries, newest first, and their keyset cursors.
 
 Column types are chosen so values round-trip exactly on SQLite, PostgreSQL and
 MariaDB/MySQL: datetimes as timezone-aware UTC with microseconds
@@ -27,10 +36,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 
+from .._audit import ID_WIDTHS, TEXT_WIDTHS
+
 __all__ = [
+    "AUDIT",
     "KEYS",
     "LEGACY",
+    "LEGACY_USAGE",
     "METADATA",
+    "ROLES",
     "VERSION_TABLE",
     "UTCDateTime",
 ]
@@ -94,6 +108,10 @@ KEYS = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("replaced_by", sa.String(64), nullable=True),
+    sa.Column("roles", sa.Text(), nullable=True),
+    sa.Column("allowed_ips", sa.Text(), nullable=True),
+    sa.Column("use_count", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Index("ix_scout_auth_keys_org_id", "org_id", "created_at", "key_id"),
     **_MYSQL_TABLE_ARGS,
 )
@@ -104,5 +122,45 @@ LEGACY = sa.Table(
     sa.Column("org_id", sa.String(200), primary_key=True),
     sa.Column("secret_hash", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    **_MYSQL_TABLE_ARGS,
+)
+
+ROLES = sa.Table(
+    "scout_auth_roles",
+    METADATA,
+    sa.Column("org_id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("scopes", sa.Text(), nullable=False),
+    **_MYSQL_TABLE_ARGS,
+)
+
+LEGACY_USAGE = sa.Table(
+    "scout_auth_legacy_usage",
+    METADATA,
+    sa.Column("org_id", sa.String(200), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("uses", sa.BigInteger(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime(), nullable=False),
+    **_MYSQL_TABLE_ARGS,
+)
+
+AUDIT = sa.Table(
+    "scout_auth_audit_events",
+    METADATA,
+    sa.Column("id", sa.String(ID_WIDTHS["id"]), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("action", sa.String(ID_WIDTHS["action"]), nullable=False),
+    sa.Column("org_id", sa.String(ID_WIDTHS["org_id"]), nullable=False),
+    sa.Column("key_id", sa.String(ID_WIDTHS["key_id"]), nullable=True),
+    sa.Column("key_name", sa.String(TEXT_WIDTHS["key_name"]), nullable=True),
+    sa.Column("actor", sa.String(TEXT_WIDTHS["actor"]), nullable=True),
+    sa.Column("reason", sa.String(ID_WIDTHS["reason"]), nullable=True),
+    sa.Column("method", sa.String(TEXT_WIDTHS["method"]), nullable=True),
+    sa.Column("path", sa.String(TEXT_WIDTHS["path"]), nullable=True),
+    sa.Column("client_ip", sa.String(TEXT_WIDTHS["client_ip"]), nullable=True),
+    sa.Column("replaced_by", sa.String(ID_WIDTHS["replaced_by"]), nullable=True),
+    sa.Index("ix_scout_auth_audit_events_org_id", "org_id", "at", "id"),
+    sa.Index("ix_scout_auth_audit_events_key_id", "key_id", "at", "id"),
     **_MYSQL_TABLE_ARGS,
 )

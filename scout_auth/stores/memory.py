@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from .._records import KeyRecord, LegacyRecord
-from ._base import KeyEvent, KeyUpdate, StoreEventsMixin
+from .._audit_sinks import InMemoryAuditSink
+from .._records import KeyRecord, LegacyRecord, RoleRecord
+from ._base import KeyEvent, KeyUpdate, StoreEventsMixin, apply_update, utc_day
 
 __all__ = ["InMemoryKeyStore"]
 
@@ -29,9 +30,22 @@ class InMemoryKeyStore(StoreEventsMixin):
         self._lock = threading.Lock()
         self._keys: dict[str, KeyRecord] = {}
         self._legacy: dict[str, LegacyRecord] = {}
+        self._roles: dict[tuple[str, str], RoleRecord] = {}
+        # org -> {UTC day: uses}, and org -> last legacy use
+        self._legacy_days: dict[str, dict[str, int]] = {}
+        self._legacy_last: dict[str, datetime] = {}
+        self._audit = InMemoryAuditSink()
 
     def __repr__(self) -> str:
         return f"InMemoryKeyStore(keys={len(self._keys)}, legacy={len(self._legacy)})"
+
+    def audit_sink(self) -> InMemoryAuditSink:
+        """This store's audit trail (the same sink on every call), kept in memory too.
+
+        Example:
+            >>> manager = KeyManager(store, audit=AuditBuffer(store.audit_sink()))  # doctest: +SKIP
+        """
+        return self._audit
 
     # -- sync -----------------------------------------------------------
     def get_key(self, key_id: str) -> KeyRecord | None:
@@ -58,10 +72,7 @@ class InMemoryKeyStore(StoreEventsMixin):
             old = self._keys.get(key_id)
             if old is None:
                 return None
-            new = old.evolve(
-                name=old.name if update.name is None else update.name,
-                enabled=old.enabled if update.enabled is None else update.enabled,
-            )
+            new = apply_update(old, update)
             self._keys[key_id] = new
         self._publish(KeyEvent("updated", new.org_id, key_id))
         return new
@@ -99,6 +110,11 @@ class InMemoryKeyStore(StoreEventsMixin):
     def put_legacy(self, record: LegacyRecord) -> None:
         """Create or replace the org's legacy key hash."""
         with self._lock:
+            old = self._legacy.get(record.org_id)
+            if old is not None:  # the switch survives a new hash
+                record = LegacyRecord(
+                    record.org_id, record.secret_hash, record.created_at, old.enabled
+                )
             self._legacy[record.org_id] = record
         self._publish(KeyEvent("legacy_imported", record.org_id))
 
@@ -109,6 +125,70 @@ class InMemoryKeyStore(StoreEventsMixin):
         if existed:
             self._publish(KeyEvent("legacy_deleted", org_id))
         return existed
+
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Switch legacy authentication on or off; ``None`` without a legacy key."""
+        with self._lock:
+            old = self._legacy.get(org_id)
+            if old is None:
+                return None
+            new = LegacyRecord(old.org_id, old.secret_hash, old.created_at, enabled)
+            self._legacy[org_id] = new
+        self._publish(KeyEvent("legacy_updated", org_id))
+        return new
+
+    def put_role(self, role: RoleRecord) -> None:
+        """Create or replace a role."""
+        with self._lock:
+            self._roles[(role.org_id, role.name)] = role
+        self._publish(KeyEvent("role_updated", role.org_id))
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Return one role, or ``None``."""
+        return self._roles.get((org_id, name))
+
+    def delete_role(self, org_id: str, name: str) -> bool:
+        """Delete a role; ``False`` if there was none."""
+        with self._lock:
+            existed = self._roles.pop((org_id, name), None) is not None
+        if existed:
+            self._publish(KeyEvent("role_deleted", org_id))
+        return existed
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """Return the org's roles, by name."""
+        with self._lock:
+            roles = [r for (o, _), r in self._roles.items() if o == org_id]
+        return sorted(roles, key=lambda r: r.name)
+
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` and raise ``last_used_at`` (no event)."""
+        with self._lock:
+            old = self._keys.get(key_id)
+            if old is None:
+                return
+            last = old.last_used_at
+            self._keys[key_id] = old.evolve(
+                use_count=old.use_count + uses,
+                last_used_at=last_used_at if last is None or last < last_used_at else last,
+            )
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the org's legacy count for the UTC day of ``last_used_at``."""
+        day = utc_day(last_used_at)
+        with self._lock:
+            days = self._legacy_days.setdefault(org_id, {})
+            days[day] = days.get(day, 0) + uses
+            last = self._legacy_last.get(org_id)
+            if last is None or last < last_used_at:
+                self._legacy_last[org_id] = last_used_at
+
+    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """``(last legacy use, legacy uses on UTC days from since's day on)``."""
+        first = utc_day(since)
+        with self._lock:
+            days = self._legacy_days.get(org_id, {})
+            return self._legacy_last.get(org_id), sum(n for d, n in days.items() if d >= first)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -151,6 +231,38 @@ class InMemoryKeyStore(StoreEventsMixin):
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
         return self.delete_legacy(org_id)
+
+    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Async :meth:`set_legacy_enabled`."""
+        return self.set_legacy_enabled(org_id, enabled)
+
+    async def aput_role(self, role: RoleRecord) -> None:
+        """Async :meth:`put_role`."""
+        self.put_role(role)
+
+    async def aget_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Async :meth:`get_role`."""
+        return self.get_role(org_id, name)
+
+    async def adelete_role(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_role`."""
+        return self.delete_role(org_id, name)
+
+    async def alist_roles(self, org_id: str) -> list[RoleRecord]:
+        """Async :meth:`list_roles`."""
+        return self.list_roles(org_id)
+
+    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_usage`."""
+        self.record_usage(key_id, uses, last_used_at)
+
+    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_legacy_usage`."""
+        self.record_legacy_usage(org_id, uses, last_used_at)
+
+    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """Async :meth:`legacy_usage`."""
+        return self.legacy_usage(org_id, since)
 
     async def aclose(self) -> None:
         """Nothing to release."""

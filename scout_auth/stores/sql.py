@@ -1,7 +1,8 @@
 """The SQL key store: SQLAlchemy Core on SQLite, PostgreSQL and MariaDB.
 
 Needs the ``sql`` extra (``postgres`` / ``mariadb`` for those drivers). See
-``docs/sql-store.md`` for the schema, migrations and guarantees.
+``docs/sql-store.md`` for the schema, migrations, guarantees and the
+PostgreSQL change feed (``LISTEN``/``NOTIFY``).
 
 Example:
     >>> from scout_auth import KeyManager, Verifier
@@ -13,96 +14,59 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import create_engine
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, CursorResult, Dialect, Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql import Executable
+from sqlalchemy.pool import NullPool
 
-from .._records import KeyRecord, LegacyRecord
+from .._records import KeyRecord, LegacyRecord, RoleRecord
 from . import _sql_ops as ops
-from ._base import KeyUpdate, StoreEventsMixin
-from ._sql_engines import async_url, connect_args, is_memory_sqlite, is_retryable, sync_url
-from ._sql_engines import unavailable as _unavailable
+from ._base import KeyUpdate, Listener, StoreEventsMixin
+from ._sql_audit import SQLAuditSink
+from ._sql_engines import (
+    ATTEMPTS,
+    Attempt,
+    async_url,
+    connect_args,
+    is_memory_sqlite,
+    merged_options,
+    sync_url,
+    translate,
+)
 from ._sql_migrate import alembic_config, create_all, upgrade
-from ._sql_schema import KEYS, LEGACY, METADATA
+from ._sql_ops import MakeOp
+from ._sql_schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
 
-__all__ = ["KEYS", "LEGACY", "METADATA", "SQLKeyStore", "alembic_config", "create_all", "upgrade"]
+if TYPE_CHECKING:
+    from ._sql_feed import PostgresFeed
+
+__all__ = [
+    "AUDIT",
+    "KEYS",
+    "LEGACY",
+    "LEGACY_USAGE",
+    "METADATA",
+    "ROLES",
+    "SQLAuditSink",
+    "SQLKeyStore",
+    "alembic_config",
+    "create_all",
+    "upgrade",
+]
 
 T = TypeVar("T")
-MakeOp = Callable[[Dialect], ops.Op[T]]
 
-_ATTEMPTS = 3
-
-
-class _Attempt:
-    """One run of an operation: how many of its statements the database answered."""
-
-    __slots__ = ("answered",)
-
-    def __init__(self) -> None:
-        self.answered = 0
-
-    def may_retry(self, exc: Exception, *, write: bool) -> bool:
-        # A pooled connection found dead before any statement was answered:
-        # nothing can have been committed, so run again on a fresh connection
-        # (what pool_pre_ping does, without a ping round trip on every call).
-        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-            return self.answered == 0
-        # A deadlock victim was rolled back whole: running it again is safe.
-        return write and is_retryable(exc)
-
-    def drive(
-        self, op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]
-    ) -> ops.Outcome[T]:
-        try:
-            statement = next(op)
-            while True:
-                result = execute(statement)
-                self.answered += 1
-                statement = op.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
-
-    async def adrive(
-        self, op: ops.Op[T], execute: Callable[[Executable], Awaitable[CursorResult[Any]]]
-    ) -> ops.Outcome[T]:
-        try:
-            statement = next(op)
-            while True:
-                result = await execute(statement)
-                self.answered += 1
-                statement = op.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
-
-
-def _options(
-    url: URL, is_async: bool, timeouts: dict[str, Any], given: dict[str, Any]
-) -> dict[str, Any]:
-    # Ours first, the caller's on top; connect_args merged key by key.
-    args = connect_args(url, is_async=is_async, **timeouts)
-    args.update(given.get("connect_args", {}))
-    return {**given, "connect_args": args}
-
-
-def _translate(exc: Exception) -> Exception | None:
-    if isinstance(exc, sa_exc.IntegrityError):
-        return ValueError("duplicate key id")
-    if type(exc) is sa_exc.StatementError and isinstance(exc.orig, ValueError):
-        return exc.orig  # a value our column types refused (a naive datetime)
-    return _unavailable(exc)
+#: The default PostgreSQL notification channel (the tables' prefix + ``events``).
+DEFAULT_CHANNEL = "scout_auth_events"
 
 
 class SQLKeyStore(StoreEventsMixin):
@@ -128,11 +92,26 @@ class SQLKeyStore(StoreEventsMixin):
         engine_options: Extra :func:`~sqlalchemy.create_engine` arguments.
         async_engine_options: Extra
             :func:`~sqlalchemy.ext.asyncio.create_async_engine` arguments.
+        listen: PostgreSQL only: once something subscribes (a verifier),
+            run a change-feed thread that listens on ``channel`` and
+            delivers changes made by *other* processes to the subscribers, so
+            every verifier drops a disabled or deleted key within
+            milliseconds. If the feed drops, caches fall back to their TTL
+            and the thread reconnects by itself (then flushes them: events
+            may have been missed). Ignored on SQLite and MariaDB, which have
+            no such channel: other processes' changes show after the cache
+            TTL there. Writes announce themselves either way.
+        channel: PostgreSQL notification channel: a lower-case identifier.
+            Stores that share tables must share it; deployments sharing one
+            database but not the tables (another schema) should not.
+        ping_interval: Seconds between liveness pings on the feed connection.
 
     Raises:
-        ValueError: Neither or both of ``url`` and engines, a bad timeout, or
-            an in-memory SQLite URL (each connection would see its own empty
-            database; use a file or :class:`~scout_auth.InMemoryKeyStore`).
+        ValueError: Neither or both of ``url`` and engines, a bad timeout, a
+            bad ``channel``, ``listen=True`` on PostgreSQL without psycopg 3
+            installed, or an in-memory SQLite URL (each connection would see
+            its own empty database; use a file or
+            :class:`~scout_auth.InMemoryKeyStore`).
 
     Store methods raise :class:`~scout_auth.exceptions.StoreUnavailable` when
     the database cannot be reached or times out; the next call tries again, no
@@ -151,12 +130,19 @@ class SQLKeyStore(StoreEventsMixin):
         statement_timeout: float | None = 5.0,
         engine_options: Mapping[str, Any] | None = None,
         async_engine_options: Mapping[str, Any] | None = None,
+        listen: bool = True,
+        channel: str = DEFAULT_CHANNEL,
+        ping_interval: float = 5.0,
     ) -> None:
         super().__init__()
         if (url is None) == (engine is None and async_engine is None):
             raise ValueError("pass either url or engine= / async_engine=")
         if connect_timeout <= 0 or (statement_timeout is not None and statement_timeout <= 0):
             raise ValueError("timeouts must be positive")
+        if ping_interval <= 0:
+            raise ValueError("ping_interval must be positive")
+        self.origin = uuid.uuid4().hex
+        self._announce = ops.Announce(channel, self.origin)
         self._engine = engine
         self._async_engine = async_engine
         self._sync_url: URL | None = None
@@ -166,17 +152,30 @@ class SQLKeyStore(StoreEventsMixin):
             self._async_url = async_url(url)
             if is_memory_sqlite(self._sync_url):
                 raise ValueError("in-memory SQLite is per connection: use a file path")
-        self._timeouts = {
+        self._timeouts: dict[str, Any] = {
             "connect_timeout": connect_timeout,
             "statement_timeout": statement_timeout,
         }
         self._engine_options = dict(engine_options or {})
         self._async_engine_options = dict(async_engine_options or {})
         self._engine_lock = threading.Lock()
+        self._listen = listen and self._backend == "postgresql"
+        if self._listen and importlib.util.find_spec("psycopg") is None:
+            raise ValueError("listen=True on PostgreSQL needs psycopg 3: pass listen=False")
+        self._ping_interval = ping_interval
+        self._feed: PostgresFeed | None = None
+        self._feed_engine: Engine | None = None
+        self._feed_lock = threading.Lock()
+        self._closed = False
 
     def __repr__(self) -> str:
         url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
         return f"SQLKeyStore(url={str(url)!r})"  # str(URL) masks the password
+
+    @property
+    def _backend(self) -> str:
+        url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
+        return url.get_backend_name()
 
     # -- engines --------------------------------------------------------
     @property
@@ -188,7 +187,9 @@ class SQLKeyStore(StoreEventsMixin):
             if self._engine is None:
                 if self._sync_url is None:
                     raise RuntimeError("this SQLKeyStore has only an async engine: pass engine=")
-                options = _options(self._sync_url, False, self._timeouts, self._engine_options)
+                options = merged_options(
+                    self._sync_url, False, self._timeouts, self._engine_options
+                )
                 self._engine = create_engine(self._sync_url, **options)
             return self._engine
 
@@ -199,7 +200,7 @@ class SQLKeyStore(StoreEventsMixin):
             return self._async_engine
         with self._engine_lock:
             if self._async_engine is None and self._async_url is not None:
-                options = _options(
+                options = merged_options(
                     self._async_url, True, self._timeouts, self._async_engine_options
                 )
                 self._async_engine = create_async_engine(self._async_url, **options)
@@ -209,25 +210,115 @@ class SQLKeyStore(StoreEventsMixin):
         """Create the tables if missing and stamp the migration head (SQLite, tests)."""
         create_all(self.engine)
 
+    def audit_sink(self) -> SQLAuditSink:
+        """An audit sink on this store's engines: the ``scout_auth_audit_events`` table.
+
+        Example:
+            >>> manager = KeyManager(store, audit=AuditBuffer(store.audit_sink()))  # doctest: +SKIP
+        """
+        return SQLAuditSink(self)
+
+    # -- change feed (PostgreSQL) ---------------------------------------
+    @property
+    def listening(self) -> bool:
+        """Whether the change feed is listening right now."""
+        feed = self._feed
+        return feed is not None and feed.connected.is_set()
+
+    def wait_listening(self, timeout: float | None = None) -> bool:
+        """Start the change feed if need be and wait until it listens.
+
+        Returns ``False`` on timeout, and at once where there is no feed
+        (``listen=False``, SQLite, MariaDB, a closed store).
+        """
+        feed = self._start_feed()
+        return feed is not None and feed.connected.wait(timeout)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` after every change; returns an unsubscribe function.
+
+        On PostgreSQL with ``listen=True`` the first subscription starts the
+        change feed, so changes made by other processes reach ``listener`` too.
+        """
+        unsubscribe = super().subscribe(listener)
+        self._start_feed()
+        return unsubscribe
+
+    def _start_feed(self) -> PostgresFeed | None:
+        if not self._listen:
+            return None
+        with self._feed_lock:
+            if self._feed is None and not self._closed:
+                from ._sql_feed import PostgresFeed
+
+                self._feed = PostgresFeed(
+                    self._feed_connection,
+                    self._announce.channel,
+                    self.origin,
+                    self._deliver_remote,
+                    ping_interval=self._ping_interval,
+                )
+                self._feed.start()
+            return self._feed
+
+    def _feed_connection(self) -> Any:
+        # A connection of the store's own sync engine (its connect arguments
+        # and pool events apply), detached from the pool for good. An engine
+        # on another driver, or an async engine alone, lends its URL to a
+        # psycopg engine of the feed's own.
+        has_sync = self._engine is not None or self._sync_url is not None
+        engine = self.engine if has_sync else None
+        if engine is None or engine.dialect.driver != "psycopg":
+            engine = self._engine_for_feed()
+        raw = engine.raw_connection()
+        conn: Any = raw.driver_connection
+        raw.detach()
+        try:
+            conn.rollback()
+            conn.autocommit = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _engine_for_feed(self) -> Engine:
+        with self._engine_lock:
+            if self._feed_engine is None:
+                given = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
+                url = given.set(drivername="postgresql+psycopg")
+                args = connect_args(url, is_async=False, **self._timeouts)
+                self._feed_engine = create_engine(url, poolclass=NullPool, connect_args=args)
+            return self._feed_engine
+
+    def _stop_feed(self) -> None:
+        with self._feed_lock:
+            self._closed = True
+            feed, self._feed = self._feed, None
+        if feed is not None:
+            feed.stop()
+        if self._feed_engine is not None:
+            self._feed_engine.dispose()
+
     # -- drivers: one transaction per operation, events after commit ----
+    # (and, on PostgreSQL, a NOTIFY of them inside it: see _sql_ops.announcing)
     def _read(self, make: MakeOp[T]) -> T:
         return self._run(make, write=False)
 
     def _write(self, make: MakeOp[T]) -> T:
-        return self._run(make, write=True)
+        return self._run(ops.announcing(make, self._announce), write=True)
 
     def _run(self, make: MakeOp[T], *, write: bool) -> T:
         engine = self.engine
-        for attempt in range(1, _ATTEMPTS + 1):
-            run = _Attempt()
+        for attempt in range(1, ATTEMPTS + 1):
+            run = Attempt()
             try:
                 with engine.begin() if write else engine.connect() as conn:
                     outcome = run.drive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if attempt < _ATTEMPTS and run.may_retry(exc, write=write):
+                if attempt < ATTEMPTS and run.may_retry(exc, write=write):
                     continue
-                mapped = _translate(exc)
+                mapped = translate(exc)
                 if mapped is None:
                     raise
                 raise mapped from exc
@@ -239,22 +330,22 @@ class SQLKeyStore(StoreEventsMixin):
         return await self._arun(make, write=False)
 
     async def _awrite(self, make: MakeOp[T]) -> T:
-        return await self._arun(make, write=True)
+        return await self._arun(ops.announcing(make, self._announce), write=True)
 
     async def _arun(self, make: MakeOp[T], *, write: bool) -> T:
         engine = self.async_engine
         if engine is None:  # only a sync engine: share its pool from a worker thread
             return await anyio.to_thread.run_sync(partial(self._run, make, write=write))
-        for attempt in range(1, _ATTEMPTS + 1):
-            run = _Attempt()
+        for attempt in range(1, ATTEMPTS + 1):
+            run = Attempt()
             try:
                 async with engine.begin() if write else engine.connect() as conn:
                     outcome = await run.adrive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if attempt < _ATTEMPTS and run.may_retry(exc, write=write):
+                if attempt < ATTEMPTS and run.may_retry(exc, write=write):
                     continue
-                mapped = _translate(exc)
+                mapped = translate(exc)
                 if mapped is None:
                     raise
                 raise mapped from exc
@@ -301,13 +392,47 @@ class SQLKeyStore(StoreEventsMixin):
         """Delete the org's legacy key; ``False`` if there was none."""
         return self._write(partial(ops.delete_legacy, org_id))
 
+    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
+        return self._write(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    def put_role(self, role: RoleRecord) -> None:
+        """Create or replace a role (one upsert)."""
+        self._write(partial(ops.put_role, role))
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Return one role, or ``None``."""
+        return self._read(partial(ops.get_role, org_id, name))
+
+    def delete_role(self, org_id: str, name: str) -> bool:
+        """Delete a role; ``False`` if there was none."""
+        return self._write(partial(ops.delete_role, org_id, name))
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """Return the org's roles, by name."""
+        return self._read(partial(ops.list_roles, org_id))
+
+    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
+        self._write(partial(ops.record_usage, key_id, uses, last_used_at))
+
+    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Add ``uses`` to the org's legacy bucket of that UTC day (one upsert)."""
+        self._write(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
+
+    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """``(last legacy use, legacy uses on UTC days from since's day on)``."""
+        return self._read(partial(ops.legacy_usage, org_id, since))
+
     def close(self) -> None:
-        """Close the pooled connections of the sync engine this store created.
+        """Stop the change feed; close the pooled connections of the sync engine made here.
 
         Engines passed in are left alone (their owner disposes them). Call
         :meth:`aclose` from async code to release the async pool too. The store
-        stays usable: a later call connects again.
+        stays usable: a later call connects again. The change feed does not
+        start again: subscribers fall back to their cache TTL.
         """
+        self._stop_feed()
         if self._engine is not None and self._sync_url is not None:
             self._engine.dispose()
 
@@ -350,8 +475,41 @@ class SQLKeyStore(StoreEventsMixin):
         """Async :meth:`delete_legacy`."""
         return await self._awrite(partial(ops.delete_legacy, org_id))
 
+    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
+        """Async :meth:`set_legacy_enabled`."""
+        return await self._awrite(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    async def aput_role(self, role: RoleRecord) -> None:
+        """Async :meth:`put_role`."""
+        await self._awrite(partial(ops.put_role, role))
+
+    async def aget_role(self, org_id: str, name: str) -> RoleRecord | None:
+        """Async :meth:`get_role`."""
+        return await self._aread(partial(ops.get_role, org_id, name))
+
+    async def adelete_role(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_role`."""
+        return await self._awrite(partial(ops.delete_role, org_id, name))
+
+    async def alist_roles(self, org_id: str) -> list[RoleRecord]:
+        """Async :meth:`list_roles`."""
+        return await self._aread(partial(ops.list_roles, org_id))
+
+    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_usage`."""
+        await self._awrite(partial(ops.record_usage, key_id, uses, last_used_at))
+
+    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
+        """Async :meth:`record_legacy_usage`."""
+        await self._awrite(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
+
+    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
+        """Async :meth:`legacy_usage`."""
+        return await self._aread(partial(ops.legacy_usage, org_id, since))
+
     async def aclose(self) -> None:
-        """Close the pooled connections of the engines this store created."""
+        """:meth:`close`, and close the async pool too (the feed is stopped off the loop)."""
+        await anyio.to_thread.run_sync(self._stop_feed)
         if self._async_engine is not None and self._async_url is not None:
             await self._async_engine.dispose()
         self.close()

@@ -4,8 +4,9 @@ SQL: one URL per back end, each with a freshly migrated schema. SQLite needs
 nothing; PostgreSQL and MariaDB call ``require_server`` first (skip on a
 laptop, fail with ``CI=true``). Each test session gets its own PostgreSQL
 schema and MariaDB database, migrated with the shipped Alembic scripts and
-dropped at the end; concurrent runs on one server never meet. Tests in a
-session share the tables and stay apart by using unique org and key ids.
+dropped at the end, and a PostgreSQL notification channel of its own;
+concurrent runs on one server never meet. Tests in a session share the
+tables and stay apart by using unique org and key ids.
 
 Redis: a reachable server and a unique key prefix per run.
 """
@@ -89,6 +90,12 @@ def postgres_url(_namespaces: dict[str, str]) -> str:
     return _server_fixture_url("postgres", _namespaces)
 
 
+@pytest.fixture(scope="session")
+def postgres_channel() -> str:
+    """This session's notification channel: concurrent runs share the database, not events."""
+    return f"{_SESSION}_events"
+
+
 @pytest.fixture
 def mariadb_url(_namespaces: dict[str, str]) -> str:
     """MariaDB, in this session's migrated database."""
@@ -126,10 +133,3 @@ def redis_prefix() -> Iterator[str]:
                 client.delete(*batch[start : start + 1000])
     except redis.RedisError:
         pass
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis URL; skips (laptop) or fails (CI) when Redis is not up."""
-    require_server("Redis", "127.0.0.1", 6379)
-    return REDIS_URL

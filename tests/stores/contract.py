@@ -26,6 +26,8 @@ from hypothesis.stateful import (
 from scout_auth import InMemoryKeyStore, KeyEvent, KeyRecord, LegacyRecord
 from scout_auth._tokens import generate_key_id
 from scout_auth.stores import KeyUpdate
+from tests.stores.audit_contract import AuditContract
+from tests.stores.roles_usage_contract import RolesUsageContract
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -302,5 +304,6 @@ class ReferenceContract:
         )
 
 
-class StoreContract(_StoreContractBase, ReferenceContract):
-    """The whole contract: behaviour tests plus the random-sequence comparison."""
+class StoreContract(_StoreContractBase, ReferenceContract, AuditContract, RolesUsageContract):
+    """The whole contract: behaviour tests, the random-sequence comparison, the audit
+    sink, roles / scopes / usage / the legacy switch."""

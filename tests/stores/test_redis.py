@@ -17,17 +17,9 @@ from scout_auth.stores import KeyStore
 from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
 from tests.conftest import require_server
 from tests.stores.contract import T0, StoreContract, org, record
+from tests.stores.propagation import wait_until
 
 pytestmark = pytest.mark.redis
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
 
 
 @pytest.fixture
@@ -127,6 +119,11 @@ def _dump_everything(raw: redis.Redis, prefix: str) -> bytes:
                 out += [k, v]
         elif kind == b"zset":
             out += raw.zrange(name, 0, -1)
+        elif kind == b"stream":
+            for entry_id, fields in raw.xrange(name) or ():
+                out.append(entry_id)
+                for k, v in (fields or {}).items():
+                    out += [k, v]
         else:  # pragma: no cover - the layout has no other type
             raise AssertionError(f"unexpected {kind!r}")
     return b"\n".join(out)
@@ -138,7 +135,7 @@ def test_no_token_seed_or_legacy_secret_at_rest_or_on_the_channel(redis_url, red
     pubsub.subscribe(f"{prefix}:events")
     store = RedisKeyStore.from_url(redis_url, prefix=prefix, listen=False)
     try:
-        manager = KeyManager(store)
+        manager = KeyManager(store, audit=store.audit_sink())  # audit streams dumped too
         o = org()
         new = [manager.create_key(o, "billing sync"), manager.create_key(o, "ci deploys")]
         new.append(manager.rotate_key(new[0].key.key_id, grace=timedelta(minutes=5)))
@@ -152,6 +149,7 @@ def test_no_token_seed_or_legacy_secret_at_rest_or_on_the_channel(redis_url, red
     pubsub.close()
     everything = _dump_everything(raw, prefix) + b"\n".join(messages)
     assert b"$argon2id$" in everything  # the dump did see the data
+    assert b"legacy_imported" in everything  # and the audit streams
     assert len(messages) >= 5
     from scout_auth._tokens import parse_token
 
@@ -316,4 +314,68 @@ async def test_aclose_stops_the_listener_off_the_loop(redis_url, redis_prefix):
 def test_public_names_are_locked():
     import scout_auth.stores.redis as module
 
-    assert module.__all__ == ["FLUSH", "Layout", "RedisKeyStore", "RedisNonceCache"]
+    assert module.__all__ == [
+        "FLUSH",
+        "Layout",
+        "RedisAuditSink",
+        "RedisKeyStore",
+        "RedisNonceCache",
+    ]
+
+
+# -- audit streams -------------------------------------------------------------
+def test_audit_streams_share_the_orgs_hash_slot_and_the_directory_outlives_the_key(make_store, raw):
+    from scout_auth.audit import AuditEvent
+
+    store = make_store(listen=False)
+    layout = store.layout
+    o = org()
+    r = record(o)
+    store.add_key(r)
+    sink = store.audit_sink()
+    sink.write([AuditEvent("created", o, key_id=r.key_id), AuditEvent("legacy_imported", o)])
+    slots = {
+        key_slot(name.encode())
+        for name in (
+            layout.key(o, r.key_id),
+            layout.audit(o),
+            layout.audit_key(o, r.key_id),
+            layout.audit_batches(o),
+        )
+    }
+    assert len(slots) == 1  # one script per org: valid on a Redis Cluster
+    assert raw.xlen(layout.audit(o)) == 2
+    assert raw.xlen(layout.audit_key(o, r.key_id)) == 1
+    store.delete_key(r.key_id)
+    assert [e.action for e in sink.query(key_id=r.key_id)] == ["created"]  # history stays
+
+
+def test_audit_maxlen_trims_the_streams(make_store, raw):
+    from scout_auth.audit import AuditEvent
+
+    store = make_store(listen=False)
+    sink = store.audit_sink(maxlen=10)
+    o = org()
+    for _ in range(3):  # "~": Redis trims whole stream nodes (100 entries by default)
+        sink.write([AuditEvent("disabled", o, key_id="k" * 20) for _ in range(100)])
+    assert 10 <= raw.xlen(store.layout.audit(o)) < 300
+    assert 10 <= raw.xlen(store.layout.audit_key(o, "k" * 20)) < 300
+    assert len(sink.query(o, limit=1000)) == raw.xlen(store.layout.audit(o))
+    with pytest.raises(ValueError, match="maxlen"):
+        store.audit_sink(maxlen=0)
+
+
+def test_audit_sink_from_a_plain_client(redis_url, redis_prefix):
+    from scout_auth.audit import AuditEvent, AuditSink
+    from scout_auth.stores.redis import RedisAuditSink
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    sink = RedisAuditSink(client, prefix=redis_prefix)
+    assert isinstance(sink, AuditSink)
+    o = org()
+    event = AuditEvent("created", o, key_id="k" * 20)
+    sink.write([event])
+    assert sink.query(o).events == (event,)
+    with pytest.raises(ValueError, match="cursor"):
+        sink.query(o, before="MTIzLmFiYw")  # a SQL/memory cursor is not a stream cursor
+    client.close()

@@ -19,8 +19,8 @@ from scout_auth.exceptions import KeyDisabled, StoreUnavailable
 from scout_auth.stores.redis import FLUSH, RedisKeyStore
 from tests.apps import starlette_app
 from tests.stores.contract import T0, org, record
+from tests.stores.propagation import wait_until
 from tests.stores.tcp_proxy import TcpProxy
-from tests.stores.test_redis import wait_until
 
 pytestmark = pytest.mark.redis
 

@@ -10,7 +10,9 @@ import anyio
 import pytest
 import redis
 
-from scout_auth.exceptions import StoreUnavailable
+from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
+from scout_auth.client import SigningAuth
+from scout_auth.exceptions import ReplayDetected, StoreUnavailable
 from scout_auth.stores._redis_nonce import _set_args
 from scout_auth.stores.redis import Layout, RedisNonceCache
 
@@ -153,3 +155,44 @@ async def test_fails_closed_when_redis_is_unreachable():
     with pytest.raises(StoreUnavailable):
         await cache.aremember(nonce(), 60)
     await cache.aclose()
+
+
+def _signed_request(token: str) -> HttpRequest:
+    auth = SigningAuth(token)
+    headers = [("host", "api.example.com")]
+    added = auth.signature_headers("POST", "https://api.example.com/files", headers, b"report")
+    return HttpRequest(
+        "POST",
+        "https",
+        "api.example.com",
+        "/files",
+        "",
+        [*headers, ("content-length", "6"), *((k.lower(), v) for k, v in added.items())],
+    )
+
+
+def test_two_verifier_instances_accept_a_signed_request_once_in_total(make_cache):
+    store = InMemoryKeyStore()
+    token = KeyManager(store).create_key("org_fleet", "partner integration").token
+    instances = [Verifier(store, nonce_cache=make_cache()) for _ in range(2)]
+    request = _signed_request(token)
+    assert instances[0].verify_request(request).org_id == "org_fleet"
+    with pytest.raises(ReplayDetected):
+        instances[1].verify_request(request)
+    # and many at once, from threads on both instances: exactly one wins
+    request = _signed_request(token)
+    outcomes: list[str] = []
+
+    def attempt(i: int) -> None:
+        try:
+            instances[i % 2].verify_request(request)
+            outcomes.append("accepted")
+        except ReplayDetected:
+            outcomes.append("replay")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["accepted"] + ["replay"] * 7

@@ -9,9 +9,7 @@ on purpose — the latency distribution lives in ``benchmarks/revocation.py``.
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections.abc import Iterator
 
 import anyio.to_thread
@@ -20,9 +18,15 @@ import pytest
 from scout_auth import AsyncVerifier, KeyEvent, KeyManager, KeyUpdate, Verifier
 from scout_auth.exceptions import KeyDisabled
 from scout_auth.stores.redis import RedisKeyStore
-from tests.redis_fleet import Fleet, revoke_and_time
+from tests.fleet import Fleet, revoke_and_time
 from tests.stores.contract import org
-from tests.stores.test_redis import wait_until
+from tests.stores.propagation import (
+    SlowReads,
+    accepts,
+    hammer_round,
+    release_on_revocation,
+    wait_until,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -46,17 +50,8 @@ def reader(redis_url, redis_prefix) -> Iterator[RedisKeyStore]:
 def test_a_remote_disable_drops_a_warm_cache_entry(writer, reader):
     new = KeyManager(writer).create_key(org(), "billing sync")
     verifier = Verifier(reader, cache_ttl=60)
-    assert wait_until(lambda: _accepts(verifier, new.token))
+    assert wait_until(lambda: accepts(verifier, new.token))
     KeyManager(writer).disable_key(new.key.key_id)
-    assert wait_until(lambda: not _accepts(verifier, new.token), timeout=10)
-
-
-def _accepts(verifier: Verifier, token: str) -> bool:
-    try:
-        verifier.verify_token(token)
-    except KeyDisabled:
-        return False
-    return True
 
 
 def test_remote_events_arrive_only_after_the_write_is_visible(writer, reader):
@@ -80,44 +75,11 @@ def test_remote_events_arrive_only_after_the_write_is_visible(writer, reader):
     assert all(seen.values())  # every reader saw the disable it was told about
 
 
-class _SlowReads:
-    """A store whose look-up reads, then stalls until the revocation was delivered."""
-
-    def __init__(self, store: RedisKeyStore) -> None:
-        self.store = store
-        self.read_done = threading.Event()
-        self.release = threading.Event()
-
-    def __getattr__(self, name: str):
-        return getattr(self.store, name)
-
-    def get_key(self, key_id: str):
-        record = self.store.get_key(key_id)
-        self.read_done.set()
-        self.release.wait(10)
-        return record
-
-    async def aget_key(self, key_id: str):
-        record = await self.store.aget_key(key_id)
-        self.read_done.set()
-        await anyio.to_thread.run_sync(self.release.wait, 10)
-        return record
-
-
-def _release_on_revocation(slow: _SlowReads, key_id: str) -> None:
-    # Subscribed after the verifier, so it runs after the verifier invalidated.
-    def on_event(event: KeyEvent) -> None:
-        if event.key_id == key_id and event.action == "updated":
-            slow.release.set()
-
-    slow.store.subscribe(on_event)
-
-
 def test_a_fill_racing_a_remote_revocation_is_discarded(writer, reader):
     new = KeyManager(writer).create_key(org(), "billing sync")
-    slow = _SlowReads(reader)
+    slow = SlowReads(reader)
     verifier = Verifier(slow, cache_ttl=60)
-    _release_on_revocation(slow, new.key.key_id)
+    release_on_revocation(slow, new.key.key_id)
     in_flight = threading.Thread(target=verifier.verify_token, args=(new.token,))
     in_flight.start()
     assert slow.read_done.wait(5)  # it read "enabled"...
@@ -132,9 +94,9 @@ def test_a_fill_racing_a_remote_revocation_is_discarded(writer, reader):
 @pytest.mark.anyio
 async def test_an_async_fill_racing_a_remote_revocation_is_discarded(writer, reader):
     new = KeyManager(writer).create_key(org(), "billing sync")
-    slow = _SlowReads(reader)
+    slow = SlowReads(reader)
     verifier = AsyncVerifier(slow, cache_ttl=60)
-    _release_on_revocation(slow, new.key.key_id)
+    release_on_revocation(slow, new.key.key_id)
     async with anyio.create_task_group() as tg:
         tg.start_soon(verifier.verify_token, new.token)
         await anyio.to_thread.run_sync(slow.read_done.wait, 5)
@@ -143,49 +105,6 @@ async def test_an_async_fill_racing_a_remote_revocation_is_discarded(writer, rea
     with pytest.raises(KeyDisabled):
         await verifier.verify_token(new.token)
     await reader.aclose()
-
-
-def _hammer_round(manager: KeyManager, reader: RedisKeyStore, verifier: Verifier) -> None:
-    new = manager.create_key(org(), "billing sync")
-    key_id, renames = new.key.key_id, 15
-    updates = 0
-    revoked = threading.Event()
-    revoked_at = math.inf
-
-    def on_event(event: KeyEvent) -> None:
-        nonlocal updates, revoked_at
-        if event.key_id == key_id and event.action == "updated":
-            updates += 1
-            if updates == renames + 1:  # pub/sub keeps order: this one is the disable
-                revoked_at = time.perf_counter()
-                revoked.set()
-
-    unsubscribe = reader.subscribe(on_event)
-    calls: list[tuple[float, float, bool]] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        while not stop.is_set():
-            start = time.perf_counter()
-            ok = _accepts(verifier, new.token)
-            calls.append((start, time.perf_counter(), ok))
-
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for i in range(renames):  # each rename invalidates: refills race with what follows
-        manager.rename_key(key_id, f"billing sync {i}")
-    manager.disable_key(key_id)
-    assert revoked.wait(10)
-    time.sleep(0.05)
-    stop.set()
-    for t in threads:
-        t.join()
-    unsubscribe()
-    settled = max(end for start, end, _ in calls if start <= revoked_at)
-    after = [ok for start, _, ok in calls if start > settled]
-    assert after, "no call started after the revocation settled"
-    assert not any(after), "a revoked key was accepted again"
 
 
 def test_hammering_fills_around_remote_revocations_never_resurrects_a_key(writer, reader):
@@ -199,7 +118,7 @@ def test_hammering_fills_around_remote_revocations_never_resurrects_a_key(writer
     manager = KeyManager(writer)
     verifier = Verifier(reader, cache_ttl=60)
     for _ in range(8):
-        _hammer_round(manager, reader, verifier)
+        hammer_round(manager, reader, verifier)
 
 
 # -- real processes --------------------------------------------------------------

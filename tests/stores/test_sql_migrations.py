@@ -23,11 +23,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
+from scout_auth import RoleRecord
+from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
-from scout_auth.stores._sql_schema import METADATA, VERSION_TABLE
+from scout_auth.stores._sql_ops import key_values
+from scout_auth.stores._sql_schema import KEYS, LEGACY, METADATA, VERSION_TABLE
 from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
 from tests.stores.conftest import server_url
-from tests.stores.contract import org, record
+from tests.stores.contract import T0, org, record
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -145,6 +148,7 @@ def test_offline_mode_renders_the_ddl_for_a_dba(capsys):
     command.upgrade(alembic_config("postgresql+psycopg://dba@db/prod"), "head", sql=True)
     ddl = capsys.readouterr().out
     assert "CREATE TABLE scout_auth_keys" in ddl
+    assert "CREATE TABLE scout_auth_audit_events" in ddl
     assert "TIMESTAMP WITH TIME ZONE" in ddl
     assert f"INSERT INTO {VERSION_TABLE}" in ddl
 
@@ -160,3 +164,78 @@ def test_upgrade_leaves_the_services_own_tables_alone(tmp_path):
         assert conn.exec_driver_sql("SELECT * FROM alembic_version").all() == [("the_apps_own",)]
     assert {"orders", "scout_auth_keys", VERSION_TABLE} <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+# The columns of scout_auth_keys at revision 0001/0002 (the store of today
+# writes the newer ones too, so an old database is filled by hand).
+_KEYS_0001 = (
+    "key_id", "org_id", "name", "public_key", "enabled", "scopes",
+    "created_at", "expires_at", "replaced_by",
+)  # fmt: skip
+
+
+def _add_old_key(engine: Engine, r) -> None:
+    values = {k: v for k, v in key_values(r).items() if k in _KEYS_0001}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(KEYS).values(values))
+
+
+def _old_key_ids(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [row[0] for row in conn.exec_driver_sql("SELECT key_id FROM scout_auth_keys")]
+
+
+def test_0001_to_0002_adds_the_audit_table_and_keeps_the_keys(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0001")
+    assert "scout_auth_audit_events" not in sa.inspect(engine).get_table_names()
+    store = SQLKeyStore(engine=engine)
+    r = record(org())
+    _add_old_key(engine, r)  # a 0001 database in use
+    upgrade(engine, "0002")
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0002"
+    assert _old_key_ids(engine) == [r.key_id]
+    sink = store.audit_sink()
+    event = AuditEvent("created", r.org_id, key_id=r.key_id, key_name=r.name, actor="migrator")
+    sink.write([event])
+    assert sink.query(key_id=r.key_id).events == (event,)
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("scout_auth_audit_events")}
+    assert indexes == {"ix_scout_auth_audit_events_org_id", "ix_scout_auth_audit_events_key_id"}
+    with engine.begin() as conn:  # and back: 0002's downgrade drops only its table
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert "scout_auth_audit_events" not in sa.inspect(engine).get_table_names()
+    assert _old_key_ids(engine) == [r.key_id]
+
+
+def test_0002_to_0003_adds_roles_usage_and_the_legacy_switch(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0002")
+    r = record(org(), scopes=frozenset({"drive:read"}))
+    _add_old_key(engine, r)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(LEGACY).values(org_id=r.org_id, secret_hash="$argon2id$h", created_at=T0)
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0003"
+    store = SQLKeyStore(engine=engine)
+    assert store.get_key(r.key_id) == r  # no roles, anywhere, never used
+    legacy = store.get_legacy(r.org_id)
+    assert legacy is not None
+    assert legacy.enabled is True
+    store.record_usage(r.key_id, 2, T0)
+    store.put_role(RoleRecord(r.org_id, "reader", frozenset({"drive:read"})))
+    used = store.get_key(r.key_id)
+    assert used is not None
+    assert used.use_count == 2
+    with engine.begin() as conn:  # and back: 0003's downgrade keeps keys and legacy rows
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    tables = set(sa.inspect(engine).get_table_names())
+    assert not {"scout_auth_roles", "scout_auth_legacy_usage"} & tables
+    assert _old_key_ids(engine) == [r.key_id]

@@ -1,13 +1,18 @@
-"""A fleet of real service processes on one Redis, and a revocation stopwatch.
+"""A fleet of real service processes on one store, and a revocation stopwatch.
 
-Used by ``tests/stores/test_redis_propagation.py`` (a few trials, generous
-bounds) and ``benchmarks/revocation.py`` (the distribution).
+Used by ``tests/stores/test_redis_propagation.py`` and
+``tests/stores/test_sql_propagation.py`` (a few trials, generous bounds) and
+``benchmarks/revocation.py`` (the distribution).
 
-* Each instance is ``python -m examples.redis_service`` (uvicorn + the
-  example Starlette app + a ``RedisKeyStore``) on a free loopback port.
-* The admin is a third process (``python -m tests.redis_fleet admin``)
-  running a ``KeyManager`` on its own ``RedisKeyStore``; it reads one
-  command per line on stdin and answers one line.
+* The store is named by a URL (Redis or PostgreSQL) and a *namespace*: the
+  Redis key prefix, or the PostgreSQL notification channel (the schema comes
+  with the URL's ``search_path``). See :func:`examples.service.open_store`.
+* Each instance is ``python -m examples.service`` (uvicorn + the example
+  Starlette app + a ``RedisKeyStore`` or ``SQLKeyStore``) on a free
+  loopback port.
+* The admin is a third process (``python -m tests.fleet admin``) running a
+  ``KeyManager`` on its own store; it reads one command per line on stdin
+  and answers one line.
 * A trial: create a key, warm every instance's cache with it, start one
   poller per instance, disable or delete the key through the admin, and
   record per instance the time until it first answers 401.
@@ -56,8 +61,8 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
 class Admin:
     """The key-management process."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.proc = _spawn(["-m", "tests.redis_fleet", "admin", "--url", url, "--prefix", prefix])
+    def __init__(self, url: str, namespace: str) -> None:
+        self.proc = _spawn(["-m", "tests.fleet", "admin", "--url", url, "--namespace", namespace])
         if _readline(self.proc, START_TIMEOUT) != "ready":
             raise RuntimeError("admin did not start")
 
@@ -88,8 +93,8 @@ class Admin:
 class Instance:
     """One service process."""
 
-    def __init__(self, url: str, prefix: str, *, cache_ttl: float, listen: bool) -> None:
-        args = ["-m", "examples.redis_service", "--url", url, "--prefix", prefix]
+    def __init__(self, url: str, namespace: str, *, cache_ttl: float, listen: bool) -> None:
+        args = ["-m", "examples.service", "--url", url, "--namespace", namespace]
         args += ["--cache-ttl", str(cache_ttl)]
         if not listen:
             args.append("--no-listen")
@@ -116,16 +121,16 @@ class Fleet:
     """``instances`` service processes and one admin process (a context manager)."""
 
     def __init__(
-        self, url: str, prefix: str, *, instances: int = 2, cache_ttl: float, listen: bool
+        self, url: str, namespace: str, *, instances: int = 2, cache_ttl: float, listen: bool
     ) -> None:
         self.cache_ttl = cache_ttl
         self._stack = ExitStack()
         self.instances: list[Instance] = []
         try:
             for _ in range(instances):  # start them all, then wait: they boot in parallel
-                self.instances.append(Instance(url, prefix, cache_ttl=cache_ttl, listen=listen))
+                self.instances.append(Instance(url, namespace, cache_ttl=cache_ttl, listen=listen))
                 self._stack.callback(self.instances[-1].close)
-            self.admin = Admin(url, prefix)
+            self.admin = Admin(url, namespace)
             self._stack.callback(self.admin.close)
             for instance in self.instances:
                 instance.wait_started()
@@ -235,11 +240,11 @@ def revoke_and_time(
 
 
 # -- the admin process --------------------------------------------------------
-def _admin(url: str, prefix: str) -> int:
+def _admin(url: str, namespace: str) -> int:
+    from examples.service import open_store
     from scout_auth import KeyManager
-    from scout_auth.stores.redis import RedisKeyStore
 
-    store = RedisKeyStore.from_url(url, prefix=prefix, listen=False)
+    store = open_store(url, namespace=namespace, listen=False)
     manager = KeyManager(store)
     print("ready", flush=True)
     for line in sys.stdin:
@@ -266,6 +271,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["admin"])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--namespace", required=True)
     ns = parser.parse_args()
-    sys.exit(_admin(ns.url, ns.prefix))
+    sys.exit(_admin(ns.url, ns.namespace))

@@ -1,0 +1,99 @@
+"""The Redis audit sink: streams per org and per key, next to the keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import redis
+import redis.asyncio
+
+from .._audit import DEFAULT_PAGE_SIZE, AuditEvent, AuditPage, check_query
+from ._redis_audit import AuditOps
+
+if TYPE_CHECKING:
+    from ._redis_store import RedisKeyStore
+
+__all__ = ["RedisAuditSink"]
+
+
+class RedisAuditSink:
+    """Audit events in Redis streams: one per org, one per key, in the org's hash slot.
+
+    Layout and guarantees in ``docs/audit.md``: each org's part of a batch
+    is one atomic script, the same batch sent again is not appended twice,
+    queries run newest first in arrival order. Redis errors raise
+    :class:`~scout_auth.exceptions.StoreUnavailable` (an
+    :class:`~scout_auth.audit.AuditBuffer` retries the batch).
+
+    Args:
+        store_or_client: A :class:`RedisKeyStore` (usual:
+            ``store.audit_sink()``; its clients and prefix are shared) or a
+            sync ``redis.Redis``.
+        async_client: With a client: a ``redis.asyncio.Redis`` for the ``a*``
+            methods (else they use the sync client in a worker thread).
+        prefix: With a client: the key prefix (the key store's, to keep the
+            audit trail next to the keys).
+        maxlen: Trim each stream to about this many entries (``XADD MAXLEN
+            ~``); ``None`` (default) keeps everything.
+
+    Raises:
+        ValueError: ``maxlen`` below 1.
+    """
+
+    def __init__(
+        self,
+        store_or_client: RedisKeyStore | redis.Redis,
+        *,
+        async_client: redis.asyncio.Redis | None = None,
+        prefix: str = "scout",
+        maxlen: int | None = None,
+    ) -> None:
+        from ._redis_store import RedisKeyStore
+
+        if maxlen is not None and maxlen < 1:
+            raise ValueError("maxlen must be at least 1 (or None)")
+        if isinstance(store_or_client, RedisKeyStore):
+            self.store = store_or_client
+        else:
+            self.store = RedisKeyStore(
+                store_or_client, async_client=async_client, prefix=prefix, listen=False
+            )
+        self._ops = AuditOps(self.store.layout, maxlen)
+
+    def __repr__(self) -> str:
+        return f"RedisAuditSink(prefix={self.store.layout.prefix!r}, maxlen={self._ops.maxlen})"
+
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        """Append ``events`` to their org's (and key's) streams."""
+        if events:
+            self.store._run(self._ops.write(tuple(events)))
+
+    def query(
+        self,
+        org_id: str | None = None,
+        key_id: str | None = None,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        before: str | None = None,
+    ) -> AuditPage:
+        """Newest first; see :class:`~scout_auth.audit.AuditSink`."""
+        check_query(org_id, key_id, limit)
+        return self.store._run(self._ops.query(org_id, key_id, limit, before))
+
+    async def awrite(self, events: Sequence[AuditEvent]) -> None:
+        """Async :meth:`write`."""
+        if events:
+            await self.store._arun(self._ops.write(tuple(events)))
+
+    async def aquery(
+        self,
+        org_id: str | None = None,
+        key_id: str | None = None,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        before: str | None = None,
+    ) -> AuditPage:
+        """Async :meth:`query`."""
+        check_query(org_id, key_id, limit)
+        return await self.store._arun(self._ops.query(org_id, key_id, limit, before))

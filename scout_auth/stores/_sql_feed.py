@@ -1,0 +1,107 @@
+"""The PostgreSQL change feed: ``LISTEN`` on a dedicated psycopg connection.
+
+Every lifecycle write of a :class:`~scout_auth.stores.sql.SQLKeyStore` on
+PostgreSQL ends its transaction with ``pg_notify(channel, payload)`` (see
+:func:`._sql_ops.announcing`). This module is the receiving end: the shared
+:class:`~._feed.ChangeFeed` loop (reconnect with back-off, flush after every
+subscription, origin filter) around a PostgreSQL session:
+
+1. take one connection out of the store's engine for good (it never goes
+   back to the pool) and switch it to autocommit, so ``LISTEN`` takes effect
+   at once and no transaction stays open;
+2. ``LISTEN channel``, then report the subscription (the flush);
+3. wait for notifications ``POLL`` seconds at a time, so a stop is noticed
+   promptly; every ``ping_interval`` send ``SELECT 1``. A watchdog shuts the
+   socket down if the answer takes too long, so a silently dead peer ends
+   the session instead of hanging it.
+
+Imported only when a store starts listening: it needs psycopg 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+from ._base import KeyEvent
+from ._feed import ChangeFeed
+
+__all__ = ["PostgresFeed"]
+
+
+def _sever(conn: psycopg.Connection[object]) -> None:
+    """Shut the connection's socket down under it: a blocked call fails at once."""
+    with contextlib.suppress(OSError, psycopg.Error):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+class PostgresFeed(ChangeFeed):
+    """Deliver KeyEvents notified on ``channel`` by other stores to ``deliver``.
+
+    Args:
+        connect: Returns a new psycopg connection in autocommit mode, owned
+            by the feed (it closes it).
+        channel: The notification channel (a validated identifier).
+        origin: This store's id; its own notifications are skipped.
+        deliver: Called on the feed thread for each event.
+        ping_interval: Seconds between liveness pings; a ping unanswered for
+            ``max(ping_interval, 1)`` seconds ends the connection.
+        max_backoff: Longest wait between reconnection attempts.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[object]],
+        channel: str,
+        origin: str,
+        deliver: Callable[[KeyEvent], None],
+        *,
+        ping_interval: float = 5.0,
+        max_backoff: float = 2.0,
+    ) -> None:
+        super().__init__(origin, deliver, max_backoff=max_backoff)
+        self._connect = connect
+        self._channel = channel
+        self._ping_interval = ping_interval
+        #: The server process id of the feed's connection while it is up.
+        self.backend_pid: int | None = None
+
+    def _session(self) -> None:
+        conn = self._connect()
+        try:
+            self.backend_pid = conn.info.backend_pid
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._subscribed()
+            next_ping = time.monotonic() + self._ping_interval
+            while not self.stopping:
+                for notify in conn.notifies(timeout=self.POLL):
+                    self._received(notify.payload)
+                if time.monotonic() >= next_ping:
+                    self._ping(conn)
+                    next_ping = time.monotonic() + self._ping_interval
+        finally:
+            self.backend_pid = None
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _ping(self, conn: psycopg.Connection[object]) -> None:
+        # Notifications arriving meanwhile wait in psycopg's backlog for the
+        # next notifies() call; none is lost.
+        watchdog = threading.Timer(max(self._ping_interval, 1.0), _sever, (conn,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            conn.execute("SELECT 1")
+        finally:
+            watchdog.cancel()
