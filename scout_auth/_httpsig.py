@@ -334,18 +334,20 @@ def parse_request_signature(
     fresh_until = float(created) + policy.max_age
     if expires is not None:
         fresh_until = min(fresh_until, float(expires))
+    # Positional, in field order: eleven keyword arguments cost a quarter
+    # more than the frozen __init__ itself.
     return RequestSignature(
-        label=chosen,
-        key_id=key_id,
-        created=created,
-        expires=expires,
-        nonce=nonce,
-        alg=alg if isinstance(alg, str) else None,
-        tag=tag,
-        components=covered.names,
-        base=build_base(request, covered.plan, signature_params),
-        signature=sig_member[0],
-        fresh_until=fresh_until,
+        chosen,  # label
+        key_id,
+        created,
+        expires,
+        nonce,
+        alg if isinstance(alg, str) else None,
+        tag,
+        covered.names,  # components
+        build_base(request, covered.plan, signature_params),  # base
+        sig_member[0],  # signature
+        fresh_until,
     )
 
 
