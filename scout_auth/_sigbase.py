@@ -135,7 +135,15 @@ class HttpRequest:
         Raises:
             SignatureInvalid: If a value holds a character a base cannot carry.
         """
-        return self._field(name.lower())
+        name = name.lower()
+        values = (self._index if self._index is not None else self._fields()).get(name)
+        if values is not None and len(values) == 1:
+            value = values[0]
+            # One printable ASCII line (no CR, so no obs-fold; no tab): all
+            # _field() would do is strip its spaces.
+            if value.isascii() and value.isprintable():
+                return value.strip(" ")
+        return self._field(name)
 
     def _field(self, name: str) -> str | None:
         # field() for a name already lower-cased.
