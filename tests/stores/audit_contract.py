@@ -262,7 +262,9 @@ class AuditContract:
         sink.write(events[2:])
         page = await sink.aquery(o, limit=2)
         assert page.events == (events[2], events[1])
-        rest = await sink.aquery(key_id=k, before=page.next)
+        # A cursor continues the query it came from (Redis cursors are stream
+        # ids of that org's or key's own stream).
+        rest = await sink.aquery(o, before=page.next)
         assert rest.events == (events[0],)
         assert rest.next is None
         assert sink.query(o).events == tuple(events[::-1])  # what async wrote, sync reads
