@@ -92,28 +92,43 @@ def hammer_round(manager: KeyManager, reader: Any, verifier: Verifier) -> None:
                 revoked.set()
 
     unsubscribe = reader.subscribe(on_event)
-    calls: list[tuple[float, float, bool]] = []
+    calls: list[list[tuple[float, float, bool]]] = [[] for _ in range(3)]
     stop = threading.Event()
 
-    def hammer() -> None:
+    def hammer(mine: list[tuple[float, float, bool]]) -> None:
         while not stop.is_set():
             start = time.perf_counter()
             ok = accepts(verifier, new.token)
-            calls.append((start, time.perf_counter(), ok))
+            mine.append((start, time.perf_counter(), ok))
 
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    def settled() -> float | None:
+        """When the last call in flight at the revocation ended, once every thread is past it."""
+        if not all(any(start > revoked_at for start, _, _ in list(mine)) for mine in calls):
+            return None
+        return max(end for mine in calls for start, end, _ in list(mine) if start <= revoked_at)
+
+    def started_after(when: float) -> list[bool]:
+        return [ok for mine in calls for start, _, ok in list(mine) if start > when]
+
+    threads = [threading.Thread(target=hammer, args=(mine,)) for mine in calls]
     for t in threads:
         t.start()
     for i in range(renames):  # each rename invalidates: refills race with what follows
         manager.rename_key(key_id, f"billing sync {i}")
     manager.disable_key(key_id)
     assert revoked.wait(10)
-    time.sleep(0.05)
+    # No fixed sleep: on a loaded machine an in-flight call can outlast any
+    # pause. Hammer on until every thread is past the revocation and five
+    # calls have started after the last in-flight one ended.
+    assert wait_until(lambda: settled() is not None), "a thread never got past the revocation"
+    settled_at = settled()
+    assert settled_at is not None
+    assert wait_until(lambda: len(started_after(settled_at)) >= 5), (
+        "no call started after the revocation settled"
+    )
     stop.set()
     for t in threads:
         t.join()
     unsubscribe()
-    settled = max(end for start, end, _ in calls if start <= revoked_at)
-    after = [ok for start, _, ok in calls if start > settled]
-    assert after, "no call started after the revocation settled"
+    after = started_after(settled_at)
     assert not any(after), "a revoked key was accepted again"
