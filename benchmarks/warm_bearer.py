@@ -7,7 +7,7 @@ Run::
     python -m benchmarks.warm_bearer --rule-scopes 3   # with a 3-scope rule check
 
 ``--rule-scopes N``: the route needs N scopes. scout_auth gets a route rule
-``("GET", "/whoami", [N scopes])`` (usage tracking on, as by default); the
+``("GET", "/whoami", [N scopes])``; the
 hand-written baseline checks the same scopes in its hook (a subset test
 against the token's granted set), so both do the same work.
 
@@ -21,7 +21,10 @@ b. ``hand``: the framework's own hook with a hand-written check that reads
    ``AuthenticationMiddleware`` + ``AuthenticationBackend``; a Flask
    ``before_request`` setting ``g.org``);
 c. ``scout``: scout_auth's middleware (``ScoutAuthMiddleware`` /
-   ``ScoutAuth``) over an ``InMemoryKeyStore``, cache already filled.
+   ``ScoutAuth``) over an ``InMemoryKeyStore``, cache already filled, with
+   usage tracking (the default) and auditing on (the store's audit sink
+   behind an ``AuditBuffer``: refusals are recorded; an accepted request
+   records nothing, so the warm path must not pay for it).
 
 The apps are called in-process (ASGI: a prebuilt scope and no-op
 receive/send; WSGI: a prebuilt environ and a no-op ``start_response``), so
@@ -123,7 +126,7 @@ def starlette_apps(
     async def scout(request: Request) -> JSONResponse:
         return JSONResponse({"org": org_context(request).org_id})
 
-    verifier = AsyncVerifier(store, cache_ttl=CACHE_TTL)
+    verifier = AsyncVerifier(store, cache_ttl=CACHE_TTL, audit=store.audit_sink())
     rules = [("GET", "/whoami", list(required))] if required else []
     return {
         "bare": Starlette(routes=[Route("/whoami", bare)]),
@@ -238,7 +241,11 @@ def flask_apps(
 
     scout = Flask("bench_scout")
     rules = [("GET", "/whoami", list(required))] if required else []
-    ScoutAuth(scout, verifier=Verifier(store, cache_ttl=CACHE_TTL), rules=rules)
+    ScoutAuth(
+        scout,
+        verifier=Verifier(store, cache_ttl=CACHE_TTL, audit=store.audit_sink()),
+        rules=rules,
+    )
 
     @scout.get("/whoami")
     def scout_whoami() -> Any:

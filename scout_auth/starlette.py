@@ -46,6 +46,7 @@ from .exceptions import AuthError
 
 __all__ = [
     "SCOPE_KEY",
+    "OrgCredentials",
     "OrgScopes",
     "OrgUser",
     "ScoutAuthMiddleware",
@@ -95,6 +96,31 @@ class OrgScopes(list[str]):
 
     def __contains__(self, scope: object) -> bool:
         return isinstance(scope, str) and scope_granted(self.granted, scope)
+
+
+class OrgCredentials(AuthCredentials):
+    """``request.auth`` for a verified org: an ``AuthCredentials`` whose ``scopes``
+    (an :class:`OrgScopes`) is built on first use.
+
+    Most requests never read ``request.auth.scopes``, so the warm path does
+    not pay for sorting them into a list. Setting ``scopes`` works as on
+    ``AuthCredentials``.
+    """
+
+    def __init__(self, granted: frozenset[str] | None) -> None:
+        # AuthCredentials.__init__ would build the list eagerly: not called.
+        self._granted = granted
+        self._scopes: list[str] | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        if self._scopes is None:
+            self._scopes = OrgScopes(self._granted)
+        return self._scopes
+
+    @scopes.setter
+    def scopes(self, value: list[str]) -> None:
+        self._scopes = value
 
 
 class OrgUser(BaseUser):
@@ -225,9 +251,7 @@ class ScoutAuthMiddleware:
         except AuthError as exc:
             await self._reject(scope, receive, send, exc)
             return
-        credentials = AuthCredentials()
-        credentials.scopes = OrgScopes(context.scopes)
-        scope["auth"] = credentials
+        scope["auth"] = OrgCredentials(context.scopes)
         scope["user"] = OrgUser(context)
         scope[SCOPE_KEY] = context
         if scope["type"] == "websocket":

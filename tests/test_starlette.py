@@ -7,7 +7,7 @@ import json
 
 import pytest
 from starlette.applications import Starlette
-from starlette.authentication import requires
+from starlette.authentication import AuthCredentials, requires
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -17,7 +17,13 @@ from starlette.websockets import WebSocket
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.exceptions import InsufficientScope
-from scout_auth.starlette import SCOPE_KEY, OrgUser, ScoutAuthMiddleware
+from scout_auth.starlette import (
+    SCOPE_KEY,
+    OrgCredentials,
+    OrgScopes,
+    OrgUser,
+    ScoutAuthMiddleware,
+)
 
 
 @pytest.fixture
@@ -70,6 +76,24 @@ def test_request_user_and_auth_carry_the_org(store, keys):
         "scopes": ["files:read"],
         "ctx_org": "org_a",
     }
+
+
+def test_request_auth_is_authcredentials_with_lazy_settable_scopes(store, keys):
+    async def view(request: Request) -> JSONResponse:
+        creds = request.auth
+        assert isinstance(creds, AuthCredentials)
+        assert isinstance(creds, OrgCredentials)
+        first = creds.scopes
+        assert isinstance(first, OrgScopes)
+        assert creds.scopes is first  # built once, then kept
+        assert "files:read" in first
+        assert "billing:write" not in first
+        creds.scopes = ["replaced"]  # writable, as on AuthCredentials
+        return JSONResponse({"scopes": list(first), "after": request.auth.scopes})
+
+    with TestClient(make_app(store, [Route("/me", view)])) as client:
+        body = client.get("/me", headers=auth(keys["reader"])).json()
+    assert body == {"scopes": ["files:read"], "after": ["replaced"]}
 
 
 @pytest.mark.parametrize(
