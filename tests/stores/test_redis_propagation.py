@@ -52,6 +52,7 @@ def test_a_remote_disable_drops_a_warm_cache_entry(writer, reader):
     verifier = Verifier(reader, cache_ttl=60)
     assert wait_until(lambda: accepts(verifier, new.token))
     KeyManager(writer).disable_key(new.key.key_id)
+    assert wait_until(lambda: not accepts(verifier, new.token))
 
 
 def test_remote_events_arrive_only_after_the_write_is_visible(writer, reader):
