@@ -27,7 +27,8 @@ import anyio.to_thread
 import pytest
 
 from scout_auth import AsyncVerifier, KeyEvent, KeyManager, KeyUpdate, Verifier
-from scout_auth.exceptions import KeyDisabled
+from scout_auth.exceptions import InsufficientScope, KeyDisabled, LegacyDisabled
+from tests._support import cheap_hasher
 from tests.fleet import Fleet, revoke_and_time
 from tests.stores.contract import org
 
@@ -161,6 +162,41 @@ class PropagationContract:
         assert wait_until(lambda: accepts(verifier, new.token))
         KeyManager(writer).disable_key(new.key.key_id)
         assert wait_until(lambda: not accepts(verifier, new.token))
+
+    def test_a_remote_role_change_reaches_a_warm_cache(self, writer, reader):
+        o = org()
+        manager = KeyManager(writer)
+        manager.put_role(o, "editor", ["drive:write"])
+        new = manager.create_key(o, "cms sync", roles=["editor"])
+        verifier = Verifier(reader, cache_ttl=3600)
+
+        def writes() -> bool:
+            try:
+                verifier.verify_token(new.token, required_scopes=["drive:write"])
+            except InsufficientScope:
+                return False
+            return True
+
+        assert wait_until(writes)
+        manager.put_role(o, "editor", ["drive:read"])
+        assert wait_until(lambda: not writes())
+
+    def test_a_remote_legacy_switch_reaches_a_warm_cache(self, writer, reader):
+        o = org()
+        manager = KeyManager(writer, password_hasher=cheap_hasher())
+        manager.import_legacy_key(o, "old-secret")
+        verifier = Verifier(reader, cache_ttl=3600, password_hasher=cheap_hasher())
+
+        def accepted() -> bool:
+            try:
+                verifier.verify_legacy(o, "old-secret")
+            except LegacyDisabled:
+                return False
+            return True
+
+        assert wait_until(accepted)
+        manager.disable_legacy(o)
+        assert wait_until(lambda: not accepted())
 
     def test_remote_events_arrive_only_after_the_write_is_visible(self, writer, reader):
         manager = KeyManager(writer)
