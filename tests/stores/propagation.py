@@ -1,9 +1,19 @@
-"""Revocation-propagation helpers shared by the Redis and PostgreSQL suites.
+"""Revocation propagation: one suite, run unchanged against every store with a change feed.
 
 A *reader* store has a change feed; a *writer* store (another process, as
-far as the reader can tell) changes keys. The helpers stall a verifier's
-look-up between its read and its cache fill, and hammer a verifier while
-the writer renames and then disables a key.
+far as the reader can tell) changes keys. A test module for a store
+subclasses :class:`PropagationContract` and provides three fixtures:
+``writer`` (``listen=False``), ``reader`` (already listening) and
+``fleet_store`` (the ``(url, namespace)`` a :class:`~tests.fleet.Fleet` runs
+on); each calls ``require_server`` through the store's URL fixture.
+
+The in-process tests pin the ordering (events are delivered only after the
+write is visible; a racing fill is discarded). The helpers stall a
+verifier's look-up between its read and its cache fill, and hammer a
+verifier while the writer renames and then disables a key. The fleet tests
+run real service processes and a separate admin process; their bounds are
+generous on purpose — the latency distribution lives in
+``benchmarks/revocation.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +24,12 @@ import time
 from typing import Any
 
 import anyio.to_thread
+import pytest
 
-from scout_auth import KeyEvent, KeyManager, Verifier
-from scout_auth.exceptions import KeyDisabled
+from scout_auth import AsyncVerifier, KeyEvent, KeyManager, KeyUpdate, Verifier
+from scout_auth.exceptions import InsufficientScope, KeyDisabled, LegacyDisabled
+from tests._support import cheap_hasher
+from tests.fleet import Fleet, revoke_and_time
 from tests.stores.contract import org
 
 
@@ -132,3 +145,146 @@ def hammer_round(manager: KeyManager, reader: Any, verifier: Verifier) -> None:
     unsubscribe()
     after = started_after(settled_at)
     assert not any(after), "a revoked key was accepted again"
+
+
+class PropagationContract:
+    """A change made through ``writer`` reaches ``reader``'s verifiers, never too early or late.
+
+    Subclasses provide the ``writer``, ``reader`` and ``fleet_store`` fixtures.
+    """
+
+    #: Rounds of :func:`hammer_round` (each renames a key 15 times, then disables it).
+    hammer_rounds = 2
+
+    def test_a_remote_disable_drops_a_warm_cache_entry(self, writer, reader):
+        new = KeyManager(writer).create_key(org(), "billing sync")
+        verifier = Verifier(reader, cache_ttl=60)
+        assert wait_until(lambda: accepts(verifier, new.token))
+        KeyManager(writer).disable_key(new.key.key_id)
+        assert wait_until(lambda: not accepts(verifier, new.token))
+
+    def test_a_remote_role_change_reaches_a_warm_cache(self, writer, reader):
+        o = org()
+        manager = KeyManager(writer)
+        manager.put_role(o, "editor", ["drive:write"])
+        new = manager.create_key(o, "cms sync", roles=["editor"])
+        verifier = Verifier(reader, cache_ttl=3600)
+
+        def writes() -> bool:
+            try:
+                verifier.verify_token(new.token, required_scopes=["drive:write"])
+            except InsufficientScope:
+                return False
+            return True
+
+        assert wait_until(writes)
+        manager.put_role(o, "editor", ["drive:read"])
+        assert wait_until(lambda: not writes())
+
+    def test_a_remote_legacy_switch_reaches_a_warm_cache(self, writer, reader):
+        o = org()
+        manager = KeyManager(writer, password_hasher=cheap_hasher())
+        manager.import_legacy_key(o, "old-secret")
+        verifier = Verifier(reader, cache_ttl=3600, password_hasher=cheap_hasher())
+
+        def accepted() -> bool:
+            try:
+                verifier.verify_legacy(o, "old-secret")
+            except LegacyDisabled:
+                return False
+            return True
+
+        assert wait_until(accepted)
+        manager.disable_legacy(o)
+        assert wait_until(lambda: not accepted())
+
+    def test_remote_events_arrive_only_after_the_write_is_visible(self, writer, reader):
+        manager = KeyManager(writer)
+        keys = [manager.create_key(org(), f"sync job {i}").key.key_id for i in range(30)]
+        seen: dict[str, bool] = {}
+        done = threading.Event()
+
+        def on_event(event: KeyEvent) -> None:  # on the feed's thread
+            if event.action == "updated" and event.key_id in keys:
+                record = reader.get_key(event.key_id)
+                seen[event.key_id] = record is not None and not record.enabled
+                if len(seen) == len(keys):
+                    done.set()
+
+        reader.subscribe(on_event)
+        for key_id in keys:
+            writer.update_key(key_id, KeyUpdate(enabled=False))
+        assert done.wait(10)
+        assert all(seen.values())  # every reader saw the disable it was told about
+
+    # -- racing fills ------------------------------------------------------------
+    def test_a_fill_racing_a_remote_revocation_is_discarded(self, writer, reader):
+        new = KeyManager(writer).create_key(org(), "billing sync")
+        slow = SlowReads(reader)
+        verifier = Verifier(slow, cache_ttl=60)
+        release_on_revocation(slow, new.key.key_id)
+        in_flight = threading.Thread(target=verifier.verify_token, args=(new.token,))
+        in_flight.start()
+        assert slow.read_done.wait(5)  # it read "enabled"...
+        KeyManager(writer).disable_key(new.key.key_id)  # ...then another process disabled it
+        in_flight.join(10)
+        assert len(verifier.cache) == 0  # the stale fill was not cached
+        with pytest.raises(KeyDisabled):
+            verifier.verify_token(new.token)
+
+    @pytest.mark.anyio
+    async def test_an_async_fill_racing_a_remote_revocation_is_discarded(self, writer, reader):
+        manager = KeyManager(writer)
+        new = await anyio.to_thread.run_sync(manager.create_key, org(), "billing sync")
+        slow = SlowReads(reader)
+        verifier = AsyncVerifier(slow, cache_ttl=60)
+        release_on_revocation(slow, new.key.key_id)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(verifier.verify_token, new.token)
+            await anyio.to_thread.run_sync(slow.read_done.wait, 5)
+            await anyio.to_thread.run_sync(manager.disable_key, new.key.key_id)
+        assert len(verifier.cache) == 0
+        with pytest.raises(KeyDisabled):
+            await verifier.verify_token(new.token)
+        await reader.aclose()
+
+    def test_hammering_fills_around_remote_revocations_never_resurrects_a_key(self, writer, reader):
+        """Threads verify non-stop while another process renames the key (each rename
+        invalidates, forcing refills) and then disables it. Once every call that was
+        in flight when the disable arrived has finished, every call must fail.
+
+        A smoke test: the window it probes is narrow. The two tests above pin the
+        same ordering deterministically.
+        """
+        manager = KeyManager(writer)
+        verifier = Verifier(reader, cache_ttl=60)
+        for _ in range(self.hammer_rounds):
+            hammer_round(manager, reader, verifier)
+        assert accepts(verifier, manager.create_key(org(), "still works").token)
+
+    # -- real processes ----------------------------------------------------------
+    @pytest.mark.parametrize(
+        ("listen", "cache_ttl", "bound"),
+        [
+            # Far below the 60 s TTL: only the change feed can explain it.
+            pytest.param(True, 60.0, 10.0, id="change-feed"),
+            # The feed is off: the TTL must still bound it (plus generous slack).
+            pytest.param(False, 2.0, 2.0 + 3.0, id="ttl-fallback"),
+        ],
+    )
+    def test_a_change_by_another_process_reaches_every_instance(
+        self, fleet_store, listen, cache_ttl, bound
+    ):
+        url, namespace = fleet_store
+        with Fleet(url, namespace, instances=2, cache_ttl=cache_ttl, listen=listen) as fleet:
+            trials = []
+            for action in ("disable", "delete"):
+                if listen:
+                    for _ in range(3):
+                        trials += revoke_and_time(fleet, action, timeout=bound + 5)
+                else:  # each trial waits out the TTL: run three at once
+                    trials += revoke_and_time(fleet, action, keys=3, timeout=bound + 5)
+        assert len(trials) == 6
+        for trial in trials:
+            assert len(trial.latencies) == 2
+            assert all(latency <= bound for latency in trial.latencies), trial

@@ -2,10 +2,9 @@
 
 A change made through any store reaches every other store's subscribers
 once, only after it committed, never for a rolled-back write; the feed
-reconnects by itself and flushes; a cache fill racing a revocation never
-brings the revoked key back. The fleet test runs real service processes and
-a separate admin process with generous bounds — the latency distribution
-lives in ``benchmarks/revocation.py --store postgres``.
+reconnects by itself and flushes. The shared :class:`PropagationContract`
+(warm caches, racing fills, a real fleet) runs at the end — the latency
+distribution lives in ``benchmarks/revocation.py --store postgres``.
 """
 
 from __future__ import annotations
@@ -20,20 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from scout_auth import AsyncVerifier, KeyEvent, KeyManager, KeyUpdate, Verifier
+from scout_auth import KeyEvent, KeyManager, KeyUpdate, Verifier
 from scout_auth.exceptions import KeyDisabled
 from scout_auth.stores._feed import FLUSH
 from scout_auth.stores.sql import SQLKeyStore
-from tests.fleet import Fleet, revoke_and_time
 from tests.stores.conftest import PER_TEST_LOOP
 from tests.stores.contract import T0, org, record
-from tests.stores.propagation import (
-    SlowReads,
-    accepts,
-    hammer_round,
-    release_on_revocation,
-    wait_until,
-)
+from tests.stores.propagation import PropagationContract, wait_until
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
@@ -65,6 +57,11 @@ def reader(make_store):
     store = make_store()
     assert store.wait_listening(5)
     return store
+
+
+@pytest.fixture
+def fleet_store(postgres_url, postgres_channel) -> tuple[str, str]:
+    return postgres_url, postgres_channel
 
 
 @pytest.fixture
@@ -106,26 +103,6 @@ def test_two_stores_see_each_others_events_exactly_once(make_store):
     time.sleep(0.2)  # no echo trailing behind
     assert _of(seen_a, o) == expected
     assert _of(seen_b, o) == expected
-
-
-def test_remote_events_arrive_only_after_the_write_is_visible(writer, reader):
-    manager = KeyManager(writer)
-    keys = [manager.create_key(org(), f"sync job {i}").key.key_id for i in range(10)]
-    seen: dict[str, bool] = {}
-    done = threading.Event()
-
-    def on_event(event: KeyEvent) -> None:  # on the feed thread
-        if event.action == "updated" and event.key_id in keys:
-            record = reader.get_key(event.key_id)
-            seen[event.key_id] = record is not None and not record.enabled
-            if len(seen) == len(keys):
-                done.set()
-
-    reader.subscribe(on_event)
-    for key_id in keys:
-        writer.update_key(key_id, KeyUpdate(enabled=False))
-    assert done.wait(10)
-    assert all(seen.values())
 
 
 def test_a_rolled_back_write_notifies_nothing(writer, reader):
@@ -291,55 +268,6 @@ def test_a_silently_dead_feed_is_noticed_by_its_pings(make_store, proxy, postgre
     assert FLUSH in events
 
 
-# -- racing fills ----------------------------------------------------------------
-def test_a_fill_racing_a_remote_revocation_is_discarded(writer, reader):
-    new = KeyManager(writer).create_key(org(), "billing sync")
-    slow = SlowReads(reader)
-    verifier = Verifier(slow, cache_ttl=60)
-    release_on_revocation(slow, new.key.key_id)
-    in_flight = threading.Thread(target=verifier.verify_token, args=(new.token,))
-    in_flight.start()
-    assert slow.read_done.wait(5)  # it read "enabled"...
-    KeyManager(writer).disable_key(new.key.key_id)  # ...then another process disabled it
-    in_flight.join(10)
-    assert len(verifier.cache) == 0  # the stale fill was not cached
-    with pytest.raises(KeyDisabled):
-        verifier.verify_token(new.token)
-
-
-@pytest.mark.anyio
-async def test_an_async_fill_racing_a_remote_revocation_is_discarded(writer, reader):
-    new = await anyio.to_thread.run_sync(KeyManager(writer).create_key, org(), "billing sync")
-    slow = SlowReads(reader)
-    verifier = AsyncVerifier(slow, cache_ttl=60)
-    release_on_revocation(slow, new.key.key_id)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(verifier.verify_token, new.token)
-        await anyio.to_thread.run_sync(slow.read_done.wait, 5)
-        await anyio.to_thread.run_sync(KeyManager(writer).disable_key, new.key.key_id)
-    assert len(verifier.cache) == 0
-    with pytest.raises(KeyDisabled):
-        await verifier.verify_token(new.token)
-    await reader.aclose()
-
-
-def test_hammering_fills_around_remote_revocations_never_resurrects_a_key(writer, reader):
-    """A smoke test (the window is narrow); the two tests above pin the ordering."""
-    manager = KeyManager(writer)
-    verifier = Verifier(reader, cache_ttl=60)
-    for _ in range(2):
-        hammer_round(manager, reader, verifier)
-    assert accepts(verifier, manager.create_key(org(), "still works").token)
-
-
-# -- real processes --------------------------------------------------------------
-def test_a_change_by_another_process_reaches_every_instance(postgres_url, postgres_channel):
-    # cache_ttl=60 and a 10 s bound: only the change feed can explain it.
-    with Fleet(postgres_url, postgres_channel, instances=2, cache_ttl=60, listen=True) as fleet:
-        trials = []
-        for action in ("disable", "delete"):
-            trials += revoke_and_time(fleet, action, timeout=15)
-    assert len(trials) == 2
-    for trial in trials:
-        assert len(trial.latencies) == 2
-        assert all(latency <= 10 for latency in trial.latencies), trial
+# -- the shared suite ------------------------------------------------------------
+class TestPostgresPropagation(PropagationContract):
+    """Warm caches, ordering, racing fills and a real fleet, as on every store with a feed."""
