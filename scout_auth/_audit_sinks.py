@@ -87,14 +87,17 @@ class InMemoryAuditSink:
                 if before is None
                 else bisect.bisect_left(positions, decode_cursor(before))
             )
+            # One event past the page says whether another page follows.
             found: list[AuditEvent] = []
-            while end > 0 and len(found) < limit:
+            while end > 0 and len(found) <= limit:
                 end -= 1
                 event = self._events[positions[end][1]]
                 if org_id is None or event.org_id == org_id:
                     found.append(event)
-        more = found and end > 0
-        return AuditPage(tuple(found), encode_cursor(found[-1].at, found[-1].id) if more else None)
+        if len(found) <= limit:
+            return AuditPage(tuple(found))
+        last = found[limit - 1]
+        return AuditPage(tuple(found[:limit]), encode_cursor(last.at, last.id))
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""

@@ -165,6 +165,15 @@ class AuditContract:
         assert sink.query(key_id=key()).events == ()
         assert sink.query(org()).next is None
 
+    def test_audit_the_last_page_has_no_cursor(self, sink):
+        o, k = org(), key()
+        elsewhere = event(org(), k)  # the same key id in another org: not this query's
+        mine = event(o, k)
+        sink.write([elsewhere, mine])
+        page = sink.query(o, k, limit=1)
+        assert page.events == (mine,)
+        assert page.next is None
+
     def test_audit_a_retried_batch_is_stored_once(self, sink):
         o, k = org(), key()
         other = org()
