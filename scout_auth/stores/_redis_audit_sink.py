@@ -22,7 +22,11 @@ class RedisAuditSink(QueryableSink):
 
     Layout and guarantees in ``docs/audit.md``: each org's part of a batch
     is one atomic script, the same batch sent again is not appended twice,
-    queries run newest first in arrival order. Redis errors raise
+    queries run newest first in arrival order. A cursor is an entry id of
+    the stream it was read from (the org's or the key's), so it continues
+    only the query it came from: with another ``org_id`` / ``key_id`` it
+    gives a wrong page, without an error (the memory and SQL sinks'
+    ``(at, id)`` cursors continue any query). Redis errors raise
     :class:`~scout_auth.exceptions.StoreUnavailable` (an
     :class:`~scout_auth.audit.AuditBuffer` retries the batch).
 
