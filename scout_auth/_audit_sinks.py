@@ -12,9 +12,9 @@ from ._audit import (
     DEFAULT_PAGE_SIZE,
     AuditEvent,
     AuditPage,
-    check_query,
+    AuditQuery,
+    QueryableSink,
     decode_cursor,
-    encode_cursor,
     event_json,
     event_to_dict,
 )
@@ -24,7 +24,7 @@ __all__ = ["InMemoryAuditSink", "LoggingAuditSink"]
 _Position = tuple[datetime, str]
 
 
-class InMemoryAuditSink:
+class InMemoryAuditSink(QueryableSink):
     """Audit events in process memory: the reference the stored sinks match.
 
     Thread-safe; the ``a*`` methods never block, so they call their sync
@@ -66,50 +66,30 @@ class InMemoryAuditSink:
                 if event.key_id is not None:
                     bisect.insort(self._by_key.setdefault(event.key_id, []), position)
 
-    def query(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Newest first; see :class:`~scout_auth.audit.AuditSink`."""
-        check_query(org_id, key_id, limit)
+    def _query(self, query: AuditQuery) -> AuditPage:
         with self._lock:
-            if key_id is not None:
-                positions = self._by_key.get(key_id, [])
+            if query.key_id is not None:
+                positions = self._by_key.get(query.key_id, [])
             else:
-                assert org_id is not None
-                positions = self._by_org.get(org_id, [])
-            end = (
-                len(positions)
-                if before is None
-                else bisect.bisect_left(positions, decode_cursor(before))
-            )
+                assert query.org_id is not None
+                positions = self._by_org.get(query.org_id, [])
+            end = len(positions)
+            if query.before is not None:
+                end = bisect.bisect_left(positions, decode_cursor(query.before))
             found: list[AuditEvent] = []
-            while end > 0 and len(found) < limit:
+            while end > 0 and len(found) < query.fetch:
                 end -= 1
                 event = self._events[positions[end][1]]
-                if org_id is None or event.org_id == org_id:
+                if query.matches(event):
                     found.append(event)
-        more = found and end > 0
-        return AuditPage(tuple(found), encode_cursor(found[-1].at, found[-1].id) if more else None)
+        return query.page(found)
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
         self.write(events)
 
-    async def aquery(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Async :meth:`query`."""
-        return self.query(org_id, key_id, limit=limit, before=before)
+    async def _aquery(self, query: AuditQuery) -> AuditPage:
+        return self._query(query)
 
 
 class LoggingAuditSink:

@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from scout_auth import InMemoryKeyStore
-from scout_auth._audit import decode_cursor, encode_cursor, event_from_dict, event_to_dict
+from scout_auth._audit import (
+    AuditQuery,
+    decode_cursor,
+    encode_cursor,
+    event_from_dict,
+    event_to_dict,
+)
 from scout_auth.audit import (
     AuditAction,
     AuditEvent,
@@ -160,6 +166,36 @@ def test_bad_cursors_are_refused(cursor):
 
 def test_cursor_round_trips_to_the_microsecond():
     assert decode_cursor(encode_cursor(T, "abc")) == (T, "abc")
+
+
+# -- one query's page, for every sink ------------------------------------------------
+def _events(*orgs: str) -> list[AuditEvent]:
+    """Newest first, one second apart."""
+    return [
+        AuditEvent("created", o, T - timedelta(seconds=i), id=f"e{i}") for i, o in enumerate(orgs)
+    ]
+
+
+def test_a_page_with_one_event_past_it_names_its_last_event():
+    fetched = _events("org_1", "org_1", "org_1")
+    page = AuditQuery("org_1", None, 2, None).page(fetched)
+    assert page.events == tuple(fetched[:2])
+    assert page.next == encode_cursor(fetched[1].at, "e1")
+    assert AuditQuery("org_1", None, 2, None).page(fetched[:2]).next is None
+
+
+def test_a_page_takes_the_sinks_own_cursor():
+    fetched = _events("org_1", "org_1")
+    page = AuditQuery("org_1", None, 1, None).page(fetched, lambda i: f"entry-{i}")
+    assert (page.events, page.next) == ((fetched[0],), "entry-0")
+
+
+def test_a_page_never_shows_another_orgs_event():
+    # A back end comparing ids loosely (a case-insensitive collation) returned ORG_1's event.
+    fetched = _events("org_1", "ORG_1", "org_1")
+    page = AuditQuery("org_1", None, 2, None).page(fetched)
+    assert page.events == (fetched[0],)
+    assert page.next == encode_cursor(fetched[1].at, "e1")  # the walk goes on below it
 
 
 # -- sinks ---------------------------------------------------------------------------

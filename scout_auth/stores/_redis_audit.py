@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._audit import AuditEvent, AuditPage, event_from_dict, event_to_dict
+from .._audit import AuditEvent, AuditPage, AuditQuery, event_from_dict, event_to_dict
 from ._redis_layout import Layout, fields_from_reply, text
 from ._redis_ops import Batch, Call, Lua, Op, Script
 
@@ -127,23 +127,21 @@ class AuditOps:
             args += [str(slot), str(len(fields)), *fields]
         return Lua(WRITE_AUDIT, tuple(keys), tuple(args))
 
-    def query(
-        self, org_id: str | None, key_id: str | None, limit: int, before: str | None
-    ) -> Op[AuditPage]:
+    def query(self, query: AuditQuery) -> Op[AuditPage]:
         """One page, newest first (``XREVRANGE`` from below the cursor)."""
-        end = "+" if before is None else "(" + decode_stream_cursor(before)
+        end = "+" if query.before is None else "(" + decode_stream_cursor(query.before)
+        org_id = query.org_id
         if org_id is None:
-            assert key_id is not None
-            owner = yield Call(("GET", self.layout.audit_directory(key_id)))
+            assert query.key_id is not None
+            owner = yield Call(("GET", self.layout.audit_directory(query.key_id)))
             if owner is None:
                 return AuditPage(())
             org_id = text(owner)
-        if key_id is None:
+        if query.key_id is None:
             stream = self.layout.audit(org_id)
         else:
-            stream = self.layout.audit_key(org_id, key_id)
-        reply = yield Call(("XREVRANGE", stream, end, "-", "COUNT", str(limit + 1)))
+            stream = self.layout.audit_key(org_id, query.key_id)
+        reply = yield Call(("XREVRANGE", stream, end, "-", "COUNT", str(query.fetch)))
         entries = _entries(reply)
-        events = tuple(event_from_dict(fields) for _, fields in entries[:limit])
-        more = len(entries) > limit
-        return AuditPage(events, encode_stream_cursor(entries[limit - 1][0]) if more else None)
+        events = [event_from_dict(fields) for _, fields in entries]
+        return query.page(events, lambda i: encode_stream_cursor(entries[i][0]))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 import redis.asyncio
 
-from .._audit import DEFAULT_PAGE_SIZE, AuditEvent, AuditPage, check_query
+from .._audit import AuditEvent, AuditPage, AuditQuery, QueryableSink
 from ._redis_audit import AuditOps
 
 if TYPE_CHECKING:
@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["RedisAuditSink"]
 
 
-class RedisAuditSink:
+class RedisAuditSink(QueryableSink):
     """Audit events in Redis streams: one per org, one per key, in the org's hash slot.
 
     Layout and guarantees in ``docs/audit.md``: each org's part of a batch
     is one atomic script, the same batch sent again is not appended twice,
-    queries run newest first in arrival order. Redis errors raise
+    queries run newest first in arrival order. A cursor is an entry id of
+    the stream it was read from (the org's or the key's), so it continues
+    only the query it came from: with another ``org_id`` / ``key_id`` it
+    gives a wrong page, without an error (the memory and SQL sinks'
+    ``(at, id)`` cursors continue any query). Redis errors raise
     :class:`~scout_auth.exceptions.StoreUnavailable` (an
     :class:`~scout_auth.audit.AuditBuffer` retries the batch).
 
@@ -69,31 +73,13 @@ class RedisAuditSink:
         if events:
             self.store._run(self._ops.write(tuple(events)))
 
-    def query(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Newest first; see :class:`~scout_auth.audit.AuditSink`."""
-        check_query(org_id, key_id, limit)
-        return self.store._run(self._ops.query(org_id, key_id, limit, before))
+    def _query(self, query: AuditQuery) -> AuditPage:
+        return self.store._run(self._ops.query(query))
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
         if events:
             await self.store._arun(self._ops.write(tuple(events)))
 
-    async def aquery(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Async :meth:`query`."""
-        check_query(org_id, key_id, limit)
-        return await self.store._arun(self._ops.query(org_id, key_id, limit, before))
+    async def _aquery(self, query: AuditQuery) -> AuditPage:
+        return await self.store._arun(self._ops.query(query))

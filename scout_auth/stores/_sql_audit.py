@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .._audit import DEFAULT_PAGE_SIZE, AuditEvent, AuditPage, check_query
+from .._audit import AuditEvent, AuditPage, AuditQuery, QueryableSink
 from . import _sql_audit_ops as ops
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["SQLAuditSink"]
 
 
-class SQLAuditSink:
+class SQLAuditSink(QueryableSink):
     """Audit events in the ``scout_auth_audit_events`` table, next to the keys.
 
     Shares a :class:`~scout_auth.stores.sql.SQLKeyStore`'s engines (its
@@ -28,7 +28,8 @@ class SQLAuditSink:
     (``upgrade()``) and with ``create_all()``.
 
     Writes are idempotent per event id: a batch retried after a lost commit
-    reply is not stored twice. Every write is one transaction.
+    reply is not stored twice. Every write is one transaction, every page
+    one indexed query.
 
     Args:
         store_or_engine: A ``SQLKeyStore`` (usual: ``store.audit_sink()``), a
@@ -61,31 +62,13 @@ class SQLAuditSink:
         if events:
             self.store._write(partial(ops.write_events, tuple(events)))
 
-    def query(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Newest first, one indexed query; see :class:`~scout_auth.audit.AuditSink`."""
-        check_query(org_id, key_id, limit)
-        return self.store._read(partial(ops.query_events, org_id, key_id, limit, before))
+    def _query(self, query: AuditQuery) -> AuditPage:
+        return self.store._read(partial(ops.query_events, query))
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
         if events:
             await self.store._awrite(partial(ops.write_events, tuple(events)))
 
-    async def aquery(
-        self,
-        org_id: str | None = None,
-        key_id: str | None = None,
-        *,
-        limit: int = DEFAULT_PAGE_SIZE,
-        before: str | None = None,
-    ) -> AuditPage:
-        """Async :meth:`query`."""
-        check_query(org_id, key_id, limit)
-        return await self.store._aread(partial(ops.query_events, org_id, key_id, limit, before))
+    async def _aquery(self, query: AuditQuery) -> AuditPage:
+        return await self.store._aread(partial(ops.query_events, query))

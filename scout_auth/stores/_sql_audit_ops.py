@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.sql import Executable
 
-from .._audit import FIELDS, AuditEvent, AuditPage, decode_cursor, encode_cursor
+from .._audit import FIELDS, AuditEvent, AuditPage, AuditQuery, decode_cursor
 from ._sql_ops import Op, Outcome
 from ._sql_schema import AUDIT
 
@@ -56,30 +56,17 @@ def write_events(events: Sequence[AuditEvent], dialect: Dialect) -> Op[None]:
     return Outcome(None)
 
 
-def query_events(
-    org_id: str | None,
-    key_id: str | None,
-    limit: int,
-    before: str | None,
-    dialect: Dialect,
-) -> Op[AuditPage]:
-    """One page, newest first: ``(at, id)`` descending, strictly below ``before``."""
+def query_events(query: AuditQuery, dialect: Dialect) -> Op[AuditPage]:
+    """One page, newest first: ``(at, id)`` descending, strictly below ``query.before``."""
     stmt = sa.select(AUDIT)
-    if key_id is not None:
-        stmt = stmt.where(AUDIT.c.key_id == key_id)
-    if org_id is not None:
-        stmt = stmt.where(AUDIT.c.org_id == org_id)
-    if before is not None:
-        at, event_id = decode_cursor(before)
+    if query.key_id is not None:
+        stmt = stmt.where(AUDIT.c.key_id == query.key_id)
+    if query.org_id is not None:
+        stmt = stmt.where(AUDIT.c.org_id == query.org_id)
+    if query.before is not None:
+        at, event_id = decode_cursor(query.before)
         # "at <= x" alone bounds the index range; the OR breaks ties by id.
         stmt = stmt.where(AUDIT.c.at <= at, sa.or_(AUDIT.c.at < at, AUDIT.c.id < event_id))
-    stmt = stmt.order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(limit + 1)
+    stmt = stmt.order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(query.fetch)
     result = yield stmt
-    rows = result.all()
-    events = tuple(
-        _event(row)
-        for row in rows[:limit]
-        if (org_id is None or row.org_id == org_id) and (key_id is None or row.key_id == key_id)
-    )
-    more = len(rows) > limit and events
-    return Outcome(AuditPage(events, encode_cursor(events[-1].at, events[-1].id) if more else None))
+    return Outcome(query.page([_event(row) for row in result]))

@@ -165,6 +165,25 @@ class AuditContract:
         assert sink.query(key_id=key()).events == ()
         assert sink.query(org()).next is None
 
+    @pytest.mark.parametrize("shape", ["org", "key", "org-and-key"])
+    def test_audit_a_cursor_continues_the_query_it_came_from(self, sink, shape):
+        o, k, other = org(), key(), key()
+        events = [event(o, kid) for kid in (k, other, other, k, other, k, k)]
+        sink.write(events)  # one batch: in Redis, the org's and the key's stream ids differ
+        org_id, key_id = {"org": (o, None), "key": (None, k), "org-and-key": (o, k)}[shape]
+        newest_first = [e for e in events[::-1] if key_id is None or e.key_id == key_id]
+        for limit in (1, 2, 3):
+            assert walk(sink, org_id, key_id, limit=limit) == newest_first
+
+    def test_audit_the_last_page_has_no_cursor(self, sink):
+        o, k = org(), key()
+        elsewhere = event(org(), k)  # the same key id in another org: not this query's
+        mine = event(o, k)
+        sink.write([elsewhere, mine])
+        page = sink.query(o, k, limit=1)
+        assert page.events == (mine,)
+        assert page.next is None
+
     def test_audit_a_retried_batch_is_stored_once(self, sink):
         o, k = org(), key()
         other = org()

@@ -384,6 +384,7 @@ def test_audit_sink_on_engines_of_its_own(sqlite_url):
     ],
 )
 def test_each_audit_page_is_one_indexed_query(store, column, index):
+    from scout_auth._audit import AuditQuery
     from scout_auth.audit import AuditEvent
     from scout_auth.stores import _sql_audit_ops as audit_ops
 
@@ -393,7 +394,8 @@ def test_each_audit_page_is_one_indexed_query(store, column, index):
     first = sink.query(o, limit=1)
     org_id, key_id = (o, None) if column == "org_id" else (None, k)
     with store.engine.begin() as conn:
-        stmt = next(audit_ops.query_events(org_id, key_id, 2, first.next, conn.dialect))
+        query = AuditQuery(org_id, key_id, 2, first.next)
+        stmt = next(audit_ops.query_events(query, conn.dialect))
         plan = _explain(conn, stmt).lower()
     assert index in plan or "key=" + index in plan, plan
     assert "seq scan" not in plan, plan
