@@ -22,6 +22,7 @@ import secrets
 import threading
 from collections import OrderedDict
 
+from ._flow import KnownKey
 from ._records import KeyRecord, OrgContext
 
 __all__ = ["VerifiedCache"]
@@ -43,8 +44,10 @@ class VerifiedCache:
         self._by_key: dict[str, set[bytes]] = {}
         # Key records for signed requests, whose signatures differ every time
         # (so the verified-context cache cannot serve them): the store look-up
-        # is what this saves. Same TTL, bound, invalidation and epoch.
-        self._records: OrderedDict[str, tuple[KeyRecord, float]] = OrderedDict()
+        # is what this saves, and once a flow proved the key, the context
+        # derived from the record (a KnownKey) too. Same TTL, bound,
+        # invalidation and epoch.
+        self._records: OrderedDict[str, tuple[KeyRecord | KnownKey, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,12 +94,23 @@ class VerifiedCache:
                 old_fp, (old_ctx, _) = self._entries.popitem(last=False)
                 self._unindex(old_ctx.key_id, old_fp)
 
-    def get_record(self, key_id: str, now: float) -> KeyRecord | None:
-        """A cached key record, or ``None``."""
+    def get_record(self, key_id: str, now: float) -> KeyRecord | KnownKey | None:
+        """A cached key record (with its context once known), or ``None``."""
         entry = self._records.get(key_id)
         if entry is None or now >= entry[1]:
             return None
         return entry[0]
+
+    def put_known(self, known: KnownKey) -> None:
+        """Keep ``known`` in place of its record, if that very record is still cached.
+
+        Identity, not equality: after an invalidation the entry is gone or
+        holds a record fetched since, and ``known`` must not replace it.
+        """
+        with self._lock:
+            entry = self._records.get(known.record.key_id)
+            if entry is not None and entry[0] is known.record:
+                self._records[known.record.key_id] = (known, entry[1])
 
     def put_record(self, record: KeyRecord, now: float, epoch: int) -> None:
         """Cache ``record`` unless an invalidation happened since ``epoch``."""

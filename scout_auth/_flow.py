@@ -24,6 +24,14 @@ role change must drop cached contexts (see ``ROLE_ACTIONS``). The client
 address is checked against a key's allowlist per request by
 :func:`check_access`, outside the flow: concurrent callers may share one
 flow but not one address.
+
+Signed requests differ every time, so their verified context cannot be
+cached by credential; what is derived from the *key record* can. The first
+flow that proves a key yields :class:`RememberContext`; the driver keeps
+the :class:`KnownKey` with the cached record and answers later
+:class:`FetchKey` needs with it, and the flow then skips the derivation
+(roles, allowlist parsing) — but never the signature, the key's state or
+the nonce.
 """
 
 from __future__ import annotations
@@ -57,7 +65,9 @@ __all__ = [
     "FetchKey",
     "FetchLegacy",
     "FetchRoles",
+    "KnownKey",
     "Need",
+    "RememberContext",
     "RememberNonce",
     "Verified",
     "check_access",
@@ -71,7 +81,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class FetchKey:
-    """Need: the key record with ``key_id`` (or ``None``)."""
+    """Need: the key record with ``key_id``, or a cached :class:`KnownKey`, or ``None``."""
 
     key_id: str
 
@@ -106,9 +116,6 @@ class RememberNonce:
     ttl: float
 
 
-Need = FetchKey | FetchLegacy | FetchRoles | CheckLegacySecret | RememberNonce
-
-
 @dataclass(frozen=True, slots=True)
 class Verified:
     """A successful verification and how long it may be trusted.
@@ -121,6 +128,24 @@ class Verified:
 
     context: OrgContext
     valid_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    """An answer to :class:`FetchKey`: a record with the context derived from it."""
+
+    record: KeyRecord
+    verified: Verified
+
+
+@dataclass(frozen=True, slots=True)
+class RememberContext:
+    """Need: keep ``known`` beside its record, if that record is still cached (no answer)."""
+
+    known: KnownKey
+
+
+Need = FetchKey | FetchLegacy | FetchRoles | CheckLegacySecret | RememberNonce | RememberContext
 
 
 Flow = Generator[Need, object, Verified]
@@ -219,17 +244,44 @@ def key_context(
     return Verified(context, until)
 
 
+def _fetched(answer: object) -> tuple[KeyRecord | None, Verified | None]:
+    # A FetchKey answer: a record, a record with its context, or nothing.
+    if type(answer) is KnownKey:
+        return answer.record, answer.verified
+    return (answer, None) if isinstance(answer, KeyRecord) else (None, None)
+
+
+def _known_state(record: KeyRecord, verified: Verified, now: float) -> Verified:
+    # check_key_state() for a record whose context is known: its expiry is
+    # already a timestamp there (no datetime per request).
+    if not record.enabled:
+        raise KeyDisabled().about(record.org_id, record.key_id, record.name)
+    if now >= verified.valid_until:
+        raise KeyExpired().about(record.org_id, record.key_id, record.name)
+    return verified
+
+
+def _derive(record: KeyRecord, now: float, require_scoped: bool) -> Flow:
+    # A proven key seen for the first time: its state, then its context,
+    # which the driver may keep with the record.
+    check_key_state(record, now)
+    verified = yield from key_context(record, require_scoped)
+    yield RememberContext(KnownKey(record, verified))
+    return verified
+
+
 def _bearer_flow(cred: BearerCredential, now: float, require_scoped: bool) -> Flow:
-    record = yield FetchKey(cred.parsed.key_id)
-    if not isinstance(record, KeyRecord):
+    record, known = _fetched((yield FetchKey(cred.parsed.key_id)))
+    if record is None:
         raise InvalidToken()
     derived = public_key_from_seed(cred.parsed.seed)
     # Constant-time: the stored public key is public, but a timing oracle on
     # how many leading bytes match would still be a gift to an attacker.
     if not hmac.compare_digest(derived, record.public_key):
         raise InvalidToken()
-    check_key_state(record, now)
-    return (yield from key_context(record, require_scoped))
+    if known is not None:
+        return _known_state(record, known, now)
+    return (yield from _derive(record, now, require_scoped))
 
 
 def _legacy_flow(cred: LegacyCredential, require_scoped: bool) -> Flow:
@@ -268,15 +320,18 @@ def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = Fal
     The nonce is remembered only after the signature verified, so nobody can
     burn another client's nonces with forged requests (RFC 9421 §7.2.2).
     """
-    record = yield FetchKey(sig.key_id)
-    if not isinstance(record, KeyRecord):
+    record, known = _fetched((yield FetchKey(sig.key_id)))
+    if record is None:
         # An unknown keyid looks exactly like a bad signature: no oracle.
         raise SignatureInvalid("Signature verification failed")
     verify_ed25519(record.public_key, sig.signature, sig.base)
-    check_key_state(record, now)
     # Roles are read (and require_scoped applied) before the nonce is spent: a
     # store error there must not turn the client's retry into a "replay".
-    verified = yield from key_context(record, require_scoped)
+    verified = (
+        _known_state(record, known, now)
+        if known is not None
+        else (yield from _derive(record, now, require_scoped))
+    )
     if sig.nonce is not None:
         fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
         if fresh is not True:

@@ -1,4 +1,15 @@
-"""Verifier drivers: the same decision flow, driven sync or async."""
+"""Verifier drivers: the same decision flow, driven sync or async.
+
+Theory of operation
+-------------------
+Everything that is not I/O lives in :class:`_BaseVerifier`: turning a
+request or header into a credential (or a parsed signature and its flow),
+the cache look-ups, answering a flow's needs that the cache can answer, the
+per-request checks. The two drivers differ only where they wait — a plain
+call or an ``await`` — in ``_verify`` (cache, then one single-flight look-up
+per credential), ``_cold``, ``_drive`` and ``_perform``, as httpx's
+``sync_auth_flow`` / ``async_auth_flow`` do.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +29,6 @@ from ._audit import AuditSink, denial_event
 from ._audit_buffer import AuditBuffer
 from ._cache import VerifiedCache
 from ._credentials import (
-    BearerCredential,
     Credential,
     LegacyCredential,
     parse_basic,
@@ -28,9 +38,11 @@ from ._credentials import (
 from ._flow import (
     CheckLegacySecret,
     FetchKey,
+    FetchLegacy,
     FetchRoles,
     Flow,
     Need,
+    RememberContext,
     RememberNonce,
     Verified,
     check_access,
@@ -38,7 +50,7 @@ from ._flow import (
     legacy_key_id,
     signature_flow,
 )
-from ._httpsig import RequestSignature, parse_request_signature
+from ._httpsig import parse_request_signature
 from ._nonce import InMemoryNonceCache, NonceCache
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest
@@ -66,8 +78,31 @@ def _check_password(hasher: PasswordHasher, need: CheckLegacySecret) -> bool:
         return False
 
 
+def _store_failure(exc: Exception) -> StoreUnavailable:
+    # Fail closed: an unexpected store error is "cannot verify" (503), never 500.
+    logger.warning("key store error: %s", type(exc).__name__)
+    return StoreUnavailable()
+
+
+#: A bearer token still unparsed (the cache is keyed on the raw string), or
+#: an org's legacy secret.
+_Presented = str | LegacyCredential
+
+# _BaseVerifier._answer_locally: this need takes I/O.
+_FROM_STORE = object()
+
+
+def _parsed(cred: _Presented) -> Credential:
+    # A malformed token fails here, before any flight or store access.
+    return parse_bearer(cred) if isinstance(cred, str) else cred
+
+
+def _scopes(required: Iterable[str]) -> tuple[str, ...]:
+    return required if type(required) is tuple else tuple(required)
+
+
 class _BaseVerifier:
-    """Configuration, cache and parsing shared by both drivers."""
+    """Configuration, cache, parsing and every decision shared by both drivers."""
 
     def __init__(
         self,
@@ -126,10 +161,62 @@ class _BaseVerifier:
         else:
             self.cache.invalidate(legacy_key_id(event.org_id))
 
-    def _fingerprint(self, cred: Credential) -> bytes:
-        if isinstance(cred, BearerCredential):
-            return self._bearer_fingerprint(cred.token)
-        return self.cache.fingerprint("legacy", cred.org_id, cred.secret)
+    # -- turning what the caller has into what a driver verifies -------------
+
+    def _credential(self, authorization: str | None) -> _Presented:
+        """The credential of an ``Authorization`` value (raises for a refused header)."""
+        scheme, rest = split_authorization(authorization)
+        return rest if scheme == "bearer" else parse_basic(rest)
+
+    def _signed_flow(
+        self,
+        request: HttpRequest,
+        authorization: str | None,
+        has_body: bool | None,
+        signature_input: str | None = None,
+        signature: str | None = None,
+    ) -> tuple[Flow, float]:
+        """Parse and policy-check a request's signature; its flow and the time it was read."""
+        # One credential per request: a bearer token *and* a signature may name
+        # different keys with different rights; picking one silently invites
+        # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
+        if authorization:
+            raise InvalidRequest("Send either a bearer token or a request signature, not both")
+        now = self._clock()
+        sig = parse_request_signature(
+            request,
+            self.signature_policy,
+            now=now,
+            label=self.signature_label,
+            signature_input=signature_input,
+            signature=signature,
+            has_body=has_body,
+        )
+        return signature_flow(sig, now, self.require_scoped_keys), now
+
+    def _request_flow(
+        self, request: HttpRequest, has_body: bool | None
+    ) -> tuple[Flow, float] | None:
+        """:meth:`_signed_flow` of a signed request; ``None`` if it carries no signature."""
+        # Each field read once: the parser takes the values found here.
+        signature_input = request._raw_field("signature-input")
+        signature = request._raw_field("signature")
+        if signature_input is None and signature is None:
+            return None
+        return self._signed_flow(
+            request, request.field("authorization"), has_body, signature_input, signature
+        )
+
+    # -- the cache --------------------------------------------------------------
+
+    def _look_up(self, cred: _Presented) -> tuple[bytes, float, OrgContext | None]:
+        """The credential's fingerprint, the time, and its cached context if any."""
+        if isinstance(cred, str):
+            fp = self.cache.bearer_fingerprint(cred)
+        else:
+            fp = self.cache.fingerprint("legacy", cred.org_id, cred.secret)
+        now = self._clock()
+        return fp, now, self.cache.get(fp, now)
 
     def _flight_key(self, fp: bytes) -> bytes:
         # A caller that arrives after an invalidation must not share a flight
@@ -137,11 +224,16 @@ class _BaseVerifier:
         # flights are per cache epoch. ``fp`` is fixed-width, so this is unambiguous.
         return fp + b"%d" % self.cache.epoch
 
-    def _bearer_fingerprint(self, token: str) -> bytes:
-        # Keyed on the raw token so a cache hit needs no parsing: only tokens
-        # that parsed and verified are ever cached, and parsing is a pure
-        # function of the string.
-        return self.cache.bearer_fingerprint(token)
+    def _cold_start(self, fp: bytes) -> tuple[float, int, OrgContext | None]:
+        """A flight leader's time and epoch, read before the store; and the cache again."""
+        now = self._clock()
+        epoch = self.cache.epoch
+        # A leader that just finished may have filled it meanwhile.
+        return now, epoch, self.cache.get(fp, now)
+
+    def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
+        self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
+        return verified.context
 
     def _cached_authorization(
         self, authorization: str | None, required: tuple[str, ...], client_ip: str | None = None
@@ -162,9 +254,41 @@ class _BaseVerifier:
             self._accept(context, required, client_ip, now)
         return context
 
+    # -- a flow's needs ---------------------------------------------------------
+
+    def _answer_locally(self, need: Need, now: float) -> object:
+        """What the cache answers for ``need`` without I/O, or ``_FROM_STORE``."""
+        # type() is: exact classes, the cheapest test on the per-request path.
+        if type(need) is FetchKey:
+            cached = self.cache.get_record(need.key_id, now)
+            return _FROM_STORE if cached is None else cached
+        if type(need) is RememberContext:
+            self.cache.put_known(need.known)
+            return None
+        return _FROM_STORE
+
+    def _store_call(self, need: Need) -> tuple[object, str, tuple[Any, ...]]:
+        """The object, sync method name (``a`` + name: async) and arguments for ``need``."""
+        if isinstance(need, FetchKey):
+            return self.store, "get_key", (need.key_id,)
+        if isinstance(need, RememberNonce):
+            return self.nonce_cache, "remember", (need.key, need.ttl)
+        if isinstance(need, FetchRoles):
+            return self.store, "list_roles", (need.org_id,)
+        assert isinstance(need, FetchLegacy)
+        return self.store, "get_legacy", (need.org_id,)
+
+    def _stored(self, need: Need, answer: object, now: float, epoch: int) -> object:
+        """Keep a fetched key record (unless an invalidation came since ``epoch``)."""
+        if isinstance(answer, KeyRecord) and isinstance(need, FetchKey):
+            self.cache.put_record(answer, now, epoch)
+        return answer
+
+    # -- after the flow -----------------------------------------------------------
+
     def _accept(
         self, context: OrgContext, required: tuple[str, ...], client_ip: str | None, now: float
-    ) -> None:
+    ) -> OrgContext:
         """Per-request checks of a verified context, then count the use."""
         scopes = context.scopes
         # The usual cases answered inline (this runs on every warm request):
@@ -176,9 +300,29 @@ class _BaseVerifier:
         usage = self.usage
         if usage is not None and usage.note(context, now):
             self._schedule_usage_flush()
+        return context
 
     def _schedule_usage_flush(self) -> None:
         raise NotImplementedError
+
+    def _write_usage(self) -> None:
+        """Write the usage counted so far with the store's sync methods."""
+        writes = self._drain_usage()
+        done = 0
+        try:
+            for write in writes:
+                getattr(self.store, write.method)(*write.args)
+                done += 1
+        except Exception as exc:
+            self._usage_failed(writes[done:], exc)
+
+    def _drain_usage(self) -> list[UsageWrite]:
+        return [] if self.usage is None else self.usage.drain()
+
+    def _usage_failed(self, writes: list[UsageWrite], exc: Exception) -> None:
+        logger.warning("usage flush failed (%s); retrying at the next one", type(exc).__name__)
+        if self.usage is not None:
+            self.usage.restore(writes)
 
     def record_denial(
         self, exc: AuthError, *, method: str | None, path: str | None, client_ip: str | None
@@ -205,45 +349,6 @@ class _BaseVerifier:
             logger.exception("could not build the audit event for a denial")
             return
         self.audit.record(event)
-
-    def _parse_signed(
-        self, request: HttpRequest, authorization: str | None, has_body: bool | None
-    ) -> tuple[RequestSignature, float]:
-        # One credential per request: a bearer token *and* a signature may name
-        # different keys with different rights; picking one silently invites
-        # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
-        if authorization:
-            raise InvalidRequest("Send either a bearer token or a request signature, not both")
-        now = self._clock()
-        sig = parse_request_signature(
-            request, self.signature_policy, now=now, label=self.signature_label, has_body=has_body
-        )
-        return sig, now
-
-    def _cached_record(self, key_id: str, now: float) -> KeyRecord | None:
-        return self.cache.get_record(key_id, now)
-
-    def _remember_record(self, record: object, now: float, epoch: int) -> None:
-        if isinstance(record, KeyRecord):
-            self.cache.put_record(record, now, epoch)
-
-    def _drain_usage(self) -> list[UsageWrite]:
-        return [] if self.usage is None else self.usage.drain()
-
-    def _usage_failed(self, writes: list[UsageWrite], exc: Exception) -> None:
-        logger.warning("usage flush failed (%s); retrying at the next one", type(exc).__name__)
-        if self.usage is not None:
-            self.usage.restore(writes)
-
-    def _finish(self, fp: bytes, verified: Verified, now: float, epoch: int) -> OrgContext:
-        self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
-        return verified.context
-
-
-def _store_failure(exc: Exception) -> StoreUnavailable:
-    # Fail closed: an unexpected store error is "cannot verify" (503), never 500.
-    logger.warning("key store error: %s", type(exc).__name__)
-    return StoreUnavailable()
 
 
 class Verifier(_BaseVerifier):
@@ -286,7 +391,7 @@ class Verifier(_BaseVerifier):
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
         """
-        return self._verify_bearer(token, tuple(required_scopes), client_ip)
+        return self._verify(token, _scopes(required_scopes), client_ip)
 
     def verify_legacy(
         self,
@@ -298,7 +403,7 @@ class Verifier(_BaseVerifier):
     ) -> OrgContext:
         """Verify an org's legacy secret (argon2 runs at most once while cached)."""
         cred = LegacyCredential(org_id, secret)
-        return self._verify(cred, tuple(required_scopes), client_ip)
+        return self._verify(cred, _scopes(required_scopes), client_ip)
 
     def verify_authorization(
         self,
@@ -308,10 +413,7 @@ class Verifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
-        scheme, rest = split_authorization(authorization)
-        if scheme == "bearer":
-            return self._verify_bearer(rest, tuple(required_scopes), client_ip)
-        return self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
+        return self._verify(self._credential(authorization), _scopes(required_scopes), client_ip)
 
     def verify_signed(
         self,
@@ -337,11 +439,9 @@ class Verifier(_BaseVerifier):
         Raises:
             AuthError: A subclass saying why.
         """
-        sig, now = self._parse_signed(request, authorization, has_body)
-        flow = signature_flow(sig, now, self.require_scoped_keys)
+        flow, now = self._signed_flow(request, authorization, has_body)
         context = self._drive(flow, now, self.cache.epoch).context
-        self._accept(context, tuple(required_scopes), client_ip, now)
-        return context
+        return self._accept(context, _scopes(required_scopes), client_ip, now)
 
     def verify_request(
         self,
@@ -352,81 +452,51 @@ class Verifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """Verify whatever credential ``request`` carries: bearer, legacy or signature."""
-        authorization = request.field("authorization")
-        if request.field("signature-input") is not None or request.field("signature") is not None:
-            return self.verify_signed(
-                request,
-                authorization=authorization,
-                required_scopes=required_scopes,
-                has_body=has_body,
-                client_ip=client_ip,
-            )
-        return self.verify_authorization(
-            authorization, required_scopes=required_scopes, client_ip=client_ip
-        )
+        signed = self._request_flow(request, has_body)
+        if signed is None:
+            cred = self._credential(request.field("authorization"))
+            return self._verify(cred, _scopes(required_scopes), client_ip)
+        flow, now = signed
+        context = self._drive(flow, now, self.cache.epoch).context
+        return self._accept(context, _scopes(required_scopes), client_ip, now)
 
     def flush_usage(self) -> None:
         """Write the usage counted so far to the store now (also done by :meth:`close`)."""
-        writes = self._drain_usage()
-        done = 0
-        try:
-            for write in writes:
-                getattr(self.store, write.method)(*write.args)
-                done += 1
-        except Exception as exc:
-            self._usage_failed(writes[done:], exc)
+        self._write_usage()
 
     def _schedule_usage_flush(self) -> None:
         # Off the request path: the store write happens in a short-lived thread.
-        threading.Thread(target=self.flush_usage, name="scout_auth-usage", daemon=True).start()
+        threading.Thread(target=self._write_usage, name="scout_auth-usage", daemon=True).start()
 
     def close(self) -> None:
         """Write pending usage and stop watching the store for changes."""
-        self.flush_usage()
+        self._write_usage()
         self._unsubscribe()
 
-    def _verify_bearer(
-        self, token: str, required: tuple[str, ...], client_ip: str | None
-    ) -> OrgContext:
-        fp = self._bearer_fingerprint(token)
-        now = self._clock()
-        context = self.cache.get(fp, now)
-        if context is None:
-            cred = parse_bearer(token)  # a malformed token never reaches the store
-            context = self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        self._accept(context, required, client_ip, now)
-        return context
-
     def _verify(
-        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+        self, cred: _Presented, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        fp = self._fingerprint(cred)
-        flight = self._flight_key(fp)
-        now = self._clock()
-        context = self.cache.get(fp, now)
+        fp, now, context = self._look_up(cred)
         if context is None:
-            context = self._flight.run(flight, lambda: self._cold(cred, fp))
-        self._accept(context, required, client_ip, now)
-        return context
+            parsed = _parsed(cred)
+            context = self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
+        return self._accept(context, required, client_ip, now)
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
-        now = self._clock()
-        epoch = self.cache.epoch
-        context = self.cache.get(fp, now)  # a leader that just finished may have filled it
+        now, epoch, context = self._cold_start(fp)
         if context is not None:
             return context
-        return self._finish(
-            fp,
-            self._drive(credential_flow(cred, now, self.require_scoped_keys), now, epoch),
-            now,
-            epoch,
-        )
+        flow = credential_flow(cred, now, self.require_scoped_keys)
+        return self._finish(fp, self._drive(flow, now, epoch), now, epoch)
 
     def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(self._perform(need, now, epoch))
+                answer = self._answer_locally(need, now)
+                if answer is _FROM_STORE:
+                    answer = self._perform(need, now, epoch)
+                need = flow.send(answer)
         except StopIteration as stop:
             verified: Verified = stop.value
             return verified
@@ -436,22 +506,14 @@ class Verifier(_BaseVerifier):
     def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return _check_password(self._hasher, need)
+        target, method, args = self._store_call(need)
         try:
-            if isinstance(need, FetchKey):
-                record = self._cached_record(need.key_id, now)
-                if record is None:
-                    record = self.store.get_key(need.key_id)
-                    self._remember_record(record, now, epoch)
-                return record
-            if isinstance(need, RememberNonce):
-                return self.nonce_cache.remember(need.key, need.ttl)
-            if isinstance(need, FetchRoles):
-                return self.store.list_roles(need.org_id)
-            return self.store.get_legacy(need.org_id)
+            answer = getattr(target, method)(*args)
         except AuthError:
             raise
         except Exception as exc:
             raise _store_failure(exc) from exc
+        return self._stored(need, answer, now, epoch)
 
 
 class AsyncVerifier(_BaseVerifier):
@@ -471,7 +533,7 @@ class AsyncVerifier(_BaseVerifier):
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
     ) -> OrgContext:
         """Verify a bare ``scout_sk_`` token."""
-        return await self._verify_bearer(token, tuple(required_scopes), client_ip)
+        return await self._verify(token, _scopes(required_scopes), client_ip)
 
     async def verify_legacy(
         self,
@@ -483,7 +545,7 @@ class AsyncVerifier(_BaseVerifier):
     ) -> OrgContext:
         """Verify an org's legacy secret."""
         cred = LegacyCredential(org_id, secret)
-        return await self._verify(cred, tuple(required_scopes), client_ip)
+        return await self._verify(cred, _scopes(required_scopes), client_ip)
 
     async def verify_authorization(
         self,
@@ -493,10 +555,8 @@ class AsyncVerifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """Verify an ``Authorization`` header value."""
-        scheme, rest = split_authorization(authorization)
-        if scheme == "bearer":
-            return await self._verify_bearer(rest, tuple(required_scopes), client_ip)
-        return await self._verify(parse_basic(rest), tuple(required_scopes), client_ip)
+        cred = self._credential(authorization)
+        return await self._verify(cred, _scopes(required_scopes), client_ip)
 
     async def verify_signed(
         self,
@@ -508,11 +568,9 @@ class AsyncVerifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """See :meth:`Verifier.verify_signed`."""
-        sig, now = self._parse_signed(request, authorization, has_body)
-        flow = signature_flow(sig, now, self.require_scoped_keys)
+        flow, now = self._signed_flow(request, authorization, has_body)
         context = (await self._drive(flow, now, self.cache.epoch)).context
-        self._accept(context, tuple(required_scopes), client_ip, now)
-        return context
+        return self._accept(context, _scopes(required_scopes), client_ip, now)
 
     async def verify_request(
         self,
@@ -523,18 +581,13 @@ class AsyncVerifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """See :meth:`Verifier.verify_request`."""
-        authorization = request.field("authorization")
-        if request.field("signature-input") is not None or request.field("signature") is not None:
-            return await self.verify_signed(
-                request,
-                authorization=authorization,
-                required_scopes=required_scopes,
-                has_body=has_body,
-                client_ip=client_ip,
-            )
-        return await self.verify_authorization(
-            authorization, required_scopes=required_scopes, client_ip=client_ip
-        )
+        signed = self._request_flow(request, has_body)
+        if signed is None:
+            cred = self._credential(request.field("authorization"))
+            return await self._verify(cred, _scopes(required_scopes), client_ip)
+        flow, now = signed
+        context = (await self._drive(flow, now, self.cache.epoch)).context
+        return self._accept(context, _scopes(required_scopes), client_ip, now)
 
     async def aflush_usage(self) -> None:
         """See :meth:`Verifier.flush_usage`."""
@@ -552,66 +605,40 @@ class AsyncVerifier(_BaseVerifier):
         try:
             task = asyncio.get_running_loop().create_task(self.aflush_usage())
         except RuntimeError:  # no asyncio loop (trio): the sync store in a thread
-            threading.Thread(target=self._flush_sync, daemon=True).start()
+            threading.Thread(target=self._write_usage, daemon=True).start()
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _flush_sync(self) -> None:
-        writes = self._drain_usage()
-        done = 0
-        try:
-            for write in writes:
-                getattr(self.store, write.method)(*write.args)
-                done += 1
-        except Exception as exc:
-            self._usage_failed(writes[done:], exc)
 
     async def aclose(self) -> None:
         """Write pending usage and stop watching the store for changes."""
         await self.aflush_usage()
         self._unsubscribe()
 
-    async def _verify_bearer(
-        self, token: str, required: tuple[str, ...], client_ip: str | None
-    ) -> OrgContext:
-        fp = self._bearer_fingerprint(token)
-        now = self._clock()
-        context = self.cache.get(fp, now)
-        if context is None:
-            cred = parse_bearer(token)  # a malformed token never reaches the store
-            context = await self._flight.run(self._flight_key(fp), lambda: self._cold(cred, fp))
-        self._accept(context, required, client_ip, now)
-        return context
-
     async def _verify(
-        self, cred: Credential, required: tuple[str, ...], client_ip: str | None
+        self, cred: _Presented, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        fp = self._fingerprint(cred)
-        flight = self._flight_key(fp)
-        now = self._clock()
-        context = self.cache.get(fp, now)
+        fp, now, context = self._look_up(cred)
         if context is None:
-            context = await self._flight.run(flight, lambda: self._cold(cred, fp))
-        self._accept(context, required, client_ip, now)
-        return context
+            parsed = _parsed(cred)
+            context = await self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
+        return self._accept(context, required, client_ip, now)
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
-        now = self._clock()
-        epoch = self.cache.epoch
-        context = self.cache.get(fp, now)
+        now, epoch, context = self._cold_start(fp)
         if context is not None:
             return context
-        verified = await self._drive(
-            credential_flow(cred, now, self.require_scoped_keys), now, epoch
-        )
-        return self._finish(fp, verified, now, epoch)
+        flow = credential_flow(cred, now, self.require_scoped_keys)
+        return self._finish(fp, await self._drive(flow, now, epoch), now, epoch)
 
     async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
         try:
             need = next(flow)
             while True:
-                need = flow.send(await self._perform(need, now, epoch))
+                answer = self._answer_locally(need, now)
+                if answer is _FROM_STORE:
+                    answer = await self._perform(need, now, epoch)
+                need = flow.send(answer)
         except StopIteration as stop:
             verified: Verified = stop.value
             return verified
@@ -621,19 +648,11 @@ class AsyncVerifier(_BaseVerifier):
     async def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
             return await anyio.to_thread.run_sync(_check_password, self._hasher, need)
+        target, method, args = self._store_call(need)
         try:
-            if isinstance(need, FetchKey):
-                record = self._cached_record(need.key_id, now)
-                if record is None:
-                    record = await self.store.aget_key(need.key_id)
-                    self._remember_record(record, now, epoch)
-                return record
-            if isinstance(need, RememberNonce):
-                return await self.nonce_cache.aremember(need.key, need.ttl)
-            if isinstance(need, FetchRoles):
-                return await self.store.alist_roles(need.org_id)
-            return await self.store.aget_legacy(need.org_id)
+            answer = await getattr(target, "a" + method)(*args)
         except AuthError:
             raise
         except Exception as exc:
             raise _store_failure(exc) from exc
+        return self._stored(need, answer, now, epoch)

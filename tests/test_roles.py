@@ -215,8 +215,10 @@ def test_client_ip_believes_only_trusted_proxies(peer, xff, forwarded, expected)
 
 class _BrokenRoles(InMemoryKeyStore):
     fail = False
+    reads = 0
 
     def list_roles(self, org_id):
+        self.reads += 1
         if self.fail:
             raise ConnectionError("database unreachable")
         return super().list_roles(org_id)
@@ -243,10 +245,25 @@ def test_signed_requests_resolve_roles_and_check_the_allowlist():
     assert ctx.scopes == frozenset({"files:write"})
     with pytest.raises(IpNotAllowed):
         verifier.verify_signed(_signed(new.token), client_ip="198.51.100.1")
+    # The roles were resolved once and kept with the cached key record ...
+    assert store.reads == 1
+    # ... until a role changes: the next signed request resolves them again.
+    m.put_role("org_1", "editor", ["files:write", "files:read"])
+    ctx = verifier.verify_signed(_signed(new.token), client_ip="192.0.2.5")
+    assert ctx.scopes == frozenset({"files:write", "files:read"})
+    assert store.reads == 2
+
+
+def test_a_store_failure_reading_roles_does_not_spend_the_nonce():
+    store = _BrokenRoles()
+    m = KeyManager(store)
+    m.put_role("org_1", "editor", ["files:write"])
+    new = m.create_key("org_1", "uploader", roles=["editor"])
+    verifier = Verifier(store)
     request = _signed(new.token)
     store.fail = True
     with pytest.raises(StoreUnavailable):
         verifier.verify_signed(request)
     store.fail = False
     # The failed attempt did not spend the nonce: the client's retry goes through.
-    verifier.verify_signed(request, client_ip="192.0.2.5")
+    assert verifier.verify_signed(request).scopes == frozenset({"files:write"})

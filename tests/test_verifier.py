@@ -8,6 +8,7 @@ both drivers of the same decision flow.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import weakref
 from datetime import timedelta
@@ -25,13 +26,20 @@ from scout_auth import (
     OrgContext,
     Verifier,
 )
+from scout_auth._cache import VerifiedCache
+from scout_auth._flow import KnownKey, Verified
+from scout_auth._httpsig import sign_request
+from scout_auth._records import KeyRecord
+from scout_auth._sigbase import HttpRequest
 from scout_auth._tokens import format_token, parse_token, public_key_from_seed
 from scout_auth.exceptions import (
     AuthError,
     InsufficientScope,
+    InvalidRequest,
     InvalidToken,
     KeyDisabled,
     KeyExpired,
+    SignatureInvalid,
     StoreUnavailable,
 )
 from tests._support import T0, AsAsync, Clock, SpyStore
@@ -589,3 +597,93 @@ async def test_verifier_is_garbage_collectable_while_the_store_lives(cls):
     # The store's leftover subscription is harmless once the verifier is gone.
     manager.disable_key(new.key.key_id)
     manager.delete_key(new.key.key_id)
+
+
+# -- signed requests: the key record and its context are cached ------------------
+
+
+def signed(token: str, now: float, *, authorization: str | None = None) -> HttpRequest:
+    """A GET signed with ``token``'s key at ``now`` (a fresh nonce every call)."""
+    parsed = parse_token(token)
+    assert parsed is not None
+    request = HttpRequest("GET", "https", "api.example", "/files", "", [])
+    sig = sign_request(request, key_id=parsed.key_id, private_seed=parsed.seed, now=now)
+    headers = [("signature-input", sig["Signature-Input"]), ("signature", sig["Signature"])]
+    if authorization is not None:
+        headers.append(("authorization", authorization))
+    return HttpRequest("GET", "https", "api.example", "/files", "", headers)
+
+
+async def test_signed_requests_read_the_key_once_then_verify_every_signature(
+    make, store, manager, clock
+):
+    new = manager.create_key("org_1", "uploader", scopes=["files:read"])
+    verifier = make(store, clock=clock, cache_ttl=LONG_TTL)
+    store.calls.clear()
+    for _ in range(3):
+        ctx = await verifier.verify_request(signed(new.token, clock.now))
+        assert (ctx.key_id, ctx.scopes) == (new.key.key_id, frozenset({"files:read"}))
+    assert store.calls == ["get_key"]
+    # The signature is checked every time, cached key or not.
+    forged = signed(wrong_secret(new.token), clock.now)
+    with pytest.raises(SignatureInvalid):
+        await verifier.verify_request(forged)
+
+
+async def test_a_cached_signing_key_still_expires_on_time(make, store, clock):
+    manager = KeyManager(store, clock=clock)
+    new = manager.create_key("org_1", "uploader", expires_at=T0 + timedelta(seconds=5))
+    verifier = make(store, clock=clock, cache_ttl=LONG_TTL)
+    await verifier.verify_signed(signed(new.token, clock.now))
+    clock.advance(4.999)
+    await verifier.verify_signed(signed(new.token, clock.now))
+    clock.advance(0.001)
+    with pytest.raises(KeyExpired):
+        await verifier.verify_signed(signed(new.token, clock.now))
+
+
+async def test_a_cached_signing_key_is_refused_once_disabled(make, store, manager, clock):
+    new = manager.create_key("org_1", "uploader")
+    verifier = make(store, clock=clock, cache_ttl=LONG_TTL)
+    await verifier.verify_signed(signed(new.token, clock.now))
+    manager.disable_key(new.key.key_id)
+    with pytest.raises(KeyDisabled):
+        await verifier.verify_signed(signed(new.token, clock.now))
+
+
+async def test_a_key_proven_by_signature_then_by_bearer_gets_the_same_context(
+    make, store, manager, clock
+):
+    new = manager.create_key("org_1", "uploader", scopes=["files:read"])
+    verifier = make(store, clock=clock, cache_ttl=LONG_TTL)
+    by_signature = await verifier.verify_request(signed(new.token, clock.now))
+    by_bearer = await verifier.verify_token(new.token)
+    assert by_bearer == by_signature
+    with pytest.raises(InvalidToken):  # the cached record does not spare the secret check
+        await verifier.verify_token(wrong_secret(new.token))
+
+
+async def test_verify_request_refuses_a_signature_with_a_bearer_token(make, store, manager, clock):
+    new = manager.create_key("org_1", "uploader")
+    verifier = make(store, clock=clock)
+    request = signed(new.token, clock.now, authorization=f"Bearer {new.token}")
+    with pytest.raises(InvalidRequest):
+        await verifier.verify_request(request)
+    plain = HttpRequest(
+        "GET", "https", "api.example", "/", "", [("authorization", f"Bearer {new.token}")]
+    )
+    assert (await verifier.verify_request(plain)).key_id == new.key.key_id
+
+
+def test_known_context_never_replaces_a_record_fetched_after_an_invalidation():
+    cache = VerifiedCache(ttl=60, max_entries=10)
+    old = KeyRecord("k1", "org_1", "a", b"\x01" * 32, enabled=True, created_at=T0)
+    new = old.evolve(name="b")
+    cache.put_record(old, 0.0, cache.epoch)
+    cache.invalidate("k1")
+    cache.put_record(new, 0.0, cache.epoch)
+    context = OrgContext("org_1", "k1", "a", None, CredentialKind.ORG_CREDENTIAL)
+    cache.put_known(KnownKey(old, Verified(context, math.inf)))
+    assert cache.get_record("k1", 1.0) is new
+    cache.put_known(known := KnownKey(new, Verified(context, math.inf)))
+    assert cache.get_record("k1", 1.0) is known
