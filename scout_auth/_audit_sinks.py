@@ -8,16 +8,8 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from ._audit import (
-    DEFAULT_PAGE_SIZE,
-    AuditEvent,
-    AuditPage,
-    AuditQuery,
-    QueryableSink,
-    decode_cursor,
-    event_json,
-    event_to_dict,
-)
+from ._audit import DEFAULT_PAGE_SIZE, AuditEvent, AuditPage, event_json, event_to_dict
+from ._audit_query import AuditQuery, QueryableSink, decode_cursor
 
 __all__ = ["InMemoryAuditSink", "LoggingAuditSink"]
 

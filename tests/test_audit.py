@@ -1,4 +1,4 @@
-"""Audit events and the sinks without a back end (``scout_auth/_audit.py``, ``_audit_sinks.py``).
+"""Audit events, queries and the sinks without a back end (``scout_auth/_audit*.py``).
 
 The stored sinks run the shared contract in ``tests/stores/audit_contract.py``.
 """
@@ -12,13 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from scout_auth import InMemoryKeyStore
-from scout_auth._audit import (
-    AuditQuery,
-    decode_cursor,
-    encode_cursor,
-    event_from_dict,
-    event_to_dict,
-)
+from scout_auth._audit import event_from_dict, event_to_dict
+from scout_auth._audit_query import AuditQuery, decode_cursor, encode_cursor
 from scout_auth.audit import (
     AuditAction,
     AuditEvent,

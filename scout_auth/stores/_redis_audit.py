@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._audit import AuditEvent, AuditPage, AuditQuery, event_from_dict, event_to_dict
+from .._audit import AuditEvent, AuditPage, event_from_dict, event_to_dict
+from .._audit_query import AuditQuery
 from ._redis_layout import Layout, fields_from_reply, text
 from ._redis_ops import Batch, Call, Lua, Op, Script
 

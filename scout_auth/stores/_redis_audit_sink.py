@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import redis
 import redis.asyncio
 
-from .._audit import AuditEvent, AuditPage, AuditQuery, QueryableSink
+from .._audit import AuditEvent, AuditPage
+from .._audit_query import AuditQuery, QueryableSink
 from ._redis_audit import AuditOps
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .._audit import AuditEvent, AuditPage, AuditQuery, QueryableSink
+from .._audit import AuditEvent, AuditPage
+from .._audit_query import AuditQuery, QueryableSink
 from . import _sql_audit_ops as ops
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.sql import Executable
 
-from .._audit import FIELDS, AuditEvent, AuditPage, AuditQuery, decode_cursor
+from .._audit import FIELDS, AuditEvent, AuditPage
+from .._audit_query import AuditQuery, decode_cursor
 from ._sql_ops import Op, Outcome
 from ._sql_schema import AUDIT
 

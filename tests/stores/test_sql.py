@@ -384,7 +384,7 @@ def test_audit_sink_on_engines_of_its_own(sqlite_url):
     ],
 )
 def test_each_audit_page_is_one_indexed_query(store, column, index):
-    from scout_auth._audit import AuditQuery
+    from scout_auth._audit_query import AuditQuery
     from scout_auth.audit import AuditEvent
     from scout_auth.stores import _sql_audit_ops as audit_ops
 
