@@ -6,7 +6,7 @@
 
     scout-auth --store URL migrate           # create / upgrade the SQL schema
     scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
-    scout-auth --store URL list ORG
+    scout-auth --store URL list ORG          # keys, then the org's legacy secret if any
     scout-auth --store URL rename KEY_ID NAME
     scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
     scout-auth --store URL rotate KEY_ID [--grace-hours H]
@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
     )
-    sub.add_parser("list", help="list an org's keys (JSON lines)").add_argument("org_id")
+    sub.add_parser(
+        "list", help="list an org's keys, then its legacy secret if any (JSON lines)"
+    ).add_argument("org_id")
     rename = sub.add_parser("rename", help="rename a key")
     rename.add_argument("key_id")
     rename.add_argument("name")
@@ -147,8 +149,11 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
         )
         out({"token": new.token, **_key_json(new.key)})
     elif args.command == "list":
-        for record in manager.list_keys(args.org_id):
+        listed = manager.list_keys(args.org_id)
+        for record in listed:
             out(_key_json(record))
+        if listed.legacy.exists or listed.legacy.last_used_at is not None:
+            out({"legacy": True, **_legacy_json(listed.legacy)})
     elif args.command == "rename":
         out(_key_json(manager.rename_key(args.key_id, args.name)))
     elif args.command in ("disable", "enable"):
