@@ -25,6 +25,7 @@ from ._manager import AsyncKeyManager, KeyManager
 from ._nonce import InMemoryNonceCache, NonceCache
 from ._records import (
     CredentialKind,
+    KeyList,
     KeyRecord,
     LegacyRecord,
     LegacyStatus,
@@ -52,6 +53,7 @@ __all__ = [
     "InMemoryKeyStore",
     "InMemoryNonceCache",
     "KeyEvent",
+    "KeyList",
     "KeyManager",
     "KeyRecord",
     "KeyStore",

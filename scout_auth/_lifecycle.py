@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._audit import AuditAction, AuditEvent
-from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from ._tokens import format_token, generate_key_id, public_key_from_seed
 from .exceptions import InvalidKeyOperation, KeyNotFound
 from .stores._base import KeyUpdate
@@ -248,8 +248,11 @@ def create_key(
     return new
 
 
-def list_keys(org_id: str) -> Op:
-    return (yield StoreCall("list_keys", (org_id,)))
+def list_keys(org_id: str, legacy_days: int, now: float) -> Op:
+    # legacy_status checks legacy_days before its first yield: a bad value reads nothing.
+    legacy = yield from legacy_status(org_id, legacy_days, now)
+    keys = yield StoreCall("list_keys", (org_id,))
+    return KeyList(keys, legacy=legacy)
 
 
 def get_key(key_id: str) -> Op:

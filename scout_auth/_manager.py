@@ -15,7 +15,7 @@ from . import _lifecycle as ops
 from ._audit import AuditEvent, AuditSink, event_json
 from ._audit_buffer import AuditBuffer
 from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
-from ._records import KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from .stores._base import KeyStore
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
@@ -140,11 +140,24 @@ class KeyManager(_BaseManager):
         )
         return self._run(op)  # type: ignore[no-any-return]
 
-    def list_keys(self, org_id: str) -> list[KeyRecord]:
-        """The org's keys, oldest first (public data only, with ``last_used_at`` and
-        ``use_count``: written by verifiers in the background, so up to their
-        ``usage_interval`` behind)."""
-        return self._run(ops.list_keys(org_id))  # type: ignore[no-any-return]
+    def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
+        """The org's keys, oldest first, and the org's legacy usage.
+
+        Keys carry public data only, with ``last_used_at`` and ``use_count``
+        (written by verifiers in the background, so up to their
+        ``usage_interval`` behind).
+
+        Args:
+            org_id: The organization.
+            legacy_days: The window of ``legacy.requests``, in UTC days
+                (today included), as for :meth:`legacy_status`.
+
+        Returns:
+            A :class:`~scout_auth.KeyList`: a list of
+            :class:`~scout_auth.KeyRecord` whose ``legacy`` is the org's
+            :class:`~scout_auth.LegacyStatus`.
+        """
+        return self._run(ops.list_keys(org_id, legacy_days, self._clock()))  # type: ignore[no-any-return]
 
     def get_key(self, key_id: str) -> KeyRecord:
         """One key by id."""
@@ -304,9 +317,9 @@ class AsyncKeyManager(_BaseManager):
         )
         return await self._run(op)  # type: ignore[no-any-return]
 
-    async def list_keys(self, org_id: str) -> list[KeyRecord]:
+    async def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
         """See :meth:`KeyManager.list_keys`."""
-        return await self._run(ops.list_keys(org_id))  # type: ignore[no-any-return]
+        return await self._run(ops.list_keys(org_id, legacy_days, self._clock()))  # type: ignore[no-any-return]
 
     async def get_key(self, key_id: str) -> KeyRecord:
         """See :meth:`KeyManager.get_key`."""

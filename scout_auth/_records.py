@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
@@ -11,6 +12,7 @@ IPNetwork = IPv4Network | IPv6Network
 
 __all__ = [
     "CredentialKind",
+    "KeyList",
     "KeyRecord",
     "LegacyRecord",
     "LegacyStatus",
@@ -118,6 +120,45 @@ class LegacyStatus:
     last_used_at: datetime | None
     requests: int
     days: int
+
+
+class KeyList(list[KeyRecord]):
+    """An org's keys, oldest first, with the org's legacy usage alongside.
+
+    What :meth:`KeyManager.list_keys <scout_auth.KeyManager.list_keys>`
+    returns: a plain ``list`` of :class:`KeyRecord` in every way (iteration,
+    indexing, ``len``, ``==``), plus one read-only attribute.
+
+    Attributes:
+        legacy: The org's :class:`LegacyStatus` over the last
+            ``legacy.days`` days (``exists=False`` when the org has no legacy
+            secret; its past usage, if any, still shows).
+
+    Example:
+        >>> from scout_auth import InMemoryKeyStore, KeyManager
+        >>> manager = KeyManager(InMemoryKeyStore())
+        >>> _ = manager.create_key("org_1", "billing-sync prod")
+        >>> keys = manager.list_keys("org_1")
+        >>> [k.name for k in keys], keys.legacy.exists
+        (['billing-sync prod'], False)
+
+    It compares as a list: ``legacy`` takes no part in ``==``. Slices and
+    copies are plain lists.
+    """
+
+    __slots__ = ("_legacy",)
+
+    def __init__(self, keys: Iterable[KeyRecord], *, legacy: LegacyStatus) -> None:
+        super().__init__(keys)
+        self._legacy = legacy
+
+    @property
+    def legacy(self) -> LegacyStatus:
+        """The org's legacy status (see the class docstring)."""
+        return self._legacy
+
+    def __repr__(self) -> str:
+        return f"KeyList({list.__repr__(self)}, legacy={self._legacy!r})"
 
 
 @dataclass(frozen=True, slots=True)

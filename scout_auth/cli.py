@@ -6,7 +6,7 @@
 
     scout-auth --store URL migrate           # create / upgrade the SQL schema
     scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
-    scout-auth --store URL list ORG
+    scout-auth --store URL list ORG          # keys, then the org's legacy secret if any
     scout-auth --store URL rename KEY_ID NAME
     scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
     scout-auth --store URL rotate KEY_ID [--grace-hours H]
@@ -25,6 +25,7 @@ the public key id. Nothing else ever prints a secret.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ from typing import Any
 
 from . import __version__
 from ._manager import KeyManager
-from ._records import KeyRecord
+from ._records import KeyRecord, LegacyStatus
 from ._tokens import TOKEN_REGEX, parse_token
 from .exceptions import ScoutAuthError
 from .stores._base import KeyStore
@@ -55,6 +56,10 @@ def open_store(url: str) -> KeyStore:
     return SQLKeyStore(url)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _key_json(record: KeyRecord) -> dict[str, Any]:
     return {
         "key_id": record.key_id,
@@ -62,14 +67,18 @@ def _key_json(record: KeyRecord) -> dict[str, Any]:
         "name": record.name,
         "enabled": record.enabled,
         "created_at": record.created_at.isoformat(),
-        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "expires_at": _iso(record.expires_at),
         "scopes": None if record.scopes is None else sorted(record.scopes),
         "replaced_by": record.replaced_by,
         "roles": sorted(record.roles),
         "allowed_ips": None if record.allowed_ips is None else list(record.allowed_ips),
-        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
+        "last_used_at": _iso(record.last_used_at),
         "use_count": record.use_count,
     }
+
+
+def _legacy_json(status: LegacyStatus) -> dict[str, Any]:
+    return {**dataclasses.asdict(status), "last_used_at": _iso(status.last_used_at)}
 
 
 def _check(token: str | None) -> int:
@@ -103,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
     )
-    sub.add_parser("list", help="list an org's keys (JSON lines)").add_argument("org_id")
+    sub.add_parser(
+        "list", help="list an org's keys, then its legacy secret if any (JSON lines)"
+    ).add_argument("org_id")
     rename = sub.add_parser("rename", help="rename a key")
     rename.add_argument("key_id")
     rename.add_argument("name")
@@ -138,8 +149,11 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
         )
         out({"token": new.token, **_key_json(new.key)})
     elif args.command == "list":
-        for record in manager.list_keys(args.org_id):
+        listed = manager.list_keys(args.org_id)
+        for record in listed:
             out(_key_json(record))
+        if listed.legacy.exists or listed.legacy.last_used_at is not None:
+            out({"legacy": True, **_legacy_json(listed.legacy)})
     elif args.command == "rename":
         out(_key_json(manager.rename_key(args.key_id, args.name)))
     elif args.command in ("disable", "enable"):
@@ -158,18 +172,7 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
         manager.delete_legacy_key(args.org_id)
         out({"org_id": args.org_id, "legacy": False})
     elif args.command == "legacy-status":
-        st = manager.legacy_status(args.org_id, days=args.days)
-        last = st.last_used_at.isoformat() if st.last_used_at else None
-        out(
-            {
-                "org_id": st.org_id,
-                "exists": st.exists,
-                "enabled": st.enabled,
-                "last_used_at": last,
-                "requests": st.requests,
-                "days": st.days,
-            }
-        )
+        out(_legacy_json(manager.legacy_status(args.org_id, days=args.days)))
     elif args.command in ("legacy-disable", "legacy-enable"):
         switch = (
             manager.disable_legacy if args.command == "legacy-disable" else manager.enable_legacy

@@ -6,6 +6,7 @@ import io
 import json
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -151,6 +152,36 @@ def test_roles_allowlist_and_the_legacy_switch_through_the_cli(
     with pytest.raises(LegacyDisabled):
         Verifier(store).verify_legacy("org_cli", "old-system-secret")
     assert run(capsys, "--store", url, "legacy-enable", "org_cli")[1][0]["enabled"] is True
+    store.close()
+
+
+def test_list_ends_with_the_legacy_secret_and_its_usage(sqlite_store_url, capsys, monkeypatch):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    url = sqlite_store_url
+    _code, [created] = run(capsys, "--store", url, "create", "org_cli", "ci deploys")
+    code, listed = run(capsys, "--store", url, "list", "org_cli")
+    assert (code, [k["key_id"] for k in listed]) == (0, [created["key_id"]])  # no legacy line
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    run(capsys, "--store", url, "legacy-import", "org_cli")
+    store = SQLKeyStore(url)
+    used = datetime.now(UTC)
+    store.record_legacy_usage("org_cli", 3, used)
+    legacy = {
+        "legacy": True,
+        "org_id": "org_cli",
+        "exists": True,
+        "enabled": True,
+        "last_used_at": used.isoformat(),
+        "requests": 3,
+        "days": 30,
+    }
+    _code, listed = run(capsys, "--store", url, "list", "org_cli")
+    assert listed == [{k: v for k, v in created.items() if k != "token"}, legacy]
+    run(capsys, "--store", url, "legacy-delete", "org_cli")
+    _code, listed = run(capsys, "--store", url, "list", "org_cli")
+    assert listed[-1] == {**legacy, "exists": False}  # deleted, but its usage still shows
+    assert run(capsys, "--store", url, "list", "org_other")[1] == []
     store.close()
 
 

@@ -25,6 +25,7 @@ EXPORTED = sorted(
         "InMemoryKeyStore",
         "InMemoryNonceCache",
         "KeyEvent",
+        "KeyList",
         "KeyManager",
         "KeyRecord",
         "KeyStore",

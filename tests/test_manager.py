@@ -234,6 +234,8 @@ BAD_OTHER = [
     pytest.param("import_legacy_key", ("org_1", ""), {}, id="legacy-empty-secret"),
     pytest.param("import_legacy_key", ("", "s3cret"), {}, id="legacy-empty-org"),
     pytest.param("import_legacy_key", ("org_1", None), {}, id="legacy-secret-none"),
+    pytest.param("list_keys", ("org_1",), {"legacy_days": 0}, id="list-legacy-days-0"),
+    pytest.param("list_keys", ("org_1",), {"legacy_days": True}, id="list-legacy-days-bool"),
 ]
 
 

@@ -15,7 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scout_auth import KeyEvent, KeyRecord, LegacyRecord, RoleRecord
+from scout_auth import (
+    AsyncKeyManager,
+    KeyEvent,
+    KeyManager,
+    KeyRecord,
+    LegacyRecord,
+    LegacyStatus,
+    RoleRecord,
+)
 from scout_auth._tokens import generate_key_id
 from scout_auth.stores import KEEP, KeyUpdate
 
@@ -44,6 +52,19 @@ def _events(store, org_id: str) -> list[KeyEvent]:
     seen: list[KeyEvent] = []
     store.subscribe(lambda e: seen.append(e) if e.org_id == org_id else None)
     return seen
+
+
+def _org_with_usage(store) -> tuple[str, KeyRecord]:
+    """An org with one key used twice and a legacy secret used on three UTC days."""
+    o, day = _org(), timedelta(days=1)
+    r = _record(o)
+    store.add_key(r)
+    store.record_usage(r.key_id, 2, T0)
+    store.put_legacy(LegacyRecord(o, "$argon2id$hash", T0))
+    store.record_legacy_usage(o, 5, T0 - 40 * day)  # outside the default 30 days
+    store.record_legacy_usage(o, 3, T0 - day)
+    store.record_legacy_usage(o, 4, T0)
+    return o, r
 
 
 class RolesUsageContract:
@@ -197,6 +218,36 @@ class RolesUsageContract:
         assert store.legacy_usage(o, T0 + day) == (T0, 0)
         store.record_legacy_usage(o, 1, T0 - 20 * day)  # late, older: last stays
         assert store.legacy_usage(o, T0 - 30 * day) == (T0, 13)
+
+    # -- usage through the managers' list_keys -----------------------------
+    def test_list_keys_shows_key_and_legacy_usage(self, store):
+        o, r = _org_with_usage(store)
+        manager = KeyManager(store, clock=T0.timestamp)
+        listed = manager.list_keys(o)
+        assert listed == [r.evolve(use_count=2, last_used_at=T0)]
+        assert listed.legacy == LegacyStatus(o, True, True, last_used_at=T0, requests=7, days=30)
+        assert manager.list_keys(o, legacy_days=60).legacy.requests == 12
+
+    def test_list_keys_without_a_legacy_secret(self, store):
+        o, r = _org(), _record(_org())
+        store.add_key(r)
+        manager = KeyManager(store, clock=T0.timestamp)
+        assert manager.list_keys(o) == []
+        assert manager.list_keys(o).legacy == LegacyStatus(o, False, True, None, 0, 30)
+        assert manager.list_keys(r.org_id).legacy.exists is False
+        used, _ = _org_with_usage(store)
+        store.delete_legacy(used)
+        gone = manager.list_keys(used).legacy
+        assert (gone.exists, gone.last_used_at, gone.requests) == (False, T0, 7)  # usage is kept
+
+    @pytest.mark.anyio
+    async def test_async_list_keys_shows_key_and_legacy_usage(self, store):
+        o, r = _org_with_usage(store)
+        manager = AsyncKeyManager(store, clock=T0.timestamp)
+        listed = await manager.list_keys(o, legacy_days=2)
+        assert listed == [r.evolve(use_count=2, last_used_at=T0)]
+        assert listed.legacy == LegacyStatus(o, True, True, last_used_at=T0, requests=7, days=2)
+        assert (await manager.list_keys(_org())).legacy.exists is False
 
     # -- legacy switch ----------------------------------------------------
     def test_legacy_switch(self, store):
