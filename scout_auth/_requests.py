@@ -32,6 +32,7 @@ __all__ = [
     "asgi_client_ip",
     "asgi_request",
     "wsgi_client_ip",
+    "wsgi_path",
     "wsgi_request",
 ]
 
@@ -105,6 +106,20 @@ def asgi_client_ip(scope: Mapping[str, Any], proxies: TrustedProxies) -> str | N
     return proxies.client_ip(
         peer, _joined(headers, "x-forwarded-for"), _joined(headers, "forwarded")
     )
+
+
+def wsgi_path(environ: Mapping[str, Any]) -> str:
+    """``PATH_INFO`` as routing sees it: the UTF-8 path, not its latin-1 transport form.
+
+    PEP 3333 hands the (percent-decoded) path over as bytes decoded as
+    latin-1; werkzeug and Flask route on those bytes decoded as UTF-8, and so
+    must exemptions and scope rules, or a rule written for ``/dossiers/é*``
+    would never match and its scopes would not be asked for.
+    """
+    path: str = environ.get("PATH_INFO", "")
+    if path.isascii():
+        return path
+    return path.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def wsgi_client_ip(environ: Mapping[str, Any], proxies: TrustedProxies) -> str | None:

@@ -12,6 +12,8 @@
     scout-auth --store URL rotate KEY_ID [--grace-hours H]
     scout-auth --store URL legacy-import ORG # the secret is read from stdin, never argv
     scout-auth --store URL legacy-delete ORG
+    scout-auth --store URL legacy-status ORG [--days N]
+    scout-auth --store URL legacy-disable ORG | legacy-enable ORG
 
 ``--store`` (or ``$SCOUT_AUTH_STORE``) is a SQLAlchemy URL
 (``sqlite:///keys.db``, ``postgresql+psycopg://…``, ``mysql+pymysql://…``)

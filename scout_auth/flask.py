@@ -42,6 +42,7 @@ from werkzeug.wrappers import Response
 from ._adapter import AdapterKwargs, AdapterOptions
 from ._flow import check_scopes
 from ._records import OrgContext
+from ._requests import wsgi_client_ip
 from ._verifier import Verifier
 from .exceptions import AuthError
 from .wsgi import ENVIRON_KEY, ERROR_KEY, authenticate_environ, problem_response
@@ -170,7 +171,10 @@ class ScoutAuth:
     def _handle_error(self, exc: AuthError) -> Response:
         request.environ[ERROR_KEY] = exc
         self.verifier.record_denial(
-            exc, method=request.method, path=request.path, client_ip=request.remote_addr
+            exc,
+            method=request.method,
+            path=request.path,
+            client_ip=wsgi_client_ip(request.environ, self.options.proxies),
         )
         logger.info("denied %s %s: %s", request.method, request.path, exc.code)
         response = self.on_error(exc) if self.on_error is not None else None

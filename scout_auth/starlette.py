@@ -323,12 +323,11 @@ class ScoutAuthMiddleware:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
         logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
-        client = scope.get("client")
         self.verifier.record_denial(
             exc,
             method=scope.get("method", "GET"),
             path=scope["path"],
-            client_ip=client[0] if client else None,
+            client_ip=asgi_client_ip(scope, self.options.proxies),
         )
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         scope[SCOPE_KEY] = None

@@ -25,7 +25,7 @@ from ._adapter import AdapterKwargs, AdapterOptions, declared_length
 from ._body import BodyGuard
 from ._problem import problem_for
 from ._records import OrgContext
-from ._requests import wsgi_client_ip, wsgi_request
+from ._requests import wsgi_client_ip, wsgi_path, wsgi_request
 from ._verifier import Verifier
 from .exceptions import AuthError
 
@@ -107,9 +107,7 @@ def authenticate_environ(
     request, then its body is read and checked (:func:`read_verified_body`).
     """
     value = environ_header(environ, options.header)
-    required = options.scopes_for(
-        environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-    )
+    required = options.scopes_for(environ.get("REQUEST_METHOD", "GET"), wsgi_path(environ))
     client_ip = wsgi_client_ip(environ, options.proxies)
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
         request = wsgi_request(environ, options.proxies)
@@ -170,24 +168,21 @@ class ScoutAuthMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         environ[ENVIRON_KEY] = None
-        if self.options.is_exempt(environ.get("PATH_INFO", "")):
+        path = wsgi_path(environ)
+        if self.options.is_exempt(path):
             return self.app(environ, start_response)
         try:
             environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             environ[ERROR_KEY] = exc
+            method = environ.get("REQUEST_METHOD")
             self.verifier.record_denial(
                 exc,
-                method=environ.get("REQUEST_METHOD"),
-                path=environ.get("PATH_INFO"),
-                client_ip=environ.get("REMOTE_ADDR"),
+                method=method,
+                path=path,
+                client_ip=wsgi_client_ip(environ, self.options.proxies),
             )
-            logger.info(
-                "denied %s %s: %s",
-                environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
-                exc.code,
-            )
+            logger.info("denied %s %s: %s", method, path, exc.code)
             response = self.on_error(environ, exc) if self.on_error is not None else None
             if response is None:
                 response = problem_response(exc, realm=self.options.realm)

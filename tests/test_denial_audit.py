@@ -104,3 +104,31 @@ def test_a_refused_legacy_secret_is_recorded_once_legacy_is_off():
         "203.0.113.7",
     )
     assert "old-secret" not in repr(event)
+
+
+@pytest.mark.parametrize("adapter", ["starlette", "flask", "wsgi"])
+def test_a_denial_behind_a_trusted_proxy_records_the_forwarded_client(world, adapter):
+    # The same client address the IP allowlist would check: the proxy's last
+    # X-Forwarded-For hop, not the proxy itself.
+    store, _, paused = world
+    sink = InMemoryAuditSink()
+    proxy, client = "10.0.0.5", "198.51.100.23"
+    options = {"trusted_proxies": ["10.0.0.0/8"]}
+    headers = {"authorization": f"Bearer {paused.token}", "x-forwarded-for": client}
+    verifier: Verifier | AsyncVerifier
+    if adapter == "starlette":
+        verifier = AsyncVerifier(store, audit=sink)
+        with TestClient(starlette_app(verifier, **options), client=(proxy, 4711)) as tc:
+            status = tc.get("/whoami", headers=headers).status_code
+    else:
+        verifier = Verifier(store, audit=sink)
+        app = (
+            flask_app(verifier, **options) if adapter == "flask" else wsgi_app(verifier, **options)
+        )
+        base = {"REMOTE_ADDR": proxy}
+        status = Client(app).get("/whoami", headers=headers, environ_base=base).status_code
+    assert status == 401
+    assert verifier.audit is not None
+    assert verifier.audit.flush(timeout=10)
+    [event] = sink.query(org_id="org_audit").events
+    assert (event.reason, event.client_ip) == ("key_disabled", client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI
@@ -117,3 +117,34 @@ def test_fastapi_dependencies(world):
         writer = {"authorization": f"Bearer {tokens['writer']}"}
         assert client.post("/files", headers=writer).json() == {"org": "org_a"}
         assert client.get("/me").status_code == 401
+
+
+def _outcome(status: int) -> str:
+    # The test apps route differently (404 or a catch-all 200): what matters
+    # is whether the middleware let the request through.
+    return str(status) if status in (401, 403) else "through"
+
+
+@pytest.mark.parametrize(
+    ("path", "outcome"),
+    [
+        pytest.param("/dossiers/été", "403", id="rule-on-non-ascii-path"),
+        pytest.param("/dossiers/ete", "through", id="ascii-neighbour-no-rule"),
+        pytest.param("/public/déjà", "through", id="non-ascii-exempt-path"),
+    ],
+)
+def test_non_ascii_paths_match_rules_and_exemptions_as_routing_sees_them(world, path, outcome):
+    # WSGI servers hand PATH_INFO over as UTF-8 bytes decoded as latin-1 (PEP
+    # 3333); a rule written for the decoded path must still match, or the
+    # scopes it requires would not be asked for (fail open).
+    store, tokens = world
+    options: dict[str, Any] = {
+        "rules": [("*", "/dossiers/é*", ["files:write"])],
+        "exempt_paths": ["/public/déjà"],
+    }
+    sent = {} if path.startswith("/public") else {"authorization": f"Bearer {tokens['reader']}"}
+    with TestClient(starlette_app(AsyncVerifier(store), **options)) as tc:
+        s = tc.get(path, headers=sent).status_code
+    f = flask_app(Verifier(store), **options).test_client().get(path, headers=sent).status_code
+    w = Client(wsgi_app(Verifier(store), **options)).get(path, headers=sent).status_code
+    assert (_outcome(s), _outcome(f), _outcome(w)) == (outcome, outcome, outcome)
