@@ -97,6 +97,8 @@ class AdapterOptions:
     max_body_size: int
     proxies: TrustedProxies
     rules: tuple[ScopeRule, ...] = ()
+    #: ``header`` as a WSGI environ key (PEP 3333: ``HTTP_`` + upper case, ``_``).
+    environ_key: str = ""
     # (method, path) -> scopes: the rules are pure, so their answer is memoised
     # (bounded: emptied when full, paths with ids in them being unbounded).
     _memo: dict[tuple[str, str], tuple[str, ...]] = field(
@@ -130,6 +132,7 @@ class AdapterOptions:
             exempt_exact=frozenset(p for p in paths if not p.endswith("*")),
             exempt_prefixes=tuple(p[:-1] for p in paths if p.endswith("*")),
             header=header,
+            environ_key="HTTP_" + header.upper().replace("-", "_"),
             realm=realm,
             required_scopes=tuple(required_scopes),
             max_body_size=max_body_size,

@@ -61,9 +61,17 @@ class VerifiedCache:
         return h.digest()
 
     def bearer_fingerprint(self, token: str) -> bytes:
-        """``fingerprint("bearer", token)``, its constant first part absorbed once."""
+        """A keyed digest of a bearer token; ``"bearer\\0"`` absorbed once.
+
+        The token is the one and last part, so unlike :meth:`fingerprint` it
+        needs no terminator to stay unambiguous (and the per-request
+        concatenation is saved).
+        """
         h = self._bearer.copy()
-        h.update(token.encode("utf-8", "surrogatepass") + b"\x00")
+        try:
+            h.update(token.encode())
+        except UnicodeEncodeError:  # lone surrogates: only from the Python API
+            h.update(token.encode("utf-8", "surrogatepass"))
         return h.digest()
 
     def get(self, fp: bytes, now: float) -> OrgContext | None:

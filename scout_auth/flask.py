@@ -58,19 +58,19 @@ T = TypeVar("T")
 ErrorHandler = Callable[[AuthError], Response | None]
 
 
-def _unproxy(proxy: T) -> T:
-    """The object behind one of Flask's context proxies (``request``, ``g``)."""
-    return cast("LocalProxy[T]", proxy)._get_current_object()
+# The current request's ``g`` and request objects, without going through the
+# proxies' attribute look-ups (werkzeug's LocalProxy API; read per call).
+_current_g = cast("LocalProxy[Any]", g)._get_current_object
+_current_request = cast("LocalProxy[Request]", request)._get_current_object
 
 
 def _current_org() -> OrgContext:
-    context: OrgContext | None = g.get("scout_org")
+    context: OrgContext | None = getattr(_current_g(), "scout_org", None)
     if context is None:
         raise LookupError("this request was not authenticated (exempt path?)")
     return context
 
 
-#: The verified :class:`~scout_auth.OrgContext` of the current request.
 current_org: OrgContext = cast(OrgContext, LocalProxy(_current_org))
 
 
@@ -150,22 +150,22 @@ class ScoutAuth:
 
     def _authenticate(self) -> Response | None:
         # Resolve the context proxies once instead of once per attribute.
-        req: Request = _unproxy(request)
-        app_globals = _unproxy(g)
+        req = _current_request()
         environ = req.environ
-        app_globals.scout_org = None
-        environ[ENVIRON_KEY] = None
-        if self._is_exempt(req):
-            return None
+        context: OrgContext | None = None
         try:
-            context = authenticate_environ(self.verifier, self.options, environ)
+            if not self._is_exempt(req):
+                context = authenticate_environ(self.verifier, self.options, environ)
         except AuthError as exc:
             return self._handle_error(exc)
-        # A signed body was replaced by its verified copy: forget any stream
-        # werkzeug may have opened on the original.
-        req.__dict__.pop("stream", None)
-        app_globals.scout_org = context
-        environ[ENVIRON_KEY] = context
+        finally:
+            # Set exactly once, whatever happened (g's __setattr__ is Python code).
+            _current_g().scout_org = context
+            environ[ENVIRON_KEY] = context
+        if context is not None:
+            # A signed body was replaced by its verified copy: forget any
+            # stream werkzeug may have opened on the original.
+            req.__dict__.pop("stream", None)
         return None
 
     def _handle_error(self, exc: AuthError) -> Response:

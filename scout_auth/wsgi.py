@@ -57,9 +57,9 @@ def problem_response(exc: AuthError, *, realm: str = "api") -> Response:
     return Response(body, status=status, headers=headers)
 
 
-def environ_header(environ: WSGIEnvironment, header: str) -> str | None:
-    """Read ``header`` from a WSGI environ (PEP 3333 ``HTTP_*`` keys)."""
-    value = environ.get("HTTP_" + header.upper().replace("-", "_"))
+def _credential_header(environ: WSGIEnvironment, options: AdapterOptions) -> str | None:
+    # The credential header (PEP 3333 ``HTTP_*`` key, computed once in options).
+    value = environ.get(options.environ_key)
     return value if isinstance(value, str) else None
 
 
@@ -106,7 +106,7 @@ def authenticate_environ(
     with ``Signature-Input`` / ``Signature`` is verified as RFC 9421 signed
     request, then its body is read and checked (:func:`read_verified_body`).
     """
-    value = environ_header(environ, options.header)
+    value = _credential_header(environ, options)
     required = options.scopes_for(environ.get("REQUEST_METHOD", "GET"), wsgi_path(environ))
     client_ip = wsgi_client_ip(environ, options.proxies)
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
@@ -117,8 +117,13 @@ def authenticate_environ(
         guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
         read_verified_body(environ, guard)
         return context
+    authorization = options.authorization(value)
+    # A cached credential is answered without the full verification call.
+    cached = verifier._cached_authorization(authorization, required, client_ip)
+    if cached is not None:
+        return cached
     return verifier.verify_authorization(
-        options.authorization(value), required_scopes=required, client_ip=client_ip
+        authorization, required_scopes=required, client_ip=client_ip
     )
 
 

@@ -687,3 +687,12 @@ def test_known_context_never_replaces_a_record_fetched_after_an_invalidation():
     assert cache.get_record("k1", 1.0) is new
     cache.put_known(known := KnownKey(new, Verified(context, math.inf)))
     assert cache.get_record("k1", 1.0) is known
+
+
+@pytest.mark.parametrize("token", ["scout_sk_\ud800abc", "\udcff" * 79, "scout_sk_é" + "a" * 69])
+async def test_tokens_that_are_not_utf8_clean_are_invalid_not_errors(make, store, token):
+    verifier = make(store)
+    with pytest.raises(InvalidToken):
+        await verifier.verify_token(token)
+    with pytest.raises(InvalidToken):
+        await verifier.verify_authorization(f"Bearer {token}")
