@@ -140,11 +140,7 @@ class ScoutAuth:
         self._exempt_views.add(view)
         return view
 
-    def _is_exempt(self, req: Request) -> bool:
-        if self.options.is_exempt(req.path):
-            return True
-        if not self._exempt_views:
-            return False
+    def _exempt_view(self, req: Request) -> bool:
         view = current_app.view_functions.get(req.endpoint or "")
         return view is not None and view in self._exempt_views
 
@@ -154,8 +150,11 @@ class ScoutAuth:
         environ = req.environ
         context: OrgContext | None = None
         try:
-            if not self._is_exempt(req):
-                context = authenticate_environ(self.verifier, self.options, environ)
+            path = req.path  # decoded, as Flask routes it
+            if not self.options.is_exempt(path) and not (
+                self._exempt_views and self._exempt_view(req)
+            ):
+                context = authenticate_environ(self.verifier, self.options, environ, path)
         except AuthError as exc:
             return self._handle_error(exc)
         finally:

@@ -57,12 +57,6 @@ def problem_response(exc: AuthError, *, realm: str = "api") -> Response:
     return Response(body, status=status, headers=headers)
 
 
-def _credential_header(environ: WSGIEnvironment, options: AdapterOptions) -> str | None:
-    # The credential header (PEP 3333 ``HTTP_*`` key, computed once in options).
-    value = environ.get(options.environ_key)
-    return value if isinstance(value, str) else None
-
-
 _SPOOL_IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
 
@@ -98,26 +92,37 @@ def read_verified_body(environ: WSGIEnvironment, guard: BodyGuard) -> None:
 
 
 def authenticate_environ(
-    verifier: Verifier, options: AdapterOptions, environ: WSGIEnvironment
+    verifier: Verifier,
+    options: AdapterOptions,
+    environ: WSGIEnvironment,
+    path: str | None = None,
 ) -> OrgContext:
     """Verify the request ``environ`` describes; shared by the WSGI middleware and Flask.
 
     Bearer and legacy credentials come from ``options.header``. A request
     with ``Signature-Input`` / ``Signature`` is verified as RFC 9421 signed
     request, then its body is read and checked (:func:`read_verified_body`).
+    ``path`` is the decoded request path if the caller has it already
+    (default: :func:`~scout_auth._requests.wsgi_path`).
     """
-    value = _credential_header(environ, options)
-    required = options.scopes_for(environ.get("REQUEST_METHOD", "GET"), wsgi_path(environ))
-    client_ip = wsgi_client_ip(environ, options.proxies)
+    # Each step without a call where it can: this runs on every request.
+    value = environ.get(options.environ_key)
+    if not isinstance(value, str):
+        value = None
+    required = options.scopes_for(
+        environ.get("REQUEST_METHOD", "GET"), wsgi_path(environ) if path is None else path
+    )
+    proxies = options.proxies
+    client_ip = wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
-        request = wsgi_request(environ, options.proxies)
+        request = wsgi_request(environ, proxies)
         context = verifier.verify_signed(
             request, authorization=value, required_scopes=required, client_ip=client_ip
         )
         guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
         read_verified_body(environ, guard)
         return context
-    authorization = options.authorization(value)
+    authorization = value if options.header == "authorization" else options.authorization(value)
     # A cached credential is answered without the full verification call.
     cached = verifier._cached_authorization(authorization, required, client_ip)
     if cached is not None:
@@ -177,7 +182,7 @@ class ScoutAuthMiddleware:
         if self.options.is_exempt(path):
             return self.app(environ, start_response)
         try:
-            environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ)
+            environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ, path)
         except AuthError as exc:
             environ[ERROR_KEY] = exc
             method = environ.get("REQUEST_METHOD")
