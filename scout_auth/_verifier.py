@@ -7,7 +7,7 @@ request or header into a credential (or a parsed signature and its flow),
 the cache look-ups, answering a flow's needs that the cache can answer, the
 per-request checks. The two drivers differ only where they wait — a plain
 call or an ``await`` — in ``_verify`` (cache, then one single-flight look-up
-per credential), ``_cold``, ``_drive`` and ``_perform``, as httpx's
+per credential), ``_verify_signed``, ``_cold``, ``_drive`` and ``_perform``, as httpx's
 ``sync_auth_flow`` / ``async_auth_flow`` do.
 """
 
@@ -439,9 +439,8 @@ class Verifier(_BaseVerifier):
         Raises:
             AuthError: A subclass saying why.
         """
-        flow, now = self._signed_flow(request, authorization, has_body)
-        context = self._drive(flow, now, self.cache.epoch).context
-        return self._accept(context, _scopes(required_scopes), client_ip, now)
+        signed = self._signed_flow(request, authorization, has_body)
+        return self._verify_signed(signed, _scopes(required_scopes), client_ip)
 
     def verify_request(
         self,
@@ -456,9 +455,7 @@ class Verifier(_BaseVerifier):
         if signed is None:
             cred = self._credential(request.field("authorization"))
             return self._verify(cred, _scopes(required_scopes), client_ip)
-        flow, now = signed
-        context = self._drive(flow, now, self.cache.epoch).context
-        return self._accept(context, _scopes(required_scopes), client_ip, now)
+        return self._verify_signed(signed, _scopes(required_scopes), client_ip)
 
     def flush_usage(self) -> None:
         """Write the usage counted so far to the store now (also done by :meth:`close`)."""
@@ -480,6 +477,13 @@ class Verifier(_BaseVerifier):
         if context is None:
             parsed = _parsed(cred)
             context = self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
+        return self._accept(context, required, client_ip, now)
+
+    def _verify_signed(
+        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
+        flow, now = signed
+        context = self._drive(flow, now, self.cache.epoch).context
         return self._accept(context, required, client_ip, now)
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
@@ -568,9 +572,8 @@ class AsyncVerifier(_BaseVerifier):
         client_ip: str | None = None,
     ) -> OrgContext:
         """See :meth:`Verifier.verify_signed`."""
-        flow, now = self._signed_flow(request, authorization, has_body)
-        context = (await self._drive(flow, now, self.cache.epoch)).context
-        return self._accept(context, _scopes(required_scopes), client_ip, now)
+        signed = self._signed_flow(request, authorization, has_body)
+        return await self._verify_signed(signed, _scopes(required_scopes), client_ip)
 
     async def verify_request(
         self,
@@ -585,9 +588,7 @@ class AsyncVerifier(_BaseVerifier):
         if signed is None:
             cred = self._credential(request.field("authorization"))
             return await self._verify(cred, _scopes(required_scopes), client_ip)
-        flow, now = signed
-        context = (await self._drive(flow, now, self.cache.epoch)).context
-        return self._accept(context, _scopes(required_scopes), client_ip, now)
+        return await self._verify_signed(signed, _scopes(required_scopes), client_ip)
 
     async def aflush_usage(self) -> None:
         """See :meth:`Verifier.flush_usage`."""
@@ -622,6 +623,13 @@ class AsyncVerifier(_BaseVerifier):
         if context is None:
             parsed = _parsed(cred)
             context = await self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
+        return self._accept(context, required, client_ip, now)
+
+    async def _verify_signed(
+        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+    ) -> OrgContext:
+        flow, now = signed
+        context = (await self._drive(flow, now, self.cache.epoch)).context
         return self._accept(context, required, client_ip, now)
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
