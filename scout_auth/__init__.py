@@ -36,7 +36,7 @@ from ._records import (
 from ._sigbase import HttpRequest
 from ._sigpolicy import SignaturePolicy
 from ._tokens import TOKEN_PREFIX, TOKEN_REGEX
-from ._verifier import AsyncVerifier, Verifier
+from ._verifier import AsyncVerifier, VerifiedRequest, Verifier
 from .stores import InMemoryKeyStore, KeyEvent, KeyStore, KeyUpdate
 
 __version__ = "0.1.0"
@@ -65,6 +65,7 @@ __all__ = [
     "OrgContext",
     "RoleRecord",
     "SignaturePolicy",
+    "VerifiedRequest",
     "Verifier",
     "WeakKeyNameWarning",
     "__version__",

@@ -10,7 +10,7 @@ from typing import TypedDict
 from ._body import DEFAULT_MAX_BODY_SIZE
 from ._requests import TrustedProxies
 
-__all__ = ["AdapterKwargs", "AdapterOptions", "ScopeRule", "declared_length"]
+__all__ = ["AdapterKwargs", "AdapterOptions", "ScopeRule"]
 
 
 class AdapterKwargs(TypedDict, total=False):
@@ -23,6 +23,7 @@ class AdapterKwargs(TypedDict, total=False):
     max_body_size: int
     trusted_proxies: Iterable[str]
     rules: Sequence[tuple[str, str, Sequence[str]]]
+    buffer_signed_body: bool
 
 
 _MEMO_SIZE = 4096
@@ -62,10 +63,16 @@ class ScopeRule:
         return cls(method.upper(), re.compile(regex), tuple(scopes))
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether this rule applies to ``method`` and ``path``."""
-        return (self.method == "*" or self.method == method) and (
-            self.pattern.fullmatch(path) is not None
-        )
+        """Whether this rule applies to ``method`` (upper case) and ``path``.
+
+        A ``GET`` rule also governs ``HEAD``: every framework serves ``HEAD``
+        with the ``GET`` view (RFC 9110 §9.3.2 — same answer, no content),
+        so its headers and length would otherwise leak past the rule.
+        """
+        rule = self.method
+        return (
+            rule == "*" or rule == method or (method == "HEAD" and rule == "GET")
+        ) and self.pattern.fullmatch(path) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,9 @@ class AdapterOptions:
             address that IP allowlists check.
         rules: Route rules ``(method, path pattern, scopes)``: a request
             matching a rule needs its scopes too (every matching rule).
+        buffer_signed_body: ASGI: read a signed body whole (up to
+            ``max_body_size``) and check its digest before the app sees any
+            byte of it. WSGI always does.
     """
 
     exempt_exact: frozenset[str]
@@ -97,6 +107,7 @@ class AdapterOptions:
     max_body_size: int
     proxies: TrustedProxies
     rules: tuple[ScopeRule, ...] = ()
+    buffer_signed_body: bool = False
     #: ``header`` as a WSGI environ key (PEP 3333: ``HTTP_`` + upper case, ``_``).
     environ_key: str = ""
     # (method, path) -> scopes: the rules are pure, so their answer is memoised
@@ -116,6 +127,7 @@ class AdapterOptions:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         trusted_proxies: Iterable[str] = (),
         rules: Sequence[tuple[str, str, Sequence[str]]] = (),
+        buffer_signed_body: bool = False,
     ) -> AdapterOptions:
         """Validate and freeze adapter options."""
         if not isinstance(max_body_size, int) or max_body_size < 0:
@@ -138,10 +150,15 @@ class AdapterOptions:
             max_body_size=max_body_size,
             proxies=TrustedProxies.parse(trusted_proxies),
             rules=tuple(ScopeRule.parse(m, p, sc) for m, p, sc in rules),
+            buffer_signed_body=bool(buffer_signed_body),
         )
 
     def scopes_for(self, method: str, path: str) -> tuple[str, ...]:
-        """Scopes a request needs: ``required_scopes`` plus every matching rule's."""
+        """Scopes a request needs: ``required_scopes`` plus every matching rule's.
+
+        ``method`` is matched as werkzeug routes it, upper-cased (``get``
+        reaches the ``GET`` view there), so a rule cannot be dodged by case.
+        """
         if not self.rules:
             return self.required_scopes
         memo = self._memo
@@ -149,12 +166,14 @@ class AdapterOptions:
         if found is not None:
             return found
         needed = list(self.required_scopes)
+        key = (method, path)
+        method = method.upper()
         for rule in self.rules:
             if rule.matches(method, path):
                 needed.extend(s for s in rule.scopes if s not in needed)
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
-        memo[(method, path)] = result = tuple(needed)
+        memo[key] = result = tuple(needed)
         return result
 
     def is_exempt(self, path: str) -> bool:
@@ -166,11 +185,3 @@ class AdapterOptions:
         if value is None or self.header == "authorization":
             return value
         return "Bearer " + value.strip()
-
-
-def declared_length(value: str | None) -> int | None:
-    """A ``Content-Length`` value as an int, or ``None`` when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isdigit() else None

@@ -56,8 +56,12 @@ class VerifiedCache:
         """A keyed digest of the credential parts (never stored in clear)."""
         h = self._keyed.copy()
         for part in parts:
-            h.update(part.encode("utf-8", "surrogatepass"))
-            h.update(b"\x00")
+            # Length-prefixed, not separated: a part may hold any character
+            # (an org id from a Basic credential may hold NUL), and
+            # ("a\0b", "c") must never digest like ("a", "b\0c").
+            data = part.encode("utf-8", "surrogatepass")
+            h.update(b"%d:" % len(data))
+            h.update(data)
         return h.digest()
 
     def bearer_fingerprint(self, token: str) -> bytes:

@@ -15,7 +15,6 @@ without an error code.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass, field
 
 from ._tokens import ParsedToken, parse_token
@@ -103,9 +102,11 @@ def split_authorization(value: str | None) -> tuple[str, str]:
 
 def parse_basic(value: str) -> LegacyCredential:
     """Parse the base64 ``org_id:secret`` of a Basic credential; :class:`InvalidToken` if bad."""
+    # b64decode() of a str with a non-ASCII character (``Basic \xe9``) raises a
+    # plain ValueError, not binascii.Error: both are "not a credential" (401).
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise InvalidToken() from None
     org_id, sep, secret = decoded.partition(":")
     if not sep or not org_id or not secret:

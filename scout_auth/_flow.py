@@ -270,14 +270,21 @@ def _derive(record: KeyRecord, now: float, require_scoped: bool) -> Flow:
     return verified
 
 
+# What an unknown key's derived public key is compared against, only so that
+# the comparison runs; ``record is None`` refuses whatever it says.
+_NO_KEY = bytes(32)
+
+
 def _bearer_flow(cred: BearerCredential, now: float, require_scoped: bool) -> Flow:
-    record, known = _fetched((yield FetchKey(cred.parsed.key_id)))
-    if record is None:
-        raise InvalidToken()
+    # The public key is derived before the look-up, whether or not the key
+    # exists, and compared against a stand-in for an unknown one: an unknown
+    # key id and a wrong secret take the same path and the same time.
     derived = public_key_from_seed(cred.parsed.seed)
+    record, known = _fetched((yield FetchKey(cred.parsed.key_id)))
+    expected = _NO_KEY if record is None else record.public_key
     # Constant-time: the stored public key is public, but a timing oracle on
     # how many leading bytes match would still be a gift to an attacker.
-    if not hmac.compare_digest(derived, record.public_key):
+    if not hmac.compare_digest(derived, expected) or record is None:
         raise InvalidToken()
     if known is not None:
         return _known_state(record, known, now)

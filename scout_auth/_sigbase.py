@@ -43,6 +43,7 @@ __all__ = [
     "BasePlan",
     "ComponentId",
     "HttpRequest",
+    "authority_value",
     "base_plan",
     "build_base",
     "component_from_parts",
@@ -333,6 +334,15 @@ def _authority(request: HttpRequest) -> str:
     if port and port != _DEFAULT_PORTS.get(_normal_scheme(request.scheme)):
         host = f"{host}:{port}"
     return host if safe else _check_value("authority", host)
+
+
+def authority_value(request: HttpRequest) -> str:
+    """The request's ``@authority`` (RFC 9421 §2.2.3): lower-case host, default port dropped.
+
+    Raises:
+        SignatureInvalid: The authority is malformed.
+    """
+    return _authority(request)
 
 
 def _scheme(request: HttpRequest) -> str:

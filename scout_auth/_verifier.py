@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -27,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ._audit import AuditSink, denial_event
 from ._audit_buffer import AuditBuffer
+from ._body import DEFAULT_MAX_BODY_SIZE, BodyGuard
 from ._cache import VerifiedCache
 from ._credentials import (
     Credential,
@@ -50,17 +52,23 @@ from ._flow import (
     legacy_key_id,
     signature_flow,
 )
-from ._httpsig import parse_request_signature
+from ._httpsig import RequestSignature, parse_request_signature
 from ._nonce import InMemoryNonceCache, NonceCache
 from ._records import KeyRecord, OrgContext
-from ._sigbase import HttpRequest
+from ._sigbase import HttpRequest, authority_value
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
 from ._singleflight import AsyncSingleFlight, SingleFlight
 from ._usage import DEFAULT_USAGE_INTERVAL, UsageRecorder, UsageWrite
-from .exceptions import AuthError, InvalidRequest, StoreUnavailable
+from .exceptions import (
+    AuthError,
+    InvalidRequest,
+    SignatureMissingComponent,
+    StoreUnavailable,
+    WrongAuthority,
+)
 from .stores._base import ROLE_ACTIONS, KeyEvent, KeyStore
 
-__all__ = ["AsyncVerifier", "Verifier"]
+__all__ = ["AsyncVerifier", "VerifiedRequest", "Verifier"]
 
 logger = logging.getLogger("scout_auth")
 
@@ -88,6 +96,9 @@ def _store_failure(exc: Exception) -> StoreUnavailable:
 #: an org's legacy secret.
 _Presented = str | LegacyCredential
 
+#: A parsed signed request: its flow, the time it was read, the signature.
+_Signed = tuple[Flow, float, RequestSignature]
+
 # _BaseVerifier._answer_locally: this need takes I/O.
 _FROM_STORE = object()
 
@@ -99,6 +110,35 @@ def _parsed(cred: _Presented) -> Credential:
 
 def _scopes(required: Iterable[str]) -> tuple[str, ...]:
     return required if type(required) is tuple else tuple(required)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    """A signed request whose signature verified, and the guard its body must pass.
+
+    Attributes:
+        context: Who is calling.
+        body: A :class:`~scout_auth.BodyGuard` bound to the ``Content-Digest``
+            the signature *covers*, or to none when it covers none: then any
+            body byte is refused (401 ``signature_missing_component``),
+            whatever ``Content-Length`` / ``Transfer-Encoding`` said. Feed it
+            every body chunk; the body is verified once ``feed(..., final=True)``
+            returned.
+    """
+
+    context: OrgContext
+    body: BodyGuard
+
+
+def _normalized_authorities(authorities: Iterable[str] | None) -> frozenset[str] | None:
+    if authorities is None:
+        return None
+    if isinstance(authorities, str):
+        raise TypeError("expected_authorities takes a list of host[:port] values, not a string")
+    found = frozenset(a.strip().lower() for a in authorities)
+    if not found or "" in found:
+        raise ValueError("expected_authorities needs at least one non-empty host[:port]")
+    return found
 
 
 class _BaseVerifier:
@@ -117,6 +157,7 @@ class _BaseVerifier:
         require_scoped_keys: bool = False,
         usage_interval: float | None = DEFAULT_USAGE_INTERVAL,
         audit: AuditSink | AuditBuffer | None = None,
+        expected_authorities: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
@@ -129,6 +170,7 @@ class _BaseVerifier:
             nonce_cache if nonce_cache is not None else InMemoryNonceCache()
         )
         self.signature_label = signature_label
+        self.expected_authorities = _normalized_authorities(expected_authorities)
         self.require_scoped_keys = bool(require_scoped_keys)
         self.usage: UsageRecorder | None = (
             None if usage_interval is None else UsageRecorder(usage_interval)
@@ -175,8 +217,8 @@ class _BaseVerifier:
         has_body: bool | None,
         signature_input: str | None = None,
         signature: str | None = None,
-    ) -> tuple[Flow, float]:
-        """Parse and policy-check a request's signature; its flow and the time it was read."""
+    ) -> _Signed:
+        """Parse and policy-check a request's signature; its flow, the time, the signature."""
         # One credential per request: a bearer token *and* a signature may name
         # different keys with different rights; picking one silently invites
         # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
@@ -192,11 +234,23 @@ class _BaseVerifier:
             signature=signature,
             has_body=has_body,
         )
-        return signature_flow(sig, now, self.require_scoped_keys), now
+        expected = self.expected_authorities
+        if expected is not None:
+            self._check_authority(request, sig, expected)
+        return signature_flow(sig, now, self.require_scoped_keys), now, sig
 
-    def _request_flow(
-        self, request: HttpRequest, has_body: bool | None
-    ) -> tuple[Flow, float] | None:
+    @staticmethod
+    def _check_authority(
+        request: HttpRequest, sig: RequestSignature, expected: frozenset[str]
+    ) -> None:
+        # A signature is valid wherever it is replayed within its window; only
+        # a covered @authority (RFC 9421 §2.2.3, §7.2.1) ties it to this host.
+        if "@authority" not in sig.components and "@target-uri" not in sig.components:
+            raise SignatureMissingComponent("@authority", "Signature must cover @authority")
+        if authority_value(request) not in expected:
+            raise WrongAuthority()
+
+    def _request_flow(self, request: HttpRequest, has_body: bool | None) -> _Signed | None:
         """:meth:`_signed_flow` of a signed request; ``None`` if it carries no signature."""
         # Each field read once: the parser takes the values found here.
         signature_input = request._raw_field("signature-input")
@@ -206,6 +260,15 @@ class _BaseVerifier:
         return self._signed_flow(
             request, request.field("authorization"), has_body, signature_input, signature
         )
+
+    def _verified_request(
+        self, context: OrgContext, request: HttpRequest, sig: RequestSignature, max_size: int
+    ) -> VerifiedRequest:
+        # RFC 9530 §6.3 / RFC 9421 §7.2.8: a digest proves the body only if the
+        # signature covers it. An uncovered Content-Digest is the attacker's to
+        # replace along with the body, so it is never consulted.
+        digest = request.field("content-digest") if "content-digest" in sig.components else None
+        return VerifiedRequest(context, BodyGuard(digest, max_size=max_size))
 
     # -- the cache --------------------------------------------------------------
 
@@ -235,15 +298,24 @@ class _BaseVerifier:
         self.cache.put(fp, verified.context, verified.valid_until, now, epoch)
         return verified.context
 
-    def _cached_authorization(
-        self, authorization: str | None, required: tuple[str, ...], client_ip: str | None = None
+    def cached_authorization(
+        self,
+        authorization: str | None,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
     ) -> OrgContext | None:
-        """The warm path of ``verify_authorization``: no store, no coroutine.
+        """The warm path of ``verify_authorization``: no store, no coroutine, no thread.
 
         Returns the cached context of an already verified bearer credential
-        (its scopes checked), or ``None`` when the full verification has to
-        run. Raises what ``verify_authorization`` raises for a header refused
-        before the cache look-up, or for missing scopes.
+        (its scopes and allowlist checked for this request), or ``None`` when
+        the full verification has to run. A sync method on both verifiers:
+        the adapters call it first and only then wait on
+        ``verify_authorization``.
+
+        Raises:
+            AuthError: What ``verify_authorization`` raises for a header
+                refused before the cache look-up, or for a cached key that
+                lacks a required scope or is used from outside its allowlist.
         """
         scheme, token = split_authorization(authorization)
         if scheme != "bearer":
@@ -251,6 +323,7 @@ class _BaseVerifier:
         now = self._clock()
         context = self.cache.get(self.cache.bearer_fingerprint(token), now)
         if context is not None:
+            required = required_scopes if type(required_scopes) is tuple else tuple(required_scopes)
             self._accept(context, required, client_ip, now)
         return context
 
@@ -433,14 +506,46 @@ class Verifier(_BaseVerifier):
             required_scopes: Scopes the request needs.
             has_body: Whether the request has a body (default: from its headers).
 
-        The caller must still check the body against its ``Content-Digest``
-        (the middlewares do, see :class:`~scout_auth.BodyGuard`).
+        The caller must still check the body — against the ``Content-Digest``
+        the signature *covers*, never one it does not. Prefer
+        :meth:`verify_signed_request`, whose guard does exactly that.
 
         Raises:
             AuthError: A subclass saying why.
         """
         signed = self._signed_flow(request, authorization, has_body)
         return self._verify_signed(signed, _scopes(required_scopes), client_ip)
+
+    def verify_signed_request(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> VerifiedRequest:
+        """Verify a signed request's headers; return who calls and the guard for its body.
+
+        What the middlewares use. Unlike :meth:`verify_signed`, the body
+        check cannot go wrong: the returned guard checks the body against
+        the ``Content-Digest`` the signature covers, and refuses any body
+        when it covers none — even when no ``Content-Length`` announced one
+        (HTTP/2, some ASGI servers).
+
+        Example::
+
+            verified = verifier.verify_signed_request(request)
+            for chunk in body_chunks:
+                verified.body.feed(chunk, final=False)
+            verified.body.feed(b"", final=True)  # raises unless the body matched
+
+        Raises:
+            AuthError: A subclass saying why.
+        """
+        signed = self._signed_flow(request, authorization, None)
+        context = self._verify_signed(signed, _scopes(required_scopes), client_ip)
+        return self._verified_request(context, request, signed[2], max_body_size)
 
     def verify_request(
         self,
@@ -480,9 +585,9 @@ class Verifier(_BaseVerifier):
         return self._accept(context, required, client_ip, now)
 
     def _verify_signed(
-        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+        self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        flow, now = signed
+        flow, now, _ = signed
         context = self._drive(flow, now, self.cache.epoch).context
         return self._accept(context, required, client_ip, now)
 
@@ -575,6 +680,20 @@ class AsyncVerifier(_BaseVerifier):
         signed = self._signed_flow(request, authorization, has_body)
         return await self._verify_signed(signed, _scopes(required_scopes), client_ip)
 
+    async def verify_signed_request(
+        self,
+        request: HttpRequest,
+        *,
+        authorization: str | None = None,
+        required_scopes: Iterable[str] = (),
+        client_ip: str | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> VerifiedRequest:
+        """See :meth:`Verifier.verify_signed_request`."""
+        signed = self._signed_flow(request, authorization, None)
+        context = await self._verify_signed(signed, _scopes(required_scopes), client_ip)
+        return self._verified_request(context, request, signed[2], max_body_size)
+
     async def verify_request(
         self,
         request: HttpRequest,
@@ -626,9 +745,9 @@ class AsyncVerifier(_BaseVerifier):
         return self._accept(context, required, client_ip, now)
 
     async def _verify_signed(
-        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+        self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        flow, now = signed
+        flow, now, _ = signed
         context = (await self._drive(flow, now, self.cache.epoch)).context
         return self._accept(context, required, client_ip, now)
 

@@ -23,6 +23,7 @@ The tree::
     │   ├── LegacyDisabled            401 legacy_disabled
     │   ├── StoreUnavailable          503 store_unavailable
     │   ├── SignatureInvalid          401 signature_invalid
+    │   │   └── WrongAuthority        401 wrong_authority
     │   ├── SignatureMissingComponent 401 signature_missing_component
     │   ├── SignatureExpired          401 signature_expired
     │   ├── SignatureNotYetValid      401 signature_not_yet_valid
@@ -69,6 +70,7 @@ __all__ = [
     "SignatureNotYetValid",
     "StoreUnavailable",
     "UnsupportedAlgorithm",
+    "WrongAuthority",
 ]
 
 
@@ -304,6 +306,14 @@ class BodyTooLarge(AuthError):
     status = 413
     code = "body_too_large"
     title = "Request body too large"
+
+
+class WrongAuthority(SignatureInvalid):
+    """A signed request was made for another host than this service's ``expected_authorities``."""
+
+    status = 401
+    code = "wrong_authority"
+    title = "Signature was made for another host"
 
 
 # --- end of signed-request errors ---

@@ -41,11 +41,11 @@ from werkzeug.wrappers import Response
 
 from ._adapter import AdapterKwargs, AdapterOptions
 from ._flow import check_scopes
+from ._gate import Gate
 from ._records import OrgContext
-from ._requests import wsgi_client_ip
 from ._verifier import Verifier
 from .exceptions import AuthError
-from .wsgi import ENVIRON_KEY, ERROR_KEY, authenticate_environ, problem_response
+from .wsgi import ENVIRON_KEY, _authenticate, deny, problem_response
 
 __all__ = ["ScoutAuth", "current_org", "require_scopes"]
 
@@ -124,6 +124,7 @@ class ScoutAuth:
             raise TypeError("ScoutAuth needs a (sync) Verifier")
         self.verifier = verifier
         self.options = AdapterOptions.build(**options)
+        self.gate = Gate(self.options)
         self.on_error = on_error
         self._exempt_views: set[Callable[..., Any]] = set()
         if app is not None:
@@ -150,11 +151,12 @@ class ScoutAuth:
         environ = req.environ
         context: OrgContext | None = None
         try:
-            path = req.path  # decoded, as Flask routes it
-            if not self.options.is_exempt(path) and not (
-                self._exempt_views and self._exempt_view(req)
-            ):
-                context = authenticate_environ(self.verifier, self.options, environ, path)
+            # req.path is what Flask routes on: PATH_INFO below the mount
+            # (SCRIPT_NAME), UTF-8 decoded, blueprint prefixes included;
+            # req.method is upper-cased, as werkzeug routes it.
+            required = self.gate.scopes(req.method, req.path)
+            if required is not None and not (self._exempt_views and self._exempt_view(req)):
+                context = _authenticate(self.verifier, self.gate, environ, required)
         except AuthError as exc:
             return self._handle_error(exc)
         finally:
@@ -168,13 +170,7 @@ class ScoutAuth:
         return None
 
     def _handle_error(self, exc: AuthError) -> Response:
-        request.environ[ERROR_KEY] = exc
-        self.verifier.record_denial(
-            exc,
-            method=request.method,
-            path=request.path,
-            client_ip=wsgi_client_ip(request.environ, self.options.proxies),
-        )
-        logger.info("denied %s %s: %s", request.method, request.path, exc.code)
+        req = _current_request()
+        deny(self.verifier, self.options, req.environ, exc, req.method, req.path)
         response = self.on_error(exc) if self.on_error is not None else None
         return response if response is not None else problem_response(exc, realm=self.options.realm)

@@ -34,9 +34,10 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._adapter import AdapterKwargs, AdapterOptions
 from ._body import BodyGuard
 from ._flow import check_scopes
+from ._gate import Gate, loggable, route_path
 from ._problem import problem_for
 from ._records import OrgContext
 from ._requests import asgi_client_ip, asgi_request
@@ -181,9 +182,19 @@ class ScoutAuthMiddleware:
             last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
             address for IP allowlists (otherwise ``scope["client"]``).
 
+        buffer_signed_body: Read a signed body whole (up to
+            ``max_body_size``) and check it before the app runs (default
+            ``False``: stream it, see below).
+
+    Rules and exemptions match the path the app routes on: ``scope["path"]``
+    without ``scope["root_path"]`` (a ``Mount`` or ``uvicorn --root-path``
+    prefix), as Starlette's router does; a ``GET`` rule also governs ``HEAD``.
+
     Signed requests (RFC 9421) are verified from their headers before the
-    app runs; their body streams to the app through a digest check, and the
-    final chunk is only handed over once it matched ``Content-Digest``. On a
+    app runs. Their body is checked against the ``Content-Digest`` the
+    signature covers — any body byte is refused when it covers none, framing
+    headers or not. By default the body streams to the app through that
+    check, and the final chunk is only handed over once it matched. On a
     mismatch the app's next ``receive()`` is ``http.disconnect``, whatever it
     answers is discarded, and the client gets 401 ``digest_mismatch``.
     """
@@ -201,6 +212,7 @@ class ScoutAuthMiddleware:
         self.app = app
         self.verifier = verifier
         self.options = AdapterOptions.build(**options)
+        self.gate = Gate(self.options)
         self._header = self.options.header.encode("latin-1")
         self.on_error = on_error
 
@@ -209,9 +221,13 @@ class ScoutAuthMiddleware:
             await self.app(scope, receive, send)
             return
         options = self.options
-        path = scope["path"]
-        # options.is_exempt(path), inlined: every request pays for this line.
-        if path in options.exempt_exact or path.startswith(options.exempt_prefixes):
+        method = scope.get("method", "GET")  # websocket handshakes are GETs
+        # Rules and exemptions match the path the app routes on: under a
+        # Mount or ``--root-path`` that is ``path`` without ``root_path``.
+        root_path = scope.get("root_path")
+        path = route_path(scope["path"], root_path) if root_path else scope["path"]
+        required = self.gate.scopes(method, path)
+        if required is None:  # exempt
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             scope[SCOPE_KEY] = None
             await self.app(scope, receive, send)
@@ -226,7 +242,6 @@ class ScoutAuthMiddleware:
                 value = text if value is None else f"{value}, {text}"
             elif name in _SIGNATURE_HEADERS:
                 signed = True
-        required = options.scopes_for(scope.get("method", "GET"), path)
         if options.proxies.networks:
             client_ip = asgi_client_ip(scope, options.proxies)
         else:  # the usual case, without a call: the peer address
@@ -235,21 +250,27 @@ class ScoutAuthMiddleware:
         guard: BodyGuard | None = None
         try:
             if signed:
-                request = asgi_request(scope, self.options.proxies)
-                context = await self.verifier.verify_signed(
-                    request, authorization=value, required_scopes=required, client_ip=client_ip
-                )
+                request = asgi_request(scope, options.proxies)
                 if scope["type"] == "http":
-                    guard = BodyGuard(
-                        request.field("content-digest"), max_size=self.options.max_body_size
-                    )
-                    guard.check_length(declared_length(request.field("content-length")))
+                    # A declared length over the limit is refused before any crypto.
+                    self.gate.check_length(request._raw_field("content-length"))
+                verified = await self.verifier.verify_signed_request(
+                    request,
+                    authorization=value,
+                    required_scopes=required,
+                    client_ip=client_ip,
+                    max_body_size=options.max_body_size,
+                )
+                context = verified.context
+                # Every body byte goes through the guard, announced or not: the
+                # body of an HTTP/2 request has no Content-Length to go by.
+                guard = verified.body if scope["type"] == "http" else None
             else:
                 authorization = (
                     value if options.header == "authorization" else (options.authorization(value))
                 )
                 # A cached credential is answered without awaiting anything.
-                cached = self.verifier._cached_authorization(authorization, required, client_ip)
+                cached = self.verifier.cached_authorization(authorization, required, client_ip)
                 context = (
                     cached
                     if cached is not None
@@ -267,8 +288,16 @@ class ScoutAuthMiddleware:
             await self.app(scope, receive, send)
             return
         if guard is not None:
-            await self._call_guarded(scope, receive, send, guard)
+            if options.buffer_signed_body:
+                await self._call_buffered(scope, receive, send, guard)
+            else:
+                await self._call_guarded(scope, receive, send, guard)
             return
+        await self._call_app(scope, receive, send)
+
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The app, with an AuthError it raises before its response started
+        # (require_scopes) answered like a refusal.
         started = False
 
         # A plain function handing back send's awaitable: one coroutine frame
@@ -285,6 +314,42 @@ class ScoutAuthMiddleware:
             if started:
                 raise
             await self._reject(scope, receive, send, exc)
+
+    async def _call_buffered(
+        self, scope: Scope, receive: Receive, send: Send, guard: BodyGuard
+    ) -> None:
+        # buffer_signed_body=True: the whole body is read (bounded by the
+        # guard's max_body_size) and checked before the app runs, so the app
+        # sees no byte of a body that fails its digest.
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left: nobody to answer
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            try:
+                guard.feed(chunk, final=not more)
+            except AuthError as exc:
+                logger.info("signed body refused on %s: %s", loggable(scope["path"]), exc.code)
+                await self._reject(scope, receive, send, exc)
+                return
+            chunks.append(chunk)
+            if not more:
+                break
+        pending: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+        chunks.clear()
+
+        async def replay() -> Message:
+            nonlocal pending
+            if pending is not None:
+                message, pending = pending, None
+                return message
+            return await receive()  # then the real stream: http.disconnect
+
+        await self._call_app(scope, replay, send)
 
     async def _call_guarded(
         self, scope: Scope, receive: Receive, send: Send, guard: BodyGuard
@@ -306,7 +371,7 @@ class ScoutAuthMiddleware:
                     guard.feed(message.get("body", b""), final=not message.get("more_body", False))
                 except AuthError as exc:
                     failure = exc
-                    logger.info("signed body refused on %s: %s", scope["path"], exc.code)
+                    logger.info("signed body refused on %s: %s", loggable(scope["path"]), exc.code)
                     return {"type": "http.disconnect"}
             return message
 
@@ -331,7 +396,12 @@ class ScoutAuthMiddleware:
             await self._reject(scope, receive, send, failure)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
-        logger.info("denied %s %s: %s", scope.get("method", "WS"), scope["path"], exc.code)
+        logger.info(
+            "denied %s %s: %s",
+            loggable(scope.get("method", "WS")),
+            loggable(scope["path"]),
+            exc.code,
+        )
         self.verifier.record_denial(
             exc,
             method=scope.get("method", "GET"),

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterKwargs, AdapterOptions, declared_length
+from ._adapter import AdapterKwargs, AdapterOptions
 from ._body import BodyGuard
+from ._gate import Gate, content_length, loggable, wsgi_route_path
 from ._problem import problem_for
 from ._records import OrgContext
-from ._requests import wsgi_client_ip, wsgi_path, wsgi_request
+from ._requests import wsgi_client_ip, wsgi_request
 from ._verifier import Verifier
 from .exceptions import AuthError
 
@@ -65,10 +66,11 @@ def read_verified_body(environ: WSGIEnvironment, guard: BodyGuard) -> None:
     """Read a signed body through ``guard`` and hand it back as ``wsgi.input``.
 
     Raises:
-        AuthError: 413 past the size limit, 401 on a digest mismatch; the
-            app is then never called.
+        AuthError: 400 on a malformed ``Content-Length``, 413 past the size
+            limit, 401 on a digest mismatch (or on a body that the signature
+            covers no digest of); the app is then never called.
     """
-    length = declared_length(environ.get("CONTENT_LENGTH"))
+    length = content_length(environ.get("CONTENT_LENGTH") or None)
     guard.check_length(length)
     stream = environ["wsgi.input"]
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the app
@@ -97,39 +99,68 @@ def authenticate_environ(
     environ: WSGIEnvironment,
     path: str | None = None,
 ) -> OrgContext:
-    """Verify the request ``environ`` describes; shared by the WSGI middleware and Flask.
+    """Verify the request ``environ`` describes, whether or not its path is exempt.
 
     Bearer and legacy credentials come from ``options.header``. A request
     with ``Signature-Input`` / ``Signature`` is verified as RFC 9421 signed
     request, then its body is read and checked (:func:`read_verified_body`).
-    ``path`` is the decoded request path if the caller has it already
-    (default: :func:`~scout_auth._requests.wsgi_path`).
+    ``path`` is the route path if the caller has it already (default:
+    ``PATH_INFO`` read as werkzeug routes it).
     """
+    method = environ.get("REQUEST_METHOD", "GET")
+    if path is None:
+        path = wsgi_route_path(environ.get("PATH_INFO", ""))
+    required = options.scopes_for(method, path)
+    return _authenticate(verifier, Gate(options), environ, required)
+
+
+def _authenticate(
+    verifier: Verifier, gate: Gate, environ: WSGIEnvironment, required: tuple[str, ...]
+) -> OrgContext:
+    # Shared by the WSGI middleware and Flask, once the gate gave ``required``.
     # Each step without a call where it can: this runs on every request.
+    options = gate.options
     value = environ.get(options.environ_key)
     if not isinstance(value, str):
         value = None
-    required = options.scopes_for(
-        environ.get("REQUEST_METHOD", "GET"), wsgi_path(environ) if path is None else path
-    )
     proxies = options.proxies
     client_ip = wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
         request = wsgi_request(environ, proxies)
-        context = verifier.verify_signed(
-            request, authorization=value, required_scopes=required, client_ip=client_ip
+        gate.check_length(environ.get("CONTENT_LENGTH") or None)
+        verified = verifier.verify_signed_request(
+            request,
+            authorization=value,
+            required_scopes=required,
+            client_ip=client_ip,
+            max_body_size=options.max_body_size,
         )
-        guard = BodyGuard(request.field("content-digest"), max_size=options.max_body_size)
-        read_verified_body(environ, guard)
-        return context
+        read_verified_body(environ, verified.body)
+        return verified.context
     authorization = value if options.header == "authorization" else options.authorization(value)
     # A cached credential is answered without the full verification call.
-    cached = verifier._cached_authorization(authorization, required, client_ip)
+    cached = verifier.cached_authorization(authorization, required, client_ip)
     if cached is not None:
         return cached
     return verifier.verify_authorization(
         authorization, required_scopes=required, client_ip=client_ip
     )
+
+
+def deny(
+    verifier: Verifier,
+    options: AdapterOptions,
+    environ: WSGIEnvironment,
+    exc: AuthError,
+    method: str | None,
+    path: str,
+) -> None:
+    """Record and log a refusal (WSGI middleware and Flask): audit event, one escaped log line."""
+    environ[ERROR_KEY] = exc
+    verifier.record_denial(
+        exc, method=method, path=path, client_ip=wsgi_client_ip(environ, options.proxies)
+    )
+    logger.info("denied %s %s: %s", loggable(method), loggable(path), exc.code)
 
 
 class ScoutAuthMiddleware:
@@ -155,10 +186,15 @@ class ScoutAuthMiddleware:
             last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
             address for IP allowlists (otherwise ``REMOTE_ADDR``).
 
+    Rules and exemptions match ``PATH_INFO`` (the path below the mount,
+    ``SCRIPT_NAME``) as werkzeug routes it; methods are matched upper-cased
+    and a ``GET`` rule also governs ``HEAD``.
+
     Signed requests (RFC 9421): WSGI reads synchronously, so the signed
     body is read first (bounded by ``max_body_size``, spooled to disk past
-    1 MiB), checked against its ``Content-Digest``, and only then handed to
-    the app as ``wsgi.input``. The app never sees an unverified byte.
+    1 MiB), checked against the ``Content-Digest`` the signature covers, and
+    only then handed to the app as ``wsgi.input``. The app never sees an
+    unverified byte (``buffer_signed_body`` is always on here).
     """
 
     def __init__(
@@ -174,25 +210,22 @@ class ScoutAuthMiddleware:
         self.app = app
         self.verifier = verifier
         self.options = AdapterOptions.build(**options)
+        self.gate = Gate(self.options)
         self.on_error = on_error
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         environ[ENVIRON_KEY] = None
-        path = wsgi_path(environ)
-        if self.options.is_exempt(path):
+        # PATH_INFO is the path below the mount (SCRIPT_NAME, PEP 3333): what
+        # the wrapped app routes on.
+        path = wsgi_route_path(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD", "GET")
+        required = self.gate.scopes(method, path)
+        if required is None:  # exempt
             return self.app(environ, start_response)
         try:
-            environ[ENVIRON_KEY] = authenticate_environ(self.verifier, self.options, environ, path)
+            environ[ENVIRON_KEY] = _authenticate(self.verifier, self.gate, environ, required)
         except AuthError as exc:
-            environ[ERROR_KEY] = exc
-            method = environ.get("REQUEST_METHOD")
-            self.verifier.record_denial(
-                exc,
-                method=method,
-                path=path,
-                client_ip=wsgi_client_ip(environ, self.options.proxies),
-            )
-            logger.info("denied %s %s: %s", method, path, exc.code)
+            deny(self.verifier, self.options, environ, exc, method, path)
             response = self.on_error(environ, exc) if self.on_error is not None else None
             if response is None:
                 response = problem_response(exc, realm=self.options.realm)

@@ -37,6 +37,7 @@ EXPORTED = sorted(
         "OrgContext",
         "RoleRecord",
         "SignaturePolicy",
+        "VerifiedRequest",
         "Verifier",
         "WeakKeyNameWarning",
         "__version__",
@@ -72,6 +73,7 @@ EXCEPTIONS_EXPORTED = sorted(
         "SignatureNotYetValid",
         "StoreUnavailable",
         "UnsupportedAlgorithm",
+        "WrongAuthority",
     ]
 )
 
@@ -96,6 +98,7 @@ AUTH_ERRORS = {
     "DigestInvalid": (401, "digest_invalid"),
     "DigestMismatch": (401, "digest_mismatch"),
     "BodyTooLarge": (413, "body_too_large"),
+    "WrongAuthority": (401, "wrong_authority"),
 }
 ALLOWED_STATUSES = {400, 401, 403, 413, 503}
 
