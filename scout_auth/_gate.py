@@ -114,7 +114,7 @@ class Gate:
         options: The adapter's :class:`~scout_auth._adapter.AdapterOptions`.
     """
 
-    __slots__ = ("_exact", "_prefixes", "_required", "_rules", "options")
+    __slots__ = ("_exact", "_memo", "_prefixes", "_required", "_rules", "options")
 
     def __init__(self, options: AdapterOptions) -> None:
         self.options = options
@@ -122,6 +122,8 @@ class Gate:
         self._prefixes = options.exempt_prefixes
         self._rules = bool(options.rules)
         self._required = options.required_scopes
+        # The options' own memo of rule answers, read here without a call.
+        self._memo = options._memo
 
     def scopes(self, method: str, path: str) -> tuple[str, ...] | None:
         """``None`` if ``path`` (the route path) is exempt, else the scopes it needs.
@@ -129,11 +131,13 @@ class Gate:
         ``method`` is the request method as sent; rules see it as routing
         does (see the module docstring).
         """
+        # Every request runs this: attribute reads and one dict look-up.
         if path in self._exact or path.startswith(self._prefixes):
             return None
         if not self._rules:
             return self._required
-        return self.options.scopes_for(method, path)
+        found = self._memo.get((method, path))
+        return found if found is not None else self.options.scopes_for(method, path)
 
     def check_length(self, value: str | None) -> None:
         """Refuse a signed request's declared ``Content-Length`` before any crypto.
