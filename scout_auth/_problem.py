@@ -16,7 +16,13 @@ from __future__ import annotations
 import json
 import re
 
-from .exceptions import AuthError, InsufficientScope, MissingCredentials, StoreUnavailable
+from .exceptions import (
+    AuthError,
+    InsufficientScope,
+    LegacyBusy,
+    MissingCredentials,
+    StoreUnavailable,
+)
 
 __all__ = ["PROBLEM_TYPE_BASE", "Problem", "problem_for"]
 
@@ -68,6 +74,6 @@ def problem_for(exc: AuthError, *, realm: str = "api") -> Problem:
     challenge = _challenge(exc, realm)
     if challenge is not None:
         headers.append(("www-authenticate", challenge))
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | LegacyBusy):
         headers.append(("retry-after", str(exc.retry_after)))
     return exc.status, headers, json.dumps(body, separators=(",", ":")).encode()

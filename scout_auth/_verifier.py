@@ -53,6 +53,13 @@ from ._flow import (
     signature_flow,
 )
 from ._httpsig import RequestSignature, parse_request_signature
+from ._legacy_guard import (
+    DEFAULT_LEGACY_CONCURRENCY,
+    DEFAULT_LEGACY_NEGATIVE_SIZE,
+    DEFAULT_LEGACY_NEGATIVE_TTL,
+    DEFAULT_LEGACY_QUEUE,
+    LegacyGuard,
+)
 from ._nonce import InMemoryNonceCache, NonceCache
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest, authority_value
@@ -159,6 +166,10 @@ class _BaseVerifier:
         audit: AuditSink | AuditBuffer | None = None,
         expected_authorities: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
+        legacy_concurrency: int = DEFAULT_LEGACY_CONCURRENCY,
+        legacy_queue: int = DEFAULT_LEGACY_QUEUE,
+        legacy_negative_ttl: float = DEFAULT_LEGACY_NEGATIVE_TTL,
+        legacy_negative_size: int = DEFAULT_LEGACY_NEGATIVE_SIZE,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
             raise ValueError("cache_ttl and cache_size must be >= 0")
@@ -181,6 +192,14 @@ class _BaseVerifier:
         )
         self.cache = VerifiedCache(ttl=cache_ttl, max_entries=cache_size)
         self._hasher = password_hasher or PasswordHasher()
+        # argon2 costs a thread and 64 MiB per check: bounded, and a wrong
+        # secret repeated is answered without it (see _legacy_guard).
+        self.legacy = LegacyGuard(
+            concurrency=legacy_concurrency,
+            queue=legacy_queue,
+            ttl=legacy_negative_ttl,
+            max_entries=legacy_negative_size,
+        )
         self._clock = clock
         # A weak reference: a store may outlive the verifiers that watch it.
         ref = weakref.WeakMethod(self._on_event)
@@ -202,6 +221,10 @@ class _BaseVerifier:
             self.cache.clear()
         else:
             self.cache.invalidate(legacy_key_id(event.org_id))
+        if event.action == "flush":
+            self.legacy.clear()
+        elif event.key_id is None:
+            self.legacy.forget(event.org_id)
 
     # -- turning what the caller has into what a driver verifies -------------
 
@@ -442,6 +465,18 @@ class Verifier(_BaseVerifier):
             write per key per interval from this verifier. ``None``: no
             usage tracking.
         clock: POSIX time source (for tests).
+        legacy_concurrency: Most argon2 checks of legacy secrets running at
+            once (default 2); memory stays within this many times the
+            stored hashes' ``memory_cost`` (64 MiB by default).
+        legacy_queue: Most argon2 checks waiting for one of those (default
+            16); beyond that a legacy request is refused at once with 503
+            ``legacy_busy`` and ``Retry-After``.
+        legacy_negative_ttl: Seconds a wrong legacy secret is answered
+            (401 ``invalid_token``) without argon2 (default 60; ``0``: off).
+            Never delays a correct secret, and a change to the org's legacy
+            record takes effect at once.
+        legacy_negative_size: Most wrong legacy secrets remembered (default
+            10 000, oldest evicted first; only keyed fingerprints are kept).
 
     Every ``verify_*`` method takes ``client_ip=``: the client address, which
     a key with an IP allowlist needs (403 ``ip_not_allowed`` outside it, or
@@ -455,6 +490,7 @@ class Verifier(_BaseVerifier):
     def __init__(self, store: KeyStore, **options: Any) -> None:
         super().__init__(store, **options)
         self._flight: SingleFlight[OrgContext] = SingleFlight()
+        self._argon2_slots = threading.BoundedSemaphore(self.legacy.concurrency)
 
     def verify_token(
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
@@ -614,7 +650,13 @@ class Verifier(_BaseVerifier):
 
     def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
-            return _check_password(self._hasher, need)
+            fp = self.legacy.fingerprint(need)
+            if self.legacy.known_wrong(fp, now):
+                return False
+            # Counted first: a caller beyond the queue is refused, not parked.
+            with self.legacy.admitted(), self._argon2_slots:
+                matched = _check_password(self._hasher, need)
+            return self.legacy.checked(fp, need.record.org_id, matched, now)
         target, method, args = self._store_call(need)
         try:
             answer = getattr(target, method)(*args)
@@ -630,12 +672,15 @@ class AsyncVerifier(_BaseVerifier):
 
     Same arguments and behaviour as :class:`Verifier`; the methods are
     coroutines, store calls use the store's ``a*`` methods and argon2 runs in
-    a worker thread, never on the event loop.
+    a worker thread, never on the event loop, under a limiter of its own
+    (``legacy_concurrency`` tokens), never anyio's default thread limiter
+    that sync views run in.
     """
 
     def __init__(self, store: KeyStore, **options: Any) -> None:
         super().__init__(store, **options)
         self._flight: AsyncSingleFlight[OrgContext] = AsyncSingleFlight()
+        self._argon2_limiter = anyio.CapacityLimiter(self.legacy.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def verify_token(
@@ -774,7 +819,16 @@ class AsyncVerifier(_BaseVerifier):
 
     async def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
-            return await anyio.to_thread.run_sync(_check_password, self._hasher, need)
+            fp = self.legacy.fingerprint(need)
+            if self.legacy.known_wrong(fp, now):
+                return False
+            with self.legacy.admitted():
+                # A limiter of its own: anyio's default one is the pool that
+                # Starlette's sync views (and run_in_threadpool) run in.
+                matched = await anyio.to_thread.run_sync(
+                    _check_password, self._hasher, need, limiter=self._argon2_limiter
+                )
+            return self.legacy.checked(fp, need.record.org_id, matched, now)
         target, method, args = self._store_call(need)
         try:
             answer = await getattr(target, "a" + method)(*args)

@@ -22,6 +22,7 @@ The tree::
     │   ├── IpNotAllowed              403 ip_not_allowed
     │   ├── LegacyDisabled            401 legacy_disabled
     │   ├── StoreUnavailable          503 store_unavailable
+    │   ├── LegacyBusy                503 legacy_busy
     │   ├── SignatureInvalid          401 signature_invalid
     │   │   └── WrongAuthority        401 wrong_authority
     │   ├── SignatureMissingComponent 401 signature_missing_component
@@ -59,6 +60,7 @@ __all__ = [
     "KeyDisabled",
     "KeyExpired",
     "KeyNotFound",
+    "LegacyBusy",
     "LegacyDisabled",
     "MissingCredentials",
     "NonceRequired",
@@ -211,6 +213,28 @@ class StoreUnavailable(AuthError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         self.retry_after = retry_after
         super().__init__(detail)
+
+
+class LegacyBusy(AuthError):
+    """Too many legacy secrets are being checked at once; nothing was verified.
+
+    argon2 is slow and memory-hard on purpose, so a verifier runs a bounded
+    number of checks at once and lets a bounded number wait
+    (``legacy_concurrency``, ``legacy_queue``); beyond that it refuses at
+    once instead of letting a flood of wrong secrets exhaust threads and
+    memory. Says nothing about the secret: a retry may succeed.
+
+    Attributes:
+        retry_after: Seconds a client should wait before retrying.
+    """
+
+    status = 503
+    code = "legacy_busy"
+    title = "Legacy authentication busy"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(detail or "Too many legacy credentials are being checked: retry shortly")
 
 
 # --- Signed requests: RFC 9421 HTTP Message Signatures, RFC 9530 Content-Digest ---
