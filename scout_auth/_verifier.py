@@ -50,8 +50,8 @@ from ._flow import (
     legacy_key_id,
     signature_flow,
 )
-from ._httpsig import parse_request_signature
-from ._nonce import InMemoryNonceCache, NonceCache
+from ._httpsig import RequestSignature, parse_request_signature
+from ._nonce import InMemoryNonceCache, NonceCache, takes_owner
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
@@ -128,6 +128,8 @@ class _BaseVerifier:
         self.nonce_cache: NonceCache = (
             nonce_cache if nonce_cache is not None else InMemoryNonceCache()
         )
+        # A cache of the older protocol gets no owner (and gives no per-key bound).
+        self._nonce_owner = takes_owner(self.nonce_cache)
         self.signature_label = signature_label
         self.require_scoped_keys = bool(require_scoped_keys)
         self.usage: UsageRecorder | None = (
@@ -175,8 +177,8 @@ class _BaseVerifier:
         has_body: bool | None,
         signature_input: str | None = None,
         signature: str | None = None,
-    ) -> tuple[Flow, float]:
-        """Parse and policy-check a request's signature; its flow and the time it was read."""
+    ) -> tuple[RequestSignature, float]:
+        """Parse and policy-check a request's signature; it and the time it was read."""
         # One credential per request: a bearer token *and* a signature may name
         # different keys with different rights; picking one silently invites
         # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
@@ -192,11 +194,21 @@ class _BaseVerifier:
             signature=signature,
             has_body=has_body,
         )
-        return signature_flow(sig, now, self.require_scoped_keys), now
+        return sig, now
+
+    def _signature_flow(
+        self,
+        signed: tuple[RequestSignature, float],
+        required: tuple[str, ...],
+        client_ip: str | None,
+    ) -> tuple[Flow, float]:
+        """The flow of a parsed signature: scopes and address checked before the nonce is spent."""
+        sig, now = signed
+        return signature_flow(sig, now, self.require_scoped_keys, required, client_ip), now
 
     def _request_flow(
         self, request: HttpRequest, has_body: bool | None
-    ) -> tuple[Flow, float] | None:
+    ) -> tuple[RequestSignature, float] | None:
         """:meth:`_signed_flow` of a signed request; ``None`` if it carries no signature."""
         # Each field read once: the parser takes the values found here.
         signature_input = request._raw_field("signature-input")
@@ -272,6 +284,8 @@ class _BaseVerifier:
         if isinstance(need, FetchKey):
             return self.store, "get_key", (need.key_id,)
         if isinstance(need, RememberNonce):
+            if self._nonce_owner:
+                return self.nonce_cache, "remember", (need.key, need.ttl, need.owner)
             return self.nonce_cache, "remember", (need.key, need.ttl)
         if isinstance(need, FetchRoles):
             return self.store, "list_roles", (need.org_id,)
@@ -480,9 +494,12 @@ class Verifier(_BaseVerifier):
         return self._accept(context, required, client_ip, now)
 
     def _verify_signed(
-        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+        self,
+        signed: tuple[RequestSignature, float],
+        required: tuple[str, ...],
+        client_ip: str | None,
     ) -> OrgContext:
-        flow, now = signed
+        flow, now = self._signature_flow(signed, required, client_ip)
         context = self._drive(flow, now, self.cache.epoch).context
         return self._accept(context, required, client_ip, now)
 
@@ -626,9 +643,12 @@ class AsyncVerifier(_BaseVerifier):
         return self._accept(context, required, client_ip, now)
 
     async def _verify_signed(
-        self, signed: tuple[Flow, float], required: tuple[str, ...], client_ip: str | None
+        self,
+        signed: tuple[RequestSignature, float],
+        required: tuple[str, ...],
+        client_ip: str | None,
     ) -> OrgContext:
-        flow, now = signed
+        flow, now = self._signature_flow(signed, required, client_ip)
         context = (await self._drive(flow, now, self.cache.epoch)).context
         return self._accept(context, required, client_ip, now)
 
