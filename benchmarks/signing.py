@@ -164,7 +164,7 @@ def make_server() -> Server:
             created_at=datetime.now(UTC),
         )
     )
-    return Server(store, InMemoryNonceCache(max_entries=1_000_000))
+    return Server(store, InMemoryNonceCache(max_entries=1_000_000, max_per_key=1_000_000))
 
 
 #: ``cpu`` counts only the time this thread ran (other processes on the
@@ -243,11 +243,11 @@ def _api_batches(
 ) -> tuple[Callable[[list[HttpRequest]], Callable[[], None]], ...]:
     """Batch makers for (c) and (d): the public verifiers, warm, then the body."""
     options: dict[str, Any] = {
-        "nonce_cache": InMemoryNonceCache(max_entries=1_000_000),
+        "nonce_cache": InMemoryNonceCache(max_entries=1_000_000, max_per_key=1_000_000),
         "clock": lambda: NOW,
     }
     sync = Verifier(store, **options)
-    options["nonce_cache"] = InMemoryNonceCache(max_entries=1_000_000)
+    options["nonce_cache"] = InMemoryNonceCache(max_entries=1_000_000, max_per_key=1_000_000)
     asynchronous = AsyncVerifier(store, **options)
     loop = asyncio.new_event_loop()
 
@@ -295,8 +295,8 @@ def measure(rounds: int, batch: int, clock_name: str = "cpu") -> dict[str, Any]:
     server.verify(warm[0], BODY)
     api([warm[1]])()
     async_api([warm[2]])()
-    server.nonces = InMemoryNonceCache(max_entries=1_000_000)
-    stage_nonces = InMemoryNonceCache(max_entries=1_000_000)
+    server.nonces = InMemoryNonceCache(max_entries=1_000_000, max_per_key=1_000_000)
+    stage_nonces = InMemoryNonceCache(max_entries=1_000_000, max_per_key=1_000_000)
 
     samples: dict[str, list[float]] = {name: [] for name in ("raw", *VARIANTS, *STAGES)}
 

@@ -23,7 +23,8 @@ exists granting nothing) are resolved here and cached with the context, so a
 role change must drop cached contexts (see ``ROLE_ACTIONS``). The client
 address is checked against a key's allowlist per request by
 :func:`check_access`, outside the flow: concurrent callers may share one
-flow but not one address.
+flow but not one address. A signature flow serves one request only, so it
+runs :func:`check_access` itself, before it spends the nonce.
 
 Signed requests differ every time, so their verified context cannot be
 cached by credential; what is derived from the *key record* can. The first
@@ -110,10 +111,15 @@ class CheckLegacySecret:
 
 @dataclass(frozen=True, slots=True)
 class RememberNonce:
-    """Need: remember nonce ``key`` for ``ttl`` seconds; ``True`` if it was new."""
+    """Need: remember nonce ``key`` for ``ttl`` seconds; ``True`` if it was new.
+
+    ``owner`` is the signing key's id: the replay cache bounds each key's
+    live nonces, so one key cannot fill it for everyone.
+    """
 
     key: str
     ttl: float
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,11 +327,21 @@ def credential_flow(cred: Credential, now: float, require_scoped: bool = False) 
     return _legacy_flow(cred, require_scoped)
 
 
-def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = False) -> Flow:
+def signature_flow(
+    sig: RequestSignature,
+    now: float,
+    require_scoped: bool = False,
+    required: tuple[str, ...] = (),
+    client_ip: str | None = None,
+) -> Flow:
     """The flow for an RFC 9421 signature already parsed and policy-checked.
 
     The nonce is remembered only after the signature verified, so nobody can
-    burn another client's nonces with forged requests (RFC 9421 §7.2.2).
+    burn another client's nonces with forged requests (RFC 9421 §7.2.2), and
+    only once the request passed :func:`check_access` (``required`` scopes,
+    ``client_ip`` against the allowlist): a request that is refused anyway
+    must not spend a place in the replay cache, or refused requests could
+    fill it. The nonce goes to the cache counted against the signing key.
     """
     record, known = _fetched((yield FetchKey(sig.key_id)))
     if record is None:
@@ -339,8 +355,11 @@ def signature_flow(sig: RequestSignature, now: float, require_scoped: bool = Fal
         if known is not None
         else (yield from _derive(record, now, require_scoped))
     )
+    context = verified.context
+    if required or context.allowed_ips is not None:
+        check_access(context, required, client_ip)
     if sig.nonce is not None:
-        fresh = yield RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now))
-        if fresh is not True:
+        need = RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now), record.key_id)
+        if (yield need) is not True:
             raise ReplayDetected().about(record.org_id, record.key_id, record.name)
     return verified

@@ -8,7 +8,9 @@ these bytes, so ASGI and WSGI apps answer every case identically.
 a bare challenge (§3.1: "SHOULD NOT include an error code"); every other
 401 says ``error="invalid_token"`` (our finer reason is in the body's
 ``code``); 400 says ``invalid_request`` and 403 ``insufficient_scope`` with
-the ``scope`` attribute (§3.1).
+the ``scope`` attribute (§3.1). 429 (a key over its nonce quota) and 503
+carry no challenge, since new credentials would not help, but do carry
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .exceptions import (
     InsufficientScope,
     LegacyBusy,
     MissingCredentials,
+    NonceQuotaExceeded,
     StoreUnavailable,
 )
 
@@ -74,6 +77,7 @@ def problem_for(exc: AuthError, *, realm: str = "api") -> Problem:
     challenge = _challenge(exc, realm)
     if challenge is not None:
         headers.append(("www-authenticate", challenge))
-    if isinstance(exc, StoreUnavailable | LegacyBusy):
+    # RFC 9110 §10.2.3 for 503, RFC 6585 §4 for 429: when to try again.
+    if isinstance(exc, StoreUnavailable | LegacyBusy | NonceQuotaExceeded):
         headers.append(("retry-after", str(exc.retry_after)))
     return exc.status, headers, json.dumps(body, separators=(",", ":")).encode()

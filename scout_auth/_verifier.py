@@ -60,7 +60,7 @@ from ._legacy_guard import (
     DEFAULT_LEGACY_QUEUE,
     LegacyGuard,
 )
-from ._nonce import InMemoryNonceCache, NonceCache
+from ._nonce import InMemoryNonceCache, NonceCache, takes_owner
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest, authority_value
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
@@ -103,8 +103,8 @@ def _store_failure(exc: Exception) -> StoreUnavailable:
 #: an org's legacy secret.
 _Presented = str | LegacyCredential
 
-#: A parsed signed request: its flow, the time it was read, the signature.
-_Signed = tuple[Flow, float, RequestSignature]
+#: A parsed, policy-checked signature and the time it was read.
+_Signed = tuple[RequestSignature, float]
 
 # _BaseVerifier._answer_locally: this need takes I/O.
 _FROM_STORE = object()
@@ -180,6 +180,8 @@ class _BaseVerifier:
         self.nonce_cache: NonceCache = (
             nonce_cache if nonce_cache is not None else InMemoryNonceCache()
         )
+        # A cache of the older protocol gets no owner (and gives no per-key bound).
+        self._nonce_owner = takes_owner(self.nonce_cache)
         self.signature_label = signature_label
         self.expected_authorities = _normalized_authorities(expected_authorities)
         self.require_scoped_keys = bool(require_scoped_keys)
@@ -241,7 +243,7 @@ class _BaseVerifier:
         signature_input: str | None = None,
         signature: str | None = None,
     ) -> _Signed:
-        """Parse and policy-check a request's signature; its flow, the time, the signature."""
+        """Parse and policy-check a request's signature; it and the time it was read."""
         # One credential per request: a bearer token *and* a signature may name
         # different keys with different rights; picking one silently invites
         # confused-deputy bugs. Refuse both (400), documented in docs/signing.md.
@@ -260,7 +262,7 @@ class _BaseVerifier:
         expected = self.expected_authorities
         if expected is not None:
             self._check_authority(request, sig, expected)
-        return signature_flow(sig, now, self.require_scoped_keys), now, sig
+        return sig, now
 
     @staticmethod
     def _check_authority(
@@ -272,6 +274,13 @@ class _BaseVerifier:
             raise SignatureMissingComponent("@authority", "Signature must cover @authority")
         if authority_value(request) not in expected:
             raise WrongAuthority()
+
+    def _signature_flow(
+        self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
+    ) -> tuple[Flow, float]:
+        """The flow of a parsed signature: scopes and address checked before the nonce is spent."""
+        sig, now = signed
+        return signature_flow(sig, now, self.require_scoped_keys, required, client_ip), now
 
     def _request_flow(self, request: HttpRequest, has_body: bool | None) -> _Signed | None:
         """:meth:`_signed_flow` of a signed request; ``None`` if it carries no signature."""
@@ -368,6 +377,8 @@ class _BaseVerifier:
         if isinstance(need, FetchKey):
             return self.store, "get_key", (need.key_id,)
         if isinstance(need, RememberNonce):
+            if self._nonce_owner:
+                return self.nonce_cache, "remember", (need.key, need.ttl, need.owner)
             return self.nonce_cache, "remember", (need.key, need.ttl)
         if isinstance(need, FetchRoles):
             return self.store, "list_roles", (need.org_id,)
@@ -581,7 +592,7 @@ class Verifier(_BaseVerifier):
         """
         signed = self._signed_flow(request, authorization, None)
         context = self._verify_signed(signed, _scopes(required_scopes), client_ip)
-        return self._verified_request(context, request, signed[2], max_body_size)
+        return self._verified_request(context, request, signed[0], max_body_size)
 
     def verify_request(
         self,
@@ -623,7 +634,7 @@ class Verifier(_BaseVerifier):
     def _verify_signed(
         self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        flow, now, _ = signed
+        flow, now = self._signature_flow(signed, required, client_ip)
         context = self._drive(flow, now, self.cache.epoch).context
         return self._accept(context, required, client_ip, now)
 
@@ -737,7 +748,7 @@ class AsyncVerifier(_BaseVerifier):
         """See :meth:`Verifier.verify_signed_request`."""
         signed = self._signed_flow(request, authorization, None)
         context = await self._verify_signed(signed, _scopes(required_scopes), client_ip)
-        return self._verified_request(context, request, signed[2], max_body_size)
+        return self._verified_request(context, request, signed[0], max_body_size)
 
     async def verify_request(
         self,
@@ -792,7 +803,7 @@ class AsyncVerifier(_BaseVerifier):
     async def _verify_signed(
         self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
-        flow, now, _ = signed
+        flow, now = self._signature_flow(signed, required, client_ip)
         context = (await self._drive(flow, now, self.cache.epoch)).context
         return self._accept(context, required, client_ip, now)
 

@@ -30,6 +30,7 @@ The tree::
     │   ├── SignatureNotYetValid      401 signature_not_yet_valid
     │   ├── NonceRequired             401 nonce_required
     │   ├── ReplayDetected            401 replay_detected
+    │   ├── NonceQuotaExceeded        429 nonce_quota_exceeded
     │   ├── UnsupportedAlgorithm      401 unsupported_algorithm
     │   ├── DigestInvalid             401 digest_invalid
     │   ├── DigestMismatch            401 digest_mismatch
@@ -63,6 +64,7 @@ __all__ = [
     "LegacyBusy",
     "LegacyDisabled",
     "MissingCredentials",
+    "NonceQuotaExceeded",
     "NonceRequired",
     "ReplayDetected",
     "ScoutAuthError",
@@ -298,6 +300,28 @@ class ReplayDetected(AuthError):
     status = 401
     code = "replay_detected"
     title = "Request replayed"
+
+
+class NonceQuotaExceeded(AuthError):
+    """The signing key holds as many live nonces as the replay cache allows one key.
+
+    Every accepted signed request leaves its nonce in the replay cache for
+    the freshness window; a key that signs faster than its share lets that
+    window drain is refused *alone* (RFC 6585 §4), so it cannot fill the
+    cache that every other key needs (see ``docs/signing.md``). Raised only
+    after the signature verified: only the key's holder can cause it.
+
+    Attributes:
+        retry_after: Seconds until the key's oldest nonce expires (at least 1).
+    """
+
+    status = 429
+    code = "nonce_quota_exceeded"
+    title = "Too many signed requests for this key"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(detail)
 
 
 class UnsupportedAlgorithm(AuthError):

@@ -65,6 +65,7 @@ EXCEPTIONS_EXPORTED = sorted(
         "LegacyBusy",
         "LegacyDisabled",
         "MissingCredentials",
+        "NonceQuotaExceeded",
         "NonceRequired",
         "ReplayDetected",
         "ScoutAuthError",
@@ -96,13 +97,14 @@ AUTH_ERRORS = {
     "SignatureNotYetValid": (401, "signature_not_yet_valid"),
     "NonceRequired": (401, "nonce_required"),
     "ReplayDetected": (401, "replay_detected"),
+    "NonceQuotaExceeded": (429, "nonce_quota_exceeded"),
     "UnsupportedAlgorithm": (401, "unsupported_algorithm"),
     "DigestInvalid": (401, "digest_invalid"),
     "DigestMismatch": (401, "digest_mismatch"),
     "BodyTooLarge": (413, "body_too_large"),
     "WrongAuthority": (401, "wrong_authority"),
 }
-ALLOWED_STATUSES = {400, 401, 403, 413, 503}
+ALLOWED_STATUSES = {400, 401, 403, 413, 429, 503}
 
 
 def own_docstring(obj: object) -> str:

@@ -1,4 +1,10 @@
-"""The replay cache: first sighting wins, expiry, bounds, threads, the async twin."""
+"""The replay cache: first sighting wins, expiry, bounds, threads, the async twin.
+
+The per-key bounds (issue 9: one key must not be able to fill the cache for
+every org) run the shared table of ``tests/nonce_contract.py``, plus what
+only the in-memory cache has: a global bound at which the heaviest key
+gives way.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from scout_auth._nonce import (
     check_nonce,
     nonce_key,
 )
-from scout_auth.exceptions import ReplayDetected, StoreUnavailable
+from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
 
+from .nonce_contract import NonceQuotaContract
 from .test_httpsig import NOW, signed
 
 
@@ -73,6 +80,7 @@ def test_full_cache_fails_closed_and_never_evicts_live_entries():
     ("kwargs", "ttl"),
     [
         pytest.param({"max_entries": 0}, 1.0, id="no-room"),
+        pytest.param({"max_per_key": 0}, 1.0, id="no-room-per-key"),
         pytest.param({}, 0.0, id="zero-ttl"),
         pytest.param({}, -1.0, id="negative-ttl"),
         pytest.param({}, float("nan"), id="nan-ttl"),
@@ -170,3 +178,168 @@ def test_behaves_like_a_simple_model(ops):
             model[key] = clock.now + ttl
         clock.now += advance
     assert len(cache) == sum(1 for when in model.values() if clock.now < when)
+
+
+# -- per-key bounds (issue 9, defect 7) ---------------------------------------
+
+
+class TestInMemoryQuota(NonceQuotaContract):
+    @pytest.fixture
+    def make_cache(self):
+        return lambda max_per_key: InMemoryNonceCache(max_per_key=max_per_key, clock=FakeClock())
+
+
+def flood(cache: InMemoryNonceCache, owner: str, limit: int = 10_000) -> int:
+    """Remember fresh nonces for ``owner`` until refused; how many were taken."""
+    for i in range(limit):
+        try:
+            assert cache.remember(f"{owner}:{i}", 60, owner=owner)
+        except NonceQuotaExceeded:
+            return i
+    raise AssertionError("never refused")
+
+
+def fill(cache: InMemoryNonceCache, owner: str, count: int) -> None:
+    for i in range(count):
+        assert cache.remember(f"{owner}:{i}", 60, owner=owner)
+
+
+# Each case: (max_entries, max_per_key, how many nonces each flooding key
+# takes in turn, which keys still verify afterwards).
+FULL_CACHE_THREATS = [
+    pytest.param(10, 3, ["a"], ["z"], id="one-key-stops-at-its-quota"),
+    pytest.param(10, 10, ["a"], ["z"], id="one-key-alone-fills-the-cache-then-gives-way"),
+    pytest.param(
+        10, 4, ["a", "b", "c"], ["y", "z"], id="several-keys-fill-it-the-heaviest-gives-way"
+    ),
+    pytest.param(100, 10, [f"k{i}" for i in range(30)], ["y", "z"], id="many-keys-flood-in-turn"),
+]
+
+
+@pytest.mark.parametrize(("size", "per_key", "flooders", "others"), FULL_CACHE_THREATS)
+def test_a_flooding_key_is_refused_alone_and_another_key_still_verifies(
+    size, per_key, flooders, others
+):
+    clock = FakeClock()
+    cache = InMemoryNonceCache(max_entries=size, max_per_key=per_key, clock=clock)
+    for owner in flooders:
+        flood(cache, owner)
+    assert len(cache) <= size
+    for owner in others:
+        assert cache.remember(f"{owner}:light", 60, owner=owner) is True
+        assert cache.remember(f"{owner}:light", 60, owner=owner) is False  # replay still caught
+    # and the flooders are all still refused: their room went to the others
+    for owner in flooders:
+        with pytest.raises(NonceQuotaExceeded):
+            cache.remember(f"{owner}:more", 60, owner=owner)
+
+
+def test_the_heaviest_key_gives_way_and_stays_refused_until_its_nonces_would_expire():
+    clock = FakeClock()
+    cache = InMemoryNonceCache(max_entries=4, max_per_key=4, clock=clock)
+    fill(cache, "heavy", 3)  # expiring at 60 s
+    clock.now += 30
+    assert cache.remember("light:0", 60, owner="light") is True  # full now
+    assert cache.remember("light:1", 60, owner="light") is True  # "heavy" gave way
+    assert cache.held("heavy") == 0
+    assert cache.held("light") == 2
+    # Its dropped nonces are not forgotten: every request of "heavy" is refused
+    # until the last of them would have expired (a replay among them included).
+    for key in ("heavy:0", "heavy:new"):
+        with pytest.raises(NonceQuotaExceeded) as info:
+            cache.remember(key, 60, owner="heavy")
+        assert info.value.retry_after == 30
+    clock.now += 30
+    assert cache.remember("heavy:new", 60, owner="heavy") is True
+
+
+def test_a_key_is_refused_when_it_holds_the_most_of_a_full_cache():
+    clock = FakeClock()
+    cache = InMemoryNonceCache(max_entries=4, max_per_key=4, clock=clock)
+    fill(cache, "a", 2)
+    fill(cache, "b", 2)
+    with pytest.raises(NonceQuotaExceeded) as info:  # a tie: nobody holds more than "a"
+        cache.remember("a:9", 60, owner="a")
+    assert info.value.retry_after == 60
+    assert (cache.held("a"), cache.held("b")) == (2, 2)  # nobody displaced
+    assert cache.remember("c:0", 60, owner="c") is True  # a lighter key displaces one
+    assert cache.held("a") + cache.held("b") == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(None, None, id="unattributed-on-unattributed"),
+        pytest.param(None, "a", id="a-key-on-a-cache-full-of-unattributed"),
+        pytest.param("a", None, id="unattributed-never-displaces-a-key"),
+    ],
+)
+def test_a_full_cache_that_nobody_can_give_way_for_fails_closed(first, second):
+    cache = InMemoryNonceCache(max_entries=2, max_per_key=2, clock=FakeClock())
+    cache.remember("x", 60, owner=first)
+    cache.remember("y", 60, owner=first)
+    with pytest.raises(StoreUnavailable):
+        cache.remember("z", 60, owner=second)
+    assert len(cache) == 2
+
+
+def test_the_quota_frees_as_nonces_expire():
+    clock = FakeClock()
+    cache = InMemoryNonceCache(max_per_key=2, clock=clock)
+    assert cache.remember("a:0", 10, owner="a")
+    clock.now += 5
+    assert cache.remember("a:1", 10, owner="a")
+    with pytest.raises(NonceQuotaExceeded) as info:
+        cache.remember("a:2", 10, owner="a")
+    assert info.value.retry_after == 5  # when "a:0" expires
+    clock.now += 5
+    assert cache.remember("a:2", 10, owner="a") is True
+    assert cache.held("a") == 2
+
+
+def test_memory_stays_bounded_under_a_flood_of_keys():
+    # Dropped entries must not linger in the expiry heap.
+    clock = FakeClock()
+    cache = InMemoryNonceCache(max_entries=50, max_per_key=50, clock=clock)
+    for n in range(400):
+        flood(cache, f"k{n}")
+    assert len(cache) <= 50
+    assert len(cache._heap) <= 2 * 50 + 50
+    assert sum(len(v) for v in cache._held.values()) == len(cache._entries)
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from([None, "a", "b", "c"]),
+            st.integers(0, 30),
+            st.integers(1, 20),
+            st.integers(0, 3),
+        ),
+        max_size=80,
+    )
+)
+def test_bounds_and_bookkeeping_hold_under_any_sequence(ops):
+    # Invariants: never more than the bounds; no accepted nonce is ever
+    # accepted again while it would still be fresh (dropped or not); the
+    # per-owner counts match the entries.
+    clock = FakeClock(0.0)
+    cache = InMemoryNonceCache(max_entries=6, max_per_key=4, clock=clock)
+    accepted: dict[str, float] = {}
+    for owner, nonce, ttl, advance in ops:
+        key = f"{owner}:{nonce}"
+        try:
+            fresh = cache.remember(key, ttl, owner=owner)
+        except (NonceQuotaExceeded, StoreUnavailable):
+            fresh = None
+        if key in accepted and clock.now < accepted[key]:
+            assert fresh is not True, "a live nonce was accepted twice"
+        if fresh:
+            accepted[key] = clock.now + ttl
+        assert len(cache._entries) <= 6
+        assert all(len(v) <= 4 for v in cache._held.values())
+        counts = {o: len(v) for o, v in cache._held.items()}
+        owned = [o for _, o in cache._entries.values() if o is not None]
+        assert counts == {o: owned.count(o) for o in set(owned)}
+        assert cache._top == max(counts.values(), default=0)
+        clock.now += advance

@@ -22,8 +22,13 @@ With ``prefix="scout"``::
     scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
     scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
     scout:{k:<key_id>}:audit          string  org id of a key's audit stream
-    scout:nonce:<key>                 string  a signed request's nonce (SET NX PX)
+    scout:{n:<key_id>}:nonces         zset    a signing key's live nonces -> expiry (ms)
+    scout:nonce:<key>                 string  a nonce nobody owns (SET NX PX)
     scout:events                      pub/sub channel of KeyEvents
+
+A signing key's nonces are one sorted set in a slot of its own (hash tag
+``{n:<key id>}``): the per-key bound is one script over one key, atomic on a
+cluster too, and the keys' nonces spread over the cluster.
 
 Ids are percent-escaped (``%``, ``{``, ``}``, ``:``) in key names so no id can
 break out of its hash tag or collide with another key. Values are text only
@@ -45,6 +50,7 @@ from .._records import KeyRecord, LegacyRecord
 
 __all__ = [
     "Layout",
+    "bounded",
     "fields_from_reply",
     "format_time",
     "index_member",
@@ -120,10 +126,19 @@ class Layout:
         return f"{self.prefix}:events"
 
     def nonce(self, key: str) -> str:
-        """A nonce entry; very long keys are hashed to bound memory."""
-        if len(key) > _MAX_NONCE_KEY:
-            key = "#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.prefix}:nonce:{key}"
+        """A nonce entry nobody owns; very long keys are hashed to bound memory."""
+        return f"{self.prefix}:nonce:{bounded(key)}"
+
+    def nonces(self, owner: str) -> str:
+        """The live nonces of signing key ``owner`` (zset member -> expiry in ms)."""
+        return f"{self.prefix}:{{n:{_quote(bounded(owner))}}}:nonces"
+
+
+def bounded(value: str) -> str:
+    """``value``, or its digest if it is very long: client-chosen names stay small."""
+    if len(value) > _MAX_NONCE_KEY:
+        return "#" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value
 
 
 def text(value: bytes | str) -> str:

@@ -1,4 +1,11 @@
-"""RedisNonceCache: a nonce is accepted once in total, however many instances, threads, tasks."""
+"""RedisNonceCache: a nonce is accepted once in total, however many instances, threads, tasks.
+
+And each signing key's live nonces are bounded, atomically, in the key's own
+hash slot (issue 9, defect 7): the shared table of ``tests/nonce_contract.py``
+plus what is Redis's own (scripts, slots, expiry on the server). There is no
+Redis Cluster in the test environment: the slot property is checked on the
+key names with ``redis.crc.key_slot``, as for the store.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import pytest
 import redis
+from redis.crc import key_slot
 
 from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.client import SigningAuth
-from scout_auth.exceptions import ReplayDetected, StoreUnavailable
-from scout_auth.stores._redis_nonce import _set_args
+from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
+from scout_auth.stores._redis_nonce import _script_args, _set_args
 from scout_auth.stores.redis import Layout, RedisNonceCache
+from tests.nonce_contract import NonceQuotaContract
 
 pytestmark = pytest.mark.redis
 
@@ -196,3 +205,133 @@ def test_two_verifier_instances_accept_a_signed_request_once_in_total(make_cache
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["accepted"] + ["replay"] * 7
+
+
+# -- per-key bounds (issue 9, defect 7) ---------------------------------------
+
+
+class TestRedisQuota(NonceQuotaContract):
+    @pytest.fixture
+    def make_cache(self, make_cache):
+        return make_cache
+
+
+def owner() -> str:
+    return f"key_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.mark.parametrize(
+    ("owner_id", "expected"),
+    [
+        pytest.param("abc", "p:{n:abc}:nonces", id="plain"),
+        pytest.param("a}b", "p:{n:a%7Db}:nonces", id="brace-cannot-end-the-tag"),
+        pytest.param("a{b", "p:{n:a%7Bb}:nonces", id="brace-cannot-open-a-tag"),
+        pytest.param("a:nonces", "p:{n:a%3Anonces}:nonces", id="colon-cannot-forge-a-name"),
+    ],
+)
+def test_a_keys_nonces_are_named_inside_its_own_hash_tag(owner_id, expected):
+    assert Layout("p").nonces(owner_id) == expected
+
+
+def test_one_script_touches_one_key_so_it_runs_on_a_cluster_and_keys_spread():
+    layout = Layout("scout")
+    name, member, ttl, most = _script_args(layout, "scout-auth:nonce:ab", 1.0005, "kid", 7)
+    assert (name, member, ttl, most) == ("scout:{n:kid}:nonces", "scout-auth:nonce:ab", "1001", "7")
+    slots = {key_slot(layout.nonces(f"key{i}").encode()) for i in range(20)}
+    assert len(slots) > 10  # a flood lands on its own key's node, not everybody's
+    assert len(layout.nonces("k" * 5000)) < 300  # a long owner is hashed
+    assert len(_script_args(layout, "x" * 5000, 1, "k", 1)[1]) < 100  # so is a long nonce
+
+
+def test_concurrent_instances_never_let_a_key_past_its_bound(make_cache):
+    caches = [make_cache(max_per_key=25), make_cache(max_per_key=25)]
+    who = owner()
+    accepted: list[str] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        for n in range(20):
+            key = f"{who}:{i}:{n}"
+            try:
+                ok = caches[i % 2].remember(key, 60, owner=who)
+            except NonceQuotaExceeded as exc:
+                with lock:
+                    refused.append(exc.retry_after)
+                continue
+            assert ok
+            with lock:
+                accepted.append(key)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    assert len(accepted) == 25  # exactly the bound, over both instances
+    assert len(refused) == 8 * 20 - 25
+    assert all(1 <= r <= 60 for r in refused)
+    assert caches[0].remember(f"{owner()}:x", 60, owner=owner()) is True  # others unaffected
+
+
+def test_the_bound_frees_as_nonces_expire_on_the_server(make_cache, redis_url):
+    cache = make_cache(max_per_key=1)
+    who = owner()
+    assert cache.remember(f"{who}:1", 0.05, owner=who) is True
+    with pytest.raises(NonceQuotaExceeded) as info:
+        cache.remember(f"{who}:2", 60, owner=who)
+    assert info.value.retry_after == 1  # rounded up, never 0
+    anyio.run(anyio.sleep, 0.2)
+    assert cache.remember(f"{who}:2", 60, owner=who) is True
+    raw = redis.Redis.from_url(redis_url)
+    name = cache.layout.nonces(who)
+    assert raw.zcard(name) == 1  # the expired one was purged
+    assert 0 < raw.pttl(name) <= 60_000  # the set goes with its newest nonce
+    raw.close()
+
+
+@pytest.mark.anyio
+async def test_the_bound_holds_through_the_worker_thread_too(redis_url, redis_prefix):
+    client = redis.Redis.from_url(redis_url)
+    threaded = RedisNonceCache(client, prefix=redis_prefix, max_per_key=1)  # no async client
+    who = owner()
+    assert await threaded.aremember(f"{who}:1", 60, owner=who) is True
+    with pytest.raises(NonceQuotaExceeded):
+        await threaded.aremember(f"{who}:2", 60, owner=who)
+    client.close()
+
+
+@pytest.mark.anyio
+async def test_an_owned_nonce_fails_closed_when_redis_is_unreachable():
+    cache = RedisNonceCache.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    with pytest.raises(StoreUnavailable):
+        cache.remember(nonce(), 60, owner=owner())
+    with pytest.raises(StoreUnavailable):
+        await cache.aremember(nonce(), 60, owner=owner())
+    await cache.aclose()
+
+
+def test_the_script_is_loaded_again_after_a_script_flush(make_cache, redis_url):
+    cache = make_cache()
+    who = owner()
+    assert cache.remember(f"{who}:1", 60, owner=who) is True
+    raw = redis.Redis.from_url(redis_url)
+    raw.script_flush()
+    raw.close()
+    assert cache.remember(f"{who}:1", 60, owner=who) is False
+    assert cache.remember(f"{who}:2", 60, owner=who) is True
+
+
+def test_max_per_key_must_be_positive(redis_url):
+    with pytest.raises(ValueError, match="max_per_key"):
+        RedisNonceCache.from_url(redis_url, max_per_key=0)
+
+
+def test_a_verifier_on_redis_refuses_a_flooding_key_alone(make_cache):
+    store = InMemoryKeyStore()
+    manager = KeyManager(store)
+    flooder = manager.create_key("org_flood", "scopeless", scopes=[])
+    other = manager.create_key("org_other", "partner integration")
+    verifier = Verifier(store, nonce_cache=make_cache(max_per_key=2))
+    for _ in range(2):
+        verifier.verify_request(_signed_request(flooder.token))
+    with pytest.raises(NonceQuotaExceeded):
+        verifier.verify_request(_signed_request(flooder.token))
+    assert verifier.verify_request(_signed_request(other.token)).org_id == "org_other"
