@@ -22,6 +22,8 @@ class AdapterKwargs(TypedDict, total=False):
     required_scopes: Iterable[str]
     max_body_size: int
     trusted_proxies: Iterable[str]
+    proxy_header: str
+    proxy_hops: int
     rules: Sequence[tuple[str, str, Sequence[str]]]
     buffer_signed_body: bool
 
@@ -126,6 +128,8 @@ class AdapterOptions:
         required_scopes: Iterable[str] = (),
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         trusted_proxies: Iterable[str] = (),
+        proxy_header: str = "x-forwarded",
+        proxy_hops: int = 1,
         rules: Sequence[tuple[str, str, Sequence[str]]] = (),
         buffer_signed_body: bool = False,
     ) -> AdapterOptions:
@@ -148,7 +152,7 @@ class AdapterOptions:
             realm=realm,
             required_scopes=tuple(required_scopes),
             max_body_size=max_body_size,
-            proxies=TrustedProxies.parse(trusted_proxies),
+            proxies=TrustedProxies.parse(trusted_proxies, header=proxy_header, hops=proxy_hops),
             rules=tuple(ScopeRule.parse(m, p, sc) for m, p, sc in rules),
             buffer_signed_body=bool(buffer_signed_body),
         )

@@ -68,10 +68,14 @@ def wsgi_route_path(path_info: str) -> str:
     PEP 3333 hands the (percent-decoded) path over as bytes decoded as
     latin-1; werkzeug and Flask route on those bytes decoded as UTF-8, and so
     must exemptions and rules, or a rule for ``/dossiers/é*`` never matches.
+    Leading slashes fold into one, as in werkzeug's ``Request.path``: an app
+    that dispatches on it serves ``//files`` as ``/files``.
     """
-    if path_info.isascii():
-        return path_info or "/"
-    return path_info.encode("latin-1", "replace").decode("utf-8", "replace")
+    if not path_info.isascii():
+        path_info = path_info.encode("latin-1", "replace").decode("utf-8", "replace")
+    if path_info[:1] == "/" and path_info[1:2] != "/":
+        return path_info  # the usual case
+    return "/" + path_info.lstrip("/")
 
 
 def content_length(value: str | None) -> int | None:

@@ -105,8 +105,15 @@ class ScoutAuth:
         rules: Route rules ``(method, path pattern, scopes)``, e.g.
             ``("POST", "/files/*", ["files:write"])``: a matching request
             needs those scopes too (403 ``insufficient_scope`` otherwise).
-        trusted_proxies: Reverse proxies whose ``X-Forwarded-*`` headers are
-            believed for signed requests (see :mod:`scout_auth.wsgi`).
+        trusted_proxies: Reverse proxies whose forwarding headers are
+            believed for signed requests and IP allowlists (see
+            :mod:`scout_auth.wsgi`).
+        proxy_header: The header family those proxies write: ``"x-forwarded"``
+            (default: ``X-Forwarded-For`` / ``-Proto`` / ``-Host``) or
+            ``"forwarded"`` (RFC 7239 ``Forwarded``); the other is ignored.
+        proxy_hops: How many trusted proxies append to that header (default
+            1): the value that many places from the right is believed; a
+            shorter chain leaves the client address unknown (docs/middleware.md).
 
     Signed requests are verified, and their body read and checked against
     ``Content-Digest``, before any view runs (as in :mod:`scout_auth.wsgi`).

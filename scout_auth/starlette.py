@@ -177,10 +177,15 @@ class ScoutAuthMiddleware:
             ``("POST", "/files/*", ["files:write"])``: a matching request
             needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
-            ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
-            checking a signature's ``@scheme`` / ``@authority``, and whose
-            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
-            address for IP allowlists (otherwise ``scope["client"]``).
+            forwarding headers are believed: for a signature's ``@scheme`` /
+            ``@authority`` and for the client address IP allowlists check
+            (otherwise ``scope["client"]``).
+        proxy_header: The header family those proxies write: ``"x-forwarded"``
+            (default: ``X-Forwarded-For`` / ``-Proto`` / ``-Host``) or
+            ``"forwarded"`` (RFC 7239 ``Forwarded``); the other is ignored.
+        proxy_hops: How many trusted proxies append to that header (default
+            1): the value that many places from the right is believed; a
+            shorter chain leaves the client address unknown (docs/middleware.md).
 
         buffer_signed_body: Read a signed body whole (up to
             ``max_body_size``) and check it before the app runs (default

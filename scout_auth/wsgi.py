@@ -181,10 +181,15 @@ class ScoutAuthMiddleware:
             ``("POST", "/files/*", ["files:write"])``: a matching request
             needs those scopes too (403 ``insufficient_scope`` otherwise).
         trusted_proxies: Addresses / CIDR ranges of reverse proxies whose
-            ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are believed when
-            checking a signature's ``@scheme`` / ``@authority``, and whose
-            last ``X-Forwarded-For`` / ``Forwarded: for=`` hop is the client
-            address for IP allowlists (otherwise ``REMOTE_ADDR``).
+            forwarding headers are believed: for a signature's ``@scheme`` /
+            ``@authority`` and for the client address IP allowlists check
+            (otherwise ``REMOTE_ADDR``).
+        proxy_header: The header family those proxies write: ``"x-forwarded"``
+            (default: ``X-Forwarded-For`` / ``-Proto`` / ``-Host``) or
+            ``"forwarded"`` (RFC 7239 ``Forwarded``); the other is ignored.
+        proxy_hops: How many trusted proxies append to that header (default
+            1): the value that many places from the right is believed; a
+            shorter chain leaves the client address unknown (docs/middleware.md).
 
     Rules and exemptions match ``PATH_INFO`` (the path below the mount,
     ``SCRIPT_NAME``) as werkzeug routes it; methods are matched upper-cased

@@ -153,7 +153,7 @@ CASES = [
     pytest.param(
         with_headers(bearer("office"), forwarded='for="[2001:db8::5]:443", for=192.0.2.9:8080'),
         PROXY,
-        PROXIED,
+        {**PROXIED, "proxy_header": "forwarded"},
         {},
         200,
         None,

@@ -56,6 +56,8 @@ def test_content_length_refuses_more_digits_than_int_parses():
         pytest.param("", "/", id="mount-root"),
         pytest.param("/dossiers/\xc3\xa9", "/dossiers/é", id="utf8-via-latin1"),
         pytest.param("/\xff", "/\ufffd", id="not-utf8"),
+        pytest.param("//files", "/files", id="leading-slashes-fold-as-werkzeug"),
+        pytest.param("files", "/files", id="no-leading-slash"),
     ],
 )
 def test_wsgi_route_path(path_info, expected):
