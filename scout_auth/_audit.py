@@ -11,8 +11,12 @@ Every text field is cleaned in the constructor, so no sink ever sees token
 material: anything that looks like the ``scout_sk_`` prefix (also
 percent-encoded, any case) is cut off after the prefix, the request path
 loses its query string (where credentials travel), free text is trimmed to
-its column width. Ids that do not fit are refused: they come from our own
-code, never from a client.
+its column width, and characters no back end can store (NUL, which
+PostgreSQL refuses in text; lone surrogates, which no UTF-8 driver can
+encode) become U+FFFD. A client chooses the path of a denied request: one
+unstorable event would fail its whole batch, and the audit buffer retries
+that batch first, forever, so no later event would be written. Ids that do
+not fit are refused: they come from our own code, never from a client.
 
 Sinks list events newest first, a page (:class:`AuditPage`) at a time;
 how a query is checked, paged and continued by cursor lives in
@@ -87,6 +91,12 @@ _CODE = re.compile(r"[a-z][a-z0-9_]*")
 # The token prefix, also percent-encoded ("%5F" for "_") and in any case.
 _TOKEN = re.compile(r"scout(?:_|%5f)sk(?:_|%5f)[^\s/?#&;,\"']*", re.IGNORECASE)
 REDACTED = "scout_sk_…"
+# NUL and lone surrogates: unstorable in PostgreSQL text / any UTF-8 column.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def redact(value: str) -> str:
@@ -166,7 +176,7 @@ class AuditEvent:
                 raise TypeError(f"{name} must be a string or None")
             if name == "path":
                 value = value.split("?", 1)[0].split("#", 1)[0]
-            value = redact(value)[:width]
+            value = _storable(redact(value)[:width])
             object.__setattr__(self, name, value or None)
 
 

@@ -111,4 +111,9 @@ def parse_basic(value: str) -> LegacyCredential:
     org_id, sep, secret = decoded.partition(":")
     if not sep or not org_id or not secret:
         raise InvalidToken()
+    if any(ord(c) < 32 or ord(c) == 127 for c in org_id):
+        # No org id holds a control character (KeyManager refuses them), and
+        # the org id goes to the store as is: a NUL makes PostgreSQL raise,
+        # which would answer an anonymous client 503 instead of 401.
+        raise InvalidToken()
     return LegacyCredential(org_id=org_id, secret=secret)

@@ -93,6 +93,10 @@ def _now(clock_value: float) -> datetime:
 def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         raise InvalidKeyOperation(f"{what} must be a non-empty string of at most 200 characters")
+    # An id is written to stores and log lines as is: a NUL fails PostgreSQL,
+    # CR/LF forge log lines (the same rule as for key names, check_name).
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidKeyOperation(f"{what} may not contain control characters")
     return value
 
 
