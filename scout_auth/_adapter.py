@@ -69,12 +69,19 @@ class ScopeRule:
 
         A ``GET`` rule also governs ``HEAD``: every framework serves ``HEAD``
         with the ``GET`` view (RFC 9110 §9.3.2 — same answer, no content),
-        so its headers and length would otherwise leak past the rule.
+        so its headers and length would otherwise leak past the rule. A rule
+        for ``/files`` also governs ``/files/`` and the other way round.
         """
         rule = self.method
-        return (
-            rule == "*" or rule == method or (method == "HEAD" and rule == "GET")
-        ) and self.pattern.fullmatch(path) is not None
+        if not (rule == "*" or rule == method or (method == "HEAD" and rule == "GET")):
+            return False
+        if self.pattern.fullmatch(path) is not None:
+            return True
+        # Routers serve a path with and without its trailing slash (Flask's
+        # strict_slashes=False, redirect_slashes, a lenient proxy): a rule
+        # governs both spellings. Over-matching only asks for more scopes.
+        other = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+        return self.pattern.fullmatch(other) is not None
 
 
 @dataclass(frozen=True, slots=True)

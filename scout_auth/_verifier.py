@@ -142,10 +142,12 @@ def _normalized_authorities(authorities: Iterable[str] | None) -> frozenset[str]
         return None
     if isinstance(authorities, str):
         raise TypeError("expected_authorities takes a list of host[:port] values, not a string")
-    found = frozenset(a.strip().lower() for a in authorities)
+    found = {a.strip().lower() for a in authorities}
     if not found or "" in found:
         raise ValueError("expected_authorities needs at least one non-empty host[:port]")
-    return found
+    # A request's @authority drops the scheme's default port (RFC 9421 §2.2.3):
+    # an entry copied from a URL with ":443" or ":80" must still match it.
+    return frozenset(found | {a.rsplit(":", 1)[0] for a in found if a.endswith((":443", ":80"))})
 
 
 class _BaseVerifier:

@@ -32,7 +32,9 @@ RULES = [
         pytest.param("DELETE", "/admin/users/7", ("base", "admin"), id="prefix-any-method"),
         pytest.param("GET", "/orgs/acme/files", ("base", "files:read"), id="param-segment"),
         pytest.param("GET", "/orgs/acme/x/files", ("base",), id="param-is-one-segment"),
-        pytest.param("GET", "/whoami/", ("base",), id="no-trailing-slash-magic"),
+        pytest.param(
+            "GET", "/whoami/", ("base", "files:read"), id="trailing-slash-spelling-is-governed"
+        ),
         pytest.param("GET", "/Whoami", ("base",), id="case-sensitive"),
     ],
 )

@@ -1,10 +1,9 @@
 """Threat table: an outside review of the issue 9 request gate, attack by attack.
 
-Each table is a list of attacks, by id. Cases marked ``xfail(strict=True)``
-are open findings in files this review does not change (the gate and the
-adapters): they fail today, and turn the suite red the day they are fixed,
-so the mark comes off with the fix. Cases without a mark either held or
-were fixed here.
+Each table is a list of attacks, by id: each case either held from the
+start or failed until its fix (leading slashes in WSGI, ``strict_slashes``
+spellings, ``expected_authorities`` entries with a default port, NUL in
+audited paths, control characters in org ids).
 """
 
 from __future__ import annotations
@@ -99,30 +98,23 @@ def dispatcher_around_wsgi_flask(store: InMemoryKeyStore, seen: Seen) -> Callabl
     return lambda path, headers: wsgi(outer, "GET", "/api" + path, headers)
 
 
-OPEN_LEADING_SLASHES = pytest.mark.xfail(
-    strict=True, reason="issue 9 review: WSGI gate path is not werkzeug's lstripped path"
-)
-
 SLASH_CASES = [
     pytest.param(wsgi_around_flask, "/files", id="wsgi-around-flask-plain-path-held"),
     pytest.param(
         wsgi_around_flask,
         "//files",
         id="wsgi-around-flask-double-slash",
-        marks=OPEN_LEADING_SLASHES,
     ),
     pytest.param(
         wsgi_around_flask,
         "///files",
         id="wsgi-around-flask-triple-slash",
-        marks=OPEN_LEADING_SLASHES,
     ),
     pytest.param(wsgi_around_werkzeug, "/files", id="wsgi-around-werkzeug-plain-path-held"),
     pytest.param(
         wsgi_around_werkzeug,
         "//files",
         id="wsgi-around-werkzeug-double-slash",
-        marks=OPEN_LEADING_SLASHES,
     ),
     pytest.param(
         dispatcher_around_wsgi_flask, "/files", id="dispatcher-/api/files-plain-path-held"
@@ -131,7 +123,6 @@ SLASH_CASES = [
         dispatcher_around_wsgi_flask,
         "//files",
         id="dispatcher-/api//files-reaches-the-view",
-        marks=OPEN_LEADING_SLASHES,
     ),
 ]
 
@@ -160,10 +151,6 @@ def flask_lenient(store: InMemoryKeyStore, seen: Seen, route: str, rule: str) ->
     return app
 
 
-OPEN_STRICT_SLASHES = pytest.mark.xfail(
-    strict=True, reason="issue 9 review: rules miss strict_slashes=False spellings"
-)
-
 LENIENT_CASES = [
     pytest.param("/files", "/files", "/files", id="route-and-rule-agree-held"),
     pytest.param(
@@ -171,14 +158,12 @@ LENIENT_CASES = [
         "/files",
         "/files/",
         id="trailing-slash-on-a-lenient-route",
-        marks=OPEN_STRICT_SLASHES,
     ),
     pytest.param(
         "/files/",
         "/files/",
         "/files",
         id="no-slash-on-a-lenient-slash-route",
-        marks=OPEN_STRICT_SLASHES,
     ),
 ]
 
@@ -335,9 +320,6 @@ def test_org_ids_with_control_characters_are_refused_before_the_store(call, org_
 # Fail closed, but silently misconfigured: normalise the entries (or refuse
 # a default port) when the verifier is built.
 
-OPEN_AUTHORITIES = pytest.mark.xfail(
-    strict=True, reason="issue 9 review: expected_authorities entries are not normalised"
-)
 
 AUTHORITY_CASES = [
     pytest.param("api.test", "https", "api.test", id="bare-host-held"),
@@ -347,11 +329,8 @@ AUTHORITY_CASES = [
         "https",
         "api.test:443",
         id="entry-with-https-default-port",
-        marks=OPEN_AUTHORITIES,
     ),
-    pytest.param(
-        "api.test:80", "http", "api.test", id="entry-with-http-default-port", marks=OPEN_AUTHORITIES
-    ),
+    pytest.param("api.test:80", "http", "api.test", id="entry-with-http-default-port"),
 ]
 
 
