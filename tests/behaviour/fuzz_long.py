@@ -22,13 +22,14 @@ import re
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
 from tests.behaviour import harness
-from tests.behaviour.harness import PROPERTIES, TARGETS, routed
+from tests.behaviour.harness import PROPERTIES, TARGETS
 from tests.behaviour.strategies import Mutation, RawRequest
 
 #: Examples per (property, target) between two looks at the clock.
@@ -45,21 +46,52 @@ class Found:
     message: str = ""
 
 
-def _traits(adapter: str, req: RawRequest) -> str:
-    method, path = routed(adapter, req)
-    traits = []
-    if method == "HEAD":
-        traits.append("HEAD")
-    if req.method != req.method.upper():
-        traits.append("lower-case method")
-    if req.root_path:
-        traits.append("mounted (root_path / SCRIPT_NAME)")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        traits.append("control character in the path")
-    return ", ".join(traits) or "other"
+_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])|[\x00-\x1f\x7f]")
+
+#: Traits of a request that may cause a failure, each with a request without it.
+_TRAITS: list[tuple[str, Callable[[RawRequest], RawRequest | None]]] = [
+    ("HEAD", lambda r: replace(r, method="GET") if r.method.upper() == "HEAD" else None),
+    (
+        "lower-case method",
+        lambda r: replace(r, method=r.method.upper()) if r.method != r.method.upper() else None,
+    ),
+    ("mounted (root_path)", lambda r: replace(r, root_path="") if r.root_path else None),
+    (
+        "control character in the path",
+        lambda r: (
+            replace(r, raw_path=_CONTROL.sub(b"", r.raw_path))
+            if _CONTROL.search(r.raw_path)
+            else None
+        ),
+    ),
+    (
+        "leading //",
+        lambda r: (
+            replace(r, raw_path=b"/" + r.raw_path.lstrip(b"/"))
+            if r.raw_path.startswith(b"//")
+            else None
+        ),
+    ),
+]
 
 
-def classify(prop: str, adapter: str, value: Any, message: str) -> str:
+def _cause(prop: str, adapter: str, kind: str, req: RawRequest) -> str:
+    # The traits without which the same request passes: the cause, not the noise.
+    _, check = PROPERTIES[prop]
+    needed = []
+    for name, without in _TRAITS:
+        other = without(req)
+        if other is None:
+            continue
+        try:
+            check(adapter, kind, other)
+        except AssertionError:
+            continue
+        needed.append(name)
+    return ", ".join(needed) or "no single trait"
+
+
+def classify(prop: str, adapter: str, kind: str, value: Any, message: str) -> str:
     """A short name for the kind of failure ``message`` reports."""
     if match := re.match(r"exception escaped the app: .*?raised (\w+): (.*?), body", message):
         return f"{prop}: exception {match[1]}: {match[2][:70]}"
@@ -70,8 +102,8 @@ def classify(prop: str, adapter: str, value: Any, message: str) -> str:
     if isinstance(value, tuple) and isinstance(value[1], Mutation):
         return f"{prop}: {message.split(',')[0]} (changed: {value[1].target})"
     if isinstance(value, RawRequest):
-        kind = "2xx/3xx without a credential" if prop == "unauthenticated" else "rule bypass"
-        return f"{prop}: {kind} [{_traits(adapter, value)}]"
+        what = "2xx/3xx without a credential" if prop == "unauthenticated" else "rule bypass"
+        return f"{prop}: {what} [{_cause(prop, adapter, kind, value)}]"
     return f"{prop}: {message[:80]}"
 
 
@@ -92,7 +124,7 @@ def _explorer(
         except AssertionError as exc:
             # Recorded, not raised: the search goes on.
             message = str(exc).splitlines()[0]
-            entry = found.setdefault(classify(prop, adapter, value, message), Found())
+            entry = found.setdefault(classify(prop, adapter, kind, value, message), Found())
             entry.count += 1
             entry.targets[name] += 1
             text = repr(value)

@@ -12,7 +12,8 @@ timing threshold).
 The oracles decide from what the *framework* routes on, computed here
 independently of scout_auth: Starlette routes on ``path`` minus
 ``root_path``; werkzeug on ``PATH_INFO`` decoded as UTF-8, with the method
-upper-cased; every framework answers ``HEAD`` with the ``GET`` handler.
+upper-cased and leading slashes merged; every framework answers ``HEAD``
+with the ``GET`` handler.
 """
 
 from __future__ import annotations
@@ -237,9 +238,10 @@ def routed(adapter: str, req: RawRequest) -> tuple[str, str]:
             elif path[len(root)] == "/":
                 path = path[len(root) :]
         return req.method, path
-    # werkzeug: PATH_INFO's bytes as UTF-8; the method upper-cased.
+    # werkzeug: PATH_INFO's bytes as UTF-8, leading slashes merged into one
+    # (MapAdapter.match, Request.path); the method upper-cased.
     info = unquote_to_bytes(req.raw_path).decode("utf-8", "replace")
-    return req.method.upper(), info
+    return req.method.upper(), "/" + info.lstrip("/") if info else info
 
 
 def exempt_route(path: str) -> bool:
