@@ -62,7 +62,9 @@ class ScopeRule:
             last = match.end()
         parts.append(re.escape(body[last:]))
         regex = "".join(parts) + (".*" if prefix else "")
-        return cls(method.upper(), re.compile(regex), tuple(scopes))
+        # DOTALL: a decoded path may hold a newline ("/write%0a"), and a
+        # trailing "*" must cover it as any other character.
+        return cls(method.upper(), re.compile(regex, re.DOTALL), tuple(scopes))
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method`` (upper case) and ``path``.
