@@ -372,6 +372,10 @@ class _BaseVerifier:
         if type(need) is RememberContext:
             self.cache.put_known(need.known)
             return None
+        if type(need) is CheckLegacySecret and self.legacy.known_wrong(
+            self.legacy.fingerprint(need), now
+        ):
+            return False  # a wrong secret seen again: no argon2
         return _FROM_STORE
 
     def _store_call(self, need: Need) -> tuple[object, str, tuple[Any, ...]]:
@@ -406,6 +410,18 @@ class _BaseVerifier:
             required and scopes is not None and not scopes.issuperset(required)
         ):
             check_access(context, required, client_ip)
+        # _count_use(), inlined: this runs on every warm request.
+        usage = self.usage
+        if usage is not None and usage.note(context, now):
+            self._schedule_usage_flush()
+        return context
+
+    def _legacy_checked(self, need: CheckLegacySecret, matched: bool, now: float) -> bool:
+        """Remember an argon2 mismatch in the negative cache; returns ``matched``."""
+        return self.legacy.checked(self.legacy.fingerprint(need), need.record.org_id, matched, now)
+
+    def _count_use(self, context: OrgContext, now: float) -> OrgContext:
+        """Count the use of a context whose per-request checks already ran."""
         usage = self.usage
         if usage is not None and usage.note(context, now):
             self._schedule_usage_flush()
@@ -637,8 +653,8 @@ class Verifier(_BaseVerifier):
         self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
         flow, now = self._signature_flow(signed, required, client_ip)
-        context = self._drive(flow, now, self.cache.epoch).context
-        return self._accept(context, required, client_ip, now)
+        # signature_flow ran check_access before spending the nonce.
+        return self._count_use(self._drive(flow, now, self.cache.epoch).context, now)
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
         now, epoch, context = self._cold_start(fp)
@@ -663,13 +679,10 @@ class Verifier(_BaseVerifier):
 
     def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
-            fp = self.legacy.fingerprint(need)
-            if self.legacy.known_wrong(fp, now):
-                return False
             # Counted first: a caller beyond the queue is refused, not parked.
             with self.legacy.admitted(), self._argon2_slots:
                 matched = _check_password(self._hasher, need)
-            return self.legacy.checked(fp, need.record.org_id, matched, now)
+            return self._legacy_checked(need, matched, now)
         target, method, args = self._store_call(need)
         try:
             answer = getattr(target, method)(*args)
@@ -806,8 +819,8 @@ class AsyncVerifier(_BaseVerifier):
         self, signed: _Signed, required: tuple[str, ...], client_ip: str | None
     ) -> OrgContext:
         flow, now = self._signature_flow(signed, required, client_ip)
-        context = (await self._drive(flow, now, self.cache.epoch)).context
-        return self._accept(context, required, client_ip, now)
+        # signature_flow ran check_access before spending the nonce.
+        return self._count_use((await self._drive(flow, now, self.cache.epoch)).context, now)
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
         now, epoch, context = self._cold_start(fp)
@@ -832,16 +845,13 @@ class AsyncVerifier(_BaseVerifier):
 
     async def _perform(self, need: Need, now: float, epoch: int) -> object:
         if isinstance(need, CheckLegacySecret):
-            fp = self.legacy.fingerprint(need)
-            if self.legacy.known_wrong(fp, now):
-                return False
             with self.legacy.admitted():
                 # A limiter of its own: anyio's default one is the pool that
                 # Starlette's sync views (and run_in_threadpool) run in.
                 matched = await anyio.to_thread.run_sync(
                     _check_password, self._hasher, need, limiter=self._argon2_limiter
                 )
-            return self.legacy.checked(fp, need.record.org_id, matched, now)
+            return self._legacy_checked(need, matched, now)
         target, method, args = self._store_call(need)
         try:
             answer = await getattr(target, "a" + method)(*args)

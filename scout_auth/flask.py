@@ -45,7 +45,7 @@ from ._gate import Gate
 from ._records import OrgContext
 from ._verifier import Verifier
 from .exceptions import AuthError
-from .wsgi import ENVIRON_KEY, _authenticate, deny, problem_response
+from .wsgi import ENVIRON_KEY, _authenticate, _deny, problem_response
 
 __all__ = ["ScoutAuth", "current_org", "require_scopes"]
 
@@ -178,6 +178,6 @@ class ScoutAuth:
 
     def _handle_error(self, exc: AuthError) -> Response:
         req = _current_request()
-        deny(self.verifier, self.options, req.environ, exc, req.method, req.path)
+        _deny(self.verifier, self.options, req.environ, exc, req.method, req.path)
         response = self.on_error(exc) if self.on_error is not None else None
         return response if response is not None else problem_response(exc, realm=self.options.realm)

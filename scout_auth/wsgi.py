@@ -147,7 +147,7 @@ def _authenticate(
     )
 
 
-def deny(
+def _deny(
     verifier: Verifier,
     options: AdapterOptions,
     environ: WSGIEnvironment,
@@ -230,7 +230,7 @@ class ScoutAuthMiddleware:
         try:
             environ[ENVIRON_KEY] = _authenticate(self.verifier, self.gate, environ, required)
         except AuthError as exc:
-            deny(self.verifier, self.options, environ, exc, method, path)
+            _deny(self.verifier, self.options, environ, exc, method, path)
             response = self.on_error(environ, exc) if self.on_error is not None else None
             if response is None:
                 response = problem_response(exc, realm=self.options.realm)
