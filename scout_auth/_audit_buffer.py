@@ -11,7 +11,16 @@ asked for), takes up to ``batch_size`` events and hands them to the sink's
 
 A batch the sink refuses is kept aside and retried first on the next round
 (same batch, same order, so sinks that deduplicate retries by batch see the
-same one); new events queue behind it meanwhile. When the queue is full the
+same one); new events queue behind it meanwhile. A batch refused
+``isolate_after`` rounds in a row is written one event at a time, to tell a
+sink that is down from an event it will never take (a sink that lies about
+one event must not stop the whole trail): events refused alone while the
+sink accepts others — another of the batch, or the next queued event as a
+probe — are dropped, counted in :attr:`dropped` and :attr:`refused`, and
+logged by type only. If the first two events and the probe all fail, the
+sink is down and nothing is dropped (at most three calls, not one per
+event); a lone refused event with nothing queued behind it waits for one. The stores'
+sinks deduplicate by event id, so writing part of a batch again is safe. When the queue is full the
 policy decides what is lost — the new event (``drop_newest``, default: what
 was already accepted stays) or the oldest queued one (``drop_oldest``:
 recent activity wins) — and every lost event is counted in :attr:`dropped`.
@@ -55,6 +64,8 @@ class AuditBuffer:
         policy: What a full buffer loses: ``"drop_newest"`` (the event being
             recorded) or ``"drop_oldest"`` (the oldest queued one).
         batch_size: Most events per ``sink.write`` call.
+        isolate_after: Failed rounds of one batch before it is written event
+            by event to find (and drop) events the sink refuses alone.
 
     Raises:
         ValueError: A bad size, interval or policy.
@@ -77,9 +88,10 @@ class AuditBuffer:
         flush_interval: float = 0.5,
         policy: DropPolicy = "drop_newest",
         batch_size: int = 500,
+        isolate_after: int = 3,
     ) -> None:
-        if max_events < 1 or batch_size < 1:
-            raise ValueError("max_events and batch_size must be at least 1")
+        if max_events < 1 or batch_size < 1 or isolate_after < 1:
+            raise ValueError("max_events, batch_size and isolate_after must be at least 1")
         if not flush_interval > 0:
             raise ValueError("flush_interval must be positive")
         if policy not in _POLICIES:
@@ -89,6 +101,9 @@ class AuditBuffer:
         self.flush_interval = flush_interval
         self.policy: DropPolicy = policy
         self.batch_size = batch_size
+        self.isolate_after = isolate_after
+        self._batch_failures = 0  # failed rounds of the batch in _retry
+        self._refused = 0
         self._queue: collections.deque[AuditEvent] = collections.deque()
         self._retry: list[AuditEvent] = []
         self._lock = threading.Lock()
@@ -150,6 +165,11 @@ class AuditBuffer:
     def failures(self) -> int:
         """Failed ``sink.write`` calls so far (each one retried later)."""
         return self._failures
+
+    @property
+    def refused(self) -> int:
+        """Events dropped because the sink refused them alone while it accepted others."""
+        return self._refused
 
     @property
     def written(self) -> int:
@@ -284,6 +304,10 @@ class AuditBuffer:
             except Exception as exc:
                 with self._lock:
                     self._failures += 1
+                    self._batch_failures += 1
+                    isolate = self._batch_failures >= self.isolate_after
+                if isolate and self._isolate(batch):
+                    continue  # the sink works: the refused events are gone
                 if self._last_ok:  # once per outage, not every round
                     logger.warning(
                         "audit sink %r failed (%s); %d events kept for a retry",
@@ -295,10 +319,58 @@ class AuditBuffer:
                 return False
             with self._lock:
                 self._retry = []
+                self._batch_failures = 0
                 self._written += len(batch)
             if not self._last_ok:
                 self._last_ok = True
                 logger.info("audit sink %r works again", self.sink)
+
+    def _write_one(self, event: AuditEvent) -> bool:
+        try:
+            self.sink.write([event])
+        except Exception:
+            with self._lock:
+                self._failures += 1
+            return False
+        with self._lock:
+            self._written += 1
+        return True
+
+    def _isolate(self, batch: list[AuditEvent]) -> bool:
+        """Write ``batch`` event by event; ``False`` (batch kept) if the sink is down."""
+        refused: list[AuditEvent] = []
+        works = False
+        for event in batch:
+            if self._write_one(event):
+                works = True
+                continue
+            refused.append(event)
+            if works or (len(refused) < 2 and len(batch) > 1):
+                continue  # with a second event of the batch still to ask
+            # Nothing taken yet: down, or refusing these? Ask with the next queued one.
+            with self._lock:
+                probe = self._queue.popleft() if self._queue else None
+            if probe is None or not self._write_one(probe):
+                if probe is not None:
+                    with self._lock:
+                        self._queue.appendleft(probe)
+                return False  # down (or undecidable): keep the batch, drop nothing
+            works = True
+        with self._lock:
+            self._retry = []
+            self._batch_failures = 0
+            self._dropped += len(refused)
+            self._refused += len(refused)
+        if refused:
+            # Never the event's contents: they are what the sink could not take.
+            kinds = sorted({str(e.action) for e in refused})
+            logger.error(
+                "audit sink %r refused %d event(s) it accepts others beside (%s); dropped",
+                self.sink,
+                len(refused),
+                ", ".join(kinds),
+            )
+        return True
 
     def _give_up_if_failing(self, ok: bool) -> None:
         if ok:

@@ -224,3 +224,80 @@ async def test_async_flush_and_close():
 def test_bad_configuration_is_refused(kwargs):
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         AuditBuffer(InMemoryAuditSink(), **kwargs)
+
+
+class PickySink(InMemoryAuditSink):
+    """Works, except that it refuses every batch holding one of ``poison`` (a lying sink)."""
+
+    def __init__(self, poison: set[str], *, down: bool = False) -> None:
+        super().__init__()
+        self.poison = poison
+        self.down = down
+        self.calls = 0
+
+    def write(self, events):
+        self.calls += 1
+        if self.down or any(e.key_id in self.poison for e in events):
+            raise ValueError("refused")
+        super().write(events)
+
+
+@pytest.mark.parametrize(
+    ("poison", "batch", "then"),
+    [
+        pytest.param({"k1"}, 4, 0, id="one-bad-event-in-a-batch"),
+        pytest.param({"k0"}, 4, 0, id="the-first-event-is-the-bad-one"),
+        pytest.param({"k0", "k1", "k2"}, 3, 1, id="a-whole-batch-bad-next-event-probes"),
+        pytest.param({"k0"}, 1, 1, id="a-lone-bad-event-next-event-probes"),
+    ],
+)
+def test_an_event_the_sink_refuses_alone_does_not_stop_the_trail(poison, batch, then, caplog):
+    sink = PickySink(poison)
+    buffer = AuditBuffer(sink, flush_interval=60, batch_size=batch, isolate_after=2)
+    try:
+        for i in range(batch + then):
+            buffer.record(ev(i))
+        with caplog.at_level(logging.ERROR, logger="scout_auth.audit"):
+            for _ in range(4):
+                if buffer.flush(timeout=5):
+                    break
+        assert buffer.flush(timeout=5) is True
+        for i in range(10, 13):  # the trail goes on
+            buffer.record(ev(i))
+        assert buffer.flush(timeout=5) is True
+    finally:
+        buffer.close()
+    written = {e.key_id for e in sink.events()} if hasattr(sink, "events") else None
+    assert buffer.refused == len(poison)
+    assert buffer.dropped == len(poison)
+    assert len(sink) == batch + then + 3 - len(poison)
+    if written is not None:
+        assert not written & poison
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors
+    assert all("k0" not in m and "k1" not in m for m in errors)  # kinds only, no contents
+
+
+def test_a_sink_that_is_down_drops_nothing_and_is_asked_four_times_a_round():
+    sink = PickySink(set(), down=True)
+    buffer = AuditBuffer(sink, flush_interval=60, batch_size=50, isolate_after=1)
+    try:
+        for i in range(60):
+            buffer.record(ev(i))
+        for _ in range(3):
+            calls = sink.calls
+            assert buffer.flush(timeout=5) is False
+            assert sink.calls - calls == 4  # the batch, two of its events, one probe
+        assert buffer.dropped == 0
+        assert buffer.pending == 60
+        sink.down = False
+        assert buffer.flush(timeout=5) is True
+    finally:
+        buffer.close()
+    assert len(sink) == 60
+    assert buffer.refused == 0
+
+
+def test_isolate_after_is_validated():
+    with pytest.raises(ValueError, match="isolate_after"):
+        AuditBuffer(InMemoryAuditSink(), isolate_after=0)
