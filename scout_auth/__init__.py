@@ -23,6 +23,7 @@ from ._body import BodyGuard
 from ._lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._manager import AsyncKeyManager, KeyManager
 from ._nonce import InMemoryNonceCache, NonceCache
+from ._pepper import LegacyPepper
 from ._records import (
     CredentialKind,
     KeyList,
@@ -58,6 +59,7 @@ __all__ = [
     "KeyRecord",
     "KeyStore",
     "KeyUpdate",
+    "LegacyPepper",
     "LegacyRecord",
     "LegacyStatus",
     "NewKey",

@@ -81,12 +81,28 @@ class LegacyRecord:
 
     ``enabled`` is the org's legacy switch: ``False`` answers legacy
     requests 401 ``legacy_disabled``. Replacing the hash keeps the switch.
+
+    Attributes:
+        org_id: The organization.
+        secret_hash: The argon2id hash of the secret.
+        created_at: When the secret was imported (UTC).
+        enabled: The org's legacy switch.
+        lookup_digest: HMAC-SHA-256 of the secret under a server-side
+            pepper (:class:`~scout_auth.LegacyPepper`) that never lives in
+            the store: how a secret sent as ``Bearer`` finds its org without
+            a scan. ``None`` until the first successful use or a re-import
+            with a pepper configured. Useless without the pepper: it tests
+            no guess faster than argon2id does.
+        pepper_id: Which pepper made ``lookup_digest`` (a public id, see
+            :attr:`LegacyPepper.ids <scout_auth.LegacyPepper.ids>`).
     """
 
     org_id: str
     secret_hash: str = field(repr=False)
     created_at: datetime
     enabled: bool = True
+    lookup_digest: bytes | None = field(default=None, repr=False)
+    pepper_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

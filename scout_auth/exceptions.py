@@ -51,6 +51,7 @@ from typing import ClassVar, Self
 __all__ = [
     "AuthError",
     "BodyTooLarge",
+    "ConfigurationError",
     "DigestInvalid",
     "DigestMismatch",
     "InsufficientScope",
@@ -381,3 +382,11 @@ class KeyNotFound(ScoutAuthError, LookupError):
 
 class InvalidKeyOperation(ScoutAuthError, ValueError):
     """A management operation was given invalid arguments (empty name, bad grace...)."""
+
+
+class ConfigurationError(ScoutAuthError, ValueError):
+    """scout_auth was set up in a way that cannot work; raised at startup, never per request.
+
+    For example a store that keeps its data in a shared database with no
+    legacy pepper configured (see :class:`~scout_auth.LegacyPepper`).
+    """

@@ -30,6 +30,7 @@ EXPORTED = sorted(
         "KeyRecord",
         "KeyStore",
         "KeyUpdate",
+        "LegacyPepper",
         "LegacyRecord",
         "LegacyStatus",
         "NewKey",
@@ -52,6 +53,7 @@ EXCEPTIONS_EXPORTED = sorted(
     [
         "AuthError",
         "BodyTooLarge",
+        "ConfigurationError",
         "DigestInvalid",
         "DigestMismatch",
         "InsufficientScope",

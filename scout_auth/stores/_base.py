@@ -139,13 +139,39 @@ class KeyStore(Protocol):
         """Return the org's legacy key hash, or ``None``."""
 
     def put_legacy(self, record: LegacyRecord) -> None:
-        """Create or replace the org's legacy key hash."""
+        """Create or replace the org's legacy key hash (and its look-up digest).
+
+        The switch survives a new hash. When another org's record already
+        holds ``record.lookup_digest``, the record is stored without a digest
+        (see :meth:`set_legacy_digest`).
+        """
 
     def delete_legacy(self, org_id: str) -> bool:
         """Delete the org's legacy key; ``False`` if there was none."""
 
     def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Switch legacy authentication on or off; ``None`` if the org has no legacy key."""
+
+    def find_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """Return the legacy record whose ``lookup_digest`` is this one, or ``None``.
+
+        An indexed look-up, never a scan. The record returned holds exactly
+        this digest (a stale index entry reads as ``None``).
+        """
+
+    def set_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Give the org's record this look-up digest, if it still holds ``secret_hash``.
+
+        ``False`` (writing nothing) when the org has no record, its hash
+        changed meanwhile (a re-import wins), or another org's record holds
+        the same digest (two orgs with one secret: Bearer cannot tell them
+        apart; both keep working as Basic). No event: no credential changes.
+        """
+
+    def legacy_digest_counts(self) -> dict[str | None, int]:
+        """How many legacy records hold a digest of each pepper id (``None``: no digest)."""
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role (publishes ``role_updated``)."""
@@ -211,6 +237,17 @@ class KeyStore(Protocol):
 
     async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Async :meth:`set_legacy_enabled`."""
+
+    async def afind_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """Async :meth:`find_legacy`."""
+
+    async def aset_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Async :meth:`set_legacy_digest`."""
+
+    async def alegacy_digest_counts(self) -> dict[str | None, int]:
+        """Async :meth:`legacy_digest_counts`."""
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 
 from .._audit_sinks import InMemoryAuditSink
@@ -30,11 +33,13 @@ class InMemoryKeyStore(StoreEventsMixin):
         self._lock = threading.Lock()
         self._keys: dict[str, KeyRecord] = {}
         self._legacy: dict[str, LegacyRecord] = {}
+        self._digests: dict[bytes, str] = {}  # lookup digest -> org id
         self._roles: dict[tuple[str, str], RoleRecord] = {}
         # org -> {UTC day: uses}, and org -> last legacy use
         self._legacy_days: dict[str, dict[str, int]] = {}
         self._legacy_last: dict[str, datetime] = {}
         self._audit = InMemoryAuditSink()
+        self._pepper = secrets.token_bytes(32)
 
     def __repr__(self) -> str:
         return f"InMemoryKeyStore(keys={len(self._keys)}, legacy={len(self._legacy)})"
@@ -108,23 +113,36 @@ class InMemoryKeyStore(StoreEventsMixin):
         return self._legacy.get(org_id)
 
     def put_legacy(self, record: LegacyRecord) -> None:
-        """Create or replace the org's legacy key hash."""
+        """Create or replace the org's legacy key hash (see :meth:`KeyStore.put_legacy`)."""
         with self._lock:
             old = self._legacy.get(record.org_id)
             if old is not None:  # the switch survives a new hash
-                record = LegacyRecord(
-                    record.org_id, record.secret_hash, record.created_at, old.enabled
-                )
-            self._legacy[record.org_id] = record
+                record = replace(record, enabled=old.enabled)
+            digest = record.lookup_digest
+            if digest is not None and self._digests.get(digest, record.org_id) != record.org_id:
+                record = replace(record, lookup_digest=None, pepper_id=None)
+            self._store_legacy(old, record)
         self._publish(KeyEvent("legacy_imported", record.org_id))
+
+    def _store_legacy(self, old: LegacyRecord | None, new: LegacyRecord | None) -> None:
+        # The record and the digest index change together (under the lock).
+        if old is not None:
+            del self._legacy[old.org_id]
+            if old.lookup_digest is not None:
+                del self._digests[old.lookup_digest]
+        if new is not None:
+            self._legacy[new.org_id] = new
+            if new.lookup_digest is not None:
+                self._digests[new.lookup_digest] = new.org_id
 
     def delete_legacy(self, org_id: str) -> bool:
         """Delete the org's legacy key; ``False`` if there was none."""
         with self._lock:
-            existed = self._legacy.pop(org_id, None) is not None
-        if existed:
+            old = self._legacy.get(org_id)
+            self._store_legacy(old, None)
+        if old is not None:
             self._publish(KeyEvent("legacy_deleted", org_id))
-        return existed
+        return old is not None
 
     def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Switch legacy authentication on or off; ``None`` without a legacy key."""
@@ -132,10 +150,43 @@ class InMemoryKeyStore(StoreEventsMixin):
             old = self._legacy.get(org_id)
             if old is None:
                 return None
-            new = LegacyRecord(old.org_id, old.secret_hash, old.created_at, enabled)
+            new = replace(old, enabled=enabled)
             self._legacy[org_id] = new
         self._publish(KeyEvent("legacy_updated", org_id))
         return new
+
+    def find_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """The legacy record holding ``lookup_digest``, or ``None`` (a dict look-up)."""
+        with self._lock:
+            org_id = self._digests.get(lookup_digest)
+            return None if org_id is None else self._legacy.get(org_id)
+
+    def set_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """See :meth:`KeyStore.set_legacy_digest`."""
+        with self._lock:
+            old = self._legacy.get(org_id)
+            if old is None or old.secret_hash != secret_hash:
+                return False
+            if self._digests.get(lookup_digest, org_id) != org_id:
+                return False
+            new = replace(old, lookup_digest=lookup_digest, pepper_id=pepper_id)
+            self._store_legacy(old, new)
+        return True
+
+    def legacy_digest_counts(self) -> dict[str | None, int]:
+        """How many legacy records hold a digest of each pepper id (``None``: none)."""
+        with self._lock:
+            return dict(Counter(r.pepper_id for r in self._legacy.values()))
+
+    def embedded_legacy_pepper(self) -> bytes:
+        """This store's own pepper (random, in process memory like the store itself).
+
+        Used when no pepper is configured: the data and the pepper live and
+        die together, so nothing persists that a dump could expose.
+        """
+        return self._pepper
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role."""
@@ -235,6 +286,20 @@ class InMemoryKeyStore(StoreEventsMixin):
     async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Async :meth:`set_legacy_enabled`."""
         return self.set_legacy_enabled(org_id, enabled)
+
+    async def afind_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """Async :meth:`find_legacy`."""
+        return self.find_legacy(lookup_digest)
+
+    async def aset_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Async :meth:`set_legacy_digest`."""
+        return self.set_legacy_digest(org_id, secret_hash, lookup_digest, pepper_id)
+
+    async def alegacy_digest_counts(self) -> dict[str | None, int]:
+        """Async :meth:`legacy_digest_counts`."""
+        return self.legacy_digest_counts()
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

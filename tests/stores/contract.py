@@ -27,6 +27,7 @@ from scout_auth import InMemoryKeyStore, KeyEvent, KeyRecord, LegacyRecord
 from scout_auth._tokens import generate_key_id
 from scout_auth.stores import KeyUpdate
 from tests.stores.audit_contract import AuditContract
+from tests.stores.legacy_digest_contract import LegacyDigestContract
 from tests.stores.roles_usage_contract import RolesUsageContract
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -304,6 +305,8 @@ class ReferenceContract:
         )
 
 
-class StoreContract(_StoreContractBase, ReferenceContract, AuditContract, RolesUsageContract):
+class StoreContract(
+    _StoreContractBase, ReferenceContract, AuditContract, RolesUsageContract, LegacyDigestContract
+):
     """The whole contract: behaviour tests, the random-sequence comparison, the audit
     sink, roles / scopes / usage / the legacy switch."""

@@ -12,3 +12,11 @@ class TestInMemoryKeyStore(StoreContract):
     @pytest.fixture
     def store(self):
         return InMemoryKeyStore()
+
+    @pytest.fixture
+    def legacy_dump(self, store):
+        def dump(org_id):
+            record = store.get_legacy(org_id)
+            return [] if record is None else [getattr(record, f) for f in record.__slots__]
+
+        return dump
