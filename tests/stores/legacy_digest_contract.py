@@ -121,7 +121,8 @@ class LegacyDigestContract:
         o, d = _org(), _digest()
         store.put_legacy(_legacy(o, d))
         off = store.set_legacy_enabled(o, False)
-        assert off.lookup_digest == d and off.enabled is False
+        assert off.lookup_digest == d
+        assert off.enabled is False
         assert store.find_legacy(d).enabled is False
         store.put_legacy(_legacy(o, d, secret_hash=HASH + "z"))
         assert store.get_legacy(o).enabled is False  # the switch survives, as before
@@ -132,8 +133,10 @@ class LegacyDigestContract:
         store.put_legacy(_legacy(b, d))
         assert store.find_legacy(d).org_id == a
         got = store.get_legacy(b)
-        assert got is not None and got.secret_hash == HASH
-        assert got.lookup_digest is None and got.pepper_id is None
+        assert got is not None
+        assert got.secret_hash == HASH
+        assert got.lookup_digest is None
+        assert got.pepper_id is None
         assert store.set_legacy_digest(b, HASH, d, "p1") is False
         assert store.find_legacy(d).org_id == a
 
@@ -146,7 +149,9 @@ class LegacyDigestContract:
         assert store.find_legacy(d) is None
         assert store.set_legacy_digest(o, HASH, d, "p1") is True
         got = store.find_legacy(d)
-        assert got.org_id == o and got.pepper_id == "p1" and got.enabled is True
+        assert got.org_id == o
+        assert got.pepper_id == "p1"
+        assert got.enabled is True
         # A newer pepper's digest replaces the old one.
         assert store.set_legacy_digest(o, HASH, later, "p2") is True
         assert store.find_legacy(d) is None
@@ -173,7 +178,8 @@ class LegacyDigestContract:
         store.put_legacy(_legacy(_org(), _digest(), tag))
         store.put_legacy(_legacy(_org(), None))
         after = store.legacy_digest_counts()
-        assert after.get(tag) == 2 and tag not in before
+        assert after.get(tag) == 2
+        assert tag not in before
         assert after.get(None, 0) == before.get(None, 0) + 1
         assert all(isinstance(n, int) and n > 0 for n in after.values())
 
