@@ -6,6 +6,10 @@ Schemes (RFC 9110 §11.6.2: the scheme is case-insensitive):
 * ``Basic base64(org_id:secret)`` — an org's legacy symmetric secret
   (RFC 7617). The org id tells the verifier which single hash to check, so
   legacy verification never scans the stored hashes.
+* ``Bearer <legacy secret>`` — the same secret as old clients send it. A
+  bearer token that starts with ``scout_sk_`` is an Org Credential and must
+  parse as one; anything else may be a legacy secret, found through its
+  peppered look-up digest (see :mod:`scout_auth._pepper`), never a scan.
 
 Anything else counts as *no* credentials: RFC 6750 §3.1 says a request that
 "attempted using an unsupported authentication method" gets a challenge
@@ -17,20 +21,23 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from ._tokens import ParsedToken, parse_token
+from ._tokens import TOKEN_PREFIX, ParsedToken, parse_token
 from .exceptions import InvalidRequest, InvalidToken, MissingCredentials
 
 __all__ = [
     "BearerCredential",
     "Credential",
     "LegacyCredential",
+    "LegacyToken",
     "parse_authorization",
     "parse_basic",
     "parse_bearer",
+    "parse_bearer_or_legacy",
     "split_authorization",
 ]
 
 _MAX_HEADER = 4096
+_PREFIX_LENGTH = len(TOKEN_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,14 @@ class LegacyCredential:
     secret: str = field(repr=False)
 
 
-Credential = BearerCredential | LegacyCredential
+@dataclass(frozen=True, slots=True)
+class LegacyToken:
+    """A bearer token that is not an Org Credential: maybe an org's legacy secret."""
+
+    secret: str = field(repr=False)
+
+
+Credential = BearerCredential | LegacyCredential | LegacyToken
 
 
 def parse_bearer(token: str) -> BearerCredential:
@@ -60,8 +74,32 @@ def parse_bearer(token: str) -> BearerCredential:
     return BearerCredential(token=token, parsed=parsed)
 
 
-def parse_authorization(value: str | None) -> Credential:
+def parse_bearer_or_legacy(token: str, legacy: bool) -> BearerCredential | LegacyToken:
+    """A bearer token as an Org Credential, or (with ``legacy``) as a maybe-legacy secret.
+
+    A token that starts with ``scout_sk_`` (in any case) is an Org
+    Credential whatever ``legacy`` says: malformed, it is refused here,
+    before any store access.
+    A legacy candidate must be visible ASCII (RFC 6750 §2.1 allows less, but
+    old systems issued secrets of their own alphabets; a space or control
+    character cannot have come through a client unchanged).
+
+    Raises:
+        InvalidToken: Neither (no store access needed to say so).
+    """
+    if not legacy or token[:_PREFIX_LENGTH].lower() == TOKEN_PREFIX:
+        # "SCOUT_SK_…" too: a mangled Org Credential, not an old system's secret.
+        return parse_bearer(token)
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        raise InvalidToken()
+    return LegacyToken(token)
+
+
+def parse_authorization(value: str | None, *, legacy_bearer: bool = False) -> Credential:
     """Parse an ``Authorization`` header value.
+
+    ``legacy_bearer``: a bearer token that is not an Org Credential is a
+    :class:`LegacyToken` (else it is refused).
 
     Raises:
         MissingCredentials: No header, or a scheme scout_auth does not handle.
@@ -70,7 +108,7 @@ def parse_authorization(value: str | None) -> Credential:
     """
     scheme, rest = split_authorization(value)
     if scheme == "bearer":
-        return parse_bearer(rest)
+        return parse_bearer_or_legacy(rest, legacy_bearer)
     return parse_basic(rest)
 
 

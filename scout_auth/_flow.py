@@ -17,6 +17,13 @@ of the secret can tell a disabled or expired key from an unknown one.
 Signed requests (RFC 9421) run :func:`signature_flow`, which also yields
 :class:`RememberNonce` for replay protection.
 
+A legacy secret sent as a bearer token names no org: the flow computes its
+peppered look-up digests (pure HMACs) and yields :class:`FindLegacy` for
+each, so a token no record holds costs look-ups, never an argon2 run. Once
+argon2 proved a secret, a record whose digest is missing or made with an
+older pepper yields :class:`SetLegacyDigest` (best effort: the driver never
+fails a request over it).
+
 A key that references roles yields :class:`FetchRoles` once its secret is
 proven: the effective scopes (its own plus its roles', a role that no longer
 exists granting nothing) are resolved here and cached with the context, so a
@@ -44,9 +51,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ._credentials import BearerCredential, Credential, LegacyCredential
+from ._credentials import BearerCredential, Credential, LegacyCredential, LegacyToken
 from ._httpsig import RequestSignature, verify_ed25519
 from ._nonce import nonce_key
+from ._pepper import LegacyPepper
 from ._records import CredentialKind, KeyRecord, LegacyRecord, OrgContext, RoleRecord
 from ._scopes import missing_scopes
 from ._tokens import public_key_from_seed
@@ -66,10 +74,12 @@ __all__ = [
     "FetchKey",
     "FetchLegacy",
     "FetchRoles",
+    "FindLegacy",
     "KnownKey",
     "Need",
     "RememberContext",
     "RememberNonce",
+    "SetLegacyDigest",
     "Verified",
     "check_access",
     "check_key_state",
@@ -92,6 +102,26 @@ class FetchLegacy:
     """Need: the org's legacy record (or ``None``)."""
 
     org_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindLegacy:
+    """Need: the legacy record holding look-up digest ``digest`` (or ``None``)."""
+
+    digest: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SetLegacyDigest:
+    """Need: give the org's record (still hashed ``secret_hash``) this digest (a bool).
+
+    Best effort: the driver answers ``False`` rather than fail the request.
+    """
+
+    org_id: str
+    secret_hash: str = field(repr=False)
+    digest: bytes = field(repr=False)
+    pepper_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +181,16 @@ class RememberContext:
     known: KnownKey
 
 
-Need = FetchKey | FetchLegacy | FetchRoles | CheckLegacySecret | RememberNonce | RememberContext
+Need = (
+    FetchKey
+    | FetchLegacy
+    | FindLegacy
+    | FetchRoles
+    | CheckLegacySecret
+    | SetLegacyDigest
+    | RememberNonce
+    | RememberContext
+)
 
 
 Flow = Generator[Need, object, Verified]
@@ -297,19 +336,46 @@ def _bearer_flow(cred: BearerCredential, now: float, require_scoped: bool) -> Fl
     return (yield from _derive(record, now, require_scoped))
 
 
-def _legacy_flow(cred: LegacyCredential, require_scoped: bool) -> Flow:
+def _legacy_flow(cred: LegacyCredential, require_scoped: bool, pepper: LegacyPepper | None) -> Flow:
     record = yield FetchLegacy(cred.org_id)
     if not isinstance(record, LegacyRecord):
         raise InvalidToken()
-    matched = yield CheckLegacySecret(record, cred.secret)
+    return (yield from _legacy_secret(record, cred.secret, require_scoped, pepper))
+
+
+def _legacy_token_flow(cred: LegacyToken, require_scoped: bool, pepper: LegacyPepper) -> Flow:
+    # Newest pepper first: after a rotation most records hold its digest.
+    for _, digest in pepper.digests(cred.secret):
+        record = yield FindLegacy(digest)
+        if isinstance(record, LegacyRecord):
+            # A store must return the record holding this digest; one that
+            # answers with another (a lying or racing store) gets nothing.
+            held = record.lookup_digest
+            if held is not None and hmac.compare_digest(held, digest):
+                return (yield from _legacy_secret(record, cred.secret, require_scoped, pepper))
+    raise InvalidToken()
+
+
+def _legacy_secret(
+    record: LegacyRecord, secret: str, require_scoped: bool, pepper: LegacyPepper | None
+) -> Flow:
+    # The look-up digest only *finds* the record: argon2 decides, as for Basic.
+    matched = yield CheckLegacySecret(record, secret)
     if matched is not True:
         raise InvalidToken()
+    if pepper is not None and record.pepper_id != pepper.current_id:
+        # Proven secret, digest missing or of an older pepper: the record
+        # learns the current one, so Bearer finds it from now on.
+        yield SetLegacyDigest(
+            record.org_id, record.secret_hash, pepper.digest(secret), pepper.current_id
+        )
+    org_id = record.org_id
     if not record.enabled:
-        raise LegacyDisabled().about(cred.org_id, legacy_key_id(cred.org_id), "legacy")
+        raise LegacyDisabled().about(org_id, legacy_key_id(org_id), "legacy")
     _require_scoped(None, require_scoped)
     context = OrgContext(
-        org_id=cred.org_id,
-        key_id=legacy_key_id(cred.org_id),
+        org_id=org_id,
+        key_id=legacy_key_id(org_id),
         key_name="legacy",
         scopes=None,
         kind=CredentialKind.LEGACY,
@@ -317,14 +383,25 @@ def _legacy_flow(cred: LegacyCredential, require_scoped: bool) -> Flow:
     return Verified(context, math.inf)
 
 
-def credential_flow(cred: Credential, now: float, require_scoped: bool = False) -> Flow:
+def credential_flow(
+    cred: Credential,
+    now: float,
+    require_scoped: bool = False,
+    pepper: LegacyPepper | None = None,
+) -> Flow:
     """The verification flow for a parsed credential at POSIX time ``now``.
 
     ``require_scoped``: refuse an unrestricted credential (403).
+    ``pepper``: the legacy pepper; without one a :class:`LegacyToken` is
+    refused and no record is re-digested.
     """
     if isinstance(cred, BearerCredential):
         return _bearer_flow(cred, now, require_scoped)
-    return _legacy_flow(cred, require_scoped)
+    if isinstance(cred, LegacyToken):
+        if pepper is None:
+            raise InvalidToken()
+        return _legacy_token_flow(cred, require_scoped, pepper)
+    return _legacy_flow(cred, require_scoped, pepper)
 
 
 def signature_flow(

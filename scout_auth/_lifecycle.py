@@ -17,6 +17,7 @@ a failed operation leaves no trace in the audit trail.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import secrets
 import warnings
@@ -26,10 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._audit import AuditAction, AuditEvent
+from ._pepper import LegacyPepper
 from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
-from ._tokens import format_token, generate_key_id, public_key_from_seed
+from ._tokens import TOKEN_PREFIX, format_token, generate_key_id, public_key_from_seed
 from .exceptions import InvalidKeyOperation, KeyNotFound
 from .stores._base import KeyUpdate
+
+logger = logging.getLogger("scout_auth")
 
 __all__ = [
     "DEFAULT_ROTATION_GRACE",
@@ -311,16 +315,38 @@ def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = No
     return new
 
 
-def import_legacy_key(org_id: str, secret: str, now: float, actor: str | None = None) -> Op:
+def import_legacy_key(
+    org_id: str,
+    secret: str,
+    now: float,
+    actor: str | None = None,
+    pepper: LegacyPepper | None = None,
+) -> Op:
     _check_id(org_id, "org_id")
     if not isinstance(secret, str) or not secret:
         raise InvalidKeyOperation("a legacy secret is required")
+    if secret[: len(TOKEN_PREFIX)].lower() == TOKEN_PREFIX:
+        # A bearer token with this prefix is always read as an Org Credential.
+        raise InvalidKeyOperation("a legacy secret cannot start with scout_sk_")
     check_actor(actor)
     secret_hash = yield HashSecret(secret)
-    record = LegacyRecord(org_id=org_id, secret_hash=secret_hash, created_at=_now(now))
+    record = LegacyRecord(
+        org_id=org_id,
+        secret_hash=secret_hash,
+        created_at=_now(now),
+        lookup_digest=None if pepper is None else pepper.digest(secret),
+        pepper_id=None if pepper is None else pepper.current_id,
+    )
     yield StoreCall("put_legacy", (record,))
+    stored = yield StoreCall("get_legacy", (org_id,))
+    if pepper is not None and isinstance(stored, LegacyRecord) and stored.lookup_digest is None:
+        logger.warning(
+            "org %s's legacy secret is another org's too: it works as Basic only, never as "
+            "Bearer (which could not tell the two orgs apart)",
+            org_id,
+        )
     yield Audit(AuditEvent(AuditAction.LEGACY_IMPORTED, org_id, _now(now), actor=actor))
-    return record
+    return stored if isinstance(stored, LegacyRecord) else record
 
 
 def get_legacy_key(org_id: str) -> Op:

@@ -15,6 +15,7 @@ from . import _lifecycle as ops
 from ._audit import AuditEvent, AuditSink, event_json
 from ._audit_buffer import AuditBuffer
 from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
+from ._pepper import LegacyPepper, missing_pepper_error, resolve_pepper
 from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from .stores._base import KeyStore
 
@@ -31,11 +32,23 @@ class _BaseManager:
         audit: AuditSink | AuditBuffer | None = None,
         password_hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.time,
+        legacy_pepper: LegacyPepper | str | bytes | None = None,
+        legacy_bearer: bool = True,
     ) -> None:
         self.store = store
         self.audit = audit
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
+        # Only import_legacy_key needs it: a manager that never imports one
+        # starts without a pepper (a missing one is raised there, not here).
+        self.legacy_pepper = resolve_pepper(store, legacy_pepper, legacy_bearer)
+        self._legacy_bearer = legacy_bearer
+
+    def _pepper(self) -> LegacyPepper | None:
+        """The pepper an import digests with; raises when one is needed and missing."""
+        if self.legacy_pepper is None and self._legacy_bearer:
+            raise missing_pepper_error(self.store)
+        return self.legacy_pepper
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r})"
@@ -62,6 +75,12 @@ class KeyManager(_BaseManager):
         password_hasher: argon2 hasher for legacy secrets (default: argon2id,
             RFC 9106 low-memory profile).
         clock: POSIX time source (for tests).
+        legacy_pepper: The pepper of legacy look-up digests, as for
+            :class:`~scout_auth.Verifier` (default ``$SCOUT_AUTH_LEGACY_PEPPER``,
+            else the store's own for in-memory and SQLite stores). Every
+            manager and verifier of one store must use the same.
+        legacy_bearer: ``False``: imported legacy secrets get no look-up
+            digest (Basic only) and no pepper is needed.
 
     Example:
         >>> from scout_auth import InMemoryKeyStore, KeyManager
@@ -199,10 +218,19 @@ class KeyManager(_BaseManager):
     ) -> LegacyRecord:
         """Store an org's legacy secret from the old system, as an argon2id hash only.
 
-        Replaces any legacy secret the org had. Clients present it as HTTP
-        Basic credentials ``org_id:secret``.
+        Replaces any legacy secret the org had. Clients present it as
+        ``Bearer <secret>`` (found through its peppered look-up digest) or as
+        HTTP Basic credentials ``org_id:secret``.
+
+        Raises:
+            ConfigurationError: A shared store and no legacy pepper (see
+                :class:`~scout_auth.LegacyPepper`), unless the manager was
+                made with ``legacy_bearer=False``.
+            InvalidKeyOperation: An empty secret, or one that starts with
+                ``scout_sk_`` (it would be read as an Org Credential).
         """
-        return self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
+        op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
+        return self._run(op)  # type: ignore[no-any-return]
 
     def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """The org's legacy record (hash only)."""
@@ -355,7 +383,8 @@ class AsyncKeyManager(_BaseManager):
         self, org_id: str, secret: str, *, actor: str | None = None
     ) -> LegacyRecord:
         """See :meth:`KeyManager.import_legacy_key`."""
-        return await self._run(ops.import_legacy_key(org_id, secret, self._clock(), actor))  # type: ignore[no-any-return]
+        op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
+        return await self._run(op)  # type: ignore[no-any-return]
 
     async def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """See :meth:`KeyManager.get_legacy_key`."""

@@ -26,10 +26,20 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
+from typing import NoReturn
 
 from .exceptions import ConfigurationError
 
-__all__ = ["ENV_VAR", "MIN_PEPPER_LENGTH", "LegacyPepper", "new_pepper"]
+__all__ = [
+    "ENV_VAR",
+    "MIN_PEPPER_LENGTH",
+    "LegacyPepper",
+    "missing_pepper_error",
+    "new_pepper",
+    "resolve_pepper",
+    "unknown_pepper_error",
+    "unknown_peppers",
+]
 
 #: The environment variable a pepper is read from when none is passed.
 ENV_VAR = "SCOUT_AUTH_LEGACY_PEPPER"
@@ -132,6 +142,63 @@ class LegacyPepper:
     def __repr__(self) -> str:
         return f"LegacyPepper(ids={list(self._ids)!r})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         # Never pickled into a cache, a task queue or a crash dump by accident.
         raise TypeError("LegacyPepper cannot be pickled")
+
+
+def resolve_pepper(
+    store: object, configured: LegacyPepper | str | bytes | None, enabled: bool
+) -> LegacyPepper | None:
+    """The pepper a verifier or manager uses; ``None`` if disabled or none is found.
+
+    In order: ``configured``; ``$SCOUT_AUTH_LEGACY_PEPPER``; the store's own
+    (``embedded_legacy_pepper()``: the in-memory store and SQLite, whose data
+    lives on this machine only). ``None`` with ``enabled`` on is a
+    configuration error the caller raises (:func:`missing_pepper_error`):
+    never a silent fallback.
+
+    Raises:
+        ConfigurationError: A configured pepper is malformed.
+    """
+    if not enabled:
+        return None
+    if isinstance(configured, LegacyPepper):
+        return configured
+    if configured is not None:
+        if isinstance(configured, str):
+            return LegacyPepper.parse(configured)
+        return LegacyPepper(configured)
+    from_env = LegacyPepper.from_env()
+    if from_env is not None:
+        return from_env
+    embedded = getattr(store, "embedded_legacy_pepper", None)
+    own = embedded() if callable(embedded) else None
+    return LegacyPepper(own) if isinstance(own, bytes) else None
+
+
+def missing_pepper_error(store: object) -> ConfigurationError:
+    """The error for a shared store with no pepper configured."""
+    return ConfigurationError(
+        f"no legacy pepper for this {type(store).__name__}: a legacy secret sent as "
+        "`Bearer` finds its org through a digest keyed with a server-side pepper, and this "
+        f"store is shared with other machines. Set ${ENV_VAR} (the same value on every "
+        "instance, kept outside the store; make one with `scout-auth legacy-pepper new`) "
+        "or pass legacy_pepper=...; legacy_bearer=False accepts legacy secrets as Basic only"
+    )
+
+
+def unknown_peppers(counts: Mapping[str | None, int], pepper: LegacyPepper) -> dict[str, int]:
+    """Records per pepper id in ``counts`` that ``pepper`` does not know."""
+    return {pid: n for pid, n in counts.items() if pid is not None and not pepper.knows(pid)}
+
+
+def unknown_pepper_error(unknown: Mapping[str, int]) -> ConfigurationError:
+    """The startup error for digests made with peppers nobody configured."""
+    listed = ", ".join(f"{pid} ({n} records)" for pid, n in sorted(unknown.items()))
+    return ConfigurationError(
+        f"legacy look-up digests in the store were made with pepper ids {listed}, which "
+        f"${ENV_VAR} does not hold: Bearer legacy clients of those orgs would get 401. "
+        "Add the pepper they were made with after the current one (current first, "
+        "comma-separated); see `scout-auth legacy-pepper status`"
+    )

@@ -34,7 +34,7 @@ from ._credentials import (
     Credential,
     LegacyCredential,
     parse_basic,
-    parse_bearer,
+    parse_bearer_or_legacy,
     split_authorization,
 )
 from ._flow import (
@@ -42,10 +42,12 @@ from ._flow import (
     FetchKey,
     FetchLegacy,
     FetchRoles,
+    FindLegacy,
     Flow,
     Need,
     RememberContext,
     RememberNonce,
+    SetLegacyDigest,
     Verified,
     check_access,
     credential_flow,
@@ -61,6 +63,13 @@ from ._legacy_guard import (
     LegacyGuard,
 )
 from ._nonce import InMemoryNonceCache, NonceCache, takes_owner
+from ._pepper import (
+    LegacyPepper,
+    missing_pepper_error,
+    resolve_pepper,
+    unknown_pepper_error,
+    unknown_peppers,
+)
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest, authority_value
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
@@ -108,11 +117,6 @@ _Signed = tuple[RequestSignature, float]
 
 # _BaseVerifier._answer_locally: this need takes I/O.
 _FROM_STORE = object()
-
-
-def _parsed(cred: _Presented) -> Credential:
-    # A malformed token fails here, before any flight or store access.
-    return parse_bearer(cred) if isinstance(cred, str) else cred
 
 
 def _scopes(required: Iterable[str]) -> tuple[str, ...]:
@@ -172,6 +176,8 @@ class _BaseVerifier:
         legacy_queue: int = DEFAULT_LEGACY_QUEUE,
         legacy_negative_ttl: float = DEFAULT_LEGACY_NEGATIVE_TTL,
         legacy_negative_size: int = DEFAULT_LEGACY_NEGATIVE_SIZE,
+        legacy_pepper: LegacyPepper | str | bytes | None = None,
+        legacy_bearer: bool = True,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
             raise ValueError("cache_ttl and cache_size must be >= 0")
@@ -205,6 +211,12 @@ class _BaseVerifier:
             max_entries=legacy_negative_size,
         )
         self._clock = clock
+        # Found (or refused) now, at startup: never per request.
+        self.legacy_pepper = resolve_pepper(store, legacy_pepper, legacy_bearer)
+        if self.legacy_pepper is not None:
+            self._check_peppers(self.legacy_pepper)
+        elif legacy_bearer:
+            raise missing_pepper_error(store)
         # A weak reference: a store may outlive the verifiers that watch it.
         ref = weakref.WeakMethod(self._on_event)
 
@@ -217,6 +229,45 @@ class _BaseVerifier:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(store={self.store!r}, cached={len(self.cache)})"
+
+    def _check_peppers(self, pepper: LegacyPepper) -> None:
+        """Refuse to start over digests made with a pepper that is not configured."""
+        # One grouped read of the store, at construction (sync on both
+        # drivers: no loop may be running yet). A store that cannot answer
+        # now must not stop the service from starting: it says so and the
+        # requests it cannot serve get 503 as always.
+        try:
+            counts = self.store.legacy_digest_counts()
+        except Exception as exc:
+            logger.warning(
+                "could not check the legacy pepper against the store at startup (%s)",
+                type(exc).__name__,
+            )
+            return
+        unknown = unknown_peppers(counts, pepper)
+        if unknown and not any(pepper.knows(pid) for pid in counts if pid is not None):
+            # No digest in the store was made with any configured pepper:
+            # the pepper is wrong (or the store is not the one it was made for).
+            raise unknown_pepper_error(unknown)
+        if unknown:
+            # Some orgs' digests come from a pepper since dropped: their Bearer
+            # clients get 401 until a Basic use or a re-import digests them anew.
+            logger.warning("%s", unknown_pepper_error(unknown))
+        if counts.get(None):
+            logger.info(
+                "%d legacy records have no look-up digest yet: they work as Basic and "
+                "gain one at their first successful use or re-import",
+                counts[None],
+            )
+
+    def _parsed(self, cred: _Presented) -> Credential:
+        """The credential of a bearer token or legacy pair; a malformed one raises here.
+
+        Before any flight or store access, as a malformed token must be refused.
+        """
+        if isinstance(cred, str):
+            return parse_bearer_or_legacy(cred, self.legacy_pepper is not None)
+        return cred
 
     def _on_event(self, event: KeyEvent) -> None:
         if event.key_id is not None:
@@ -388,6 +439,11 @@ class _BaseVerifier:
             return self.nonce_cache, "remember", (need.key, need.ttl)
         if isinstance(need, FetchRoles):
             return self.store, "list_roles", (need.org_id,)
+        if isinstance(need, FindLegacy):
+            return self.store, "find_legacy", (need.digest,)
+        if isinstance(need, SetLegacyDigest):
+            args = (need.org_id, need.secret_hash, need.digest, need.pepper_id)
+            return self.store, "set_legacy_digest", args
         assert isinstance(need, FetchLegacy)
         return self.store, "get_legacy", (need.org_id,)
 
@@ -415,6 +471,16 @@ class _BaseVerifier:
         if usage is not None and usage.note(context, now):
             self._schedule_usage_flush()
         return context
+
+    @staticmethod
+    def _digest_not_set(need: SetLegacyDigest, exc: Exception) -> bool:
+        """A failed :class:`SetLegacyDigest` must not fail the request it rides on."""
+        logger.warning(
+            "could not store the legacy look-up digest of org %s (%s); again at its next use",
+            need.org_id,
+            type(exc).__name__,
+        )
+        return False
 
     def _legacy_checked(self, need: CheckLegacySecret, matched: bool, now: float) -> bool:
         """Remember an argon2 mismatch in the negative cache; returns ``matched``."""
@@ -506,6 +572,17 @@ class Verifier(_BaseVerifier):
             record takes effect at once.
         legacy_negative_size: Most wrong legacy secrets remembered (default
             10 000, oldest evicted first; only keyed fingerprints are kept).
+        legacy_pepper: The server-side pepper that lets a legacy secret sent
+            as ``Bearer`` find its org (a :class:`~scout_auth.LegacyPepper`,
+            or its text: peppers separated by commas, current first).
+            Default: ``$SCOUT_AUTH_LEGACY_PEPPER``, else the store's own
+            (in-memory and SQLite stores only). A shared store (PostgreSQL,
+            MariaDB, Redis) with neither raises
+            :class:`~scout_auth.exceptions.ConfigurationError` here, as do
+            digests in the store made with a pepper not configured.
+        legacy_bearer: Accept legacy secrets sent as ``Bearer`` (default).
+            ``False``: legacy secrets as ``Basic org_id:secret`` only, no
+            pepper needed.
 
     Every ``verify_*`` method takes ``client_ip=``: the client address, which
     a key with an IP allowlist needs (403 ``ip_not_allowed`` outside it, or
@@ -645,7 +722,7 @@ class Verifier(_BaseVerifier):
     ) -> OrgContext:
         fp, now, context = self._look_up(cred)
         if context is None:
-            parsed = _parsed(cred)
+            parsed = self._parsed(cred)
             context = self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
         return self._accept(context, required, client_ip, now)
 
@@ -660,7 +737,7 @@ class Verifier(_BaseVerifier):
         now, epoch, context = self._cold_start(fp)
         if context is not None:
             return context
-        flow = credential_flow(cred, now, self.require_scoped_keys)
+        flow = credential_flow(cred, now, self.require_scoped_keys, self.legacy_pepper)
         return self._finish(fp, self._drive(flow, now, epoch), now, epoch)
 
     def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
@@ -689,6 +766,8 @@ class Verifier(_BaseVerifier):
         except AuthError:
             raise
         except Exception as exc:
+            if type(need) is SetLegacyDigest:
+                return self._digest_not_set(need, exc)
             raise _store_failure(exc) from exc
         return self._stored(need, answer, now, epoch)
 
@@ -811,7 +890,7 @@ class AsyncVerifier(_BaseVerifier):
     ) -> OrgContext:
         fp, now, context = self._look_up(cred)
         if context is None:
-            parsed = _parsed(cred)
+            parsed = self._parsed(cred)
             context = await self._flight.run(self._flight_key(fp), lambda: self._cold(parsed, fp))
         return self._accept(context, required, client_ip, now)
 
@@ -826,7 +905,7 @@ class AsyncVerifier(_BaseVerifier):
         now, epoch, context = self._cold_start(fp)
         if context is not None:
             return context
-        flow = credential_flow(cred, now, self.require_scoped_keys)
+        flow = credential_flow(cred, now, self.require_scoped_keys, self.legacy_pepper)
         return self._finish(fp, await self._drive(flow, now, epoch), now, epoch)
 
     async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
@@ -858,5 +937,7 @@ class AsyncVerifier(_BaseVerifier):
         except AuthError:
             raise
         except Exception as exc:
+            if type(need) is SetLegacyDigest:
+                return self._digest_not_set(need, exc)
             raise _store_failure(exc) from exc
         return self._stored(need, answer, now, epoch)

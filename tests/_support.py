@@ -12,7 +12,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
-from scout_auth import InMemoryKeyStore
+from scout_auth import InMemoryKeyStore, LegacyPepper
 
 #: A fixed instant every clock-driven test starts at.
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -29,11 +29,27 @@ STORE_METHODS = frozenset(
         "get_legacy",
         "put_legacy",
         "delete_legacy",
+        "find_legacy",
+        "set_legacy_digest",
     }
 )
 WRITE_METHODS = frozenset(
-    {"add_key", "update_key", "rotate_key", "delete_key", "put_legacy", "delete_legacy"}
+    {
+        "add_key",
+        "update_key",
+        "rotate_key",
+        "delete_key",
+        "put_legacy",
+        "delete_legacy",
+        "set_legacy_digest",
+    }
 )
+
+#: The legacy pepper every test process runs with (tests/conftest.py sets it
+#: as $SCOUT_AUTH_LEGACY_PEPPER): the shared PostgreSQL, MariaDB and Redis
+#: servers only ever see digests of this one.
+TEST_LEGACY_PEPPER = "scout-auth-test-suite-pepper-not-for-production-use"
+TEST_PEPPER_ID = LegacyPepper(TEST_LEGACY_PEPPER).current_id
 
 
 def cheap_hasher() -> PasswordHasher:

@@ -12,7 +12,13 @@ import socket
 
 import pytest
 
+from tests._support import TEST_LEGACY_PEPPER
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Verifiers over a shared store need a legacy pepper (docs/legacy-keys.md);
+# the tests of what happens without one remove it with monkeypatch.
+os.environ.setdefault("SCOUT_AUTH_LEGACY_PEPPER", TEST_LEGACY_PEPPER)
 
 POSTGRES_URL = os.environ.get(
     "SCOUT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

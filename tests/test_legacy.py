@@ -186,6 +186,7 @@ def _count_arrivals(monkeypatch, verifier, everyone_in: threading.Event) -> None
 
 def test_concurrent_first_requests_run_argon2_once_threads(store, manager, monkeypatch):
     manager.import_legacy_key("org_legacy", SECRET)
+    store.calls.clear()  # the import's own reads and writes
     everyone_in = threading.Event()
     hasher = SpyHasher(gate=_gate_until(everyone_in))
     verifier = Verifier(store, password_hasher=hasher)
@@ -217,6 +218,7 @@ def test_concurrent_first_requests_run_argon2_once_threads(store, manager, monke
 @pytest.mark.anyio
 async def test_concurrent_first_requests_run_argon2_once_tasks(store, manager, monkeypatch):
     manager.import_legacy_key("org_legacy", SECRET)
+    store.calls.clear()  # the import's own reads and writes
     everyone_in = threading.Event()
     hasher = SpyHasher(gate=_gate_until(everyone_in))
     verifier = AsyncVerifier(store, password_hasher=hasher)
