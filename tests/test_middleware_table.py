@@ -67,6 +67,8 @@ def build_world(store: InMemoryKeyStore) -> World:
     t["unknown_key"] = format_token("a" * 20, parsed.seed)
     t["bad_checksum"] = t["good"][:-1] + ("A" if t["good"][-1] != "A" else "B")
     m.import_legacy_key("org_legacy", "old-system-secret")
+    m.import_legacy_key("org_legacy_off", "paused-legacy-secret")
+    m.disable_legacy("org_legacy_off")
     return World(t, store)
 
 
@@ -125,6 +127,27 @@ CASES = [
         id="legacy-unknown-org",
     ),
     pytest.param(raw("Basic !!notbase64"), "/whoami", 401, "invalid_token", id="basic-garbage"),
+    pytest.param(raw("Bearer old-system-secret"), "/whoami", 200, None, id="legacy-as-bearer"),
+    pytest.param(
+        raw("bearer   old-system-secret "), "/whoami", 200, None, id="legacy-as-bearer-spaced"
+    ),
+    pytest.param(
+        raw("Bearer old-system-secreT"), "/whoami", 401, "invalid_token", id="legacy-bearer-wrong"
+    ),
+    pytest.param(
+        raw("Bearer paused-legacy-secret"),
+        "/whoami",
+        401,
+        "legacy_disabled",
+        id="legacy-bearer-disabled",
+    ),
+    pytest.param(
+        basic("org_legacy_off", "paused-legacy-secret"),
+        "/whoami",
+        401,
+        "legacy_disabled",
+        id="legacy-basic-disabled",
+    ),
     pytest.param(lambda w: {}, "/health", 200, None, id="exempt-exact"),
     pytest.param(lambda w: {}, "/public/info", 200, None, id="exempt-prefix"),
     pytest.param(bearer("disabled"), "/health", 200, None, id="exempt-ignores-credentials"),
@@ -243,3 +266,24 @@ def test_custom_header_carries_a_bare_token(world):
         world, lambda w: {"x-api-key": w.tokens["good"]}, "/whoami", header="X-API-Key"
     )
     assert {k: v[0] for k, v in results.items()} == {"starlette": 200, "flask": 200, "wsgi": 200}
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        pytest.param("old-system-secret", 200, id="legacy-secret"),
+        pytest.param("old-system-secret-not", 401, id="wrong-legacy-secret"),
+    ],
+)
+def test_custom_header_carries_a_legacy_secret(world, value, status):
+    results = answers(world, lambda w: {"x-api-key": value}, "/whoami", header="X-API-Key")
+    results = {k: normalised(*v) for k, v in results.items()}
+    assert results["starlette"] == results["flask"] == results["wsgi"], results
+    assert results["starlette"][0] == status
+    if status == 200:
+        assert results["starlette"][2] == {
+            "org": "org_legacy",
+            "key": "legacy:org_legacy",
+            "name": "legacy",
+            "kind": "legacy",
+        }

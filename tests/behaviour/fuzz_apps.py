@@ -34,7 +34,16 @@ from scout_auth.starlette import ScoutAuthMiddleware
 from tests._support import cheap_hasher
 from tests.apps import EXEMPT, flask_app, starlette_app, wsgi_app
 
-__all__ = ["ASGI_ADAPTERS", "HOST", "OPTIONS", "RULES", "TARGETS", "World", "world"]
+__all__ = [
+    "ASGI_ADAPTERS",
+    "HOST",
+    "OPTIONS",
+    "RULES",
+    "TARGETS",
+    "World",
+    "fastapi_app",
+    "world",
+]
 
 #: The route rules every fuzz app is configured with.
 RULES = [("*", "/write*", ["drive:write"]), ("GET", "/read", ["drive:read"])]
@@ -139,9 +148,12 @@ def _starlette_catchall(verifier: AsyncVerifier) -> Starlette:
     )
 
 
-def _fastapi(verifier: AsyncVerifier, kind: str) -> FastAPI:
+def fastapi_app(verifier: AsyncVerifier, kind: str = "apps", **options: Any) -> FastAPI:
+    """The FastAPI fuzz app: the routes of tests/apps.py as dependencies, or a catch-all."""
     app = FastAPI()
-    app.add_middleware(ScoutAuthMiddleware, verifier=verifier, exempt_paths=EXEMPT, **OPTIONS)
+    app.add_middleware(
+        ScoutAuthMiddleware, verifier=verifier, exempt_paths=EXEMPT, **{**OPTIONS, **options}
+    )
     if kind == "catchall":
 
         @app.api_route("/{rest:path}", methods=_ALL_METHODS)
@@ -203,7 +215,7 @@ def _build_app(store: InMemoryKeyStore, adapter: str, kind: str) -> Any:
             return starlette_app(averifier, **OPTIONS)
         return _starlette_catchall(averifier)
     if adapter == "fastapi":
-        return _fastapi(AsyncVerifier(store, password_hasher=hasher), kind)
+        return fastapi_app(AsyncVerifier(store, password_hasher=hasher), kind)
     verifier = Verifier(store, password_hasher=hasher)
     if adapter == "flask":
         app = flask_app(verifier, **OPTIONS) if kind == "apps" else _flask_catchall(verifier)
