@@ -14,6 +14,8 @@
     scout-auth --store URL legacy-delete ORG
     scout-auth --store URL legacy-status ORG [--days N]
     scout-auth --store URL legacy-disable ORG | legacy-enable ORG
+    scout-auth legacy-pepper new             # a fresh pepper for $SCOUT_AUTH_LEGACY_PEPPER
+    scout-auth --store URL legacy-pepper status  # digests per pepper id; exit 1 if none fits
 
 ``--store`` (or ``$SCOUT_AUTH_STORE``) is a SQLAlchemy URL
 (``sqlite:///keys.db``, ``postgresql+psycopg://…``, ``mysql+pymysql://…``)
@@ -37,6 +39,14 @@ from typing import Any
 
 from . import __version__
 from ._manager import KeyManager
+from ._pepper import (
+    ENV_VAR,
+    missing_pepper_error,
+    new_pepper,
+    resolve_pepper,
+    unknown_pepper_error,
+    unknown_peppers,
+)
 from ._records import KeyRecord, LegacyStatus
 from ._tokens import TOKEN_REGEX, parse_token
 from .exceptions import ScoutAuthError
@@ -134,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--days", type=int, default=30)
     for name in ("legacy-disable", "legacy-enable"):
         sub.add_parser(name, help=f"{name[7:]} legacy auth for an org").add_argument("org_id")
+    pepper = sub.add_parser(
+        "legacy-pepper", help=f"make a pepper for ${ENV_VAR}, or check the store against it"
+    )
+    pepper.add_argument("action", choices=["new", "status"])
     return parser
 
 
@@ -169,7 +183,14 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
     elif args.command == "legacy-import":
         secret = sys.stdin.readline().rstrip("\n")
         legacy = manager.import_legacy_key(args.org_id, secret)
-        out({"org_id": legacy.org_id, "created_at": legacy.created_at.isoformat()})
+        out(
+            {
+                "org_id": legacy.org_id,
+                "created_at": legacy.created_at.isoformat(),
+                # False: the secret is another org's too, so Basic only.
+                "bearer": legacy.lookup_digest is not None,
+            }
+        )
     elif args.command == "legacy-delete":
         manager.delete_legacy_key(args.org_id)
         out({"org_id": args.org_id, "legacy": False})
@@ -180,6 +201,29 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
             manager.disable_legacy if args.command == "legacy-disable" else manager.enable_legacy
         )
         out({"org_id": args.org_id, "enabled": switch(args.org_id).enabled})
+    return 0
+
+
+def _pepper_status(store: KeyStore) -> int:
+    """Print which pepper made the store's legacy digests; 1 if the configured one fits none."""
+    pepper = resolve_pepper(store, None, True)
+    if pepper is None:
+        print(f"scout-auth: {missing_pepper_error(store)}", file=sys.stderr)
+        return 1
+    counts = store.legacy_digest_counts()
+    unknown = unknown_peppers(counts, pepper)
+    report = {
+        "configured": list(pepper.ids),
+        "current": pepper.current_id,
+        "records": {
+            ("none" if pid is None else pid): n for pid, n in sorted(counts.items(), key=str)
+        },
+        "unknown": unknown,
+    }
+    print(json.dumps(report))
+    if unknown and not any(pepper.knows(pid) for pid in counts if pid is not None):
+        print(f"scout-auth: {unknown_pepper_error(unknown)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -194,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "legacy-pepper" and args.action == "new":
+        print(new_pepper())
+        return 0
     if not args.store:
         print(f"scout-auth: --store URL (or ${STORE_ENV}) is required", file=sys.stderr)
         return 2
@@ -205,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     store = open_store(args.store)
     try:
+        if args.command == "legacy-pepper":
+            return _pepper_status(store)
         return _manage(args, KeyManager(store))
     except (ScoutAuthError, ValueError) as exc:
         print(f"scout-auth: {exc}", file=sys.stderr)

@@ -221,3 +221,51 @@ def test_a_cli_disable_reaches_a_running_redis_verifier(capsys, redis_url):
         pytest.fail("the running verifier never saw the CLI's disable")
     run(capsys, "--store", redis_url, "delete", created["key_id"])
     running.close()
+
+
+# -- the legacy pepper (issue 10) ---------------------------------------------
+
+
+def test_legacy_pepper_new_prints_a_usable_pepper(capsys):
+    from scout_auth import LegacyPepper
+
+    assert main(["legacy-pepper", "new"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["legacy-pepper", "new"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert first != second
+    assert len(first) >= 43
+    LegacyPepper(first)  # long enough to be accepted
+
+
+def test_a_legacy_import_through_the_cli_works_as_bearer(sqlite_store_url, capsys, monkeypatch):
+    from scout_auth.stores.sql import SQLKeyStore
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    code, [out] = run(capsys, "--store", sqlite_store_url, "legacy-import", "org_cli")
+    assert code == 0
+    assert out["bearer"] is True
+    store = SQLKeyStore(sqlite_store_url)
+    assert Verifier(store).verify_token("old-system-secret").org_id == "org_cli"
+    store.close()
+
+
+def test_legacy_pepper_status_reports_digests_per_pepper(sqlite_store_url, capsys, monkeypatch):
+    from scout_auth import LegacyPepper
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-system-secret\n"))
+    run(capsys, "--store", sqlite_store_url, "legacy-import", "org_cli")
+    current = LegacyPepper.from_env()
+    assert current is not None
+    code, [report] = run(capsys, "--store", sqlite_store_url, "legacy-pepper", "status")
+    assert code == 0
+    assert report["current"] == current.current_id
+    assert report["records"] == {current.current_id: 1}
+    assert report["unknown"] == {}
+    # Another pepper configured: the store's digests fit none of it → exit 1.
+    monkeypatch.setenv("SCOUT_AUTH_LEGACY_PEPPER", "a-completely-different-pepper-" + "x" * 20)
+    code = main(["--store", sqlite_store_url, "legacy-pepper", "status"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["unknown"] == {current.current_id: 1}
+    assert "SCOUT_AUTH_LEGACY_PEPPER does not hold" in captured.err
