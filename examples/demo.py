@@ -183,27 +183,71 @@ def walk(name: str, base_url: str, store: InMemoryKeyStore) -> None:
             expect=401,
             expect_code="invalid_token",
         )
-        manager.import_legacy_key(org, "legacy-secret-from-old-system")
-        legacy = base64.b64encode(f"{org}:legacy-secret-from-old-system".encode()).decode()
-        step(
-            http,
-            "legacy secret (Basic org:secret)",
-            "GET",
-            "/files",
-            auth=f"Basic {legacy}",
-            expect=200,
-        )
-        manager.delete_legacy_key(org)
-        step(
-            http,
-            "legacy after migration",
-            "GET",
-            "/files",
-            auth=f"Basic {legacy}",
-            expect=401,
-            expect_code="invalid_token",
-        )
+        legacy_steps(http, manager, org)
     signed_steps(base_url, manager, org)
+
+
+def legacy_steps(http: httpx.Client, manager: KeyManager, org: str) -> None:
+    """An unmigrated client sends its old secret as a bearer token: 200 -> migrate -> 401."""
+    secret = "legacy-secret-from-old-system"
+    manager.import_legacy_key(org, secret)
+    basic = base64.b64encode(f"{org}:{secret}".encode()).decode()
+    step(
+        http,
+        "unchanged legacy client (Bearer <legacy>)",
+        "GET",
+        "/files",
+        auth=bearer(secret),
+        expect=200,
+    )
+    step(
+        http,
+        "legacy secret as Basic org:secret",
+        "GET",
+        "/files",
+        auth=f"Basic {basic}",
+        expect=200,
+    )
+    status = manager.legacy_status(org)
+    print(f"  legacy status: exists={status.exists} enabled={status.enabled}")
+    # Migrate: the integration gets an Org Credential and switches to it.
+    migrated = manager.create_key(org, "old integration (migrated)", scopes=["files:*"])
+    step(
+        http,
+        "the same client with its new Org Credential",
+        "GET",
+        "/files",
+        auth=bearer(migrated.token),
+        expect=200,
+    )
+    manager.disable_legacy(org)
+    step(
+        http,
+        "legacy secret once legacy is switched off",
+        "GET",
+        "/files",
+        auth=bearer(secret),
+        expect=401,
+        expect_code="legacy_disabled",
+    )
+    manager.delete_legacy_key(org)
+    step(
+        http,
+        "legacy secret after migration (deleted)",
+        "GET",
+        "/files",
+        auth=bearer(secret),
+        expect=401,
+        expect_code="invalid_token",
+    )
+    step(
+        http,
+        "the migrated client keeps working",
+        "GET",
+        "/files",
+        auth=bearer(migrated.token),
+        expect=200,
+    )
 
 
 def check(
