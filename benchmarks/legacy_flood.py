@@ -12,7 +12,7 @@ sync view (``def``: Starlette runs it in anyio's default thread pool) and an
 async view. One org has a bearer key, another a legacy secret.
 
 An *innocent* client sends authenticated requests (a valid bearer token,
-warm cache) to each view, one at a time per view, in three phases:
+warm cache) to each view, one at a time per view, in four phases:
 
 a. ``quiet``: nothing else happens (the floor);
 b. ``cheap flood``: ``--flood`` connections send requests without
@@ -20,7 +20,11 @@ b. ``cheap flood``: ``--flood`` connections send requests without
    no argon2): what a request flood of that shape costs by itself;
 c. ``legacy flood``: the same connections send ``Basic`` credentials for the
    legacy org, each with a secret never sent before (401 or, past the
-   verifier's queue, 503 ``legacy_busy``).
+   verifier's queue, 503 ``legacy_busy``);
+d. ``bearer flood``: the same connections send ``Bearer`` tokens that are
+   not Org Credentials, each never sent before: maybe legacy secrets, so
+   each costs a look-up digest and an indexed read, but no record holds it
+   (401, and no argon2 run: issue 10).
 
 It prints p50/p99 of the innocent requests per view and phase, the ratios
 to the quiet phase, the flood's answers by status, and the server's peak
@@ -51,6 +55,8 @@ from benchmarks._stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 180.0  # seconds: a guard against a hung server, far above any result
+#: Flood phase -> what each flood request carries.
+FLOODS = {"cheap flood": "none", "legacy flood": "basic", "bearer flood": "bearer"}
 
 
 # -- the server (child process) ------------------------------------------------------
@@ -182,7 +188,15 @@ async def _innocent(port: int, token: str, phase: Phase, *, seconds: float, coun
     await asyncio.gather(client("sync"), client("async"))
 
 
-async def _flood(port: int, n: int, legacy: bool, seconds: float) -> dict[int, int]:
+def _credential(kind: str, n: int) -> str | None:
+    if kind == "basic":
+        return _basic("org_legacy", f"wrong-{n}")
+    if kind == "bearer":
+        return f"Bearer not-a-legacy-secret-{n}"
+    return None
+
+
+async def _flood(port: int, n: int, kind: str, seconds: float) -> dict[int, int]:
     """``n`` connections sending as fast as they are answered for ``seconds``."""
     secrets = itertools.count()
     answers: dict[int, int] = {}
@@ -191,7 +205,7 @@ async def _flood(port: int, n: int, legacy: bool, seconds: float) -> dict[int, i
     async def worker() -> None:
         conn = Connection(port)
         while time.perf_counter() < deadline:
-            auth = _basic("org_legacy", f"wrong-{next(secrets)}") if legacy else None
+            auth = _credential(kind, next(secrets))
             try:
                 status = await asyncio.wait_for(conn.get("/async", auth), TIMEOUT)
             except (OSError, asyncio.IncompleteReadError):
@@ -204,9 +218,9 @@ async def _flood(port: int, n: int, legacy: bool, seconds: float) -> dict[int, i
     return answers
 
 
-def flood(port: int, n: int, legacy: bool, seconds: float) -> None:
+def flood(port: int, n: int, kind: str, seconds: float) -> None:
     """The flood (child process): its own interpreter, so it never delays the innocent client."""
-    answers = asyncio.run(_flood(port, n, legacy, seconds))
+    answers = asyncio.run(_flood(port, n, kind, seconds))
     print(json.dumps({str(k): v for k, v in answers.items()}), flush=True)
 
 
@@ -227,8 +241,7 @@ def _run_phase(port: int, pid: int, token: str, phase: Phase, args: argparse.Nam
             return
         command = [sys.executable, "-m", "benchmarks.legacy_flood", "flood", "--port", str(port)]
         command += ["--flood", str(args.flood), "--seconds", str(args.seconds + 1.0)]
-        if phase.name == "legacy flood":
-            command.append("--legacy")
+        command += ["--kind", FLOODS[phase.name]]
         flooder = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603
         try:
             time.sleep(1.0)  # let the flood build up
@@ -277,10 +290,11 @@ def _report(phases: list[Phase], library: str) -> None:
                 f"{phase.name:<14} {view:<6} {len(samples):>5} {p50 * 1e3:>10.2f} "
                 f"{p99 * 1e3:>10.2f} {p50 / q50:>8.1f} {p99 / q99:>8.1f}"
             )
-    cheap, legacy = phases[1], phases[2]
-    for view in ("sync", "async"):
-        ratio = percentile(legacy.samples[view], 50) / percentile(cheap.samples[view], 50)
-        print(f"legacy flood / cheap flood, {view} p50: {ratio:.1f}x")
+    cheap = phases[1]
+    for flooded in phases[2:]:
+        for view in ("sync", "async"):
+            ratio = percentile(flooded.samples[view], 50) / percentile(cheap.samples[view], 50)
+            print(f"{flooded.name} / cheap flood, {view} p50: {ratio:.2f}x")
     for phase in phases[1:]:
         answers = ", ".join(f"{k or 'error'}: {v}" for k, v in sorted(phase.answers.items()))
         growth = (phase.rss_peak - phase.rss_before) / 2**20
@@ -298,13 +312,15 @@ def main() -> int:
     parser.add_argument("--flood", type=int, default=150, help="concurrent flood connections")
     parser.add_argument("--seconds", type=float, default=10.0, help="per flood phase")
     parser.add_argument("--quiet-requests", type=int, default=300, help="per view")
-    parser.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--kind", default="none", choices=sorted(set(FLOODS.values())), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.mode == "serve":
         serve(args.port, args.library)
         return 0
     if args.mode == "flood":
-        flood(args.port, args.flood, args.legacy, args.seconds)
+        flood(args.port, args.flood, args.kind, args.seconds)
         return 0
     port = _free_port()
     command = [sys.executable, "-m", "benchmarks.legacy_flood", "serve", "--port", str(port)]
@@ -315,7 +331,7 @@ def main() -> int:
         assert server.stdout is not None
         _, token, library = server.stdout.readline().split()
         _wait_ready(port)
-        phases = [Phase("quiet"), Phase("cheap flood"), Phase("legacy flood")]
+        phases = [Phase(name) for name in ("quiet", *FLOODS)]
         started = time.monotonic()
         for phase in phases:
             _run_phase(port, server.pid, token, phase, args)
