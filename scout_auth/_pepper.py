@@ -32,6 +32,7 @@ from .exceptions import ConfigurationError
 
 __all__ = [
     "ENV_VAR",
+    "MAX_PEPPERS",
     "MIN_PEPPER_LENGTH",
     "LegacyPepper",
     "missing_pepper_error",
@@ -46,6 +47,10 @@ ENV_VAR = "SCOUT_AUTH_LEGACY_PEPPER"
 
 #: Shortest pepper accepted, in bytes (its UTF-8 encoding for text).
 MIN_PEPPER_LENGTH = 32
+
+#: Most peppers accepted at once: a bearer token no record holds costs one
+#: look-up per pepper, and a rotation needs two.
+MAX_PEPPERS = 4
 
 # Domain separation: the digest of a secret and a pepper's id are HMACs of
 # different messages, so neither can stand in for the other.
@@ -74,7 +79,7 @@ class LegacyPepper:
     """Server-side keys for the look-up digests of legacy secrets.
 
     Args:
-        peppers: One or more secrets of at least 32 bytes, current first.
+        peppers: One to four secrets of at least 32 bytes, current first.
             Later ones are accepted for look-ups only, so a pepper can be
             rotated (see docs/legacy-keys.md).
 
@@ -92,6 +97,10 @@ class LegacyPepper:
     def __init__(self, *peppers: str | bytes) -> None:
         if not peppers:
             raise ConfigurationError("LegacyPepper needs at least one pepper")
+        if len(peppers) > MAX_PEPPERS:
+            raise ConfigurationError(
+                f"at most {MAX_PEPPERS} legacy peppers (each costs a look-up per unknown token)"
+            )
         keys = tuple(_pepper_bytes(p) for p in peppers)
         self._keys = keys
         self._ids = tuple(hmac.new(k, _ID_LABEL, hashlib.sha256).hexdigest()[:12] for k in keys)

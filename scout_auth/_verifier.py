@@ -601,7 +601,7 @@ class Verifier(_BaseVerifier):
     def verify_token(
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
     ) -> OrgContext:
-        """Verify a bare ``scout_sk_`` token.
+        """Verify a bare token: a ``scout_sk_`` Org Credential, or an org's legacy secret.
 
         Raises:
             AuthError: A subclass saying why (see :mod:`scout_auth.exceptions`).
@@ -627,7 +627,11 @@ class Verifier(_BaseVerifier):
         required_scopes: Iterable[str] = (),
         client_ip: str | None = None,
     ) -> OrgContext:
-        """Verify an ``Authorization`` header value (``Bearer`` or legacy ``Basic``)."""
+        """Verify an ``Authorization`` header value.
+
+        ``Bearer`` carries an Org Credential or an org's legacy secret,
+        ``Basic`` a legacy ``org_id:secret``.
+        """
         return self._verify(self._credential(authorization), _scopes(required_scopes), client_ip)
 
     def verify_signed(
@@ -791,7 +795,7 @@ class AsyncVerifier(_BaseVerifier):
     async def verify_token(
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
     ) -> OrgContext:
-        """Verify a bare ``scout_sk_`` token."""
+        """Verify a bare token (an Org Credential or a legacy secret)."""
         return await self._verify(token, _scopes(required_scopes), client_ip)
 
     async def verify_legacy(

@@ -422,6 +422,7 @@ def test_the_pepper_comes_from_the_environment(monkeypatch):
         pytest.param(" , ", id="separators-only"),
         pytest.param("too-short-pepper-31-characters!", id="short"),
         pytest.param(PEPPER_A + ",too-short-pepper-31-characters!", id="one-of-two-short"),
+        pytest.param(",".join([PEPPER_A] * 5) + ",too-short", id="five-peppers"),
     ],
 )
 def test_a_malformed_pepper_is_a_startup_error_that_does_not_echo_it(monkeypatch, value):
