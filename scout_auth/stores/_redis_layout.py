@@ -10,12 +10,33 @@ maps a key id to its org; it is written once before the key and never
 changes, so it needs no atomicity with the org's data (an orphan entry whose
 key record is missing reads as "no such key").
 
+A legacy secret sent as ``Bearer`` names no org either: a second directory
+maps its look-up digest (an HMAC under a pepper that never reaches Redis,
+see :mod:`scout_auth._pepper`) to the org, hash tag ``{l:<hex digest>}``,
+and the org's legacy hash keeps the same digest in ``lookup_digest``. The
+two live in different slots, so no write can change both atomically; the
+record is the truth and the directory only a pointer to check. A look-up
+reads the entry, then the org's record, and answers ``None`` unless that
+record holds exactly the digest asked for: a stale or orphan entry never
+names the wrong org. How writes claim, take over and release entries (and
+why two orgs never both hold a digest) is in :mod:`._redis_legacy`.
+
+``legacy_digest_counts`` (run at startup and by ``doctor``, never per
+request) needs every org's legacy hash. A counter or a set of orgs would be
+one key in one slot, which the org's script cannot update on a cluster, so
+it would drift; instead a ``SCAN`` with ``MATCH <prefix>:{o:*}:legacy``
+visits every key of the database (on a cluster: of every primary), about
+one round trip per thousand keys, then one ``HMGET`` per legacy record in
+pipelined batches. Always exact, nothing to keep in step.
+
 With ``prefix="scout"``::
 
     scout:{k:<key_id>}                string  org id (directory)
+    scout:{l:<hex digest>}            string  org id (legacy look-up digest directory)
     scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
-    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``)
+    scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``,
+                                              ``lookup_digest`` hex, ``pepper_id``)
     scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
     scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
     scout:{o:<org_id>}:audit          stream  the org's audit events
@@ -32,8 +53,8 @@ cluster too, and the keys' nonces spread over the cluster.
 
 Ids are percent-escaped (``%``, ``{``, ``}``, ``:``) in key names so no id can
 break out of its hash tag or collide with another key. Values are text only
-(base64 public keys, ISO 8601 UTC timestamps with microseconds, JSON
-scopes), so clients with ``decode_responses`` on or off read them alike and
+(base64 public keys, hex look-up digests, ISO 8601 UTC timestamps with
+microseconds, JSON scopes), so clients with ``decode_responses`` on or off read them alike and
 the fixed-width timestamps compare as strings, in Lua too.
 """
 
@@ -42,6 +63,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +85,8 @@ __all__ = [
 ]
 
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", ":": "%3A"})
+# SCAN MATCH is a glob: a prefix is matched literally (it may hold any of these).
+_GLOB = re.compile(r"([\\*?\[\]])")
 _MAX_NONCE_KEY = 200
 
 
@@ -95,6 +119,20 @@ class Layout:
     def legacy(self, org_id: str) -> str:
         """The org's legacy hash record."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    def legacy_directory(self, lookup_digest: bytes) -> str:
+        """The legacy look-up digest -> org id entry (a slot of its own)."""
+        return f"{self.prefix}:{{l:{lookup_digest.hex()}}}"
+
+    @property
+    def legacy_pattern(self) -> str:
+        """A ``SCAN MATCH`` glob for every org's legacy hash under this prefix, and nothing else.
+
+        Only a legacy hash ends in ``}:legacy``: ids in names are escaped, so
+        no other name has a ``}`` after its hash tag.
+        """
+        literal = _GLOB.sub(r"\\\1", self.prefix)
+        return f"{literal}:{{o:*}}:legacy"
 
     def legacy_usage(self, org_id: str) -> str:
         """The org's legacy uses per UTC day (``YYYY-MM-DD`` fields) and ``last``."""
@@ -223,18 +261,33 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
 
 
 def legacy_fields(record: LegacyRecord) -> list[str]:
-    """A legacy record as flat ``HSET`` pairs: the argon2id hash only."""
-    return [
+    """A legacy record as flat ``HSET`` pairs: the argon2id hash and the keyed digest only.
+
+    ``lookup_digest`` and ``pepper_id`` are left out when ``None``, so a
+    record without a digest reads the same as one written before digests.
+    """
+    fields = [
         "org_id", record.org_id,
         "secret_hash", record.secret_hash,
         "created_at", format_time(record.created_at),
     ]  # fmt: skip
+    if record.lookup_digest is not None:
+        fields += ["lookup_digest", record.lookup_digest.hex()]
+    if record.pepper_id is not None:
+        fields += ["pepper_id", record.pepper_id]
+    return fields
 
 
 def legacy_from_fields(fields: Mapping[str, str]) -> LegacyRecord:
     """The inverse of :func:`legacy_fields`."""
     created = _parse_time(fields["created_at"])
     assert created is not None
+    digest = fields.get("lookup_digest")
     return LegacyRecord(
-        fields["org_id"], fields["secret_hash"], created, fields.get("enabled", "1") == "1"
+        fields["org_id"],
+        fields["secret_hash"],
+        created,
+        fields.get("enabled", "1") == "1",
+        lookup_digest=bytes.fromhex(digest) if digest else None,
+        pepper_id=fields.get("pepper_id") or None,
     )

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Each store operation is a generator that yields what it needs from Redis —
 a :class:`Call` (one command), a :class:`Batch` (commands in one round
-trip), a :class:`Lua` (a script run atomically) — or a :class:`Notify`
-(tell this process's subscribers), and returns the operation's result. The
+trip), a :class:`Lua` (a script run atomically), a :class:`Scan` (key names
+by pattern, on every primary of a cluster) — or a :class:`Notify` (tell
+this process's subscribers), and returns the operation's result. The
 store drives it with a sync client or ``await``\\ s it on an async client
 (the httpx ``auth_flow`` pattern); neither driver knows what a key is.
 
@@ -15,6 +16,9 @@ Every write is one Lua script whose keys share the org's hash slot (see
 a committed write, and a process that receives it and then reads sees the
 new state (commands on one server execute in order), which is what lets a
 remote revocation never be undone by a cache fill that raced with it.
+
+The org's legacy record and its look-up digest directory are in
+:mod:`._redis_legacy` (same needs, same drivers).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .._records import KeyRecord, LegacyRecord, RoleRecord
+from .._records import KeyRecord, RoleRecord
 from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
 from ._feed import encode_event_payload
 from ._redis_layout import (
@@ -37,8 +41,6 @@ from ._redis_layout import (
     json_list,
     key_fields,
     key_from_fields,
-    legacy_fields,
-    legacy_from_fields,
     text,
 )
 
@@ -50,7 +52,9 @@ __all__ = [
     "Notify",
     "Op",
     "Ops",
+    "Scan",
     "Script",
+    "published",
 ]
 
 T = TypeVar("T")
@@ -102,13 +106,26 @@ class Lua:
 
 
 @dataclass(frozen=True, slots=True)
+class Scan:
+    """Need: every key name matching the glob ``match`` (``SCAN``; on a cluster,
+    on every primary). Names may repeat; the answer is a list.
+
+    Walks the whole keyspace, ``count`` keys per round trip: for rare
+    whole-store reads only (startup, ``doctor``), never per request.
+    """
+
+    match: str
+    count: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class Notify:
     """Need: deliver ``events`` to this process's subscribers (after the write)."""
 
     events: tuple[KeyEvent, ...]
 
 
-Need = Call | Batch | Lua | Notify
+Need = Call | Batch | Lua | Scan | Notify
 Op = Generator[Need, Any, T]
 
 # KEYS[1] record, KEYS[2] index; ARGV channel, payload, index member, fields...
@@ -168,30 +185,6 @@ return fields
 """,
 )
 
-# KEYS[1] legacy record; ARGV channel, payload, fields... A new hash keeps the switch.
-PUT_LEGACY = Script(
-    "put_legacy",
-    """
-local enabled = redis.call('HGET', KEYS[1], 'enabled')
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if enabled then redis.call('HSET', KEYS[1], 'enabled', enabled) end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1
-""",
-)
-
-# KEYS[1] legacy record; ARGV channel, payload, "1" or "0"
-SET_LEGACY_ENABLED = Script(
-    "set_legacy_enabled",
-    """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'enabled', ARGV[3])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return redis.call('HGETALL', KEYS[1])
-""",
-)
-
 # KEYS[1] roles hash; ARGV channel, payload, name, JSON scopes
 PUT_ROLE = Script(
     "put_role",
@@ -238,16 +231,6 @@ return 1
 """,
 )
 
-# KEYS[1] legacy record; ARGV channel, payload
-DELETE_LEGACY = Script(
-    "delete_legacy",
-    """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1
-""",
-)
-
 # KEYS[1] directory entry; ARGV org id. Delete it only if it still names that org.
 RELEASE_DIRECTORY = Script(
     "release_directory",
@@ -262,15 +245,25 @@ SCRIPTS = (
     UPDATE_KEY,
     ROTATE_KEY,
     DELETE_KEY,
-    PUT_LEGACY,
-    DELETE_LEGACY,
     RELEASE_DIRECTORY,
-    SET_LEGACY_ENABLED,
     PUT_ROLE,
     DELETE_ROLE,
     RECORD_USAGE,
     RECORD_LEGACY_USAGE,
 )
+
+
+def published(
+    layout: Layout,
+    origin: str,
+    script: Script,
+    keys: tuple[str, ...],
+    events: tuple[KeyEvent, ...],
+    *args: str,
+) -> Lua:
+    """A write that also ``PUBLISH``\\ es ``events``: ARGV channel, payload, then ``args``."""
+    payload = encode_event_payload(origin, events)
+    return Lua(script, keys, (layout.channel, payload, *args))
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +276,7 @@ class Ops:
     def _write(
         self, script: Script, keys: tuple[str, ...], events: tuple[KeyEvent, ...], *args: str
     ) -> Lua:
-        payload = encode_event_payload(self.origin, events)
-        return Lua(script, keys, (self.layout.channel, payload, *args))
+        return published(self.layout, self.origin, script, keys, events, *args)
 
     def _org_of(self, key_id: str) -> Op[str | None]:
         org = yield Call(("GET", self.layout.directory(key_id)))
@@ -400,37 +392,6 @@ class Ops:
 
     def _release(self, key_id: str, org: str) -> Lua:
         return Lua(RELEASE_DIRECTORY, (self.layout.directory(key_id),), (org,), best_effort=True)
-
-    def get_legacy(self, org_id: str) -> Op[LegacyRecord | None]:
-        """See :meth:`KeyStore.get_legacy`."""
-        fields = fields_from_reply((yield Call(("HGETALL", self.layout.legacy(org_id)))))
-        return legacy_from_fields(fields) if fields else None
-
-    def put_legacy(self, record: LegacyRecord) -> Op[None]:
-        """See :meth:`KeyStore.put_legacy`."""
-        fields = legacy_fields(record)
-        event = KeyEvent("legacy_imported", record.org_id)
-        yield self._write(PUT_LEGACY, (self.layout.legacy(record.org_id),), (event,), *fields)
-        yield Notify((event,))
-
-    def delete_legacy(self, org_id: str) -> Op[bool]:
-        """See :meth:`KeyStore.delete_legacy`."""
-        event = KeyEvent("legacy_deleted", org_id)
-        if not (yield self._write(DELETE_LEGACY, (self.layout.legacy(org_id),), (event,))):
-            return False
-        yield Notify((event,))
-        return True
-
-    def set_legacy_enabled(self, org_id: str, enabled: bool) -> Op[LegacyRecord | None]:
-        """See :meth:`KeyStore.set_legacy_enabled`."""
-        event = KeyEvent("legacy_updated", org_id)
-        flag = "1" if enabled else "0"
-        keys = (self.layout.legacy(org_id),)
-        reply = yield self._write(SET_LEGACY_ENABLED, keys, (event,), flag)
-        if reply is None:
-            return None
-        yield Notify((event,))
-        return legacy_from_fields(fields_from_reply(reply))
 
     # -- roles ------------------------------------------------------------
     def put_role(self, role: RoleRecord) -> Op[None]:

@@ -1,4 +1,5 @@
-"""The Redis key store: the operations of :mod:`._redis_ops`, driven sync or async."""
+"""The Redis key store: the operations of :mod:`._redis_ops` and :mod:`._redis_legacy`,
+driven sync or async."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from ._redis_audit_sink import RedisAuditSink
 from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
 from ._redis_events import EventListener
 from ._redis_layout import Layout
-from ._redis_ops import Batch, Call, Lua, Need, Notify, Op, Ops
+from ._redis_legacy import LegacyOps
+from ._redis_ops import Batch, Call, Lua, Need, Notify, Op, Ops, Scan
 
 __all__ = ["RedisKeyStore"]
 
@@ -78,6 +80,7 @@ class RedisKeyStore(StoreEventsMixin):
         self.layout = Layout(prefix)
         self.origin = uuid.uuid4().hex
         self._ops = Ops(self.layout, self.origin)
+        self._legacy = LegacyOps(self.layout, self.origin)
         self._closed = False
         self._listener: EventListener | None = None
         if listen:
@@ -152,6 +155,17 @@ class RedisKeyStore(StoreEventsMixin):
         """
         return RedisAuditSink(self, maxlen=maxlen)
 
+    def embedded_legacy_pepper(self) -> None:
+        """No pepper of its own: configure ``$SCOUT_AUTH_LEGACY_PEPPER`` in production.
+
+        Redis is shared by a fleet, so every instance must use the same
+        pepper, and it must never be stored next to the digests it keys (a
+        dump would then test guesses at HMAC speed). The store keeps none;
+        without a configured pepper, legacy secrets sent as ``Bearer`` find
+        no org (``Basic`` with the org id keeps working).
+        """
+        return None
+
     # -- drivers ----------------------------------------------------------
     def _run(self, op: Op[T]) -> T:
         client = self._clients.sync
@@ -178,6 +192,9 @@ class RedisKeyStore(StoreEventsMixin):
                     return client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
                 except NoScriptError:
                     return client.eval(need.script.source, len(need.keys), *keys_and_args)
+            if isinstance(need, Scan):
+                # On a RedisCluster client scan_iter visits every primary.
+                return list(client.scan_iter(match=need.match, count=need.count))
             pipe = client.pipeline(transaction=False)
             for args in need.calls:
                 pipe.execute_command(*args)  # type: ignore[no-untyped-call]
@@ -214,6 +231,8 @@ class RedisKeyStore(StoreEventsMixin):
                     return await client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
                 except NoScriptError:
                     return await client.eval(need.script.source, len(need.keys), *keys_and_args)
+            if isinstance(need, Scan):
+                return [n async for n in client.scan_iter(match=need.match, count=need.count)]
             assert isinstance(need, Batch)
             pipe = client.pipeline(transaction=False)
             for args in need.calls:
@@ -258,19 +277,48 @@ class RedisKeyStore(StoreEventsMixin):
 
     def get_legacy(self, org_id: str) -> LegacyRecord | None:
         """Return the org's legacy key hash, or ``None``."""
-        return self._run(self._ops.get_legacy(org_id))
+        return self._run(self._legacy.get_legacy(org_id))
 
     def put_legacy(self, record: LegacyRecord) -> None:
-        """Create or replace the org's legacy key hash."""
-        self._run(self._ops.put_legacy(record))
+        """Create or replace the org's legacy key hash (and its look-up digest).
+
+        The switch survives a new hash. A digest another org's record holds
+        is not taken: the record is stored without one.
+        """
+        self._run(self._legacy.put_legacy(record))
 
     def delete_legacy(self, org_id: str) -> bool:
         """Delete the org's legacy key; ``False`` if there was none."""
-        return self._run(self._ops.delete_legacy(org_id))
+        return self._run(self._legacy.delete_legacy(org_id))
 
     def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
-        return self._run(self._ops.set_legacy_enabled(org_id, enabled))
+        return self._run(self._legacy.set_legacy_enabled(org_id, enabled))
+
+    def find_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """The legacy record holding ``lookup_digest``, or ``None`` (two reads, no scan)."""
+        return self._run(self._legacy.find_legacy(lookup_digest))
+
+    def set_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Give the org's record this digest if it still holds ``secret_hash`` (no event).
+
+        ``False`` when the org has no record, its hash changed, or another
+        org holds the digest (see :meth:`KeyStore.set_legacy_digest`).
+        """
+        return self._run(
+            self._legacy.set_legacy_digest(org_id, secret_hash, lookup_digest, pepper_id)
+        )
+
+    def legacy_digest_counts(self) -> dict[str | None, int]:
+        """Legacy records per pepper id (``None``: no digest).
+
+        A ``SCAN`` of the whole database (every primary of a cluster), about
+        one round trip per thousand keys: for startup and ``doctor``, not
+        for requests.
+        """
+        return self._run(self._legacy.legacy_digest_counts())
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role."""
@@ -342,19 +390,34 @@ class RedisKeyStore(StoreEventsMixin):
 
     async def aget_legacy(self, org_id: str) -> LegacyRecord | None:
         """Async :meth:`get_legacy`."""
-        return await self._arun(self._ops.get_legacy(org_id))
+        return await self._arun(self._legacy.get_legacy(org_id))
 
     async def aput_legacy(self, record: LegacyRecord) -> None:
         """Async :meth:`put_legacy`."""
-        await self._arun(self._ops.put_legacy(record))
+        await self._arun(self._legacy.put_legacy(record))
 
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
-        return await self._arun(self._ops.delete_legacy(org_id))
+        return await self._arun(self._legacy.delete_legacy(org_id))
 
     async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Async :meth:`set_legacy_enabled`."""
-        return await self._arun(self._ops.set_legacy_enabled(org_id, enabled))
+        return await self._arun(self._legacy.set_legacy_enabled(org_id, enabled))
+
+    async def afind_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """Async :meth:`find_legacy`."""
+        return await self._arun(self._legacy.find_legacy(lookup_digest))
+
+    async def aset_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Async :meth:`set_legacy_digest`."""
+        op = self._legacy.set_legacy_digest(org_id, secret_hash, lookup_digest, pepper_id)
+        return await self._arun(op)
+
+    async def alegacy_digest_counts(self) -> dict[str | None, int]:
+        """Async :meth:`legacy_digest_counts`."""
+        return await self._arun(self._legacy.legacy_digest_counts())
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

@@ -9,6 +9,10 @@ Needs the ``redis`` extra (``pip install 'scout-auth[redis]'``)::
     verifier = AsyncVerifier(store, cache_ttl=60)
     nonces = RedisNonceCache.from_url("redis://redis:6379/0", prefix="scout")
 
+Legacy secrets sent as ``Bearer`` are found through a keyed digest; the
+store keeps no pepper (a fleet shares Redis), so set
+``$SCOUT_AUTH_LEGACY_PEPPER`` on every instance.
+
 See ``docs/redis-store.md`` for the key layout, the change feed and failure
 behaviour.
 """

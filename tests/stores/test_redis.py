@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
 from redis.crc import key_slot
 
-from scout_auth import KeyEvent, KeyManager, Verifier
+from scout_auth import KeyEvent, KeyManager, LegacyRecord, Verifier
 from scout_auth.stores import KeyStore
 from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
 from tests.conftest import require_server
@@ -44,11 +48,32 @@ def raw(redis_url):
     client.close()
 
 
+def _legacy_dump(raw: redis.Redis, layout: Layout) -> Callable[[str], list[object]]:
+    """Everything Redis holds for an org's legacy record, as raw as it holds it."""
+
+    def dump(org_id: str) -> list[object]:
+        name = layout.legacy(org_id)
+        values: list[object] = [name.encode(), raw.dump(name) or b""]
+        for field, value in raw.hgetall(name).items():
+            values += [field, value]
+        # Every look-up directory entry naming the org: its key name and value.
+        for entry in raw.scan_iter(match=f"{layout.prefix}:{{l:*}}", count=1000):
+            if raw.get(entry) == org_id.encode():
+                values += [entry, org_id.encode()]
+        return values
+
+    return dump
+
+
 class TestRedis(StoreContract):
     @pytest.fixture
     def store(self, make_store):
         require_server("Redis", "127.0.0.1", 6379)
         return make_store()
+
+    @pytest.fixture
+    def legacy_dump(self, store, raw):
+        return _legacy_dump(raw, store.layout)
 
 
 class TestRedisWithTheApplicationsClients(StoreContract):
@@ -66,6 +91,66 @@ class TestRedisWithTheApplicationsClients(StoreContract):
         store.close()
         assert client.ping()  # the application's clients stay open
         client.close()
+
+    @pytest.fixture
+    def legacy_dump(self, store, raw):
+        return _legacy_dump(raw, store.layout)
+
+
+#: A Redis Cluster to run the contract on too, e.g. ``redis://127.0.0.1:17101/0``
+#: (docs/redis-store.md, "Tests"). The test environment has none: opt-in.
+CLUSTER_URL = os.environ.get("SCOUT_TEST_REDIS_CLUSTER_URL")
+needs_cluster = pytest.mark.skipif(
+    CLUSTER_URL is None, reason="SCOUT_TEST_REDIS_CLUSTER_URL is not set"
+)
+
+
+@pytest.fixture(scope="session")
+def cluster_client(redis_prefix):
+    assert CLUSTER_URL is not None
+    client = redis.RedisCluster.from_url(CLUSTER_URL, socket_timeout=5)
+    yield client
+    for name in client.scan_iter(match=f"{redis_prefix}:*", count=1000):  # every primary
+        client.delete(name)  # one by one: the names are in many slots
+    client.close()
+
+
+@needs_cluster
+class TestRedisCluster(StoreContract):
+    """The whole contract on a real Redis Cluster: every script within one slot,
+    directories in slots of their own, digest counts from every primary."""
+
+    max_examples = 10
+
+    @pytest.fixture
+    def store(self, cluster_client, redis_prefix):
+        assert CLUSTER_URL is not None
+        # The store's hints name redis.Redis; a cluster client serves the same calls.
+        async_client: Any = redis.asyncio.RedisCluster.from_url(CLUSTER_URL)
+        store = RedisKeyStore(
+            cluster_client, async_client=async_client, prefix=redis_prefix, listen=False
+        )
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def legacy_dump(self, store, cluster_client):
+        return _legacy_dump(cluster_client, store.layout)
+
+
+@needs_cluster
+def test_on_a_cluster_digest_counts_come_from_every_primary(cluster_client, redis_prefix):
+    store = RedisKeyStore(
+        cluster_client, prefix=f"{redis_prefix}:n{uuid.uuid4().hex[:6]}", listen=False
+    )
+    orgs = [org() for _ in range(30)]
+    for o in orgs:
+        store.put_legacy(_legacy(o, _digest(), "p1"))
+    nodes = {cluster_client.get_node_from_key(store.layout.legacy(o)).name for o in orgs}
+    assert len(nodes) == len(cluster_client.get_primaries()) > 1
+    assert store.legacy_digest_counts() == {"p1": 30}
+    for o in orgs:
+        store.delete_legacy(o)
 
 
 def test_is_a_key_store(make_store):
@@ -379,3 +464,229 @@ def test_audit_sink_from_a_plain_client(redis_url, redis_prefix):
     with pytest.raises(ValueError, match="cursor"):
         sink.query(o, before="MTIzLmFiYw")  # a SQL/memory cursor is not a stream cursor
     client.close()
+
+
+# -- legacy look-up digests (issue 10) ------------------------------------------
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+
+
+def _digest() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def _legacy(org_id: str, digest: bytes | None, pepper_id: str | None = "p1", **over):
+    pepper = None if digest is None else pepper_id
+    fields = {"lookup_digest": digest, "pepper_id": pepper, **over}
+    return LegacyRecord(org_id, fields.pop("secret_hash", HASH), T0, **fields)
+
+
+class Stepper:
+    """Drive one store operation by hand, need by need, to interleave two of them."""
+
+    def __init__(self, store: RedisKeyStore, op) -> None:
+        self.store, self.op = store, op
+        self.need = next(op)
+        self.result: object = None
+        self.done = False
+
+    def run_until(self, stop: Callable[[object], bool] = lambda need: False) -> Stepper:
+        """Perform needs until ``stop(need)`` holds for the next one (not performed yet)."""
+        while not self.done and not stop(self.need):
+            answer = self.store._perform(self.store._clients.sync, self.need)
+            try:
+                self.need = self.op.send(answer)
+            except StopIteration as stop_iteration:
+                self.result, self.done = stop_iteration.value, True
+        return self
+
+
+def _script(name: str) -> Callable[[object], bool]:
+    return lambda need: getattr(getattr(need, "script", None), "name", None) == name
+
+
+def test_a_digest_directory_entry_is_in_a_slot_of_its_own_and_entries_spread():
+    layout = Layout("scout")
+    d = bytes(range(32))
+    assert layout.legacy_directory(d) == f"scout:{{l:{d.hex()}}}"
+    slots = {key_slot(layout.legacy_directory(_digest()).encode()) for _ in range(20)}
+    assert len(slots) > 10
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [
+        pytest.param("scout:{o:org_1}:legacy", True, id="a-legacy-hash"),
+        pytest.param("scout:{o:a%7D%3Alegacy}:legacy", True, id="escaped-org-id"),
+        pytest.param("scout:{o:org_1}:legacy:usage", False, id="usage-hash"),
+        pytest.param("scout:{o:org_1}:key:legacy", False, id="key-named-legacy"),
+        pytest.param("scout:{o:org_1}:audit:key:legacy", False, id="audit-of-key-legacy"),
+        pytest.param("scout:{k:legacy}", False, id="directory"),
+        pytest.param("scout:nonce:{o:x}:legacy", False, id="nonce-entry"),
+        pytest.param("other:{o:org_1}:legacy", False, id="other-prefix"),
+    ],
+)
+def test_the_count_scan_pattern_matches_legacy_hashes_only(name, matches):
+    from fnmatch import fnmatchcase
+
+    assert fnmatchcase(name, Layout("scout").legacy_pattern) is matches
+
+
+def test_legacy_digest_counts_are_exact_for_one_prefix_whatever_else_it_holds(
+    make_store, redis_prefix
+):
+    prefix = f"{redis_prefix}:c*[u]n?t\\{uuid.uuid4().hex[:6]}"
+    store = make_store(prefix=prefix, listen=False)
+    lookalike = make_store(prefix=prefix.replace("*", "X").replace("?", "Y"), listen=False)
+    lookalike.put_legacy(_legacy(org(), _digest(), "p1"))  # a glob would have matched it
+    assert store.legacy_digest_counts() == {}
+    a, b, c = org(), org(), org()
+    store.put_legacy(_legacy(a, _digest(), "p1"))
+    store.put_legacy(_legacy(b, _digest(), "p2"))
+    store.put_legacy(_legacy(c, None))
+    store.add_key(record(a))
+    store.record_legacy_usage(a, 3, T0)  # a:legacy:usage hash beside the record
+    assert store.legacy_digest_counts() == {"p1": 1, "p2": 1, None: 1}
+    store.delete_legacy(b)
+    assert store.legacy_digest_counts() == {"p1": 1, None: 1}
+
+
+def test_a_record_written_before_digests_reads_without_one(make_store, raw):
+    store = make_store(listen=False)
+    o = org()
+    raw.hset(
+        store.layout.legacy(o),
+        mapping={
+            "org_id": o,
+            "secret_hash": HASH,
+            "created_at": "2026-01-02T03:04:05.123456+00:00",
+        },
+    )
+    got = store.get_legacy(o)
+    assert got == LegacyRecord(o, HASH, T0)
+    assert (got.lookup_digest, got.pepper_id) == (None, None)
+    assert store.set_legacy_digest(o, HASH, d := _digest(), "p1") is True
+    assert store.find_legacy(d) == LegacyRecord(o, HASH, T0, lookup_digest=d, pepper_id="p1")
+
+
+def test_digests_are_stored_as_text_with_a_directory_entry(make_store, raw):
+    store = make_store(listen=False)
+    o, d = org(), _digest()
+    store.put_legacy(_legacy(o, d))
+    fields = raw.hgetall(store.layout.legacy(o))
+    assert fields[b"lookup_digest"] == d.hex().encode()
+    assert fields[b"pepper_id"] == b"p1"
+    assert raw.get(store.layout.legacy_directory(d)) == o.encode()
+
+
+@pytest.mark.parametrize(
+    "entry_names",
+    [
+        pytest.param("org_that_never_had_it", id="orphan-no-record"),
+        pytest.param("other", id="stale-record-holds-another-digest"),
+        pytest.param("nodigest", id="stale-record-holds-no-digest"),
+    ],
+)
+def test_a_stale_directory_entry_never_names_an_org_and_is_taken_over(make_store, raw, entry_names):
+    store = make_store(listen=False)
+    d = _digest()
+    named = org()
+    if entry_names == "other":
+        store.put_legacy(_legacy(named, _digest()))
+    elif entry_names == "nodigest":
+        store.put_legacy(_legacy(named, None))
+    raw.set(store.layout.legacy_directory(d), named)
+    assert store.find_legacy(d) is None
+    o = org()
+    store.put_legacy(_legacy(o, d))
+    assert store.find_legacy(d).org_id == o
+    assert raw.get(store.layout.legacy_directory(d)) == o.encode()
+
+
+def test_changing_or_deleting_a_digest_releases_its_directory_entry(make_store, raw):
+    store = make_store(listen=False)
+    o, first, second, third = org(), _digest(), _digest(), _digest()
+    store.put_legacy(_legacy(o, first))
+    store.put_legacy(_legacy(o, second))
+    assert not raw.exists(store.layout.legacy_directory(first))
+    assert store.set_legacy_digest(o, HASH, third, "p2") is True
+    assert not raw.exists(store.layout.legacy_directory(second))
+    store.set_legacy_enabled(o, False)
+    assert raw.get(store.layout.legacy_directory(third)) == o.encode()  # the switch keeps it
+    store.delete_legacy(o)
+    assert not raw.exists(store.layout.legacy_directory(third))
+
+
+def test_an_entry_another_org_took_over_is_not_released_by_the_old_one(make_store, raw):
+    store = make_store(listen=False)
+    a, b, d = org(), org(), _digest()
+    store.put_legacy(_legacy(a, d))
+    # a's delete stalls between its script and the release; b takes the free digest.
+    delete = Stepper(store, store._legacy.delete_legacy(a)).run_until(_script("release_directory"))
+    store.put_legacy(_legacy(b, d))
+    delete.run_until()
+    assert delete.result is True
+    assert store.find_legacy(d).org_id == b
+
+
+def test_a_failed_set_gives_back_the_entry_it_claimed(make_store, raw):
+    store = make_store(listen=False)
+    o, d = org(), _digest()
+    store.put_legacy(_legacy(o, None))
+    setting = Stepper(store, store._legacy.set_legacy_digest(o, HASH, d, "p1"))
+    setting.run_until(_script("set_legacy_digest"))
+    assert raw.get(store.layout.legacy_directory(d)) == o.encode()  # claimed
+    store.put_legacy(_legacy(o, None, secret_hash=HASH + "new"))  # a re-import wins
+    setting.run_until()
+    assert setting.result is False
+    assert not raw.exists(store.layout.legacy_directory(d))
+    assert store.get_legacy(o).lookup_digest is None
+
+
+def test_racing_claims_a_taker_that_wins_the_entry_makes_the_writer_drop_its_digest(make_store):
+    # a claims the entry, stalls before writing; b finds a not holding the
+    # digest, takes the entry over and writes; a writes, then confirms: lost.
+    store = make_store(listen=False)
+    a, b, d = org(), org(), _digest()
+    for o in (a, b):
+        store.put_legacy(_legacy(o, None))
+    first = Stepper(store, store._legacy.set_legacy_digest(a, HASH, d, "p1"))
+    first.run_until(_script("set_legacy_digest"))
+    assert store.set_legacy_digest(b, HASH, d, "p1") is True
+    first.run_until()
+    assert first.result is False
+    assert store.find_legacy(d).org_id == b
+    assert store.get_legacy(a).lookup_digest is None  # never both
+
+
+def test_racing_claims_a_writer_that_confirmed_first_makes_the_taker_hand_back(make_store):
+    # b reads a's record before a writes it (no digest yet: "stale"), stalls
+    # before its swap; a writes and confirms; b swaps, re-reads a's record,
+    # finds the digest now and hands the entry back.
+    store = make_store(listen=False)
+    a, b, d = org(), org(), _digest()
+    store.put_legacy(_legacy(a, None))
+    first = Stepper(store, store._legacy.put_legacy(_legacy(a, d)))
+    first.run_until(_script("put_legacy"))  # claimed, not written
+    second = Stepper(store, store._legacy.put_legacy(_legacy(b, d)))
+    second.run_until(_script("swap_directory"))
+    first.run_until()
+    assert store.find_legacy(d).org_id == a
+    second.run_until()
+    assert store.find_legacy(d).org_id == a
+    assert store.get_legacy(b).lookup_digest is None  # stored without: never both
+    assert store.get_legacy(b).secret_hash == HASH
+
+
+def test_the_redis_store_keeps_no_pepper(make_store):
+    store = make_store(listen=False)
+    assert store.embedded_legacy_pepper() is None  # a fleet configures one; none at rest
+
+
+@pytest.mark.anyio
+async def test_async_digest_counts_and_look_ups_on_the_async_client(make_store, redis_prefix):
+    store = make_store(prefix=f"{redis_prefix}:a{uuid.uuid4().hex[:6]}", listen=False)
+    o, d = org(), _digest()
+    await store.aput_legacy(_legacy(o, d, "p9"))
+    assert (await store.afind_legacy(d)).org_id == o
+    assert await store.alegacy_digest_counts() == {"p9": 1}
+    await store.aclose()

@@ -60,6 +60,9 @@ OPERATIONS = [
     pytest.param("get_legacy", ("org_x",), id="get_legacy"),
     pytest.param("put_legacy", (LEGACY,), id="put_legacy"),
     pytest.param("delete_legacy", ("org_x",), id="delete_legacy"),
+    pytest.param("find_legacy", (bytes(32),), id="find_legacy"),
+    pytest.param("set_legacy_digest", ("org_x", "$argon2id$h", bytes(32), "p1"), id="set_digest"),
+    pytest.param("legacy_digest_counts", (), id="legacy_digest_counts"),
 ]
 
 
