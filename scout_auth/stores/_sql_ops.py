@@ -162,11 +162,14 @@ def _key(row: Row[Any]) -> KeyRecord:
 
 
 def _legacy(row: Row[Any]) -> LegacyRecord:
+    digest = row.lookup_digest
     return LegacyRecord(
         org_id=row.org_id,
         secret_hash=row.secret_hash,
         created_at=row.created_at,
         enabled=bool(row.enabled),
+        lookup_digest=None if digest is None else bytes(digest),
+        pepper_id=row.pepper_id,
     )
 
 
@@ -214,6 +217,29 @@ def get_legacy(org_id: str, dialect: Dialect) -> Op[LegacyRecord | None]:
     result = yield sa.select(LEGACY).where(LEGACY.c.org_id == org_id)
     row = result.first()
     return Outcome(None if row is None or row.org_id != org_id else _legacy(row))
+
+
+def find_legacy(lookup_digest: bytes, dialect: Dialect) -> Op[LegacyRecord | None]:
+    """The legacy record holding ``lookup_digest``: one look-up of its unique index."""
+    result = yield sa.select(LEGACY).where(LEGACY.c.lookup_digest == lookup_digest)
+    row = result.first()
+    if row is None or row.lookup_digest is None or bytes(row.lookup_digest) != lookup_digest:
+        return Outcome(None)
+    return Outcome(_legacy(row))
+
+
+def legacy_digest_counts(dialect: Dialect) -> Op[dict[str | None, int]]:
+    """Legacy records per pepper id (``None``: no digest), one ``GROUP BY``."""
+    pepper_id = LEGACY.c.pepper_id
+    result = yield sa.select(pepper_id, sa.func.count().label("n")).group_by(pepper_id)
+    return Outcome({row.pepper_id: int(row.n) for row in result})
+
+
+def _digest_holder(lookup_digest: bytes) -> Generator[Executable, CursorResult[Any], str | None]:
+    # Which org holds the digest now (the unique index: one row at most).
+    result = yield sa.select(LEGACY.c.org_id).where(LEGACY.c.lookup_digest == lookup_digest)
+    row = result.first()
+    return None if row is None else str(row.org_id)
 
 
 def _reread(key_id: str, dialect: Dialect) -> Generator[Executable, CursorResult[Any], KeyRecord]:
@@ -308,32 +334,72 @@ def delete_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
 
 
 def put_legacy(record: LegacyRecord, dialect: Dialect) -> Op[None]:
-    """Create or replace an org's legacy hash with one upsert statement."""
-    values = {"org_id": record.org_id, "secret_hash": record.secret_hash}
-    values["created_at"] = record.created_at  # type: ignore[assignment]
-    changes = {"secret_hash": record.secret_hash, "created_at": record.created_at}
-    stmt: Executable
-    if dialect.name == "postgresql":
-        stmt = (
-            postgresql.insert(LEGACY)
-            .values(values)
-            .on_conflict_do_update(index_elements=[LEGACY.c.org_id], set_=changes)
+    """Create or replace an org's legacy hash; give it the record's digest if no other org has it.
+
+    The upsert comes first and writes no digest: it takes the row's lock,
+    drops the old digest, and can only conflict on ``org_id`` (on MariaDB
+    ``ON DUPLICATE KEY UPDATE`` fires on *any* unique key, so an upsert
+    carrying a digest another org holds would overwrite that org's row). The
+    digest follows in an ``UPDATE`` if its holder, looked up first, is no
+    other org. Another org taking the digest in between makes that ``UPDATE``
+    a unique violation, and the store runs the whole operation again (see
+    ``SQLKeyStore._run``): the look-up then sees the holder, and the record
+    is stored without a digest. The switch is never written: it survives.
+    """
+    values = {
+        "org_id": record.org_id,
+        "secret_hash": record.secret_hash,
+        "created_at": record.created_at,
+        "lookup_digest": None,
+        "pepper_id": None,
+    }
+
+    def changes(new: Any) -> dict[str, Any]:
+        return {
+            "secret_hash": new.secret_hash,
+            "created_at": new.created_at,
+            "lookup_digest": None,
+            "pepper_id": None,
+        }
+
+    yield _upsert(LEGACY, values, changes, dialect)
+    digest = record.lookup_digest
+    if digest is not None and (yield from _digest_holder(digest)) is None:
+        yield (
+            sa.update(LEGACY)
+            .where(LEGACY.c.org_id == record.org_id)
+            .values(lookup_digest=digest, pepper_id=record.pepper_id)
         )
-    elif dialect.name == "sqlite":
-        stmt = (
-            sqlite.insert(LEGACY)
-            .values(values)
-            .on_conflict_do_update(index_elements=[LEGACY.c.org_id], set_=changes)
-        )
-    elif dialect.name in ("mysql", "mariadb"):
-        stmt = mysql.insert(LEGACY).values(values).on_duplicate_key_update(changes)
-    else:  # pragma: no cover - other dialects: update, else insert
-        result = yield sa.update(LEGACY).where(LEGACY.c.org_id == record.org_id).values(changes)
-        if result.rowcount:
-            return Outcome(None, (KeyEvent("legacy_imported", record.org_id),))
-        stmt = sa.insert(LEGACY).values(values)
-    yield stmt
     return Outcome(None, (KeyEvent("legacy_imported", record.org_id),))
+
+
+def set_legacy_digest(
+    org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str, dialect: Dialect
+) -> Op[bool]:
+    """Give the org's record this digest if it still holds ``secret_hash``; no event.
+
+    Checked first, in the same transaction: a digest another org holds
+    answers ``False`` without a failing statement (on PostgreSQL a unique
+    violation aborts the whole transaction). Then one conditional
+    ``UPDATE … WHERE org_id = ? AND secret_hash = ?``. Another org taking the
+    digest in between makes it a unique violation: the store runs the
+    operation again, and the check answers ``False``.
+    """
+    holder = yield from _digest_holder(lookup_digest)
+    if holder is not None and holder != org_id:
+        return Outcome(False)
+    where = sa.and_(LEGACY.c.org_id == org_id, LEGACY.c.secret_hash == secret_hash)
+    result = yield (
+        sa.update(LEGACY).where(where).values(lookup_digest=lookup_digest, pepper_id=pepper_id)
+    )
+    if result.rowcount == 0:
+        # MySQL counts *changed* rows: the digest it already holds reads 0 too.
+        found = yield sa.select(LEGACY.c.org_id, LEGACY.c.lookup_digest).where(where)
+        row = found.first()
+        if row is None or row.org_id != org_id or row.lookup_digest is None:
+            return Outcome(False)
+        return Outcome(bytes(row.lookup_digest) == lookup_digest)
+    return Outcome(True)
 
 
 def delete_legacy(org_id: str, dialect: Dialect) -> Op[bool]:

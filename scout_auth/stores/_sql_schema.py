@@ -7,7 +7,11 @@ Five tables, each answering its look-ups with one indexed query:
   ``get_key`` hits the primary key; ``list_keys`` the ``(org_id, created_at, key_id)``
   index, which also serves the "oldest first" order.
 * ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``,
-  with the org's legacy on/off switch.
+  with the org's legacy on/off switch and the look-up digest of its secret
+  (an HMAC under a pepper the database never holds) with the pepper's public
+  id. ``find_legacy`` hits the unique ``lookup_digest`` index, which also
+  keeps two orgs from ever holding one digest (``NULL`` is "no digest" and
+  may repeat).
 * ``scout_auth_roles`` — an org's roles, keyed by ``(org_id, name)``.
 * ``scout_auth_legacy_usage`` — legacy requests per org and UTC day
   (``YYYY-MM-DD``), keyed by ``(org_id, day)``: "the last N days" is a
@@ -92,17 +96,17 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 METADATA = sa.MetaData()
 
+# Raw 32 bytes: BYTEA / BLOB, and on MariaDB a VARBINARY that an index can hold
+# whole (a BLOB index would need a prefix length).
+_BYTES_32 = sa.LargeBinary().with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
+
 KEYS = sa.Table(
     "scout_auth_keys",
     METADATA,
     sa.Column("key_id", sa.String(64), primary_key=True),
     sa.Column("org_id", sa.String(200), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column(
-        "public_key",
-        sa.LargeBinary().with_variant(mysql.VARBINARY(32), "mysql", "mariadb"),
-        nullable=False,
-    ),
+    sa.Column("public_key", _BYTES_32, nullable=False),
     sa.Column("enabled", sa.Boolean(), nullable=False),
     sa.Column("scopes", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -123,6 +127,9 @@ LEGACY = sa.Table(
     sa.Column("secret_hash", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("lookup_digest", _BYTES_32, nullable=True),
+    sa.Column("pepper_id", sa.String(16), nullable=True),
+    sa.Index("ix_scout_auth_legacy_keys_lookup_digest", "lookup_digest", unique=True),
     **_MYSQL_TABLE_ARGS,
 )
 

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -44,6 +46,7 @@ from ._sql_engines import (
 )
 from ._sql_migrate import alembic_config, create_all, upgrade
 from ._sql_ops import MakeOp
+from ._sql_pepper import load_or_create, pepper_file
 from ._sql_schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
 
 if TYPE_CHECKING:
@@ -167,6 +170,7 @@ class SQLKeyStore(StoreEventsMixin):
         self._feed_engine: Engine | None = None
         self._feed_lock = threading.Lock()
         self._closed = False
+        self._pepper: bytes | None = None
 
     def __repr__(self) -> str:
         url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
@@ -304,10 +308,16 @@ class SQLKeyStore(StoreEventsMixin):
     def _read(self, make: MakeOp[T]) -> T:
         return self._run(make, write=False)
 
-    def _write(self, make: MakeOp[T]) -> T:
-        return self._run(ops.announcing(make, self._announce), write=True)
+    def _write(self, make: MakeOp[T], *, rerun_on_conflict: bool = False) -> T:
+        made = ops.announcing(make, self._announce)
+        return self._run(made, write=True, rerun_on_conflict=rerun_on_conflict)
 
-    def _run(self, make: MakeOp[T], *, write: bool) -> T:
+    def _run(self, make: MakeOp[T], *, write: bool, rerun_on_conflict: bool = False) -> T:
+        # rerun_on_conflict: the operation looks up what could conflict before
+        # it writes, so a unique violation means another transaction committed
+        # the same value in between. The violation rolled the transaction back
+        # whole (on PostgreSQL it could not go on anyway); running it again
+        # lets its look-up see that value.
         engine = self.engine
         for attempt in range(1, ATTEMPTS + 1):
             run = Attempt()
@@ -316,7 +326,9 @@ class SQLKeyStore(StoreEventsMixin):
                     outcome = run.drive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if attempt < ATTEMPTS and run.may_retry(exc, write=write):
+                if attempt < ATTEMPTS and (
+                    run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
+                ):
                     continue
                 mapped = translate(exc)
                 if mapped is None:
@@ -329,13 +341,15 @@ class SQLKeyStore(StoreEventsMixin):
     async def _aread(self, make: MakeOp[T]) -> T:
         return await self._arun(make, write=False)
 
-    async def _awrite(self, make: MakeOp[T]) -> T:
-        return await self._arun(ops.announcing(make, self._announce), write=True)
+    async def _awrite(self, make: MakeOp[T], *, rerun_on_conflict: bool = False) -> T:
+        made = ops.announcing(make, self._announce)
+        return await self._arun(made, write=True, rerun_on_conflict=rerun_on_conflict)
 
-    async def _arun(self, make: MakeOp[T], *, write: bool) -> T:
+    async def _arun(self, make: MakeOp[T], *, write: bool, rerun_on_conflict: bool = False) -> T:
         engine = self.async_engine
         if engine is None:  # only a sync engine: share its pool from a worker thread
-            return await anyio.to_thread.run_sync(partial(self._run, make, write=write))
+            run_sync = partial(self._run, make, write=write, rerun_on_conflict=rerun_on_conflict)
+            return await anyio.to_thread.run_sync(run_sync)
         for attempt in range(1, ATTEMPTS + 1):
             run = Attempt()
             try:
@@ -343,7 +357,9 @@ class SQLKeyStore(StoreEventsMixin):
                     outcome = await run.adrive(make(conn.dialect), conn.execute)
                 break
             except Exception as exc:
-                if attempt < ATTEMPTS and run.may_retry(exc, write=write):
+                if attempt < ATTEMPTS and (
+                    run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
+                ):
                     continue
                 mapped = translate(exc)
                 if mapped is None:
@@ -385,8 +401,12 @@ class SQLKeyStore(StoreEventsMixin):
         return self._read(partial(ops.get_legacy, org_id))
 
     def put_legacy(self, record: LegacyRecord) -> None:
-        """Create or replace the org's legacy key hash (one upsert)."""
-        self._write(partial(ops.put_legacy, record))
+        """Create or replace the org's legacy key hash and its look-up digest, atomically.
+
+        A digest another org holds is not stored: the record gets none (see
+        :meth:`KeyStore.put_legacy <scout_auth.stores.KeyStore.put_legacy>`).
+        """
+        self._write(partial(ops.put_legacy, record), rerun_on_conflict=True)
 
     def delete_legacy(self, org_id: str) -> bool:
         """Delete the org's legacy key; ``False`` if there was none."""
@@ -395,6 +415,63 @@ class SQLKeyStore(StoreEventsMixin):
     def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
         return self._write(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    def find_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """The legacy record holding ``lookup_digest``, or ``None`` (one unique-index look-up)."""
+        return self._read(partial(ops.find_legacy, bytes(lookup_digest)))
+
+    def set_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Give the org's record this digest if it still holds ``secret_hash`` (no event).
+
+        ``False``, writing nothing, when the org has no record, its hash
+        changed, or another org holds the digest (see
+        :meth:`KeyStore.set_legacy_digest <scout_auth.stores.KeyStore.set_legacy_digest>`).
+        """
+        op = partial(ops.set_legacy_digest, org_id, secret_hash, bytes(lookup_digest), pepper_id)
+        try:
+            return self._write(op, rerun_on_conflict=True)
+        except ValueError as exc:
+            if _unique_violation(exc):  # still lost after the reruns: another org has it
+                return False
+            raise
+
+    def legacy_digest_counts(self) -> dict[str | None, int]:
+        """How many legacy records hold a digest of each pepper id (``None``: no digest)."""
+        return self._read(ops.legacy_digest_counts)
+
+    def embedded_legacy_pepper(self) -> bytes | None:
+        """A pepper for legacy look-up digests kept outside the database, where one can be.
+
+        The digests are only as safe as the pepper is far from them: a pepper
+        stored in the database would make a dump of it test guesses at HMAC
+        speed. So:
+
+        * a SQLite file: 32 random bytes in ``<database path>.legacy-pepper``
+          (mode 0600), made atomically by the first store that needs it and
+          read by every later one. A copy of the database file alone (a
+          backup, an ``.dump``) then tests guesses only through argon2id.
+          Keep the pepper file out of database backups; back it up
+          separately, or digests stop matching after a restore (they are
+          made again as each org's secret is next used).
+        * in-memory SQLite: a random pepper of this store object, which lives
+          and dies with it, like the data.
+        * PostgreSQL and MariaDB: ``None``. Several hosts share the database
+          and no file is beside it; production configures the pepper in
+          ``$SCOUT_AUTH_LEGACY_PEPPER`` (:class:`~scout_auth.LegacyPepper`).
+
+        Raises:
+            ConfigurationError: The pepper file exists but is too short.
+        """
+        url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
+        if url.get_backend_name() != "sqlite":
+            return None
+        with self._engine_lock:
+            if self._pepper is None:
+                path = pepper_file(url)
+                self._pepper = secrets.token_bytes(32) if path is None else load_or_create(path)
+            return self._pepper
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role (one upsert)."""
@@ -469,7 +546,7 @@ class SQLKeyStore(StoreEventsMixin):
 
     async def aput_legacy(self, record: LegacyRecord) -> None:
         """Async :meth:`put_legacy`."""
-        await self._awrite(partial(ops.put_legacy, record))
+        await self._awrite(partial(ops.put_legacy, record), rerun_on_conflict=True)
 
     async def adelete_legacy(self, org_id: str) -> bool:
         """Async :meth:`delete_legacy`."""
@@ -478,6 +555,26 @@ class SQLKeyStore(StoreEventsMixin):
     async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
         """Async :meth:`set_legacy_enabled`."""
         return await self._awrite(partial(ops.set_legacy_enabled, org_id, enabled))
+
+    async def afind_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
+        """Async :meth:`find_legacy`."""
+        return await self._aread(partial(ops.find_legacy, bytes(lookup_digest)))
+
+    async def aset_legacy_digest(
+        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
+    ) -> bool:
+        """Async :meth:`set_legacy_digest`."""
+        op = partial(ops.set_legacy_digest, org_id, secret_hash, bytes(lookup_digest), pepper_id)
+        try:
+            return await self._awrite(op, rerun_on_conflict=True)
+        except ValueError as exc:
+            if _unique_violation(exc):
+                return False
+            raise
+
+    async def alegacy_digest_counts(self) -> dict[str | None, int]:
+        """Async :meth:`legacy_digest_counts`."""
+        return await self._aread(ops.legacy_digest_counts)
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""
@@ -513,3 +610,13 @@ class SQLKeyStore(StoreEventsMixin):
         if self._async_engine is not None and self._async_url is not None:
             await self._async_engine.dispose()
         self.close()
+
+
+def _rerun(exc: Exception, rerun_on_conflict: bool) -> bool:
+    return rerun_on_conflict and isinstance(exc, sa_exc.IntegrityError)
+
+
+def _unique_violation(exc: ValueError) -> bool:
+    # What translate() made of an IntegrityError. The digest UPDATE touches no
+    # other constraint, and the org's own row cannot collide with itself.
+    return isinstance(exc.__cause__, sa_exc.IntegrityError)

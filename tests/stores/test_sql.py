@@ -9,6 +9,8 @@ Faults live in ``test_sql_faults.py``, concurrency in
 from __future__ import annotations
 
 import base64
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -35,21 +37,43 @@ def _store(url: str):
     store.close()
 
 
-class TestSQLite(StoreContract):
+def _legacy_row(store: SQLKeyStore) -> Callable[[str], list[object]]:
+    """The raw column values of an org's ``scout_auth_legacy_keys`` row (a plain SELECT)."""
+
+    def dump(org_id: str) -> list[object]:
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT * FROM scout_auth_legacy_keys WHERE org_id = :org_id"),
+                {"org_id": org_id},
+            ).first()
+        if row is None:
+            return []
+        return [bytes(v) if isinstance(v, memoryview) else v for v in row]
+
+    return dump
+
+
+class _SQLContract(StoreContract):
+    @pytest.fixture
+    def legacy_dump(self, store):
+        return _legacy_row(store)
+
+
+class TestSQLite(_SQLContract):
     @pytest.fixture
     def store(self, sqlite_url):
         yield from _store(sqlite_url)
 
 
 @pytest.mark.postgres
-class TestPostgres(StoreContract):
+class TestPostgres(_SQLContract):
     @pytest.fixture
     def store(self, postgres_url):
         yield from _store(postgres_url)
 
 
 @pytest.mark.mariadb
-class TestMariaDB(StoreContract):
+class TestMariaDB(_SQLContract):
     @pytest.fixture
     def store(self, mariadb_url):
         yield from _store(mariadb_url)
@@ -289,13 +313,17 @@ def _explain(conn, stmt) -> str:
         pytest.param("get_key", ("pk", "primary", "autoindex"), id="get_key-by-primary-key"),
         pytest.param("list_keys", ("ix_scout_auth_keys_org_id",), id="list_keys-by-org-index"),
         pytest.param("get_legacy", ("pk", "primary", "autoindex"), id="get_legacy-by-primary-key"),
+        pytest.param(
+            "find_legacy", ("ix_scout_auth_legacy_keys_lookup_digest",), id="find_legacy-by-digest"
+        ),
     ],
 )
 def test_each_lookup_is_one_indexed_query(store, method, index):
     r = record(org())
     store.add_key(r)
-    store.put_legacy(LegacyRecord(r.org_id, "$argon2id$h", T0))
-    arg = r.key_id if method == "get_key" else r.org_id
+    digest = secrets.token_hex(16).encode()  # 32 bytes _explain can render as a literal
+    store.put_legacy(LegacyRecord(r.org_id, "$argon2id$h", T0, lookup_digest=digest, pepper_id="p"))
+    arg = {"get_key": r.key_id, "find_legacy": digest}.get(method, r.org_id)
     with store.engine.begin() as conn:
         stmt = next(getattr(ops, method)(arg, conn.dialect))
         plan = _explain(conn, stmt).lower()
@@ -400,3 +428,189 @@ def test_each_audit_page_is_one_indexed_query(store, column, index):
     assert index in plan or "key=" + index in plan, plan
     assert "seq scan" not in plan, plan
     assert "type=all" not in plan, plan
+
+
+# -- legacy look-up digests: what only SQL has --------------------------------------
+def _lose_the_race(monkeypatch: pytest.MonkeyPatch, times: int = 1) -> list[bytes]:
+    """The first digest check(s) miss the holder: as if another org committed
+    the digest between the check and the write."""
+    real = ops._digest_holder
+    calls: list[bytes] = []
+
+    def holder(lookup_digest: bytes):
+        calls.append(lookup_digest)
+        if len(calls) <= times:
+            yield from real(lookup_digest)  # the statement still runs
+            return None
+        return (yield from real(lookup_digest))
+
+    monkeypatch.setattr(ops, "_digest_holder", holder)
+    return calls
+
+
+def _digest_row(store: SQLKeyStore, org_id: str) -> tuple[object, object]:
+    values = _legacy_row(store)(org_id)
+    names = [c["name"] for c in sa.inspect(store.engine).get_columns("scout_auth_legacy_keys")]
+    row = dict(zip(names, values, strict=True))
+    return row["lookup_digest"], row["pepper_id"]
+
+
+def test_set_digest_that_loses_a_race_answers_false_and_writes_nothing(store, monkeypatch):
+    a, b, d = org(), org(), secrets.token_bytes(32)
+    store.put_legacy(LegacyRecord(a, "$argon2id$a", T0, lookup_digest=d, pepper_id="p1"))
+    store.put_legacy(LegacyRecord(b, "$argon2id$b", T0))
+    checks = _lose_the_race(monkeypatch)
+    # The UPDATE hits the unique index (PostgreSQL aborts the transaction);
+    # the store runs the operation again and its check answers.
+    assert store.set_legacy_digest(b, "$argon2id$b", d, "p1") is False
+    assert len(checks) == 2  # the operation did run twice
+    assert _digest_row(store, b) == (None, None)
+    assert store.find_legacy(d).org_id == a
+
+
+def test_set_digest_that_loses_every_rerun_still_answers_false(store, monkeypatch):
+    a, b, d = org(), org(), secrets.token_bytes(32)
+    store.put_legacy(LegacyRecord(a, "$argon2id$a", T0, lookup_digest=d, pepper_id="p1"))
+    store.put_legacy(LegacyRecord(b, "$argon2id$b", T0))
+    checks = _lose_the_race(monkeypatch, times=99)
+    assert store.set_legacy_digest(b, "$argon2id$b", d, "p1") is False  # no exception
+    assert anyio_run(store.aset_legacy_digest, b, "$argon2id$b", d, "p1") is False
+    assert len(checks) == 6  # three attempts each
+    assert _digest_row(store, b) == (None, None)
+    anyio_run(store.aclose)
+
+
+def test_put_legacy_that_loses_a_race_stores_the_record_without_a_digest(store, monkeypatch):
+    a, b, d = org(), org(), secrets.token_bytes(32)
+    store.put_legacy(LegacyRecord(a, "$argon2id$a", T0, lookup_digest=d, pepper_id="p1"))
+    store.put_legacy(LegacyRecord(b, "$argon2id$old", T0))
+    store.set_legacy_enabled(b, False)
+    events: list[KeyEvent] = []
+    store.subscribe(events.append)
+    checks = _lose_the_race(monkeypatch)
+    store.put_legacy(LegacyRecord(b, "$argon2id$new", T0, lookup_digest=d, pepper_id="p1"))
+    assert len(checks) == 2
+    got = store.get_legacy(b)
+    assert got == LegacyRecord(b, "$argon2id$new", T0, enabled=False)  # the switch survives
+    assert store.get_legacy(a).secret_hash == "$argon2id$a"  # a's row untouched
+    assert store.find_legacy(d).org_id == a
+    assert [e.action for e in events if e.org_id == b] == ["legacy_imported"]  # once
+
+
+def test_async_set_digest_that_loses_a_race_answers_false(store, monkeypatch):
+    a, b, d = org(), org(), secrets.token_bytes(32)
+    store.put_legacy(LegacyRecord(a, "$argon2id$a", T0, lookup_digest=d, pepper_id="p1"))
+    store.put_legacy(LegacyRecord(b, "$argon2id$b", T0))
+    checks = _lose_the_race(monkeypatch)
+    assert anyio_run(store.aset_legacy_digest, b, "$argon2id$b", d, "p1") is False
+    assert len(checks) == 2
+    assert _digest_row(store, b) == (None, None)
+    anyio_run(store.aclose)
+
+
+def test_orgs_racing_for_one_digest_leave_exactly_one_holder(sql_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [SQLKeyStore(sql_url) for _ in range(4)]
+    orgs, d = [org() for _ in range(8)], secrets.token_bytes(32)
+    for o in orgs:
+        stores[0].put_legacy(LegacyRecord(o, f"$argon2id${o}", T0))
+
+    def claim(i: int) -> None:
+        o, store = orgs[i % len(orgs)], stores[i % len(stores)]
+        if i % 3 == 0:  # a re-import carrying the digest races the look-up writes
+            store.put_legacy(LegacyRecord(o, f"$argon2id${o}", T0, lookup_digest=d, pepper_id="p"))
+        else:
+            store.set_legacy_digest(o, f"$argon2id${o}", d, "p")
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(claim, range(48)))  # no exception escapes
+        records = [stores[0].get_legacy(o) for o in orgs]
+        assert [r.secret_hash if r else None for r in records] == [f"$argon2id${o}" for o in orgs]
+        holders = [r.org_id for r in records if r is not None and r.lookup_digest is not None]
+        assert len(holders) == 1
+        found = stores[0].find_legacy(d)
+        assert found is not None
+        assert found.org_id == holders[0]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_sqlite_pepper_file_is_made_once_0600_and_shared(tmp_path):
+    from scout_auth.stores.sql import create_all
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    create_all(url)
+    first, second = SQLKeyStore(url), SQLKeyStore(url)
+    pepper = first.embedded_legacy_pepper()
+    path = tmp_path / "keys.db.legacy-pepper"
+    assert pepper is not None
+    assert len(pepper) == 32
+    assert path.read_bytes() == pepper
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert second.embedded_legacy_pepper() == pepper  # another store object, one file
+    assert first.embedded_legacy_pepper() == pepper
+    assert pepper not in (tmp_path / "keys.db").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.db", "keys.db.legacy-pepper"]
+
+
+def test_sqlite_pepper_is_made_once_by_racing_processes(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    code = (
+        "import sys; from scout_auth.stores.sql import SQLKeyStore; "
+        "sys.stdout.write(SQLKeyStore(sys.argv[1]).embedded_legacy_pepper().hex())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE)  # noqa: S603
+        for _ in range(6)
+    ]
+    peppers = {p.communicate(timeout=60)[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert peppers == {(tmp_path / "race.db.legacy-pepper").read_bytes().hex().encode()}
+
+
+def test_a_short_sqlite_pepper_file_is_refused(tmp_path):
+    from scout_auth.exceptions import ConfigurationError
+
+    path = tmp_path / "keys.db.legacy-pepper"
+    path.write_bytes(b"XYZZY")
+    store = SQLKeyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    with pytest.raises(ConfigurationError, match="5 bytes, fewer than 32") as raised:
+        store.embedded_legacy_pepper()
+    assert "XYZZY" not in str(raised.value)  # never the content
+    assert path.read_bytes() == b"XYZZY"  # left for the operator
+
+
+def test_in_memory_sqlite_pepper_is_per_store_object():
+    from sqlalchemy.pool import StaticPool
+
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    one, two = SQLKeyStore(engine=engine), SQLKeyStore(engine=engine)
+    pepper = one.embedded_legacy_pepper()
+    assert pepper is not None
+    assert len(pepper) == 32
+    assert one.embedded_legacy_pepper() == pepper
+    assert two.embedded_legacy_pepper() != pepper
+    engine.dispose()
+
+
+def test_sqlite_uri_filenames_find_their_pepper_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    memory = SQLKeyStore("sqlite:///file:scratch?mode=memory&cache=shared&uri=true")
+    assert len(memory.embedded_legacy_pepper() or b"") == 32
+    on_disk = SQLKeyStore(f"sqlite:///file:{tmp_path / 'uri.db'}?uri=true")
+    assert on_disk.embedded_legacy_pepper() == (tmp_path / "uri.db.legacy-pepper").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uri.db.legacy-pepper"]
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_server_databases_have_no_embedded_pepper(request, server):
+    url = request.getfixturevalue(f"{server}_url")
+    store = SQLKeyStore(url, listen=False)
+    assert store.embedded_legacy_pepper() is None  # $SCOUT_AUTH_LEGACY_PEPPER, or no digests
+    store.close()

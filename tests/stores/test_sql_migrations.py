@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
-from scout_auth import RoleRecord
+from scout_auth import LegacyRecord, RoleRecord
 from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql_ops import key_values
@@ -150,6 +150,7 @@ def test_offline_mode_renders_the_ddl_for_a_dba(capsys):
     assert "CREATE TABLE scout_auth_keys" in ddl
     assert "CREATE TABLE scout_auth_audit_events" in ddl
     assert "TIMESTAMP WITH TIME ZONE" in ddl
+    assert "CREATE UNIQUE INDEX ix_scout_auth_legacy_keys_lookup_digest" in ddl
     assert f"INSERT INTO {VERSION_TABLE}" in ddl
 
 
@@ -183,6 +184,14 @@ def _add_old_key(engine: Engine, r) -> None:
 def _old_key_ids(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [row[0] for row in conn.exec_driver_sql("SELECT key_id FROM scout_auth_keys")]
+
+
+def _old_legacy_rows(engine: Engine) -> list[tuple[str, str, bool]]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT org_id, secret_hash, enabled FROM scout_auth_legacy_keys ORDER BY org_id"
+        )
+        return [(o, h, bool(e)) for o, h, e in rows]
 
 
 def test_0001_to_0002_adds_the_audit_table_and_keeps_the_keys(empty_databases):
@@ -219,14 +228,13 @@ def test_0002_to_0003_adds_roles_usage_and_the_legacy_switch(empty_databases):
         conn.execute(
             sa.insert(LEGACY).values(org_id=r.org_id, secret_hash="$argon2id$h", created_at=T0)
         )
-    upgrade(engine)
+    upgrade(engine, "0003")
     with engine.connect() as conn:
         assert current_revision(conn) == "0003"
     store = SQLKeyStore(engine=engine)
     assert store.get_key(r.key_id) == r  # no roles, anywhere, never used
-    legacy = store.get_legacy(r.org_id)
-    assert legacy is not None
-    assert legacy.enabled is True
+    # (The store of today reads 0004's legacy columns too: read 0003's by hand.)
+    assert _old_legacy_rows(engine) == [(r.org_id, "$argon2id$h", True)]
     store.record_usage(r.key_id, 2, T0)
     store.put_role(RoleRecord(r.org_id, "reader", frozenset({"drive:read"})))
     used = store.get_key(r.key_id)
@@ -239,3 +247,42 @@ def test_0002_to_0003_adds_roles_usage_and_the_legacy_switch(empty_databases):
     tables = set(sa.inspect(engine).get_table_names())
     assert not {"scout_auth_roles", "scout_auth_legacy_usage"} & tables
     assert _old_key_ids(engine) == [r.key_id]
+
+
+def test_0003_to_0004_adds_lookup_digests_and_keeps_the_legacy_rows(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0003")
+    on, off = sorted([org(), org()])
+    with engine.begin() as conn:  # a 0003 database in use: two orgs, one switched off
+        for org_id, enabled in ((on, True), (off, False)):
+            hashed = f"$argon2id${org_id}"
+            # Only 0003's columns: an INSERT names just the values it is given.
+            values = {"org_id": org_id, "secret_hash": hashed, "created_at": T0, "enabled": enabled}
+            conn.execute(sa.insert(LEGACY).values(values))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0004"
+    store = SQLKeyStore(engine=engine)
+    assert store.get_legacy(on) == LegacyRecord(on, f"$argon2id${on}", T0, enabled=True)
+    assert store.get_legacy(off) == LegacyRecord(off, f"$argon2id${off}", T0, enabled=False)
+    assert store.legacy_digest_counts() == {None: 2}  # no digest until first use
+    digest = bytes(range(32))
+    assert store.set_legacy_digest(on, f"$argon2id${on}", digest, "p1") is True
+    assert store.find_legacy(digest) == store.get_legacy(on)
+    assert store.set_legacy_digest(off, f"$argon2id${off}", digest, "p1") is False
+    assert store.legacy_digest_counts() == {"p1": 1, None: 1}
+    indexes = {
+        i["name"]: (i["column_names"], bool(i["unique"]))
+        for i in sa.inspect(engine).get_indexes("scout_auth_legacy_keys")
+    }
+    assert indexes["ix_scout_auth_legacy_keys_lookup_digest"] == (["lookup_digest"], True)
+    with engine.begin() as conn:  # and back: 0004's downgrade keeps the rows and switches
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_legacy_keys")}
+    assert columns == {"org_id", "secret_hash", "created_at", "enabled"}
+    assert _old_legacy_rows(engine) == [
+        (on, f"$argon2id${on}", True),
+        (off, f"$argon2id${off}", False),
+    ]
