@@ -200,7 +200,11 @@ def test_bearer_legacy_checks_share_the_bounded_argon2_pool(store, manager):
     for n in range(3):
         manager.import_legacy_key(f"org_{n}", f"{SECRET}-{n}")
     release = threading.Event()
-    hasher = SpyHasher(gate=lambda: release.wait(10))
+
+    def hold() -> None:
+        release.wait(10)
+
+    hasher = SpyHasher(gate=hold)
     verifier = Verifier(store, password_hasher=hasher, legacy_concurrency=1, legacy_queue=1)
     outcomes: list[object] = []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -22,6 +21,7 @@ from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
 from tests.conftest import require_server
 from tests.stores.contract import T0, StoreContract, org, record
 from tests.stores.propagation import wait_until
+from tests.stores.redis_cluster import cluster_url
 
 pytestmark = pytest.mark.redis
 
@@ -99,23 +99,22 @@ class TestRedisWithTheApplicationsClients(StoreContract):
 
 #: A Redis Cluster to run the contract on too, e.g. ``redis://127.0.0.1:17101/0``
 #: (docs/redis-store.md, "Tests"). The test environment has none: opt-in.
-CLUSTER_URL = os.environ.get("SCOUT_TEST_REDIS_CLUSTER_URL")
-needs_cluster = pytest.mark.skipif(
-    CLUSTER_URL is None, reason="SCOUT_TEST_REDIS_CLUSTER_URL is not set"
-)
-
-
 @pytest.fixture(scope="session")
-def cluster_client(redis_prefix):
-    assert CLUSTER_URL is not None
-    client = redis.RedisCluster.from_url(CLUSTER_URL, socket_timeout=5)
-    yield client
-    for name in client.scan_iter(match=f"{redis_prefix}:*", count=1000):  # every primary
-        client.delete(name)  # one by one: the names are in many slots
-    client.close()
+def cluster(redis_prefix):
+    """A Redis Cluster URL and a client of it (a private cluster unless one is given)."""
+    with cluster_url() as url:
+        client = redis.RedisCluster.from_url(url, socket_timeout=5)
+        yield url, client
+        for name in client.scan_iter(match=f"{redis_prefix}:*", count=1000):  # every primary
+            client.delete(name)  # one by one: the names are in many slots
+        client.close()
 
 
-@needs_cluster
+@pytest.fixture
+def cluster_client(cluster):
+    return cluster[1]
+
+
 class TestRedisCluster(StoreContract):
     """The whole contract on a real Redis Cluster: every script within one slot,
     directories in slots of their own, digest counts from every primary."""
@@ -123,10 +122,10 @@ class TestRedisCluster(StoreContract):
     max_examples = 10
 
     @pytest.fixture
-    def store(self, cluster_client, redis_prefix):
-        assert CLUSTER_URL is not None
+    def store(self, cluster, redis_prefix):
+        url, cluster_client = cluster
         # The store's hints name redis.Redis; a cluster client serves the same calls.
-        async_client: Any = redis.asyncio.RedisCluster.from_url(CLUSTER_URL)
+        async_client: Any = redis.asyncio.RedisCluster.from_url(url)
         store = RedisKeyStore(
             cluster_client, async_client=async_client, prefix=redis_prefix, listen=False
         )
@@ -138,7 +137,6 @@ class TestRedisCluster(StoreContract):
         return _legacy_dump(cluster_client, store.layout)
 
 
-@needs_cluster
 def test_on_a_cluster_digest_counts_come_from_every_primary(cluster_client, redis_prefix):
     store = RedisKeyStore(
         cluster_client, prefix=f"{redis_prefix}:n{uuid.uuid4().hex[:6]}", listen=False
