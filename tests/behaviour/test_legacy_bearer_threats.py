@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
+from scout_auth.audit import AuditBuffer, InMemoryAuditSink
 from tests._support import SpyHasher, cheap_hasher
 from tests.apps import flask_app, starlette_app, wsgi_app
 from tests.behaviour.drivers import Answer, asgi, wsgi
@@ -52,20 +53,22 @@ def _wsgi(app: Any) -> Adapter:
     return lambda headers: wsgi(app, "GET", "/whoami", headers)
 
 
-def starlette(store: InMemoryKeyStore, hasher: Any, **options: Any) -> Adapter:
-    return _asgi(starlette_app(AsyncVerifier(store, password_hasher=hasher), **options))
+def starlette(store: InMemoryKeyStore, hasher: Any, audit: Any = None, **options: Any) -> Adapter:
+    return _asgi(
+        starlette_app(AsyncVerifier(store, password_hasher=hasher, audit=audit), **options)
+    )
 
 
-def fastapi(store: InMemoryKeyStore, hasher: Any, **options: Any) -> Adapter:
-    return _asgi(fastapi_app(AsyncVerifier(store, password_hasher=hasher), **options))
+def fastapi(store: InMemoryKeyStore, hasher: Any, audit: Any = None, **options: Any) -> Adapter:
+    return _asgi(fastapi_app(AsyncVerifier(store, password_hasher=hasher, audit=audit), **options))
 
 
-def flask(store: InMemoryKeyStore, hasher: Any, **options: Any) -> Adapter:
-    return _wsgi(flask_app(Verifier(store, password_hasher=hasher), **options))
+def flask(store: InMemoryKeyStore, hasher: Any, audit: Any = None, **options: Any) -> Adapter:
+    return _wsgi(flask_app(Verifier(store, password_hasher=hasher, audit=audit), **options))
 
 
-def plain_wsgi(store: InMemoryKeyStore, hasher: Any, **options: Any) -> Adapter:
-    return _wsgi(wsgi_app(Verifier(store, password_hasher=hasher), **options))
+def plain_wsgi(store: InMemoryKeyStore, hasher: Any, audit: Any = None, **options: Any) -> Adapter:
+    return _wsgi(wsgi_app(Verifier(store, password_hasher=hasher, audit=audit), **options))
 
 
 ADAPTERS = [
@@ -139,3 +142,21 @@ def test_a_flood_of_random_bearer_tokens_runs_argon2_zero_times(store, adapter):
     _check(call([("authorization", f"Bearer {SECRET}")]), 200, None)
     _check(call([("authorization", f"Bearer {SECRET}")]), 200, None)
     assert len(hasher.verify_threads) == 1
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_switched_off_legacy_bearer_is_audited_with_its_client(store, adapter):
+    """How an admin finds the clients still sending the legacy secret (docs/usage-and-legacy.md)."""
+    sink = InMemoryAuditSink()
+    buffer = AuditBuffer(sink)
+    call = adapter(store, cheap_hasher(), audit=buffer)
+    _check(call([("authorization", f"Bearer {PAUSED}")]), 401, "legacy_disabled")
+    assert buffer.flush(timeout=10)
+    [event] = sink.query(org_id="org_paused").events
+    assert (event.reason, event.key_id, event.path) == (
+        "legacy_disabled",
+        "legacy:org_paused",
+        "/whoami",
+    )
+    assert event.client_ip == "203.0.113.9"
+    assert PAUSED not in repr(event)
