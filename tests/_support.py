@@ -5,6 +5,7 @@ Not a test module (no ``test_`` prefix); imported by the suites that need it.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -50,6 +51,11 @@ WRITE_METHODS = frozenset(
 #: servers only ever see digests of this one.
 TEST_LEGACY_PEPPER = "scout-auth-test-suite-pepper-not-for-production-use"
 TEST_PEPPER_ID = LegacyPepper(TEST_LEGACY_PEPPER).current_id
+
+
+def basic_authorization(org_id: str, secret: str) -> str:
+    """The ``Authorization`` value of a legacy ``Basic org_id:secret`` credential (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
 
 
 def cheap_hasher() -> PasswordHasher:

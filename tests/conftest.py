@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,19 @@ def redis_url() -> str:
     """The test Redis URL; skips (laptop) or fails (CI) when Redis is not up."""
     require_server("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(params=["sync", "async"])
+def make(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Build a verifier on ``store``: a ``Verifier`` behind :class:`AsAsync`, or an
+    ``AsyncVerifier``, so one async test body covers both drivers (cheap argon2)."""
+    from scout_auth import AsyncVerifier, Verifier
+    from tests._support import AsAsync, cheap_hasher
+
+    def build(store: Any, **options: Any) -> Any:
+        options.setdefault("password_hasher", cheap_hasher())
+        if request.param == "sync":
+            return AsAsync(Verifier(store, **options))
+        return AsyncVerifier(store, **options)
+
+    return build

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 from typing import Any
 
@@ -21,24 +20,10 @@ from scout_auth import (
 )
 from scout_auth.exceptions import InvalidToken
 from tests._support import T0, AsAsync, SpyHasher, SpyStore, cheap_hasher
+from tests._support import basic_authorization as basic
 
 SECRET = "old-system-secret-Zq8#"
 N = 20
-
-
-def basic(org_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
-
-
-@pytest.fixture(params=["sync", "async"])
-def make(request):
-    def build(store: Any, **options: Any) -> Any:
-        options.setdefault("password_hasher", cheap_hasher())
-        if request.param == "sync":
-            return AsAsync(Verifier(store, **options))
-        return AsyncVerifier(store, **options)
-
-    return build
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ verifies it with argon2id as for Basic. These tests run on both drivers.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import pickle
 import secrets
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 import pytest
@@ -38,7 +36,8 @@ from scout_auth.exceptions import (
     LegacyDisabled,
     StoreUnavailable,
 )
-from tests._support import TEST_LEGACY_PEPPER, AsAsync, SpyHasher, SpyStore, cheap_hasher
+from tests._support import TEST_LEGACY_PEPPER, SpyHasher, SpyStore, cheap_hasher
+from tests._support import basic_authorization as basic
 
 SECRET = "old-system-secret-Zq8#"
 ORG = "org_legacy"
@@ -52,21 +51,6 @@ LEGACY_CONTEXT = OrgContext(
     scopes=None,
     kind=CredentialKind.LEGACY,
 )
-
-
-def basic(org_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
-
-
-@pytest.fixture(params=["sync", "async"])
-def make(request):
-    def build(store: Any, **options: Any) -> Any:
-        options.setdefault("password_hasher", cheap_hasher())
-        if request.param == "sync":
-            return AsAsync(Verifier(store, **options))
-        return AsyncVerifier(store, **options)
-
-    return build
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ wait has a deadlock guard only.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import threading
@@ -30,14 +29,11 @@ from scout_auth._legacy_guard import LegacyGuard
 from scout_auth._problem import problem_for
 from scout_auth.exceptions import InvalidToken, LegacyBusy
 from tests._support import AsAsync, Clock, SpyHasher, SpyStore, cheap_hasher
+from tests._support import basic_authorization as basic
 from tests.apps import flask_app, starlette_app, wsgi_app
 
 SECRET = "old-system-secret-Zq8#"
 GUARD = 30.0  # seconds: a deadlock guard, never a measurement
-
-
-def basic(org_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
 
 
 class HeldHasher(SpyHasher):
@@ -84,17 +80,6 @@ def manager(store) -> KeyManager:
     manager = KeyManager(store, password_hasher=cheap_hasher())
     manager.import_legacy_key("org_legacy", SECRET)
     return manager
-
-
-@pytest.fixture(params=["sync", "async"])
-def make(request):
-    def build(store: Any, **options: Any) -> Any:
-        options.setdefault("password_hasher", cheap_hasher())
-        if request.param == "sync":
-            return AsAsync(Verifier(store, **options))
-        return AsyncVerifier(store, **options)
-
-    return build
 
 
 def _guard(verifier: Any) -> LegacyGuard:

@@ -10,7 +10,6 @@ what a server may hand over is what is tested.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -20,16 +19,13 @@ import pytest
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.audit import AuditBuffer, InMemoryAuditSink
 from tests._support import SpyHasher, cheap_hasher
+from tests._support import basic_authorization as basic
 from tests.apps import flask_app, starlette_app, wsgi_app
 from tests.behaviour.drivers import Answer, asgi, wsgi
 from tests.behaviour.fuzz_apps import fastapi_app
 
 SECRET = "Old_System.Secret~42/+="
 PAUSED = "paused-legacy-secret-0"
-
-
-def _basic(org_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +79,19 @@ CASES = [
     pytest.param(f"Bearer {SECRET}", 200, None, id="bearer"),
     pytest.param(f"bearer {SECRET}", 200, None, id="scheme-lower-case"),
     pytest.param(f"BEARER   {SECRET}  ", 200, None, id="scheme-upper-and-spaces"),
-    pytest.param(_basic("org_legacy", SECRET), 200, None, id="basic-still-works"),
+    pytest.param(basic("org_legacy", SECRET), 200, None, id="basic-still-works"),
     pytest.param(f"Bearer {SECRET[:-1]}", 401, "invalid_token", id="one-char-short"),
     pytest.param(f"Bearer {SECRET}x", 401, "invalid_token", id="one-char-long"),
     pytest.param(f"Bearer {SECRET.swapcase()}", 401, "invalid_token", id="case-swapped"),
     pytest.param(f"Bearer {SECRET}, Bearer {SECRET}", 400, "invalid_request", id="twice"),
     pytest.param(f"Bearer {PAUSED}", 401, "legacy_disabled", id="switched-off"),
-    pytest.param(_basic("org_paused", PAUSED), 401, "legacy_disabled", id="basic-switched-off"),
+    pytest.param(basic("org_paused", PAUSED), 401, "legacy_disabled", id="basic-switched-off"),
     pytest.param("Bearer " + "scout_sk_" + SECRET, 401, "invalid_token", id="org-cred-prefix"),
     pytest.param("Bearer " + "x" * 4090, 400, "invalid_request", id="huge"),
     pytest.param("Bearer old\x7fsecret", 401, "invalid_token", id="del-byte"),
     pytest.param("Bearer old\xe9secret", 401, "invalid_token", id="latin-1-byte"),
-    pytest.param(_basic("org_legacy", SECRET + "x"), 401, "invalid_token", id="basic-wrong"),
-    pytest.param(_basic("org_paused", SECRET), 401, "invalid_token", id="basic-other-org"),
+    pytest.param(basic("org_legacy", SECRET + "x"), 401, "invalid_token", id="basic-wrong"),
+    pytest.param(basic("org_paused", SECRET), 401, "invalid_token", id="basic-other-org"),
 ]
 
 

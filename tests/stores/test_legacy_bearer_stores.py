@@ -8,7 +8,6 @@ and a flood of unknown tokens never reaches argon2.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -16,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, LegacyPepper, Verifier
+from scout_auth import InMemoryKeyStore, KeyManager, LegacyPepper
 from scout_auth.exceptions import InvalidToken, LegacyDisabled
-from tests._support import TEST_LEGACY_PEPPER, AsAsync, SpyHasher, cheap_hasher
+from tests._support import TEST_LEGACY_PEPPER, SpyHasher, cheap_hasher
+from tests._support import basic_authorization as basic
 from tests.conftest import require_server
 
 STORES = [
@@ -52,34 +52,24 @@ def store(request: pytest.FixtureRequest) -> Iterator[Any]:
     built.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def make(request):
-    def build(store: Any, **options: Any) -> Any:
-        options.setdefault("password_hasher", cheap_hasher())
-        options.setdefault("cache_ttl", 0)  # every call reaches the store
-        if request.param == "sync":
-            return AsAsync(Verifier(store, **options))
-        return AsyncVerifier(store, **options)
-
-    return build
+@pytest.fixture
+def cold(make):
+    """``make`` with no cache: every call reaches the store."""
+    return lambda store, **options: make(store, cache_ttl=0, **options)
 
 
 def _org() -> str:
     return f"org_{uuid.uuid4().hex[:12]}"
 
 
-def _basic(org_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{org_id}:{secret}".encode()).decode()
-
-
 @pytest.mark.anyio
-async def test_bearer_and_basic_on_every_store(store, make):
+async def test_bearer_and_basic_on_every_store(store, cold):
     org, secret = _org(), "legacy-" + secrets.token_urlsafe(18)
     manager = KeyManager(store, password_hasher=cheap_hasher())
     record = manager.import_legacy_key(org, secret)
     assert record.lookup_digest == LegacyPepper(TEST_LEGACY_PEPPER).digest(secret)
-    verifier = make(store)
-    for value in (f"Bearer {secret}", _basic(org, secret)):
+    verifier = cold(store)
+    for value in (f"Bearer {secret}", basic(org, secret)):
         context = await verifier.verify_authorization(value)
         assert context.org_id == org
         assert context.kind == "legacy"
@@ -93,11 +83,11 @@ async def test_bearer_and_basic_on_every_store(store, make):
 
 
 @pytest.mark.anyio
-async def test_unknown_bearer_tokens_cost_no_argon2_on_every_store(store, make):
+async def test_unknown_bearer_tokens_cost_no_argon2_on_every_store(store, cold):
     org, secret = _org(), "legacy-" + secrets.token_urlsafe(18)
     KeyManager(store, password_hasher=cheap_hasher()).import_legacy_key(org, secret)
     hasher = SpyHasher()
-    verifier = make(store, password_hasher=hasher)
+    verifier = cold(store, password_hasher=hasher)
     for _ in range(100):
         with pytest.raises(InvalidToken):
             await verifier.verify_token(secrets.token_urlsafe(24))
@@ -107,15 +97,15 @@ async def test_unknown_bearer_tokens_cost_no_argon2_on_every_store(store, make):
 
 
 @pytest.mark.anyio
-async def test_a_record_without_a_digest_gains_one_at_first_basic_use(store, make):
+async def test_a_record_without_a_digest_gains_one_at_first_basic_use(store, cold):
     org, secret = _org(), "legacy-" + secrets.token_urlsafe(18)
     KeyManager(store, password_hasher=cheap_hasher(), legacy_bearer=False).import_legacy_key(
         org, secret
     )
     assert store.get_legacy(org).lookup_digest is None
-    verifier = make(store)
+    verifier = cold(store)
     with pytest.raises(InvalidToken):
         await verifier.verify_token(secret)
-    assert (await verifier.verify_authorization(_basic(org, secret))).org_id == org
+    assert (await verifier.verify_authorization(basic(org, secret))).org_id == org
     assert store.get_legacy(org).pepper_id == LegacyPepper(TEST_LEGACY_PEPPER).current_id
     assert (await verifier.verify_token(secret)).org_id == org
