@@ -202,9 +202,12 @@ def unknown_peppers(counts: Mapping[str | None, int], pepper: LegacyPepper) -> d
     return {pid: n for pid, n in counts.items() if pid is not None and not pepper.knows(pid)}
 
 
-def unknown_pepper_error(unknown: Mapping[str, int]) -> ConfigurationError:
-    """The startup error for digests made with peppers nobody configured."""
-    listed = ", ".join(f"{pid} ({n} records)" for pid, n in sorted(unknown.items()))
+def unknown_pepper_error(unknown: Mapping[str, int] | Iterable[str]) -> ConfigurationError:
+    """The error for digests made with peppers nobody configured (ids, or ids -> records)."""
+    if isinstance(unknown, Mapping):
+        listed = ", ".join(f"{pid} ({n} records)" for pid, n in sorted(unknown.items()))
+    else:
+        listed = ", ".join(sorted(unknown))
     return ConfigurationError(
         f"legacy look-up digests in the store were made with pepper ids {listed}, which "
         f"${ENV_VAR} does not hold: Bearer legacy clients of those orgs would get 401. "

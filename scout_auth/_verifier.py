@@ -63,13 +63,7 @@ from ._legacy_guard import (
     LegacyGuard,
 )
 from ._nonce import InMemoryNonceCache, NonceCache, takes_owner
-from ._pepper import (
-    LegacyPepper,
-    missing_pepper_error,
-    resolve_pepper,
-    unknown_pepper_error,
-    unknown_peppers,
-)
+from ._pepper import LegacyPepper, missing_pepper_error, resolve_pepper, unknown_pepper_error
 from ._records import KeyRecord, OrgContext
 from ._sigbase import HttpRequest, authority_value
 from ._sigpolicy import DEFAULT_POLICY, SignaturePolicy
@@ -231,34 +225,23 @@ class _BaseVerifier:
         return f"{type(self).__name__}(store={self.store!r}, cached={len(self.cache)})"
 
     def _check_peppers(self, pepper: LegacyPepper) -> None:
-        """Refuse to start over digests made with a pepper that is not configured."""
-        # One grouped read of the store, at construction (sync on both
-        # drivers: no loop may be running yet). A store that cannot answer
-        # now must not stop the service from starting: it says so and the
-        # requests it cannot serve get 503 as always.
+        """Refuse to start over digests none of which a configured pepper made."""
+        # One cheap read of the store at construction (sync on both drivers:
+        # no loop may be running yet). A store that cannot answer now must
+        # not stop the service from starting: it says so, and the requests it
+        # cannot serve get 503 as always. Digests of a pepper dropped too
+        # early are for `scout-auth legacy-pepper status`, which counts them.
         try:
-            counts = self.store.legacy_digest_counts()
+            ids = self.store.legacy_pepper_ids()
         except Exception as exc:
             logger.warning(
                 "could not check the legacy pepper against the store at startup (%s)",
                 type(exc).__name__,
             )
             return
-        unknown = unknown_peppers(counts, pepper)
-        if unknown and not any(pepper.knows(pid) for pid in counts if pid is not None):
-            # No digest in the store was made with any configured pepper:
-            # the pepper is wrong (or the store is not the one it was made for).
-            raise unknown_pepper_error(unknown)
-        if unknown:
-            # Some orgs' digests come from a pepper since dropped: their Bearer
-            # clients get 401 until a Basic use or a re-import digests them anew.
-            logger.warning("%s", unknown_pepper_error(unknown))
-        if counts.get(None):
-            logger.info(
-                "%d legacy records have no look-up digest yet: they work as Basic and "
-                "gain one at their first successful use or re-import",
-                counts[None],
-            )
+        if ids and not any(pepper.knows(pid) for pid in ids):
+            # The pepper is wrong (or the store is not the one it was made for).
+            raise unknown_pepper_error(ids)
 
     def _parsed(self, cred: _Presented) -> Credential:
         """The credential of a bearer token or legacy pair; a malformed one raises here.

@@ -27,7 +27,7 @@ from scout_auth import (
     OrgContext,
     Verifier,
 )
-from scout_auth._pepper import ENV_VAR, resolve_pepper
+from scout_auth._pepper import ENV_VAR, resolve_pepper, unknown_peppers
 from scout_auth.exceptions import (
     ConfigurationError,
     InvalidKeyOperation,
@@ -443,7 +443,8 @@ def test_a_store_digested_with_another_pepper_is_a_startup_error(monkeypatch):
     Verifier(store, legacy_pepper=LegacyPepper(PEPPER_B, PEPPER_A))  # rotation: fine
 
 
-def test_a_pepper_dropped_too_early_is_a_warning_naming_the_orgs_count(caplog):
+def test_a_pepper_dropped_too_early_starts_and_the_report_names_it():
+    """Some digests of a dropped pepper: the service starts; the status report lists them."""
     store = SharedStore()
     KeyManager(store, password_hasher=cheap_hasher(), legacy_pepper=PEPPER_A).import_legacy_key(
         "org_old", SECRET
@@ -451,15 +452,19 @@ def test_a_pepper_dropped_too_early_is_a_warning_naming_the_orgs_count(caplog):
     KeyManager(store, password_hasher=cheap_hasher(), legacy_pepper=PEPPER_B).import_legacy_key(
         "org_new", "another-secret"
     )
-    with caplog.at_level(logging.WARNING, logger="scout_auth"):
-        Verifier(store, legacy_pepper=PEPPER_B)
-    assert LegacyPepper(PEPPER_A).current_id in caplog.text
-    assert "1 records" in caplog.text
+    verifier = Verifier(store, legacy_pepper=PEPPER_B, password_hasher=cheap_hasher())
+    assert unknown_peppers(store.legacy_digest_counts(), LegacyPepper(PEPPER_B)) == {
+        LegacyPepper(PEPPER_A).current_id: 1
+    }
+    with pytest.raises(InvalidToken):  # until a Basic use or a re-import
+        verifier.verify_token(SECRET)
+    assert verifier.verify_authorization(basic("org_old", SECRET)).org_id == "org_old"
+    assert verifier.verify_token(SECRET).org_id == "org_old"
 
 
 def test_a_store_that_cannot_answer_at_startup_does_not_stop_the_service(caplog):
     class Down(SharedStore):
-        def legacy_digest_counts(self):
+        def legacy_pepper_ids(self):
             raise ConnectionError("not up yet")
 
     with caplog.at_level(logging.WARNING, logger="scout_auth"):

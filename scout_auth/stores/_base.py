@@ -171,7 +171,19 @@ class KeyStore(Protocol):
         """
 
     def legacy_digest_counts(self) -> dict[str | None, int]:
-        """How many legacy records hold a digest of each pepper id (``None``: no digest)."""
+        """How many legacy records hold a digest of each pepper id (``None``: no digest).
+
+        Exact, and may read every legacy record (Redis: a ``SCAN``): for
+        reports (``scout-auth legacy-pepper status``), not for every start.
+        """
+
+    def legacy_pepper_ids(self) -> frozenset[str]:
+        """The pepper ids the store's digests may have been made with; cheap.
+
+        At least the ids of every digest held now; a store may also keep
+        ids it no longer holds (Redis keeps every id it ever stored). Every
+        verifier asks at startup, to refuse a pepper that made none of them.
+        """
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role (publishes ``role_updated``)."""
@@ -248,6 +260,9 @@ class KeyStore(Protocol):
 
     async def alegacy_digest_counts(self) -> dict[str | None, int]:
         """Async :meth:`legacy_digest_counts`."""
+
+    async def alegacy_pepper_ids(self) -> frozenset[str]:
+        """Async :meth:`legacy_pepper_ids`."""
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

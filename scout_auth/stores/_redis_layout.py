@@ -33,6 +33,7 @@ With ``prefix="scout"``::
 
     scout:{k:<key_id>}                string  org id (directory)
     scout:{l:<hex digest>}            string  org id (legacy look-up digest directory)
+    scout:legacy-peppers              set     every pepper id a digest was stored with
     scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
     scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``,
@@ -119,6 +120,11 @@ class Layout:
     def legacy(self, org_id: str) -> str:
         """The org's legacy hash record."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy"
+
+    @property
+    def legacy_peppers(self) -> str:
+        """The set of pepper ids any legacy digest was stored with."""
+        return f"{self.prefix}:legacy-peppers"
 
     def legacy_directory(self, lookup_digest: bytes) -> str:
         """The legacy look-up digest -> org id entry (a slot of its own)."""

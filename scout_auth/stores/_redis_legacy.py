@@ -169,6 +169,8 @@ class LegacyOps:
         """See :meth:`KeyStore.put_legacy`."""
         legacy_fields(record)  # validates before anything is written
         digest = record.lookup_digest
+        if digest is not None:
+            yield from self._note_pepper(record.pepper_id)
         if digest is not None and (yield from self._claim(record.org_id, digest)) is _Claim.TAKEN:
             record = replace(record, lookup_digest=None, pepper_id=None)
         event = KeyEvent("legacy_imported", record.org_id)
@@ -208,6 +210,7 @@ class LegacyOps:
         current = yield Call(("HGET", key, "secret_hash"))
         if current is None or text(current) != secret_hash:
             return False  # checked again in the script; this only avoids a needless claim
+        yield from self._note_pepper(pepper_id)
         claim = yield from self._claim(org_id, lookup_digest)
         if claim is _Claim.TAKEN:
             return False
@@ -220,6 +223,17 @@ class LegacyOps:
             return False
         yield from self._release_old(org_id, old, lookup_digest)
         return (yield from self._confirm(org_id, lookup_digest))
+
+    def legacy_pepper_ids(self) -> Op[frozenset[str]]:
+        """See :meth:`RedisKeyStore.legacy_pepper_ids`: one ``SMEMBERS``."""
+        members = yield Call(("SMEMBERS", self.layout.legacy_peppers))
+        return frozenset(text(m) for m in members or ())
+
+    def _note_pepper(self, pepper_id: str | None) -> Op[None]:
+        # Before the digest is written: the set always holds every id in use
+        # (a write that fails after it leaves an extra id, which is harmless).
+        if pepper_id:
+            yield Call(("SADD", self.layout.legacy_peppers, pepper_id))
 
     def legacy_digest_counts(self) -> Op[dict[str | None, int]]:
         """See :meth:`KeyStore.legacy_digest_counts`: a SCAN of the keyspace (startup only)."""

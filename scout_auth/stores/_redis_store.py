@@ -311,6 +311,16 @@ class RedisKeyStore(StoreEventsMixin):
             self._legacy.set_legacy_digest(org_id, secret_hash, lookup_digest, pepper_id)
         )
 
+    def legacy_pepper_ids(self) -> frozenset[str]:
+        """Every pepper id a digest was ever stored with (one ``SMEMBERS``).
+
+        What every verifier asks at startup, so not :meth:`legacy_digest_counts`'s
+        ``SCAN``: a set written before each digest, never trimmed (an id
+        stays after its last digest is gone; harmless for the startup check,
+        which only asks whether any of them is a configured pepper).
+        """
+        return self._run(self._legacy.legacy_pepper_ids())
+
     def legacy_digest_counts(self) -> dict[str | None, int]:
         """Legacy records per pepper id (``None``: no digest).
 
@@ -418,6 +428,10 @@ class RedisKeyStore(StoreEventsMixin):
     async def alegacy_digest_counts(self) -> dict[str | None, int]:
         """Async :meth:`legacy_digest_counts`."""
         return await self._arun(self._legacy.legacy_digest_counts())
+
+    async def alegacy_pepper_ids(self) -> frozenset[str]:
+        """Async :meth:`legacy_pepper_ids`."""
+        return await self._arun(self._legacy.legacy_pepper_ids())
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

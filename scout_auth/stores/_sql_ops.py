@@ -235,6 +235,13 @@ def legacy_digest_counts(dialect: Dialect) -> Op[dict[str | None, int]]:
     return Outcome({row.pepper_id: int(row.n) for row in result})
 
 
+def legacy_pepper_ids(dialect: Dialect) -> Op[frozenset[str]]:
+    """The pepper ids of the digests held now, one ``SELECT DISTINCT`` (one row per org)."""
+    pepper_id = LEGACY.c.pepper_id
+    result = yield sa.select(pepper_id).where(pepper_id.is_not(None)).distinct()
+    return Outcome(frozenset(str(row.pepper_id) for row in result))
+
+
 def _digest_holder(lookup_digest: bytes) -> Generator[Executable, CursorResult[Any], str | None]:
     # Which org holds the digest now (the unique index: one row at most).
     result = yield sa.select(LEGACY.c.org_id).where(LEGACY.c.lookup_digest == lookup_digest)

@@ -180,6 +180,11 @@ class InMemoryKeyStore(StoreEventsMixin):
         with self._lock:
             return dict(Counter(r.pepper_id for r in self._legacy.values()))
 
+    def legacy_pepper_ids(self) -> frozenset[str]:
+        """The pepper ids of the digests held now."""
+        with self._lock:
+            return frozenset(r.pepper_id for r in self._legacy.values() if r.pepper_id)
+
     def embedded_legacy_pepper(self) -> bytes:
         """This store's own pepper (random, in process memory like the store itself).
 
@@ -300,6 +305,10 @@ class InMemoryKeyStore(StoreEventsMixin):
     async def alegacy_digest_counts(self) -> dict[str | None, int]:
         """Async :meth:`legacy_digest_counts`."""
         return self.legacy_digest_counts()
+
+    async def alegacy_pepper_ids(self) -> frozenset[str]:
+        """Async :meth:`legacy_pepper_ids`."""
+        return self.legacy_pepper_ids()
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

@@ -441,6 +441,10 @@ class SQLKeyStore(StoreEventsMixin):
         """How many legacy records hold a digest of each pepper id (``None``: no digest)."""
         return self._read(ops.legacy_digest_counts)
 
+    def legacy_pepper_ids(self) -> frozenset[str]:
+        """The pepper ids of the digests held now (one ``SELECT DISTINCT``)."""
+        return self._read(ops.legacy_pepper_ids)
+
     def embedded_legacy_pepper(self) -> bytes | None:
         """A pepper for legacy look-up digests kept outside the database, where one can be.
 
@@ -575,6 +579,10 @@ class SQLKeyStore(StoreEventsMixin):
     async def alegacy_digest_counts(self) -> dict[str | None, int]:
         """Async :meth:`legacy_digest_counts`."""
         return await self._aread(ops.legacy_digest_counts)
+
+    async def alegacy_pepper_ids(self) -> frozenset[str]:
+        """Async :meth:`legacy_pepper_ids`."""
+        return await self._aread(ops.legacy_pepper_ids)
 
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""

@@ -192,6 +192,19 @@ class LegacyDigestContract:
         assert after.get(P1, 0) >= before.get(P1, 0) + 1
         assert all(isinstance(n, int) and n > 0 for n in after.values())
 
+    def test_pepper_ids_cover_every_digest_held(self, store):
+        tag = f"p{uuid.uuid4().hex[:8]}"
+        store.put_legacy(_legacy(_org(), _digest()))
+        o = _org()
+        store.put_legacy(_legacy(o, None))
+        assert tag not in store.legacy_pepper_ids()
+        assert store.set_legacy_digest(o, HASH, _digest(), tag) is True
+        ids = store.legacy_pepper_ids()
+        assert {P1, tag} <= ids
+        assert None not in ids
+        held = {pid for pid in store.legacy_digest_counts() if pid is not None}
+        assert held <= ids
+
     @pytest.mark.anyio
     async def test_async_twins(self, store):
         o, d, later = _org(), _digest(), _digest()
@@ -202,6 +215,7 @@ class LegacyDigestContract:
         assert (await store.afind_legacy(later)).pepper_id == "p2"
         counts = await store.alegacy_digest_counts()
         assert counts.get("p2", 0) >= 1
+        assert "p2" in await store.alegacy_pepper_ids()
         assert store.find_legacy(later).org_id == o  # what async wrote, sync reads
 
     def test_dump_holds_no_unkeyed_digest(self, store, legacy_dump: Callable[[str], list[object]]):

@@ -202,6 +202,8 @@ def _dump_everything(raw: redis.Redis, prefix: str) -> bytes:
                 out += [k, v]
         elif kind == b"zset":
             out += raw.zrange(name, 0, -1)
+        elif kind == b"set":
+            out += sorted(raw.smembers(name))
         elif kind == b"stream":
             for entry_id, fields in raw.xrange(name) or ():
                 out.append(entry_id)
