@@ -17,11 +17,18 @@ from ._audit_buffer import AuditBuffer
 from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
 from ._pepper import LegacyPepper, missing_pepper_error, resolve_pepper
 from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from .exceptions import StoreError, StoreUnavailable
 from .stores._base import KeyStore
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
 
 audit_logger = logging.getLogger("scout_auth.audit")
+
+
+def _management_error(exc: StoreUnavailable) -> StoreError:
+    # The store speaks for verification (StoreUnavailable is an AuthError); a
+    # management call that meets an outage is no authentication failure.
+    return StoreError(exc.detail, retry_after=exc.retry_after)
 
 
 class _BaseManager:
@@ -118,7 +125,10 @@ class KeyManager(_BaseManager):
                     self._record(need.event)
                     answer = None
                 else:
-                    answer = getattr(self.store, need.method)(*need.args)
+                    try:
+                        answer = getattr(self.store, need.method)(*need.args)
+                    except StoreUnavailable as exc:
+                        raise _management_error(exc) from exc
                 need = op.send(answer)
         except StopIteration as stop:
             return stop.value
@@ -321,7 +331,10 @@ class AsyncKeyManager(_BaseManager):
                     await self._record(need.event)
                     answer = None
                 else:
-                    answer = await getattr(self.store, "a" + need.method)(*need.args)
+                    try:
+                        answer = await getattr(self.store, "a" + need.method)(*need.args)
+                    except StoreUnavailable as exc:
+                        raise _management_error(exc) from exc
                 need = op.send(answer)
         except StopIteration as stop:
             return stop.value

@@ -15,7 +15,8 @@ httpx clients) and a ``requests.auth.AuthBase``::
 with a body, ``Content-Digest`` (RFC 9530), with a fresh ``created`` and a
 random ``nonce`` — the secret never crosses the wire.
 
-Needs the ``client`` extra (``pip install 'scout-auth[client]'``).
+Needs httpx or requests (either is enough; the ``client`` extra installs
+both: ``pip install 'scout-auth[client]'``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,35 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-import requests
-from requests.auth import AuthBase
+# Either client library alone is enough: each class is an httpx.Auth when
+# httpx is installed and a requests AuthBase when requests is.
+if TYPE_CHECKING:
+    import httpx
+    import requests
+    from httpx import Auth as _HttpxAuth
+    from requests.auth import AuthBase as _RequestsAuth
+else:
+    try:
+        from httpx import Auth as _HttpxAuth
+    except ImportError:  # requests only
+
+        class _HttpxAuth:
+            pass
+
+    try:
+        from requests.auth import AuthBase as _RequestsAuth
+    except ImportError:  # httpx only
+
+        class _RequestsAuth:
+            pass
+
+    if _HttpxAuth.__module__ == __name__ and _RequestsAuth.__module__ == __name__:
+        raise ImportError(
+            "scout_auth.client needs httpx or requests: pip install 'scout-auth[client]'"
+        )
 
 from ._digest import content_digest
 from ._httpsig import sign_request
@@ -51,7 +76,7 @@ def _load_token(token: str | None) -> tuple[str, ParsedToken]:
     return token.strip(), parsed
 
 
-class BearerAuth(httpx.Auth, AuthBase):
+class BearerAuth(_HttpxAuth, _RequestsAuth):
     """Send an Org Credential as ``Authorization: Bearer``.
 
     Args:
@@ -79,7 +104,7 @@ class BearerAuth(httpx.Auth, AuthBase):
         return r
 
 
-class SigningAuth(httpx.Auth, AuthBase):
+class SigningAuth(_HttpxAuth, _RequestsAuth):
     """Sign each request with the Org Credential (RFC 9421 + RFC 9530).
 
     Args:

@@ -7,7 +7,8 @@ in ``WWW-Authenticate`` (RFC 6750 §3). The adapters translate at the boundary;
 the core never builds a response itself.
 
 Management operations (:class:`~scout_auth.KeyManager`) raise
-:class:`KeyNotFound` or :class:`InvalidKeyOperation`.
+:class:`KeyNotFound`, :class:`InvalidKeyOperation` or, on a store outage,
+:class:`StoreError` (not an authentication failure).
 
 The tree::
 
@@ -21,22 +22,26 @@ The tree::
     │   ├── InsufficientScope         403 insufficient_scope
     │   ├── IpNotAllowed              403 ip_not_allowed
     │   ├── LegacyDisabled            401 legacy_disabled
-    │   ├── StoreUnavailable          503 store_unavailable
+    │   ├── StoreUnavailable          503 store_unavailable (also a StoreError)
     │   ├── LegacyBusy                503 legacy_busy
-    │   ├── SignatureInvalid          401 signature_invalid
-    │   │   └── WrongAuthority        401 wrong_authority
-    │   ├── SignatureMissingComponent 401 signature_missing_component
-    │   ├── SignatureExpired          401 signature_expired
-    │   ├── SignatureNotYetValid      401 signature_not_yet_valid
-    │   ├── NonceRequired             401 nonce_required
-    │   ├── ReplayDetected            401 replay_detected
-    │   ├── NonceQuotaExceeded        429 nonce_quota_exceeded
-    │   ├── UnsupportedAlgorithm      401 unsupported_algorithm
-    │   ├── DigestInvalid             401 digest_invalid
-    │   ├── DigestMismatch            401 digest_mismatch
+    │   ├── SignatureError            never raised directly: any signature refusal
+    │   │   ├── SignatureInvalid          401 signature_invalid
+    │   │   │   └── WrongAuthority        401 wrong_authority
+    │   │   ├── SignatureMissingComponent 401 signature_missing_component
+    │   │   ├── SignatureExpired          401 signature_expired
+    │   │   ├── SignatureNotYetValid      401 signature_not_yet_valid
+    │   │   ├── NonceRequired             401 nonce_required
+    │   │   ├── ReplayDetected            401 replay_detected
+    │   │   ├── NonceQuotaExceeded        429 nonce_quota_exceeded
+    │   │   └── UnsupportedAlgorithm      401 unsupported_algorithm
+    │   ├── DigestError               never raised directly: any body digest refusal
+    │   │   ├── DigestInvalid             401 digest_invalid
+    │   │   └── DigestMismatch            401 digest_mismatch
     │   └── BodyTooLarge              413 body_too_large
+    ├── StoreError                    503: a management call met a store outage
     ├── KeyNotFound (also LookupError)
-    └── InvalidKeyOperation (also ValueError)
+    ├── InvalidKeyOperation (also ValueError)
+    └── ConfigurationError (also ValueError): at startup, never per request
 
 Messages never contain a secret or a full token. ``KeyDisabled`` and
 ``KeyExpired`` are only raised to a caller that proved possession of the
@@ -52,6 +57,7 @@ __all__ = [
     "AuthError",
     "BodyTooLarge",
     "ConfigurationError",
+    "DigestError",
     "DigestInvalid",
     "DigestMismatch",
     "InsufficientScope",
@@ -69,10 +75,12 @@ __all__ = [
     "NonceRequired",
     "ReplayDetected",
     "ScoutAuthError",
+    "SignatureError",
     "SignatureExpired",
     "SignatureInvalid",
     "SignatureMissingComponent",
     "SignatureNotYetValid",
+    "StoreError",
     "StoreUnavailable",
     "UnsupportedAlgorithm",
     "WrongAuthority",
@@ -202,7 +210,32 @@ class LegacyDisabled(AuthError):
         )
 
 
-class StoreUnavailable(AuthError):
+class StoreError(ScoutAuthError):
+    """The key store could not complete a call: unreachable, timed out, failed over.
+
+    What a management call (:class:`~scout_auth.KeyManager`) raises on an
+    outage: not an authentication failure. For a write the outcome is
+    *unknown* (the store may have applied it): read the key back before
+    retrying. ``except StoreError`` also catches :class:`StoreUnavailable`,
+    what a verification raises.
+
+    Attributes:
+        status: 503, for an HTTP API that reports it.
+        code: ``"store_unavailable"``.
+        retry_after: Seconds to wait before retrying.
+    """
+
+    status: ClassVar[int] = 503
+    code: ClassVar[str] = "store_unavailable"
+    title: ClassVar[str] = "Key store temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        self.detail = detail or self.title
+        self.retry_after = retry_after
+        super().__init__(self.detail)
+
+
+class StoreUnavailable(AuthError, StoreError):
     """The key store could not be reached; nothing could be verified.
 
     Attributes:
@@ -214,8 +247,9 @@ class StoreUnavailable(AuthError):
     title = "Authentication temporarily unavailable"
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        # AuthError.__init__ reaches StoreError.__init__ (the MRO): set after it.
+        AuthError.__init__(self, detail)
         self.retry_after = retry_after
-        super().__init__(detail)
 
 
 class LegacyBusy(AuthError):
@@ -247,7 +281,19 @@ class LegacyBusy(AuthError):
 # material, signature bytes or nonces.
 
 
-class SignatureInvalid(AuthError):
+class SignatureError(AuthError):
+    """Any refusal of a signed request's signature (``except SignatureError``).
+
+    Never raised directly: every ``Signature*``, nonce, replay and
+    algorithm error below is one.
+    """
+
+
+class DigestError(AuthError):
+    """Any refusal of a signed request's body digest (RFC 9530); never raised directly."""
+
+
+class SignatureInvalid(SignatureError):
     """The signature headers do not parse, break a rule, or the signature is wrong."""
 
     status = 401
@@ -255,7 +301,7 @@ class SignatureInvalid(AuthError):
     title = "Invalid request signature"
 
 
-class SignatureMissingComponent(AuthError):
+class SignatureMissingComponent(SignatureError):
     """The signature does not cover a component the policy requires.
 
     Attributes:
@@ -271,7 +317,7 @@ class SignatureMissingComponent(AuthError):
         super().__init__(detail or f"Signature must cover {component}")
 
 
-class SignatureExpired(AuthError):
+class SignatureExpired(SignatureError):
     """The signature is older than the freshness window, or past its ``expires``."""
 
     status = 401
@@ -279,7 +325,7 @@ class SignatureExpired(AuthError):
     title = "Request signature expired"
 
 
-class SignatureNotYetValid(AuthError):
+class SignatureNotYetValid(SignatureError):
     """The signature's ``created`` lies further in the future than the allowed skew."""
 
     status = 401
@@ -287,7 +333,7 @@ class SignatureNotYetValid(AuthError):
     title = "Request signature not yet valid"
 
 
-class NonceRequired(AuthError):
+class NonceRequired(SignatureError):
     """The policy requires a ``nonce`` signature parameter and none was given."""
 
     status = 401
@@ -295,7 +341,7 @@ class NonceRequired(AuthError):
     title = "Request signature needs a nonce"
 
 
-class ReplayDetected(AuthError):
+class ReplayDetected(SignatureError):
     """The ``(keyid, nonce)`` pair was already seen inside the freshness window."""
 
     status = 401
@@ -303,7 +349,7 @@ class ReplayDetected(AuthError):
     title = "Request replayed"
 
 
-class NonceQuotaExceeded(AuthError):
+class NonceQuotaExceeded(SignatureError):
     """The signing key holds as many live nonces as the replay cache allows one key.
 
     Every accepted signed request leaves its nonce in the replay cache for
@@ -325,7 +371,7 @@ class NonceQuotaExceeded(AuthError):
         super().__init__(detail)
 
 
-class UnsupportedAlgorithm(AuthError):
+class UnsupportedAlgorithm(SignatureError):
     """The ``alg`` signature parameter names an algorithm the policy refuses."""
 
     status = 401
@@ -333,7 +379,7 @@ class UnsupportedAlgorithm(AuthError):
     title = "Unsupported signature algorithm"
 
 
-class DigestInvalid(AuthError):
+class DigestInvalid(DigestError):
     """``Content-Digest`` is malformed or names no supported algorithm."""
 
     status = 401
@@ -341,7 +387,7 @@ class DigestInvalid(AuthError):
     title = "Invalid Content-Digest"
 
 
-class DigestMismatch(AuthError):
+class DigestMismatch(DigestError):
     """The body does not match its ``Content-Digest``."""
 
     status = 401

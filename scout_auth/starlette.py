@@ -21,6 +21,10 @@ answered with ``application/problem+json`` (401/403/400/503). An
 :class:`~scout_auth.exceptions.AuthError` raised by the app before it
 started its response (for example by :func:`require_scopes`) is answered the
 same way.
+
+To put scout keys *beside* session or OAuth authentication, inside
+Starlette's own ``AuthenticationMiddleware``, use :class:`ScoutAuthBackend`
+instead: it returns ``None`` for a request that carries no scout credential.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._adapter import AdapterKwargs, AdapterOptions
+from ._backend import ScoutAuthBackend, ScoutAuthenticationError, on_auth_error
 from ._body import BodyGuard
 from ._flow import check_scopes
 from ._gate import Gate, loggable, route_path
@@ -50,7 +55,10 @@ __all__ = [
     "OrgCredentials",
     "OrgScopes",
     "OrgUser",
+    "ScoutAuthBackend",
     "ScoutAuthMiddleware",
+    "ScoutAuthenticationError",
+    "on_auth_error",
     "org_context",
     "require_scopes",
 ]

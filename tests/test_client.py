@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -138,3 +140,66 @@ def test_requests_stream_body_is_refused(new_key):
     prepared = requests.Request("POST", "https://h/x", data=iter([b"a", b"b"])).prepare()
     with pytest.raises(TypeError):
         SigningAuth(new_key.token)(prepared)
+
+
+# -- either client library alone (issue 12) -------------------------------------
+
+_BLOCK = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("blocked: " + name)
+        return None
+
+sys.meta_path.insert(0, Block())
+"""
+
+_USE = {
+    # httpx alone: an httpx.Auth whose flow adds the header.
+    "requests": """
+import httpx
+request = httpx.Request("GET", "https://api.test/x")
+assert next(auth.auth_flow(request)).headers["authorization"] == "Bearer " + token
+signed = next(signing.auth_flow(httpx.Request("POST", "https://api.test/x", content=b"hi")))
+assert "signature" in signed.headers and "content-digest" in signed.headers
+""",
+    # requests alone: a requests AuthBase that prepares the header.
+    "httpx": """
+import requests
+prepared = requests.Request("GET", "https://api.test/x").prepare()
+assert auth(prepared).headers["Authorization"] == "Bearer " + token
+signed = signing(requests.Request("POST", "https://api.test/x", data=b"hi").prepare())
+assert "Signature" in signed.headers and "Content-Digest" in signed.headers
+""",
+}
+
+_CLIENT = """
+from scout_auth import InMemoryKeyStore, KeyManager
+from scout_auth.client import BearerAuth, SigningAuth
+
+token = KeyManager(InMemoryKeyStore()).create_key("org_1", "alone").token
+auth = BearerAuth(token)
+signing = SigningAuth(token)
+"""
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize("blocked", ["requests", "httpx"])
+def test_the_client_imports_with_either_library_alone(blocked):
+    check = f"assert {blocked!r} not in sys.modules\nprint('ok')\n"
+    done = _python(_BLOCK.format(blocked=(blocked,)) + _CLIENT + _USE[blocked] + check)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_the_client_without_either_library_says_what_to_install():
+    done = _python(_BLOCK.format(blocked=("httpx", "requests")) + "import scout_auth.client\n")
+    assert done.returncode != 0
+    assert "needs httpx or requests" in done.stderr

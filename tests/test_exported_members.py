@@ -54,6 +54,7 @@ EXCEPTIONS_EXPORTED = sorted(
         "AuthError",
         "BodyTooLarge",
         "ConfigurationError",
+        "DigestError",
         "DigestInvalid",
         "DigestMismatch",
         "InsufficientScope",
@@ -71,10 +72,12 @@ EXCEPTIONS_EXPORTED = sorted(
         "NonceRequired",
         "ReplayDetected",
         "ScoutAuthError",
+        "SignatureError",
         "SignatureExpired",
         "SignatureInvalid",
         "SignatureMissingComponent",
         "SignatureNotYetValid",
+        "StoreError",
         "StoreUnavailable",
         "UnsupportedAlgorithm",
         "WrongAuthority",
@@ -170,8 +173,12 @@ def _subclasses(cls: type[AuthError]) -> set[type[AuthError]]:
     return found
 
 
+#: Groups for ``except``; never raised, so they carry AuthError's own code.
+GROUPS = {"SignatureError", "DigestError"}
+
+
 def test_auth_errors_have_distinct_stable_codes_and_http_statuses():
-    subclasses = _subclasses(AuthError)
+    subclasses = {c for c in _subclasses(AuthError) if c.__name__ not in GROUPS}
     got = {cls.__name__: (cls.status, cls.code) for cls in subclasses}
     assert got == AUTH_ERRORS
     codes = [code for _, code in got.values()]
@@ -197,6 +204,34 @@ def test_auth_errors_carry_their_code_when_raised(name):
     assert exc.detail
     assert name in repr(exc)
     assert AUTH_ERRORS[name][1] in repr(exc)
+
+
+def test_signature_and_digest_errors_are_caught_as_groups():
+    signature = {
+        "SignatureInvalid",
+        "WrongAuthority",
+        "SignatureMissingComponent",
+        "SignatureExpired",
+        "SignatureNotYetValid",
+        "NonceRequired",
+        "ReplayDetected",
+        "NonceQuotaExceeded",
+        "UnsupportedAlgorithm",
+    }
+    assert {c.__name__ for c in _subclasses(exceptions.SignatureError)} == signature
+    assert {c.__name__ for c in _subclasses(exceptions.DigestError)} == {
+        "DigestInvalid",
+        "DigestMismatch",
+    }
+    for group in GROUPS:
+        assert getattr(exceptions, group).code == AuthError.code
+
+
+def test_a_store_outage_in_management_is_no_authentication_failure():
+    assert issubclass(exceptions.StoreUnavailable, exceptions.StoreError)
+    assert not issubclass(exceptions.StoreError, AuthError)
+    error = exceptions.StoreError()
+    assert (error.status, error.code, error.retry_after) == (503, "store_unavailable", 1)
 
 
 def test_management_errors_are_also_builtin_errors():

@@ -416,3 +416,26 @@ async def test_legacy_key_lifecycle(manager, store):
         await manager.get_legacy_key("org_1")
     with pytest.raises(KeyNotFound):
         await manager.delete_legacy_key("org_1")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("driver", ["sync", "async"])
+async def test_a_store_outage_is_a_store_error_not_an_authentication_failure(driver):
+    from scout_auth import AsyncKeyManager
+    from scout_auth.exceptions import AuthError, StoreError, StoreUnavailable
+
+    class Down(InMemoryKeyStore):
+        def add_key(self, record):
+            raise StoreUnavailable("Key store unreachable", retry_after=2)
+
+        async def aadd_key(self, record):
+            self.add_key(record)
+
+    store = Down()
+    manager = AsAsync(KeyManager(store)) if driver == "sync" else AsyncKeyManager(store)
+    with pytest.raises(StoreError) as raised:
+        await manager.create_key("org_1", "outage")
+    error = raised.value
+    assert not isinstance(error, AuthError)
+    assert (error.status, error.code, error.retry_after) == (503, "store_unavailable", 2)
+    assert isinstance(error.__cause__, StoreUnavailable)
