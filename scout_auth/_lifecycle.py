@@ -21,10 +21,10 @@ import logging
 import re
 import secrets
 import warnings
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal, TypeVar, get_args
 
 from ._audit import AuditAction, AuditEvent
 from ._pepper import LegacyPepper
@@ -36,11 +36,14 @@ from .stores._base import KeyUpdate
 logger = logging.getLogger("scout_auth")
 
 __all__ = [
+    "ASYNC_NAMES",
     "DEFAULT_ROTATION_GRACE",
     "Audit",
     "HashSecret",
+    "LifecycleNeed",
     "Op",
     "StoreCall",
+    "StoreMethod",
     "WeakKeyNameWarning",
 ]
 
@@ -65,11 +68,35 @@ class WeakKeyNameWarning(UserWarning):
     """A key name like ``key1`` or ``test`` that will not say what the key is for."""
 
 
+#: The store methods a lifecycle op may call (sync names; ``ASYNC_NAMES`` maps
+#: each to its ``a*`` twin), so a typo is a type error, not a runtime one.
+StoreMethod = Literal[
+    "add_key",
+    "delete_key",
+    "delete_legacy",
+    "delete_role",
+    "get_key",
+    "get_legacy",
+    "get_role",
+    "legacy_usage",
+    "list_keys",
+    "list_roles",
+    "put_legacy",
+    "put_role",
+    "rotate_key",
+    "set_legacy_enabled",
+    "update_key",
+]
+
+#: Each store method's async twin.
+ASYNC_NAMES: Final[Mapping[StoreMethod, str]] = {m: "a" + m for m in get_args(StoreMethod)}
+
+
 @dataclass(frozen=True, slots=True)
 class StoreCall:
     """Need: call store method ``method`` (sync name) with ``args``."""
 
-    method: str
+    method: StoreMethod
     args: tuple[Any, ...]
 
 
@@ -87,7 +114,14 @@ class Audit:
     event: AuditEvent
 
 
-Op = Generator[StoreCall | HashSecret | Audit, Any, Any]
+R = TypeVar("R")
+
+#: What a lifecycle op yields.
+LifecycleNeed = StoreCall | HashSecret | Audit
+
+#: A lifecycle op whose result is an ``R`` (``Op[NewKey]``): the drivers run it
+#: with :func:`~scout_auth._drive.drive`, and its type is theirs.
+Op = Generator[LifecycleNeed, Any, R]
 
 
 def _now(clock_value: float) -> datetime:
@@ -141,7 +175,9 @@ def check_name(name: str) -> str:
             f"key name {name!r} does not say what the key is for; "
             "name it after the integration that uses it (e.g. 'billing-sync prod')",
             WeakKeyNameWarning,
-            stacklevel=5,
+            # check_name, the op, drive(), the manager's _run, its method:
+            # the caller of KeyManager.create_key / rename_key is frame 6.
+            stacklevel=6,
         )
     return name
 
@@ -240,7 +276,7 @@ def create_key(
     actor: str | None = None,
     roles: Iterable[str] | None = None,
     allowed_ips: Iterable[str] | None = None,
-) -> Op:
+) -> Op[NewKey]:
     new = _new_key(
         _check_id(org_id, "org_id"),
         check_name(name),
@@ -256,28 +292,28 @@ def create_key(
     return new
 
 
-def list_keys(org_id: str, legacy_days: int, now: float) -> Op:
+def list_keys(org_id: str, legacy_days: int, now: float) -> Op[KeyList]:
     # legacy_status checks legacy_days before its first yield: a bad value reads nothing.
     legacy = yield from legacy_status(org_id, legacy_days, now)
     keys = yield StoreCall("list_keys", (org_id,))
     return KeyList(keys, legacy=legacy)
 
 
-def get_key(key_id: str) -> Op:
-    record = yield StoreCall("get_key", (key_id,))
+def get_key(key_id: str) -> Op[KeyRecord]:
+    record: KeyRecord | None = yield StoreCall("get_key", (key_id,))
     if record is None:
         raise KeyNotFound(key_id)
     return record
 
 
-def update_key(key_id: str, update: KeyUpdate) -> Op:
-    record = yield StoreCall("update_key", (key_id, update))
+def update_key(key_id: str, update: KeyUpdate) -> Op[KeyRecord]:
+    record: KeyRecord | None = yield StoreCall("update_key", (key_id, update))
     if record is None:
         raise KeyNotFound(key_id)
     return record
 
 
-def rename_key(key_id: str, name: str, now: float, actor: str | None = None) -> Op:
+def rename_key(key_id: str, name: str, now: float, actor: str | None = None) -> Op[KeyRecord]:
     update = KeyUpdate(name=check_name(name))
     check_actor(actor)
     record = yield from update_key(key_id, update)
@@ -285,23 +321,23 @@ def rename_key(key_id: str, name: str, now: float, actor: str | None = None) -> 
     return record
 
 
-def set_enabled(key_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+def set_enabled(key_id: str, enabled: bool, now: float, actor: str | None = None) -> Op[KeyRecord]:
     check_actor(actor)
     record = yield from update_key(key_id, KeyUpdate(enabled=enabled))
     yield _audit(AuditAction.ENABLED if enabled else AuditAction.DISABLED, record, actor, now)
     return record
 
 
-def delete_key(key_id: str, now: float, actor: str | None = None) -> Op:
+def delete_key(key_id: str, now: float, actor: str | None = None) -> Op[KeyRecord]:
     check_actor(actor)
-    record = yield StoreCall("delete_key", (key_id,))
+    record: KeyRecord | None = yield StoreCall("delete_key", (key_id,))
     if record is None:
         raise KeyNotFound(key_id)
     yield _audit(AuditAction.DELETED, record, actor, now)
     return record
 
 
-def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = None) -> Op:
+def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = None) -> Op[NewKey]:
     if not isinstance(grace, timedelta) or grace < timedelta(0):
         raise InvalidKeyOperation("grace must be a timedelta >= 0")
     check_actor(actor)
@@ -321,7 +357,7 @@ def import_legacy_key(
     now: float,
     actor: str | None = None,
     pepper: LegacyPepper | None = None,
-) -> Op:
+) -> Op[LegacyRecord]:
     _check_id(org_id, "org_id")
     if not isinstance(secret, str) or not secret:
         raise InvalidKeyOperation("a legacy secret is required")
@@ -349,14 +385,14 @@ def import_legacy_key(
     return stored if isinstance(stored, LegacyRecord) else record
 
 
-def get_legacy_key(org_id: str) -> Op:
-    record = yield StoreCall("get_legacy", (org_id,))
+def get_legacy_key(org_id: str) -> Op[LegacyRecord]:
+    record: LegacyRecord | None = yield StoreCall("get_legacy", (org_id,))
     if record is None:
         raise KeyNotFound(f"legacy:{org_id}")
     return record
 
 
-def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op:
+def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op[None]:
     check_actor(actor)
     existed = yield StoreCall("delete_legacy", (org_id,))
     if not existed:
@@ -367,7 +403,7 @@ def delete_legacy_key(org_id: str, now: float, actor: str | None = None) -> Op:
 
 def set_scopes(
     key_id: str, scopes: Iterable[str] | None, now: float, actor: str | None = None
-) -> Op:
+) -> Op[KeyRecord]:
     update = KeyUpdate(scopes=_scopes(scopes))
     check_actor(actor)
     record = yield from update_key(key_id, update)
@@ -375,7 +411,9 @@ def set_scopes(
     return record
 
 
-def set_roles(key_id: str, roles: Iterable[str], now: float, actor: str | None = None) -> Op:
+def set_roles(
+    key_id: str, roles: Iterable[str], now: float, actor: str | None = None
+) -> Op[KeyRecord]:
     update = KeyUpdate(roles=_roles(roles))
     check_actor(actor)
     record = yield from update_key(key_id, update)
@@ -385,7 +423,7 @@ def set_roles(key_id: str, roles: Iterable[str], now: float, actor: str | None =
 
 def set_allowed_ips(
     key_id: str, allowed_ips: Iterable[str] | None, now: float, actor: str | None = None
-) -> Op:
+) -> Op[KeyRecord]:
     update = KeyUpdate(allowed_ips=_allowed_ips(allowed_ips))
     check_actor(actor)
     record = yield from update_key(key_id, update)
@@ -401,7 +439,7 @@ def _role_audit(
 
 def put_role(
     org_id: str, name: str, scopes: Iterable[str], now: float, actor: str | None = None
-) -> Op:
+) -> Op[RoleRecord]:
     granted = _scopes(scopes)
     if granted is None:
         raise InvalidKeyOperation("a role grants a list of scopes")
@@ -412,18 +450,19 @@ def put_role(
     return role
 
 
-def get_role(org_id: str, name: str) -> Op:
-    role = yield StoreCall("get_role", (org_id, name))
+def get_role(org_id: str, name: str) -> Op[RoleRecord]:
+    role: RoleRecord | None = yield StoreCall("get_role", (org_id, name))
     if role is None:
         raise KeyNotFound(f"role:{name}")
     return role
 
 
-def list_roles(org_id: str) -> Op:
-    return (yield StoreCall("list_roles", (org_id,)))
+def list_roles(org_id: str) -> Op[list[RoleRecord]]:
+    roles: list[RoleRecord] = yield StoreCall("list_roles", (org_id,))
+    return roles
 
 
-def delete_role(org_id: str, name: str, now: float, actor: str | None = None) -> Op:
+def delete_role(org_id: str, name: str, now: float, actor: str | None = None) -> Op[None]:
     check_actor(actor)
     existed = yield StoreCall("delete_role", (org_id, name))
     if not existed:
@@ -432,9 +471,11 @@ def delete_role(org_id: str, name: str, now: float, actor: str | None = None) ->
     return None
 
 
-def set_legacy_enabled(org_id: str, enabled: bool, now: float, actor: str | None = None) -> Op:
+def set_legacy_enabled(
+    org_id: str, enabled: bool, now: float, actor: str | None = None
+) -> Op[LegacyRecord]:
     check_actor(actor)
-    record = yield StoreCall("set_legacy_enabled", (org_id, enabled))
+    record: LegacyRecord | None = yield StoreCall("set_legacy_enabled", (org_id, enabled))
     if record is None:
         raise KeyNotFound(f"legacy:{org_id}")
     action = AuditAction.LEGACY_ENABLED if enabled else AuditAction.LEGACY_DISABLED
@@ -442,7 +483,7 @@ def set_legacy_enabled(org_id: str, enabled: bool, now: float, actor: str | None
     return record
 
 
-def legacy_status(org_id: str, days: int, now: float) -> Op:
+def legacy_status(org_id: str, days: int, now: float) -> Op[LegacyStatus]:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
         raise InvalidKeyOperation("days must be an int from 1 to 3660")
     record = yield StoreCall("get_legacy", (org_id,))

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -14,7 +14,8 @@ from argon2 import PasswordHasher
 from . import _lifecycle as ops
 from ._audit import AuditEvent, AuditSink, event_json
 from ._audit_buffer import AuditBuffer
-from ._lifecycle import DEFAULT_ROTATION_GRACE, Audit, HashSecret, Op
+from ._drive import adrive, drive
+from ._lifecycle import ASYNC_NAMES, DEFAULT_ROTATION_GRACE, Audit, HashSecret, LifecycleNeed, Op
 from ._pepper import LegacyPepper, missing_pepper_error, resolve_pepper
 from ._records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
 from .exceptions import StoreError, StoreUnavailable
@@ -23,6 +24,9 @@ from .stores._base import KeyStore
 __all__ = ["AsyncKeyManager", "KeyManager"]
 
 audit_logger = logging.getLogger("scout_auth.audit")
+
+
+R = TypeVar("R")
 
 
 def _management_error(exc: StoreUnavailable) -> StoreError:
@@ -115,25 +119,19 @@ class KeyManager(_BaseManager):
         except Exception:
             self._audit_failed(event)
 
-    def _run(self, op: Op) -> Any:
+    def _run(self, op: Op[R]) -> R:
+        return drive(op, self._perform)
+
+    def _perform(self, need: LifecycleNeed) -> object:
+        if isinstance(need, HashSecret):
+            return self._hasher.hash(need.secret)
+        if isinstance(need, Audit):
+            self._record(need.event)
+            return None
         try:
-            need = next(op)
-            while True:
-                if isinstance(need, HashSecret):
-                    answer: Any = self._hasher.hash(need.secret)
-                elif isinstance(need, Audit):
-                    self._record(need.event)
-                    answer = None
-                else:
-                    try:
-                        answer = getattr(self.store, need.method)(*need.args)
-                    except StoreUnavailable as exc:
-                        raise _management_error(exc) from exc
-                need = op.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            op.close()
+            return getattr(self.store, need.method)(*need.args)
+        except StoreUnavailable as exc:
+            raise _management_error(exc) from exc
 
     def create_key(
         self,
@@ -167,7 +165,7 @@ class KeyManager(_BaseManager):
         op = ops.create_key(
             org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
         )
-        return self._run(op)  # type: ignore[no-any-return]
+        return self._run(op)
 
     def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
         """The org's keys, oldest first, and the org's legacy usage.
@@ -186,27 +184,27 @@ class KeyManager(_BaseManager):
             :class:`~scout_auth.KeyRecord` whose ``legacy`` is the org's
             :class:`~scout_auth.LegacyStatus`.
         """
-        return self._run(ops.list_keys(org_id, legacy_days, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.list_keys(org_id, legacy_days, self._clock()))
 
     def get_key(self, key_id: str) -> KeyRecord:
         """One key by id."""
-        return self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
+        return self._run(ops.get_key(key_id))
 
     def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """Rename a key; returns the updated record."""
-        return self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.rename_key(key_id, name, self._clock(), actor))
 
     def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Re-enable a disabled key."""
-        return self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, True, self._clock(), actor))
 
     def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Disable a key: requests with it get 401 ``key_disabled`` at once."""
-        return self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_enabled(key_id, False, self._clock(), actor))
 
     def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
-        return self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.delete_key(key_id, self._clock(), actor))
 
     def rotate_key(
         self,
@@ -221,7 +219,7 @@ class KeyManager(_BaseManager):
         answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
         grace period never extends the old key's own expiry.
         """
-        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
 
     def import_legacy_key(
         self, org_id: str, secret: str, *, actor: str | None = None
@@ -240,11 +238,11 @@ class KeyManager(_BaseManager):
                 ``scout_sk_`` (it would be read as an Org Credential).
         """
         op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
-        return self._run(op)  # type: ignore[no-any-return]
+        return self._run(op)
 
     def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """The org's legacy record (hash only)."""
-        return self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
+        return self._run(ops.get_legacy_key(org_id))
 
     def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """Delete the org's legacy secret: legacy requests then get 401."""
@@ -254,33 +252,33 @@ class KeyManager(_BaseManager):
         self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
     ) -> KeyRecord:
         """Replace a key's own scopes (``None``: none of its own; with no roles, unrestricted)."""
-        return self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))
 
     def set_roles(
         self, key_id: str, roles: Iterable[str], *, actor: str | None = None
     ) -> KeyRecord:
         """Replace the roles a key references (``[]``: none)."""
-        return self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_roles(key_id, roles, self._clock(), actor))
 
     def set_allowed_ips(
         self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
     ) -> KeyRecord:
         """Replace a key's IP allowlist (``None``: usable from anywhere)."""
-        return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
 
     def put_role(
         self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
     ) -> RoleRecord:
         """Create or replace an org role; every key using it changes at once."""
-        return self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))
 
     def get_role(self, org_id: str, name: str) -> RoleRecord:
         """One role (``KeyNotFound`` if absent)."""
-        return self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+        return self._run(ops.get_role(org_id, name))
 
     def list_roles(self, org_id: str) -> list[RoleRecord]:
         """The org's roles, by name."""
-        return self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+        return self._run(ops.list_roles(org_id))
 
     def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
         """Delete a role: keys referencing it lose its scopes at once."""
@@ -292,15 +290,15 @@ class KeyManager(_BaseManager):
         ``requests`` counts legacy requests on the last ``days`` UTC days
         (today included), as flushed by verifiers in the background.
         """
-        return self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+        return self._run(ops.legacy_status(org_id, days, self._clock()))
 
     def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
         """Turn legacy auth off for one org: its legacy requests get 401 ``legacy_disabled``."""
-        return self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))
 
     def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
         """Turn legacy auth back on for one org."""
-        return self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]
+        return self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))
 
 
 class AsyncKeyManager(_BaseManager):
@@ -321,25 +319,19 @@ class AsyncKeyManager(_BaseManager):
         except Exception:
             self._audit_failed(event)
 
-    async def _run(self, op: Op) -> Any:
+    async def _run(self, op: Op[R]) -> R:
+        return await adrive(op, self._perform)
+
+    async def _perform(self, need: LifecycleNeed) -> object:
+        if isinstance(need, HashSecret):
+            return await anyio.to_thread.run_sync(self._hasher.hash, need.secret)
+        if isinstance(need, Audit):
+            await self._record(need.event)
+            return None
         try:
-            need = next(op)
-            while True:
-                if isinstance(need, HashSecret):
-                    answer: Any = await anyio.to_thread.run_sync(self._hasher.hash, need.secret)
-                elif isinstance(need, Audit):
-                    await self._record(need.event)
-                    answer = None
-                else:
-                    try:
-                        answer = await getattr(self.store, "a" + need.method)(*need.args)
-                    except StoreUnavailable as exc:
-                        raise _management_error(exc) from exc
-                need = op.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            op.close()
+            return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
+        except StoreUnavailable as exc:
+            raise _management_error(exc) from exc
 
     async def create_key(
         self,
@@ -356,31 +348,31 @@ class AsyncKeyManager(_BaseManager):
         op = ops.create_key(
             org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
         )
-        return await self._run(op)  # type: ignore[no-any-return]
+        return await self._run(op)
 
     async def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
         """See :meth:`KeyManager.list_keys`."""
-        return await self._run(ops.list_keys(org_id, legacy_days, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.list_keys(org_id, legacy_days, self._clock()))
 
     async def get_key(self, key_id: str) -> KeyRecord:
         """See :meth:`KeyManager.get_key`."""
-        return await self._run(ops.get_key(key_id))  # type: ignore[no-any-return]
+        return await self._run(ops.get_key(key_id))
 
     async def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.rename_key`."""
-        return await self._run(ops.rename_key(key_id, name, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.rename_key(key_id, name, self._clock(), actor))
 
     async def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.enable_key`."""
-        return await self._run(ops.set_enabled(key_id, True, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, True, self._clock(), actor))
 
     async def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.disable_key`."""
-        return await self._run(ops.set_enabled(key_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_enabled(key_id, False, self._clock(), actor))
 
     async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
-        return await self._run(ops.delete_key(key_id, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.delete_key(key_id, self._clock(), actor))
 
     async def rotate_key(
         self,
@@ -390,18 +382,18 @@ class AsyncKeyManager(_BaseManager):
         actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.rotate_key`."""
-        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
 
     async def import_legacy_key(
         self, org_id: str, secret: str, *, actor: str | None = None
     ) -> LegacyRecord:
         """See :meth:`KeyManager.import_legacy_key`."""
         op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
-        return await self._run(op)  # type: ignore[no-any-return]
+        return await self._run(op)
 
     async def get_legacy_key(self, org_id: str) -> LegacyRecord:
         """See :meth:`KeyManager.get_legacy_key`."""
-        return await self._run(ops.get_legacy_key(org_id))  # type: ignore[no-any-return]
+        return await self._run(ops.get_legacy_key(org_id))
 
     async def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
         """See :meth:`KeyManager.delete_legacy_key`."""
@@ -411,33 +403,33 @@ class AsyncKeyManager(_BaseManager):
         self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
     ) -> KeyRecord:
         """See :meth:`KeyManager.set_scopes`."""
-        return await self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))
 
     async def set_roles(
         self, key_id: str, roles: Iterable[str], *, actor: str | None = None
     ) -> KeyRecord:
         """See :meth:`KeyManager.set_roles`."""
-        return await self._run(ops.set_roles(key_id, roles, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_roles(key_id, roles, self._clock(), actor))
 
     async def set_allowed_ips(
         self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
     ) -> KeyRecord:
         """See :meth:`KeyManager.set_allowed_ips`."""
-        return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
 
     async def put_role(
         self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
     ) -> RoleRecord:
         """See :meth:`KeyManager.put_role`."""
-        return await self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))
 
     async def get_role(self, org_id: str, name: str) -> RoleRecord:
         """See :meth:`KeyManager.get_role`."""
-        return await self._run(ops.get_role(org_id, name))  # type: ignore[no-any-return]
+        return await self._run(ops.get_role(org_id, name))
 
     async def list_roles(self, org_id: str) -> list[RoleRecord]:
         """See :meth:`KeyManager.list_roles`."""
-        return await self._run(ops.list_roles(org_id))  # type: ignore[no-any-return]
+        return await self._run(ops.list_roles(org_id))
 
     async def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
         """See :meth:`KeyManager.delete_role`."""
@@ -445,12 +437,12 @@ class AsyncKeyManager(_BaseManager):
 
     async def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
         """See :meth:`KeyManager.legacy_status`."""
-        return await self._run(ops.legacy_status(org_id, days, self._clock()))  # type: ignore[no-any-return]
+        return await self._run(ops.legacy_status(org_id, days, self._clock()))
 
     async def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
         """See :meth:`KeyManager.disable_legacy`."""
-        return await self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))
 
     async def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
         """See :meth:`KeyManager.enable_legacy`."""
-        return await self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))  # type: ignore[no-any-return]
+        return await self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))

@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -37,6 +38,7 @@ from ._credentials import (
     parse_bearer_or_legacy,
     split_authorization,
 )
+from ._drive import NOT_LOCAL, adrive, drive
 from ._flow import (
     CheckLegacySecret,
     FetchKey,
@@ -108,9 +110,6 @@ _Presented = str | LegacyCredential
 
 #: A parsed, policy-checked signature and the time it was read.
 _Signed = tuple[RequestSignature, float]
-
-# _BaseVerifier._answer_locally: this need takes I/O.
-_FROM_STORE = object()
 
 
 def _scopes(required: Iterable[str]) -> tuple[str, ...]:
@@ -397,12 +396,12 @@ class _BaseVerifier:
 
     # -- a flow's needs ---------------------------------------------------------
 
-    def _answer_locally(self, need: Need, now: float) -> object:
-        """What the cache answers for ``need`` without I/O, or ``_FROM_STORE``."""
+    def _answer_locally(self, now: float, need: Need) -> object:
+        """What the cache answers for ``need`` without I/O, or ``NOT_LOCAL``."""
         # type() is: exact classes, the cheapest test on the per-request path.
         if type(need) is FetchKey:
             cached = self.cache.get_record(need.key_id, now)
-            return _FROM_STORE if cached is None else cached
+            return NOT_LOCAL if cached is None else cached
         if type(need) is RememberContext:
             self.cache.put_known(need.known)
             return None
@@ -410,7 +409,7 @@ class _BaseVerifier:
             self.legacy.fingerprint(need), now
         ):
             return False  # a wrong secret seen again: no argon2
-        return _FROM_STORE
+        return NOT_LOCAL
 
     def _store_call(self, need: Need) -> tuple[object, str, tuple[Any, ...]]:
         """The object, sync method name (``a`` + name: async) and arguments for ``need``."""
@@ -728,20 +727,9 @@ class Verifier(_BaseVerifier):
         return self._finish(fp, self._drive(flow, now, epoch), now, epoch)
 
     def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
-        try:
-            need = next(flow)
-            while True:
-                answer = self._answer_locally(need, now)
-                if answer is _FROM_STORE:
-                    answer = self._perform(need, now, epoch)
-                need = flow.send(answer)
-        except StopIteration as stop:
-            verified: Verified = stop.value
-            return verified
-        finally:
-            flow.close()
+        return drive(flow, partial(self._perform, now, epoch), partial(self._answer_locally, now))
 
-    def _perform(self, need: Need, now: float, epoch: int) -> object:
+    def _perform(self, now: float, epoch: int, need: Need) -> object:
         if isinstance(need, CheckLegacySecret):
             # Counted first: a caller beyond the queue is refused, not parked.
             with self.legacy.admitted(), self._argon2_slots:
@@ -896,20 +884,11 @@ class AsyncVerifier(_BaseVerifier):
         return self._finish(fp, await self._drive(flow, now, epoch), now, epoch)
 
     async def _drive(self, flow: Flow, now: float, epoch: int) -> Verified:
-        try:
-            need = next(flow)
-            while True:
-                answer = self._answer_locally(need, now)
-                if answer is _FROM_STORE:
-                    answer = await self._perform(need, now, epoch)
-                need = flow.send(answer)
-        except StopIteration as stop:
-            verified: Verified = stop.value
-            return verified
-        finally:
-            flow.close()
+        return await adrive(
+            flow, partial(self._perform, now, epoch), partial(self._answer_locally, now)
+        )
 
-    async def _perform(self, need: Need, now: float, epoch: int) -> object:
+    async def _perform(self, now: float, epoch: int, need: Need) -> object:
         if isinstance(need, CheckLegacySecret):
             with self.legacy.admitted():
                 # A limiter of its own: anyio's default one is the pool that
