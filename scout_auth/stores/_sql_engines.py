@@ -4,8 +4,9 @@ A store built from one URL needs a sync and an async engine; the async URL is
 derived from the sync one (and back) by swapping the driver for its twin. For
 MySQL/MariaDB the async twin is asyncmy: aiomysql 0.3 cannot send binary
 parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
-Timeouts become driver connect arguments, so a dead or stuck server fails a
-call within bounded time. Driver errors that mean "the database cannot answer
+Timeouts become driver connect arguments (and, on PostgreSQL, a deadline the
+store enforces: :mod:`._sql_watchdog`), so a dead, stuck or silent server
+fails a call within bounded time. Driver errors that mean "the database cannot answer
 now" become :class:`~scout_auth.exceptions.StoreUnavailable`. An
 :class:`Attempt` runs one operation of :mod:`._sql_ops` on a connection and
 says whether a failure may be retried.
@@ -23,6 +24,7 @@ from sqlalchemy.sql import Executable
 
 from ..exceptions import StoreUnavailable
 from . import _sql_ops as ops
+from ._sql_watchdog import NO_WATCH, Watch
 
 __all__ = [
     "ATTEMPTS",
@@ -31,7 +33,9 @@ __all__ = [
     "connect_args",
     "is_retryable",
     "merged_options",
+    "read_timeout_for",
     "sync_url",
+    "timed_out",
     "translate",
     "unavailable",
 ]
@@ -89,11 +93,45 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+#: TCP keepalives on PostgreSQL connections (libpq): an idle pooled connection
+#: whose peer is gone is found dead within about ``IDLE + tcp_user_timeout``
+#: seconds and replaced before a request waits on it.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+
+_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
+
+
+def read_timeout_for(statement_timeout: float | None, read_timeout: float | None) -> float:
+    """The client-side read timeout: ``read_timeout``, else ``statement_timeout + 1`` (or 30).
+
+    One second above the server's own limit, so a slow statement ends with
+    the server's clean error (the connection kept) before the client gives
+    the connection up; 30 s when the server has no statement limit of ours.
+    """
+    if read_timeout is not None:
+        return read_timeout
+    return 30.0 if statement_timeout is None else statement_timeout + 1.0
+
+
 def connect_args(
-    url: URL, *, is_async: bool, connect_timeout: float, statement_timeout: float | None
+    url: URL,
+    *,
+    is_async: bool,
+    connect_timeout: float,
+    statement_timeout: float | None,
+    read_timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Driver connect arguments that bound connecting and each statement."""
+    """Driver connect arguments that bound connecting, each statement and each answer.
+
+    ``read_timeout`` (default: :func:`read_timeout_for`) is how long the
+    client waits for any one answer. MySQL/MariaDB drivers enforce it on
+    their socket; libpq has no such setting, so on PostgreSQL the store
+    enforces it (:mod:`._sql_watchdog`) and the connection gets TCP
+    keepalives and ``tcp_user_timeout`` (unacknowledged data for that long
+    ends the connection). Parameters given in the URL's query win.
+    """
     backend, driver = url.get_backend_name(), url.get_driver_name()
+    answer = read_timeout_for(statement_timeout, read_timeout)
     args: dict[str, Any] = {}
     if backend == "sqlite":
         # How long to wait for another writer's lock before "database is locked".
@@ -106,17 +144,28 @@ def connect_args(
             given = (given,) if isinstance(given, str) else given
             timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
             args["options"] = " ".join((*given, timeout))
+        if driver in _LIBPQ_DRIVERS:
+            libpq = {
+                "keepalives": 1,
+                "keepalives_idle": KEEPALIVE_IDLE,
+                "keepalives_interval": KEEPALIVE_INTERVAL,
+                "keepalives_count": KEEPALIVE_COUNT,
+                "tcp_user_timeout": max(1, math.ceil(answer * 1000)),  # milliseconds
+            }
+            args.update({k: v for k, v in libpq.items() if k not in url.query})
     elif backend in ("mysql", "mariadb"):
         args["connect_timeout"] = max(1, math.ceil(connect_timeout))
-        if statement_timeout is not None:
+        if statement_timeout is not None and "init_command" not in url.query:  # the URL's wins
             seconds = max(1, math.ceil(statement_timeout))
-            if "init_command" not in url.query:  # the URL's own wins
-                args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
-            # Socket timeouts: a server that stops answering fails the call.
-            if driver in ("pymysql", "mysqldb"):
-                args["read_timeout"] = args["write_timeout"] = seconds
-            elif driver == "asyncmy":
-                args["read_timeout"] = seconds
+            args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
+        # Socket timeouts: a server that stops answering fails the call (the
+        # handshake after connecting too).
+        if driver == "pymysql":
+            args["read_timeout"] = args["write_timeout"] = answer
+        elif driver == "mysqldb":  # whole seconds only
+            args["read_timeout"] = args["write_timeout"] = max(1, math.ceil(answer))
+        elif driver == "asyncmy":
+            args["read_timeout"] = answer
     return args
 
 
@@ -153,14 +202,33 @@ ATTEMPTS = 3
 
 
 class Attempt:
-    """One run of an operation: how many of its statements the database answered."""
+    """One run of an operation: how far it got, and the deadline it runs under.
 
-    __slots__ = ("answered",)
+    ``answered`` counts the statements the database answered; ``outcome`` is
+    set once the operation returned, i.e. every statement was answered and
+    only the ``COMMIT`` remains (a failure from then on leaves the write's
+    outcome unknown); ``watch`` is the read deadline of the connection
+    (:mod:`._sql_watchdog`), re-armed after each answer.
+    """
+
+    __slots__ = ("answered", "outcome", "watch")
 
     def __init__(self) -> None:
         self.answered = 0
+        self.outcome: ops.Outcome[Any] | None = None
+        self.watch: Watch = NO_WATCH
+
+    def watched(self, watch: Watch) -> Watch:
+        """Run under ``watch`` (returned, to be used as a context manager)."""
+        self.watch = watch
+        return watch
 
     def may_retry(self, exc: Exception, *, write: bool) -> bool:
+        # An answer that never came: the operation used up its time, and a
+        # second run would double the bound a caller waits (the pool is
+        # flushed: the next call gets a fresh connection).
+        if self.watch.fired or timed_out(exc):
+            return False
         # A pooled connection found dead before any statement was answered:
         # nothing can have been committed, so run again on a fresh connection
         # (what pool_pre_ping does, without a ping round trip on every call).
@@ -169,6 +237,10 @@ class Attempt:
         # A deadlock victim was rolled back whole: running it again is safe.
         return write and is_retryable(exc)
 
+    def _answered(self) -> None:
+        self.answered += 1
+        self.watch.arm()  # the next round trip (a statement, the COMMIT) gets a full timeout
+
     def drive(
         self, op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]
     ) -> ops.Outcome[T]:
@@ -176,9 +248,10 @@ class Attempt:
             statement = next(op)
             while True:
                 result = execute(statement)
-                self.answered += 1
+                self._answered()
                 statement = op.send(result)
         except StopIteration as stop:
+            self.outcome = stop.value
             return stop.value  # type: ignore[no-any-return]
         finally:
             op.close()
@@ -190,12 +263,31 @@ class Attempt:
             statement = next(op)
             while True:
                 result = await execute(statement)
-                self.answered += 1
+                self._answered()
                 statement = op.send(result)
         except StopIteration as stop:
+            self.outcome = stop.value
             return stop.value  # type: ignore[no-any-return]
         finally:
             op.close()
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a driver's socket timeout lies behind ``exc`` (PyMySQL, asyncmy)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, TimeoutError):  # socket.timeout, asyncio.TimeoutError
+            return True
+        orig = getattr(current, "orig", None)
+        stack += [current.__cause__, current.__context__]
+        if isinstance(orig, BaseException):
+            stack.append(orig)
+    return False
 
 
 def merged_options(

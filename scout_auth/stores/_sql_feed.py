@@ -6,14 +6,19 @@ PostgreSQL ends its transaction with ``pg_notify(channel, payload)`` (see
 :class:`~._feed.ChangeFeed` loop (reconnect with back-off, flush after every
 subscription, origin filter) around a PostgreSQL session:
 
-1. take one connection out of the store's engine for good (it never goes
-   back to the pool) and switch it to autocommit, so ``LISTEN`` takes effect
-   at once and no transaction stays open;
+1. open a new connection of its own (never a pooled one: it may have gone
+   silent with the connection the feed just lost) and switch it to
+   autocommit, so ``LISTEN`` takes effect at once and no transaction stays
+   open; connecting is bounded by the engine's ``connect_timeout``;
 2. ``LISTEN channel``, then report the subscription (the flush);
 3. wait for notifications ``POLL`` seconds at a time, so a stop is noticed
-   promptly; every ``ping_interval`` send ``SELECT 1``. A watchdog shuts the
-   socket down if the answer takes too long, so a silently dead peer ends
-   the session instead of hanging it.
+   promptly; every ``ping_interval`` send ``SELECT 1``.
+
+``LISTEN`` and every ping run under the SQL watchdog (:mod:`._sql_watchdog`):
+an answer later than ``max(ping_interval, 1)`` seconds gets the socket shut
+down under it, so a silently dead peer ends the session — and the loop
+opens a new one — instead of hanging it. A frozen feed is so replaced
+within ``ping_interval + max(ping_interval, 1)`` seconds, plus a connect.
 
 Imported only when a store starts listening: it needs psycopg 3.
 """
@@ -21,9 +26,6 @@ Imported only when a store starts listening: it needs psycopg 3.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable
 
@@ -32,18 +34,9 @@ from psycopg import sql
 
 from ._base import KeyEvent
 from ._feed import ChangeFeed
+from ._sql_watchdog import WATCHDOG
 
 __all__ = ["PostgresFeed"]
-
-
-def _sever(conn: psycopg.Connection[object]) -> None:
-    """Shut the connection's socket down under it: a blocked call fails at once."""
-    with contextlib.suppress(OSError, psycopg.Error):
-        sock = socket.socket(fileno=os.dup(conn.fileno()))
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        finally:
-            sock.close()
 
 
 class PostgresFeed(ChangeFeed):
@@ -55,8 +48,9 @@ class PostgresFeed(ChangeFeed):
         channel: The notification channel (a validated identifier).
         origin: This store's id; its own notifications are skipped.
         deliver: Called on the feed thread for each event.
-        ping_interval: Seconds between liveness pings; a ping unanswered for
-            ``max(ping_interval, 1)`` seconds ends the connection.
+        ping_interval: Seconds between liveness pings; a ping (or the
+            ``LISTEN``) unanswered for ``max(ping_interval, 1)`` seconds ends
+            the connection.
         max_backoff: Longest wait between reconnection attempts.
     """
 
@@ -74,6 +68,7 @@ class PostgresFeed(ChangeFeed):
         self._connect = connect
         self._channel = channel
         self._ping_interval = ping_interval
+        self._answer_timeout = max(ping_interval, 1.0)
         #: The server process id of the feed's connection while it is up.
         self.backend_pid: int | None = None
 
@@ -81,7 +76,8 @@ class PostgresFeed(ChangeFeed):
         conn = self._connect()
         try:
             self.backend_pid = conn.info.backend_pid
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            with WATCHDOG.watch(conn, self._answer_timeout):
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
             self._subscribed()
             next_ping = time.monotonic() + self._ping_interval
             while not self.stopping:
@@ -98,10 +94,5 @@ class PostgresFeed(ChangeFeed):
     def _ping(self, conn: psycopg.Connection[object]) -> None:
         # Notifications arriving meanwhile wait in psycopg's backlog for the
         # next notifies() call; none is lost.
-        watchdog = threading.Timer(max(self._ping_interval, 1.0), _sever, (conn,))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
+        with WATCHDOG.watch(conn, self._answer_timeout):
             conn.execute("SELECT 1")
-        finally:
-            watchdog.cancel()

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, Pool
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
 from . import _sql_ops as ops
@@ -41,6 +41,7 @@ from ._sql_engines import (
     connect_args,
     is_memory_sqlite,
     merged_options,
+    read_timeout_for,
     sync_url,
     translate,
 )
@@ -48,6 +49,7 @@ from ._sql_migrate import alembic_config, create_all, upgrade
 from ._sql_ops import MakeOp
 from ._sql_pepper import load_or_create, pepper_file
 from ._sql_schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
+from ._sql_watchdog import NO_WATCH, WATCHDOG, Watch
 
 if TYPE_CHECKING:
     from ._sql_feed import PostgresFeed
@@ -92,6 +94,16 @@ class SQLKeyStore(StoreEventsMixin):
             ``url`` only; PostgreSQL rounds up to at least 2).
         statement_timeout: Seconds a statement or lock wait may take, or
             ``None`` for the server default (engines built from ``url`` only).
+        read_timeout: Seconds the client waits for any one answer of the
+            database before it gives the connection up (client side: a
+            silent connection, which ``statement_timeout`` on the server
+            cannot see). Default ``statement_timeout + 1`` (6 s; 30 s with
+            ``statement_timeout=None``), for engines built from ``url``; on
+            PostgreSQL engines passed in only if given (on a MySQL/MariaDB
+            engine set the driver's own ``read_timeout`` in its
+            ``connect_args`` instead). A silent database is then a
+            ``StoreUnavailable`` within about this long (see
+            ``docs/sql-store.md``, "Failure modes and guarantees").
         engine_options: Extra :func:`~sqlalchemy.create_engine` arguments.
         async_engine_options: Extra
             :func:`~sqlalchemy.ext.asyncio.create_async_engine` arguments.
@@ -110,8 +122,9 @@ class SQLKeyStore(StoreEventsMixin):
         ping_interval: Seconds between liveness pings on the feed connection.
 
     Raises:
-        ValueError: Neither or both of ``url`` and engines, a bad timeout, a
-            bad ``channel``, ``listen=True`` on PostgreSQL without psycopg 3
+        ValueError: Neither or both of ``url`` and engines, a bad timeout,
+            ``read_timeout`` with a MySQL/MariaDB engine passed in, a bad
+            ``channel``, ``listen=True`` on PostgreSQL without psycopg 3
             installed, or an in-memory SQLite URL (each connection would see
             its own empty database; use a file or
             :class:`~scout_auth.InMemoryKeyStore`).
@@ -120,7 +133,12 @@ class SQLKeyStore(StoreEventsMixin):
     the database cannot be reached or times out; the next call tries again, no
     rebuild needed. A pooled connection that turns out dead (the server
     restarted) is replaced and the call run again before anything was
-    written, so a restart between two calls goes unnoticed.
+    written, so a restart between two calls goes unnoticed. A
+    ``StoreUnavailable`` from a lifecycle write means its outcome is unknown
+    (the reply to its ``COMMIT`` may be what was lost): read the key back
+    before retrying. The store's own subscribers are told of such a write
+    anyway, so this process's verifiers never keep a key it may have
+    disabled or deleted.
     """
 
     def __init__(
@@ -131,6 +149,7 @@ class SQLKeyStore(StoreEventsMixin):
         async_engine: AsyncEngine | None = None,
         connect_timeout: float = 5.0,
         statement_timeout: float | None = 5.0,
+        read_timeout: float | None = None,
         engine_options: Mapping[str, Any] | None = None,
         async_engine_options: Mapping[str, Any] | None = None,
         listen: bool = True,
@@ -140,7 +159,11 @@ class SQLKeyStore(StoreEventsMixin):
         super().__init__()
         if (url is None) == (engine is None and async_engine is None):
             raise ValueError("pass either url or engine= / async_engine=")
-        if connect_timeout <= 0 or (statement_timeout is not None and statement_timeout <= 0):
+        if (
+            connect_timeout <= 0
+            or (statement_timeout is not None and statement_timeout <= 0)
+            or (read_timeout is not None and read_timeout <= 0)
+        ):
             raise ValueError("timeouts must be positive")
         if ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
@@ -155,10 +178,23 @@ class SQLKeyStore(StoreEventsMixin):
             self._async_url = async_url(url)
             if is_memory_sqlite(self._sync_url):
                 raise ValueError("in-memory SQLite is per connection: use a file path")
+        if url is None and read_timeout is not None and self._backend in ("mysql", "mariadb"):
+            # The store cannot change a given engine's driver arguments.
+            raise ValueError("read_timeout with engine=: set the driver's own in its connect_args")
         self._timeouts: dict[str, Any] = {
             "connect_timeout": connect_timeout,
             "statement_timeout": statement_timeout,
+            "read_timeout": read_timeout,
         }
+        # The deadline the store itself enforces on PostgreSQL connections
+        # (libpq has no read timeout; the MySQL drivers and SQLite time their
+        # reads themselves): on the engines it builds, and on engines passed
+        # in only when asked to.
+        self._read_deadline = (
+            read_timeout_for(statement_timeout, read_timeout)
+            if self._backend == "postgresql" and (url is not None or read_timeout is not None)
+            else None
+        )
         self._engine_options = dict(engine_options or {})
         self._async_engine_options = dict(async_engine_options or {})
         self._engine_lock = threading.Lock()
@@ -168,6 +204,7 @@ class SQLKeyStore(StoreEventsMixin):
         self._ping_interval = ping_interval
         self._feed: PostgresFeed | None = None
         self._feed_engine: Engine | None = None
+        self._feed_pool: Pool | None = None
         self._feed_lock = threading.Lock()
         self._closed = False
         self._pepper: bytes | None = None
@@ -266,24 +303,34 @@ class SQLKeyStore(StoreEventsMixin):
             return self._feed
 
     def _feed_connection(self) -> Any:
-        # A connection of the store's own sync engine (its connect arguments
-        # and pool events apply), detached from the pool for good. An engine
-        # on another driver, or an async engine alone, lends its URL to a
-        # psycopg engine of the feed's own.
-        has_sync = self._engine is not None or self._sync_url is not None
-        engine = self.engine if has_sync else None
-        if engine is None or engine.dialect.driver != "psycopg":
-            engine = self._engine_for_feed()
-        raw = engine.raw_connection()
+        # Always a new connection, never one out of the store's pool: a pooled
+        # connection may have gone silent with the one the feed just lost, and
+        # LISTEN would wait on it for good. It comes from a pool of its own
+        # that is a copy of the sync engine's (its connect arguments, pool
+        # events and creator apply) and never keeps a connection: each one is
+        # detached at once. An engine on another driver, or an async engine
+        # alone, lends its URL to a psycopg engine of the feed's own.
+        raw = self._pool_for_feed().connect()
         conn: Any = raw.driver_connection
         raw.detach()
         try:
-            conn.rollback()
+            conn.rollback()  # a new connection: no transaction, no round trip
             conn.autocommit = True
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _pool_for_feed(self) -> Pool:
+        if self._feed_pool is None:  # only the feed thread gets here
+            has_sync = self._engine is not None or self._sync_url is not None
+            engine = self.engine if has_sync else None
+            if engine is None or engine.dialect.driver != "psycopg":
+                engine = self._engine_for_feed()
+                self._feed_pool = engine.pool  # NullPool: every connection new
+            else:
+                self._feed_pool = engine.pool.recreate()
+        return self._feed_pool
 
     def _engine_for_feed(self) -> Engine:
         with self._engine_lock:
@@ -312,6 +359,12 @@ class SQLKeyStore(StoreEventsMixin):
         made = ops.announcing(make, self._announce)
         return self._run(made, write=True, rerun_on_conflict=rerun_on_conflict)
 
+    def _watch(self, raw: Any) -> Watch:
+        """The read deadline for one operation on ``raw`` (a pooled DBAPI connection)."""
+        if self._read_deadline is None:
+            return NO_WATCH
+        return WATCHDOG.watch(raw.driver_connection, self._read_deadline)
+
     def _run(self, make: MakeOp[T], *, write: bool, rerun_on_conflict: bool = False) -> T:
         # rerun_on_conflict: the operation looks up what could conflict before
         # it writes, so a unique violation means another transaction committed
@@ -322,10 +375,19 @@ class SQLKeyStore(StoreEventsMixin):
         for attempt in range(1, ATTEMPTS + 1):
             run = Attempt()
             try:
-                with engine.begin() if write else engine.connect() as conn:
+                # The watch spans every round trip, the COMMIT or ROLLBACK
+                # included, and ends before the connection goes back to the pool.
+                with (
+                    engine.connect() as conn,
+                    run.watched(self._watch(conn.connection)),
+                    conn.begin() as transaction,
+                ):
                     outcome = run.drive(make(conn.dialect), conn.execute)
+                    if not write:
+                        transaction.rollback()
                 break
             except Exception as exc:
+                self._unsure(run, write)
                 if attempt < ATTEMPTS and (
                     run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
                 ):
@@ -337,6 +399,23 @@ class SQLKeyStore(StoreEventsMixin):
         for event in outcome.events:  # never for a rolled-back write
             self._publish(event)
         return outcome.value
+
+    def _unsure(self, run: Attempt, write: bool) -> None:
+        """Tell local subscribers of a write that failed once it reached its COMMIT.
+
+        Its outcome is unknown: the COMMIT may have been carried out and only
+        its reply lost. Other instances hear of it through the change feed if
+        it committed, but this store skips its own echo there; so its
+        subscribers get the write's events now. Invalidating a key that did
+        not change costs one look-up; keeping a key that was disabled would
+        accept it for the cache TTL. (A failure before the last statement was
+        answered rolls the transaction back: nothing to tell.)
+        """
+        if write and run.outcome is not None:
+            for event in run.outcome.events:
+                # As from the feed: a subscriber that raises is logged, and
+                # does not hide the write's own error from the caller.
+                self._deliver_remote(event)
 
     async def _aread(self, make: MakeOp[T]) -> T:
         return await self._arun(make, write=False)
@@ -353,10 +432,16 @@ class SQLKeyStore(StoreEventsMixin):
         for attempt in range(1, ATTEMPTS + 1):
             run = Attempt()
             try:
-                async with engine.begin() if write else engine.connect() as conn:
-                    outcome = await run.adrive(make(conn.dialect), conn.execute)
+                async with engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    with run.watched(self._watch(raw)):
+                        async with conn.begin() as transaction:
+                            outcome = await run.adrive(make(conn.dialect), conn.execute)
+                            if not write:
+                                await transaction.rollback()
                 break
             except Exception as exc:
+                self._unsure(run, write)
                 if attempt < ATTEMPTS and (
                     run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
                 ):

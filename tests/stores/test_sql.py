@@ -24,7 +24,7 @@ from scout_auth import KeyEvent, KeyManager, LegacyRecord
 from scout_auth._tokens import parse_token
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores import _sql_ops as ops
-from scout_auth.stores._sql_engines import async_url, connect_args, sync_url
+from scout_auth.stores._sql_engines import async_url, connect_args, read_timeout_for, sync_url
 from scout_auth.stores._sql_schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
 from tests.stores.conftest import PER_TEST_LOOP
@@ -134,35 +134,77 @@ def test_sync_and_async_urls_are_derived(given, sync, asynchronous):
     assert (derived and str(derived)) == asynchronous
 
 
+#: libpq: TCP keepalives, and unacknowledged data for the read timeout ends a connection.
+LIBPQ_TCP = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 2500,
+}
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
         pytest.param(
             "postgresql+psycopg://h/d",
-            {"connect_timeout": 3, "options": "-c statement_timeout=1500"},
+            {"connect_timeout": 3, "options": "-c statement_timeout=1500", **LIBPQ_TCP},
             id="postgres",
         ),
         pytest.param(
             "postgresql+psycopg://h/d?options=-csearch_path%3Dkeys",
-            {"connect_timeout": 3, "options": "-csearch_path=keys -c statement_timeout=1500"},
+            {
+                "connect_timeout": 3,
+                "options": "-csearch_path=keys -c statement_timeout=1500",
+                **LIBPQ_TCP,
+            },
             id="postgres-keeps-url-options",
+        ),
+        pytest.param(
+            "postgresql+psycopg://h/d?keepalives_idle=60&tcp_user_timeout=9000",
+            {
+                "connect_timeout": 3,
+                "options": "-c statement_timeout=1500",
+                **{
+                    k: v
+                    for k, v in LIBPQ_TCP.items()
+                    if k not in ("keepalives_idle", "tcp_user_timeout")
+                },
+            },
+            id="postgres-url-tcp-settings-win",
+        ),
+        pytest.param(
+            "postgresql+asyncpg://h/d",
+            {"connect_timeout": 3, "options": "-c statement_timeout=1500"},
+            id="postgres-not-libpq",
         ),
         pytest.param(
             "mysql+pymysql://h/d",
             {
                 "connect_timeout": 3,
                 "init_command": "SET SESSION innodb_lock_wait_timeout = 2",
-                "read_timeout": 2,
-                "write_timeout": 2,
+                "read_timeout": 2.5,
+                "write_timeout": 2.5,
             },
             id="pymysql",
+        ),
+        pytest.param(
+            "mysql+mysqldb://h/d",
+            {
+                "connect_timeout": 3,
+                "init_command": "SET SESSION innodb_lock_wait_timeout = 2",
+                "read_timeout": 3,
+                "write_timeout": 3,
+            },
+            id="mysqldb-whole-seconds",
         ),
         pytest.param(
             "mysql+asyncmy://h/d",
             {
                 "connect_timeout": 3,
                 "init_command": "SET SESSION innodb_lock_wait_timeout = 2",
-                "read_timeout": 2,
+                "read_timeout": 2.5,
             },
             id="asyncmy",
         ),
@@ -172,7 +214,34 @@ def test_sync_and_async_urls_are_derived(given, sync, asynchronous):
 def test_timeouts_become_connect_arguments(url, expected):
     parsed = make_url(url)
     args = connect_args(parsed, is_async=False, connect_timeout=2.5, statement_timeout=1.5)
-    assert args == expected
+    assert args == expected  # the read timeout defaults to statement_timeout + 1 s
+
+
+@pytest.mark.parametrize(
+    ("statement_timeout", "read_timeout", "expected"),
+    [(1.5, None, 2.5), (1.5, 0.7, 0.7), (None, None, 30.0), (None, 4, 4)],
+)
+def test_the_read_timeout_is_given_or_one_second_above_the_statement_timeout(
+    statement_timeout, read_timeout, expected
+):
+    assert read_timeout_for(statement_timeout, read_timeout) == expected
+    for url in ("mysql+pymysql://h/d", "mysql+asyncmy://h/d"):  # even without a statement limit
+        args = connect_args(
+            make_url(url),
+            is_async=False,
+            connect_timeout=1,
+            statement_timeout=statement_timeout,
+            read_timeout=read_timeout,
+        )
+        assert args["read_timeout"] == expected
+    args = connect_args(
+        make_url("postgresql+psycopg://h/d"),
+        is_async=True,
+        connect_timeout=1,
+        statement_timeout=statement_timeout,
+        read_timeout=read_timeout,
+    )
+    assert args["tcp_user_timeout"] == round(expected * 1000)
 
 
 @pytest.mark.parametrize(
@@ -184,6 +253,7 @@ def test_timeouts_become_connect_arguments(url, expected):
         pytest.param(("sqlite:///:memory:",), {}, id="memory-sqlite-explicit"),
         pytest.param(("sqlite:///k.db",), {"connect_timeout": 0}, id="zero-connect-timeout"),
         pytest.param(("sqlite:///k.db",), {"statement_timeout": -1}, id="negative-timeout"),
+        pytest.param(("sqlite:///k.db",), {"read_timeout": 0}, id="zero-read-timeout"),
         pytest.param(("sqlite:///k.db",), {"ping_interval": 0}, id="zero-ping-interval"),
         pytest.param(("sqlite:///k.db",), {"channel": "Scout_Events"}, id="channel-upper-case"),
         pytest.param(("sqlite:///k.db",), {"channel": "scout-events"}, id="channel-not-identifier"),

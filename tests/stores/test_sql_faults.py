@@ -1,14 +1,17 @@
-"""Faults: a database that is down, comes back, hangs or holds a lock.
+"""Faults: a database that is down, comes back, hangs, goes silent or holds a lock.
 
 Every store method then raises ``StoreUnavailable`` (the verifier answers
-503), and the same store object works again once the database is back. The
-servers are taken down with a loopback TCP proxy in front of them.
+503) within a bound, and the same store object works again once the
+database is back. A write whose COMMIT ran but whose reply was lost still
+drops the key from the writer's own caches. The servers are taken down
+with a loopback TCP proxy in front of them.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from scout_auth import AsyncVerifier, KeyManager, LegacyRecord, Verifier
-from scout_auth.exceptions import StoreUnavailable
+from scout_auth import AsyncKeyManager, AsyncVerifier, KeyManager, LegacyRecord, Verifier
+from scout_auth.exceptions import InvalidToken, KeyDisabled, StoreUnavailable
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores.sql import SQLKeyStore
 from tests.stores.conftest import PER_TEST_LOOP
@@ -212,3 +215,157 @@ async def test_a_write_stuck_behind_a_lock_times_out(server):
     assert store.update_key(r.key_id, KeyUpdate(name="renamed")) == r.evolve(name="renamed")
     locker.dispose()
     await store.aclose()
+
+
+# -- a lifecycle write whose reply is lost (issue 11, item 2) ---------------------
+def _cut_once_committed(proxy: TcpProxy, committed: Callable[[], bool]) -> threading.Thread:
+    """Hold the reply to the next COMMIT, and cut every connection once it took effect.
+
+    The server commits; the client hears nothing but a reset: the outcome of
+    the write is unknown to it.
+    """
+
+    def cut() -> None:
+        deadline = time.monotonic() + 4  # the reply is held for 5 s
+        while not (proxy.held_replies and committed()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proxy.drop_connections()
+
+    proxy.hold_reply_when(lambda data: b"COMMIT" in data, 5.0)
+    thread = threading.Thread(target=cut, daemon=True)
+    thread.start()
+    return thread
+
+
+def _row(proxy: TcpProxy, url: str, key_id: str) -> Any:
+    """The key's row, read straight from the server (not through the proxy)."""
+    direct = make_url(url).set(host=proxy.target[0], port=proxy.target[1])
+    engine = sa.create_engine(direct, poolclass=NullPool)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT enabled FROM scout_auth_keys WHERE key_id = :k"), {"k": key_id}
+        ).first()
+    engine.dispose()
+    return row
+
+
+def test_a_write_whose_reply_is_lost_drops_the_key_from_the_writers_own_cache(proxied):
+    proxy, url = proxied
+    # listen=False: a feed reconnecting after the cut would flush the cache and
+    # hide what the writer itself must do.
+    store = SQLKeyStore(url, connect_timeout=1, statement_timeout=1, listen=False)
+    new = KeyManager(store).create_key(org(), "lost reply")
+    verifier = Verifier(store, cache_ttl=60)
+    assert verifier.verify_token(new.token).key_id == new.key.key_id  # cached for a minute
+
+    cutter = _cut_once_committed(proxy, lambda: not _row(proxy, url, new.key.key_id).enabled)
+    with pytest.raises(StoreUnavailable):  # the outcome is unknown to the caller...
+        KeyManager(store).disable_key(new.key.key_id)
+    cutter.join()
+    proxy.hold_reply_when(None)
+    assert proxy.held_replies == 1
+    assert not _row(proxy, url, new.key.key_id).enabled  # ...but the write did commit
+    with pytest.raises(KeyDisabled):  # and the writer's own verifier knows it at once
+        verifier.verify_token(new.token)
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_an_async_write_whose_reply_is_lost_drops_the_key_from_the_cache(proxied):
+    proxy, url = proxied
+    store = SQLKeyStore(url, connect_timeout=1, statement_timeout=1, listen=False)
+    new = await AsyncKeyManager(store).create_key(org(), "lost reply")
+    verifier = AsyncVerifier(store, cache_ttl=60)
+    assert (await verifier.verify_token(new.token)).key_id == new.key.key_id
+
+    cutter = _cut_once_committed(proxy, lambda: _row(proxy, url, new.key.key_id) is None)
+    with pytest.raises(StoreUnavailable):
+        await AsyncKeyManager(store).delete_key(new.key.key_id)
+    await anyio.to_thread.run_sync(cutter.join)
+    proxy.hold_reply_when(None)
+    assert _row(proxy, url, new.key.key_id) is None  # it was deleted
+    with pytest.raises(InvalidToken):  # an unknown key, at once
+        await verifier.verify_token(new.token)
+    await store.aclose()
+
+
+# -- a pooled connection that goes silent (issue 11, item 3) -----------------------
+#: The store's read timeout with statement_timeout=0.5 (statement + 1 s).
+READ_TIMEOUT = 1.5
+
+
+def _silent_store(url: str) -> SQLKeyStore:
+    return SQLKeyStore(url, connect_timeout=1, statement_timeout=0.5, listen=False)
+
+
+def _timed(call: Callable[[], object], limit: float = 8.0) -> tuple[BaseException | None, float]:
+    started = time.monotonic()
+    outcome = _bounded(call, limit)
+    return outcome, time.monotonic() - started
+
+
+@pytest.mark.parametrize("fault", ["freeze_open", "black_hole"])
+def test_a_silent_pooled_connection_is_a_503_within_the_read_timeout(proxied, fault):
+    proxy, url = proxied
+    store = _silent_store(url)
+    new = KeyManager(store).create_key(org(), "silent")  # the pool now holds a connection
+    verifier = Verifier(store, cache_ttl=0)  # built first: it reads the store at startup
+    if fault == "freeze_open":
+        assert proxy.freeze_open() >= 1  # that connection goes silent; new ones work
+    else:
+        proxy.frozen = True  # every connection, old and new
+
+    outcome, took = _timed(lambda: verifier.verify_token(new.token))
+    assert isinstance(outcome, StoreUnavailable), outcome
+    assert outcome.status == 503
+    assert took < READ_TIMEOUT + 1.0
+
+    if fault == "black_hole":  # a new connection is as silent: connect_timeout (2 s)
+        outcome, took = _timed(lambda: store.get_key(new.key.key_id))
+        assert isinstance(outcome, StoreUnavailable), outcome
+        assert took < 2 + 1.0
+        proxy.frozen = False
+    # the dead connection is gone from the pool: the next request is answered
+    assert verifier.verify_token(new.token).key_id == new.key.key_id
+    store.close()
+
+
+def test_an_async_call_on_a_silent_pooled_connection_is_a_503_within_the_read_timeout(proxied):
+    proxy, url = proxied
+
+    async def scenario() -> float:
+        store = _silent_store(url)
+        new = await AsyncKeyManager(store).create_key(org(), "silent")
+        verifier = AsyncVerifier(store, cache_ttl=0)
+        proxy.freeze_open()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await verifier.verify_token(new.token)
+        took = time.monotonic() - started
+        assert (await verifier.verify_token(new.token)).key_id == new.key.key_id
+        await store.aclose()
+        return took
+
+    # On its own thread and loop: a driver with no read timeout hangs there, not here.
+    took: list[float] = []
+    outcome = _bounded(lambda: took.append(anyio.run(scenario)), limit=8)
+    assert outcome is None, outcome
+    assert took[0] < READ_TIMEOUT + 1.0
+
+
+def test_an_engine_passed_in_gets_the_read_timeout_when_asked(proxied):
+    proxy, url = proxied
+    engine = sa.create_engine(url)
+    if engine.dialect.name != "postgresql":  # a MySQL driver times its reads itself
+        with pytest.raises(ValueError, match="connect_args"):
+            SQLKeyStore(engine=engine, read_timeout=0.5)
+        return
+    store = SQLKeyStore(engine=engine, read_timeout=0.5, listen=False)
+    r = record(org())
+    store.add_key(r)
+    proxy.freeze_open()
+    outcome, took = _timed(lambda: store.get_key(r.key_id))
+    assert isinstance(outcome, StoreUnavailable), outcome
+    assert took < 0.5 + 1.0
+    assert store.get_key(r.key_id) == r
+    engine.dispose()

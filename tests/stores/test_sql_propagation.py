@@ -268,6 +268,46 @@ def test_a_silently_dead_feed_is_noticed_by_its_pings(make_store, proxy, postgre
     assert FLUSH in events
 
 
+def test_a_frozen_feed_is_replaced_by_a_fresh_connection_within_the_ping_bound(
+    make_store, writer, proxy, postgres_url
+):
+    # Issue 11, item 4: the feed used to reconnect through the store's pool,
+    # got the pooled connection that had gone silent with it, and blocked in
+    # LISTEN for good (store.listening stayed False, revocation fell back to
+    # the cache TTL forever).
+    ping = 0.3
+    via_proxy = make_store(_through(postgres_url, proxy), connect_timeout=2, ping_interval=ping)
+    events: list[KeyEvent] = []
+    via_proxy.subscribe(events.append)
+    assert via_proxy.wait_listening(5)
+    r = record(org())
+    writer.add_key(r)
+    assert via_proxy.get_key(r.key_id) == r  # the store's pool now holds a connection too
+    feed = via_proxy._feed
+    assert feed is not None
+    before = feed.subscriptions
+
+    frozen_at = time.monotonic()
+    assert proxy.freeze_open() >= 2  # the feed's connection and the pooled one go silent
+    assert wait_until(lambda: feed.subscriptions > before and via_proxy.listening, timeout=5)
+    replaced_in = time.monotonic() - frozen_at
+    # the next ping, its watchdog (max(ping, 1 s)), then a fresh connection
+    assert replaced_in < ping + max(ping, 1.0) + 1.0, replaced_in
+    writer.update_key(r.key_id, KeyUpdate(enabled=False))
+    assert wait_until(lambda: ("updated", r.key_id) in _of(events, r.org_id), timeout=5)
+
+
+def test_a_listen_that_gets_no_answer_is_given_up_and_tried_again(make_store, proxy, postgres_url):
+    via_proxy = make_store(_through(postgres_url, proxy), connect_timeout=2, ping_interval=0.3)
+    proxy.hold_reply_when(lambda data: b"LISTEN" in data, 10.0)  # the server stalls at LISTEN
+    via_proxy.subscribe(lambda event: None)
+    # the first LISTEN is abandoned by the watchdog, the feed reconnects and tries again
+    assert wait_until(lambda: proxy.held_replies >= 2, timeout=5), proxy.held_replies
+    assert not via_proxy.listening
+    proxy.hold_reply_when(None)
+    assert wait_until(lambda: via_proxy.listening, timeout=5)
+
+
 # -- the shared suite ------------------------------------------------------------
 class TestPostgresPropagation(PropagationContract):
     """Warm caches, ordering, racing fills and a real fleet, as on every store with a feed."""
