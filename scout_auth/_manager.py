@@ -32,7 +32,8 @@ R = TypeVar("R")
 def _management_error(exc: StoreUnavailable) -> StoreError:
     # The store speaks for verification (StoreUnavailable is an AuthError); a
     # management call that meets an outage is no authentication failure.
-    return StoreError(exc.detail, retry_after=exc.retry_after)
+    detail = None if exc.detail == exc.title else exc.detail  # not "Authentication …"
+    return StoreError(detail, retry_after=exc.retry_after)
 
 
 class _BaseManager:
