@@ -12,13 +12,14 @@ subscription, origin filter) around a PostgreSQL session:
    open; connecting is bounded by the engine's ``connect_timeout``;
 2. ``LISTEN channel``, then report the subscription (the flush);
 3. wait for notifications ``POLL`` seconds at a time, so a stop is noticed
-   promptly; every ``ping_interval`` send ``SELECT 1``.
+   promptly; every ``ping_interval / 2`` send ``SELECT 1``.
 
 ``LISTEN`` and every ping run under the SQL watchdog (:mod:`._sql_watchdog`):
-an answer later than ``max(ping_interval, 1)`` seconds gets the socket shut
-down under it, so a silently dead peer ends the session — and the loop
-opens a new one — instead of hanging it. A frozen feed is so replaced
-within ``ping_interval + max(ping_interval, 1)`` seconds, plus a connect.
+an answer later than ``ping_interval / 2`` seconds (at least 0.25 s) gets
+the socket shut down under it, so a silently dead peer ends the session —
+and the loop opens a new one — instead of hanging it. A frozen feed is so
+replaced within ``ping_interval`` (half an interval to the next ping, half
+for its answer), plus a connect.
 
 Imported only when a store starts listening: it needs psycopg 3.
 """
@@ -48,9 +49,10 @@ class PostgresFeed(ChangeFeed):
         channel: The notification channel (a validated identifier).
         origin: This store's id; its own notifications are skipped.
         deliver: Called on the feed thread for each event.
-        ping_interval: Seconds between liveness pings; a ping (or the
-            ``LISTEN``) unanswered for ``max(ping_interval, 1)`` seconds ends
-            the connection.
+        ping_interval: The bound on noticing a silent connection: a ping
+            every ``ping_interval / 2`` seconds, and a ping (or the
+            ``LISTEN``) unanswered for ``ping_interval / 2`` (at least
+            0.25 s) ends the connection.
         max_backoff: Longest wait between reconnection attempts.
     """
 
@@ -67,8 +69,8 @@ class PostgresFeed(ChangeFeed):
         super().__init__(origin, deliver, max_backoff=max_backoff)
         self._connect = connect
         self._channel = channel
-        self._ping_interval = ping_interval
-        self._answer_timeout = max(ping_interval, 1.0)
+        self._ping_interval = ping_interval / 2
+        self._answer_timeout = max(ping_interval / 2, 0.25)
         #: The server process id of the feed's connection while it is up.
         self.backend_pid: int | None = None
 
