@@ -255,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(args.store)
         print("schema up to date")
         return 0
-    store = open_store(args.store)
+    try:
+        store = open_store(args.store)
+    except ValueError as exc:  # a malformed URL (its message never repeats it)
+        print(f"scout-auth: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "legacy-pepper":
             return _pepper_status(store)

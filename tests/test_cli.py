@@ -339,3 +339,11 @@ def test_the_cli_on_an_unreachable_cluster_exits_1(capsys):
         port = s.getsockname()[1]
     assert main(["--store", f"redis+cluster://127.0.0.1:{port}/", "list", "org_x"]) == 1
     assert capsys.readouterr().err.strip() == "scout-auth: Key store unreachable"
+
+
+def test_a_malformed_cluster_url_is_one_line_exit_2(capsys):
+    assert main(["--store", "redis+cluster://u:hunter2@a:1/3", "list", "org_x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scout-auth: ")
+    assert "database" in err
+    assert "hunter2" not in err

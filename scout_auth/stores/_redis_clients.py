@@ -22,13 +22,7 @@ import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
 
-from ._redis_cluster import (
-    LazyRedisCluster,
-    async_cluster,
-    is_cluster_url,
-    parse_cluster_url,
-    sync_cluster,
-)
+from ._redis_cluster import cluster_clients, is_cluster_url
 
 __all__ = [
     "DEFAULT_SOCKET_CONNECT_TIMEOUT",
@@ -80,8 +74,8 @@ class RedisClients:
         (redis-py's own default backs off for seconds, far too long for a request).
 
         A ``redis+cluster://`` / ``rediss+cluster://`` URL makes Redis Cluster
-        clients (``ValueError`` if it is malformed); the sync one connects on
-        first use, as a plain client does.
+        clients (``ValueError`` if it is malformed or the options do not fit a
+        cluster); the sync one connects on first use, as a plain client does.
         """
         common = {
             "socket_timeout": socket_timeout,
@@ -89,15 +83,11 @@ class RedisClients:
             **options,
         }
         if is_cluster_url(url):
-            cluster = parse_cluster_url(url)
-            lazy = LazyRedisCluster(lambda: sync_cluster(cluster, retries=retries, **common))
+            lazy, make_async_cluster = cluster_clients(url, retries=retries, **common)
             # A RedisCluster in every way the store uses it (every attribute is
             # the real client's), made when first needed.
-            return cls(
-                cast(redis.cluster.RedisCluster, lazy),
-                async_factory=lambda: async_cluster(cluster, retries=retries, **common),
-                owned=True,
-            )
+            sync = cast(redis.cluster.RedisCluster, lazy)
+            return cls(sync, async_factory=make_async_cluster, owned=True)
         client = redis.Redis.from_url(url, retry=redis.retry.Retry(NoBackoff(), retries), **common)
 
         def make_async() -> redis.asyncio.Redis:

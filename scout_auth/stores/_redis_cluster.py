@@ -54,6 +54,7 @@ __all__ = [
     "CLUSTER_SCHEMES",
     "ClusterURL",
     "LazyRedisCluster",
+    "cluster_clients",
     "is_cluster_url",
     "misrouted",
     "parse_cluster_url",
@@ -149,6 +150,31 @@ def async_cluster(
     )
 
 
+def cluster_clients(
+    url: str, *, retries: int, **options: Any
+) -> tuple[LazyRedisCluster, Callable[[], redis.asyncio.cluster.RedisCluster]]:
+    """The sync client (made on first use) and a maker of async clients for ``url``.
+
+    The options are checked now, by making one asyncio client (it does no
+    I/O before its first command): a wrong one is an error here, not a 503
+    on every request later.
+
+    Raises:
+        ValueError: A malformed URL, or options a cluster cannot take.
+        TypeError: An option redis-py does not know.
+    """
+    parsed = parse_cluster_url(url)
+
+    def make_async() -> redis.asyncio.cluster.RedisCluster:
+        return async_cluster(parsed, retries=retries, **options)
+
+    try:
+        make_async()
+    except RedisClusterException as exc:  # e.g. a database other than 0 (``?db=1``)
+        raise ValueError(f"not a valid Redis Cluster configuration: {exc}") from exc
+    return LazyRedisCluster(lambda: sync_cluster(parsed, retries=retries, **options)), make_async
+
+
 class LazyRedisCluster:
     """A :class:`redis.cluster.RedisCluster` made on its first use, by ``make``.
 
@@ -207,7 +233,7 @@ def misrouted(exc: BaseException, component: str) -> ConfigurationError | None:
         return None
     reply = "ASK" if type(exc) is AskError else "MOVED"
     error = ConfigurationError(
-        f"the Redis {component} is a Redis Cluster: a node answered {reply}, and the "
+        f"the {component}'s Redis is a Redis Cluster: a node answered {reply}, and the "
         "client is not in cluster mode, so it cannot follow the redirect; use a "
         "redis+cluster://host:port[,host:port...] URL (rediss+cluster:// for TLS), "
         "or pass redis.cluster.RedisCluster / redis.asyncio.cluster.RedisCluster clients"

@@ -138,7 +138,8 @@ class RedisKeyStore(StoreEventsMixin):
                 cluster URL: ``RedisCluster`` options, sync and async).
 
         Raises:
-            ValueError: A malformed cluster URL.
+            ValueError: A malformed cluster URL, or options a cluster cannot
+                take (checked here, not on first use).
         """
         clients = RedisClients.from_url(
             url,

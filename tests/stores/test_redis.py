@@ -18,7 +18,7 @@ from redis.crc import key_slot
 from scout_auth import KeyEvent, KeyManager, LegacyRecord, Verifier
 from scout_auth.exceptions import StoreUnavailable
 from scout_auth.stores import KeyStore
-from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
+from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore, RedisNonceCache
 from tests.conftest import require_server
 from tests.stores.contract import T0, StoreContract, org, record
 from tests.stores.propagation import wait_until
@@ -308,6 +308,13 @@ def test_a_malformed_cluster_url_is_a_value_error_without_the_url(url):
     with pytest.raises(ValueError, match="Redis Cluster URL") as caught:
         RedisKeyStore.from_url(url, listen=False)
     assert "hunter2" not in str(caught.value)
+
+
+def test_options_a_cluster_cannot_take_fail_in_from_url_not_on_every_request():
+    with pytest.raises(ValueError, match="not a valid Redis Cluster configuration"):
+        RedisKeyStore.from_url("redis+cluster://127.0.0.1:1/?db=1", listen=False)
+    with pytest.raises(TypeError, match="bogus"):
+        RedisNonceCache.from_url("redis+cluster://127.0.0.1:1/", bogus=True)
 
 
 def test_plain_urls_are_not_cluster_urls():
