@@ -225,12 +225,18 @@ def private_cluster(
                     # A replica may always take over (the test data is fresh).
                     "--cluster-replica-validity-factor",
                     "0",
+                    # No RDB snapshots, no AOF; a replica's first sync loads
+                    # from the socket, and each node has a file name of its own.
                     "--save",
                     "",
                     "--appendonly",
                     "no",
+                    "--repl-diskless-load",
+                    "on-empty-db",
                     "--dir",
                     workdir,
+                    "--dbfilename",
+                    f"dump-{port}.rdb",
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
