@@ -6,7 +6,8 @@ disabled or deleted anywhere (any instance, the CLI, a script with a
 the store's change feed (Redis pub/sub, PostgreSQL ``LISTEN``/``NOTIFY``)::
 
     python -m examples.service --url redis://127.0.0.1:6379/0 --port 8001
-    python -m examples.service --url postgresql+psycopg://app@db/app --port 8002
+    python -m examples.service --url redis+cluster://10.0.0.1:6379,10.0.0.2:6379/ --port 8002
+    python -m examples.service --url postgresql+psycopg://app@db/app --port 8003
 
 It prints ``serving http://HOST:PORT`` once it accepts requests (``--port 0``
 picks a free port). ``--namespace`` is the Redis key prefix or the
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from scout_auth.stores.redis import RedisKeyStore
     from scout_auth.stores.sql import SQLKeyStore
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# One Redis server, or a Redis Cluster (startup nodes, comma-separated).
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 
 
 def has_feed(url: str) -> bool:
@@ -42,7 +44,7 @@ def open_store(
     url: str, *, namespace: str | None = None, listen: bool = True
 ) -> RedisKeyStore | SQLKeyStore:
     """A :class:`~scout_auth.stores.redis.RedisKeyStore` or a ``SQLKeyStore`` for ``url``."""
-    if url.startswith(_REDIS_SCHEMES):
+    if url.lower().startswith(_REDIS_SCHEMES):
         from scout_auth.stores.redis import RedisKeyStore
 
         return RedisKeyStore.from_url(url, prefix=namespace or "scout", listen=listen)

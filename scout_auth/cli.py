@@ -19,8 +19,10 @@
 
 ``--store`` (or ``$SCOUT_AUTH_STORE``) is a SQLAlchemy URL
 (``sqlite:///keys.db``, ``postgresql+psycopg://…``, ``mysql+pymysql://…``)
-or a Redis URL (``redis://…``). Changes made here reach every running
-instance through the store's change feed, like any other change.
+or a Redis URL: ``redis://…``, ``rediss://…``, ``unix://…`` for one server,
+``redis+cluster://host:port[,host:port…]/`` (``rediss+cluster://`` for TLS)
+for a Redis Cluster. Changes made here reach every running instance through
+the store's change feed, like any other change.
 
 A token is printed once, by ``create`` and ``rotate``; ``check`` prints only
 the public key id. Nothing else ever prints a secret.
@@ -56,10 +58,13 @@ __all__ = ["main", "open_store"]
 
 STORE_ENV = "SCOUT_AUTH_STORE"
 
+#: URL schemes of the Redis store: one server, or a Redis Cluster (``+cluster``).
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+
 
 def open_store(url: str) -> KeyStore:
     """A key store for ``url`` (SQL or Redis), without a change-feed listener."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.lower().startswith(_REDIS_SCHEMES):
         from .stores.redis import RedisKeyStore
 
         return RedisKeyStore.from_url(url, listen=False)
@@ -250,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(args.store)
         print("schema up to date")
         return 0
-    store = open_store(args.store)
+    try:
+        store = open_store(args.store)
+    except ValueError as exc:  # a malformed URL (its message never repeats it)
+        print(f"scout-auth: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "legacy-pepper":
             return _pepper_status(store)

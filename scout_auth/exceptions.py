@@ -434,5 +434,10 @@ class ConfigurationError(ScoutAuthError, ValueError):
     """scout_auth was set up in a way that cannot work; raised at startup, never per request.
 
     For example a store that keeps its data in a shared database with no
-    legacy pepper configured (see :class:`~scout_auth.LegacyPepper`).
+    legacy pepper configured (see :class:`~scout_auth.LegacyPepper`). A
+    store can only find some mistakes on use: the Redis store and nonce
+    cache raise it from their methods when a Redis Cluster node answers
+    ``MOVED`` / ``ASK`` to a client not in cluster mode (no retry can help).
+    A verifier answers such a request 503 ``store_unavailable``, as for any
+    store failure: it never reaches a client as this error.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -58,6 +58,16 @@ def redis_url() -> str:
     """The test Redis URL; skips (laptop) or fails (CI) when Redis is not up."""
     require_server("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """The session's Redis Cluster (a ``ClusterAddress``, ``tests/stores/redis_cluster.py``):
+    ``$SCOUT_TEST_REDIS_CLUSTER_URL``, or a private one started for the session."""
+    from tests.stores.redis_cluster import cluster_address
+
+    with cluster_address() as address:
+        yield address
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -269,3 +269,81 @@ def test_legacy_pepper_status_reports_digests_per_pepper(sqlite_store_url, capsy
     assert code == 1
     assert json.loads(captured.out)["unknown"] == {current.current_id: 1}
     assert "SCOUT_AUTH_LEGACY_PEPPER does not hold" in captured.err
+
+
+# -- Redis Cluster (issue 11) ---------------------------------------------------
+
+
+def test_the_cli_manages_keys_on_a_redis_cluster_url(capsys, redis_cluster):
+    import uuid
+
+    from scout_auth.stores.redis import RedisKeyStore
+
+    url = redis_cluster.url
+    assert url.startswith("redis+cluster://")
+    running = RedisKeyStore.from_url(url, prefix="scout")  # a service: the CLI's prefix
+    assert running.wait_listening(5)
+    verifier = Verifier(running, cache_ttl=60)
+    orgs = [f"org_cli_{uuid.uuid4().hex[:8]}" for _ in range(4)]  # slots on several primaries
+    created = []
+    for org_id in orgs:
+        code, [new] = run(capsys, "--store", url, "create", org_id, "ci deploys")
+        assert code == 0
+        verifier.verify_token(new["token"])  # cached now
+        created.append(new)
+    code, listed = run(capsys, "--store", url, "list", orgs[0])
+    assert (code, [k["key_id"] for k in listed]) == (0, [created[0]["key_id"]])
+    for new in created:
+        assert run(capsys, "--store", url, "disable", new["key_id"])[0] == 0
+    deadline = time.monotonic() + 10
+    for new in created:  # the running verifier hears of each through the cluster's feed
+        while time.monotonic() < deadline:
+            try:
+                verifier.verify_token(new["token"])
+            except KeyDisabled:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the running verifier never saw the CLI's disable")
+        assert run(capsys, "--store", url, "delete", new["key_id"])[0] == 0
+    running.close()
+
+
+def test_the_cli_on_one_cluster_nodes_plain_url_says_to_use_a_cluster_url(capsys, redis_cluster):
+    import uuid
+
+    import redis
+
+    from scout_auth.stores.redis import Layout
+
+    host, port = redis_cluster.nodes[0]
+    client = redis.RedisCluster(host=host, port=port)
+    org_id = next(  # an org whose slot another node serves
+        o
+        for o in (f"org_cli_{uuid.uuid4().hex[:8]}" for _ in range(100))
+        if client.get_node_from_key(Layout("scout").index(o)).port != port
+    )
+    client.close()
+    assert main(["--store", redis_cluster.node_url, "list", org_id]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("scout-auth: ")
+    assert "redis+cluster://" in err
+    assert "Traceback" not in err
+
+
+def test_the_cli_on_an_unreachable_cluster_exits_1(capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["--store", f"redis+cluster://127.0.0.1:{port}/", "list", "org_x"]) == 1
+    assert capsys.readouterr().err.strip() == "scout-auth: Key store unreachable"
+
+
+def test_a_malformed_cluster_url_is_one_line_exit_2(capsys):
+    assert main(["--store", "redis+cluster://u:hunter2@a:1/3", "list", "org_x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scout-auth: ")
+    assert "database" in err
+    assert "hunter2" not in err

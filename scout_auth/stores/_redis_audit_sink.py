@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import redis
-import redis.asyncio
-
 from .._audit import AuditEvent, AuditPage
 from .._audit_query import AuditQuery, QueryableSink
 from ._redis_audit import AuditOps
+from ._redis_clients import AsyncClient, SyncClient
 
 if TYPE_CHECKING:
     from ._redis_store import RedisKeyStore
@@ -34,9 +32,10 @@ class RedisAuditSink(QueryableSink):
     Args:
         store_or_client: A :class:`RedisKeyStore` (usual:
             ``store.audit_sink()``; its clients and prefix are shared) or a
-            sync ``redis.Redis``.
-        async_client: With a client: a ``redis.asyncio.Redis`` for the ``a*``
-            methods (else they use the sync client in a worker thread).
+            sync ``redis.Redis`` / ``redis.cluster.RedisCluster``.
+        async_client: With a client: a ``redis.asyncio.Redis`` /
+            ``redis.asyncio.cluster.RedisCluster`` for the ``a*`` methods
+            (else they use the sync client in a worker thread).
         prefix: With a client: the key prefix (the key store's, to keep the
             audit trail next to the keys).
         maxlen: Trim each stream to about this many entries (``XADD MAXLEN
@@ -48,9 +47,9 @@ class RedisAuditSink(QueryableSink):
 
     def __init__(
         self,
-        store_or_client: RedisKeyStore | redis.Redis,
+        store_or_client: RedisKeyStore | SyncClient,
         *,
-        async_client: redis.asyncio.Redis | None = None,
+        async_client: AsyncClient | None = None,
         prefix: str = "scout",
         maxlen: int | None = None,
     ) -> None:

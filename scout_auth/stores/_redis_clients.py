@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.retry
+import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
 
-__all__ = ["DEFAULT_SOCKET_CONNECT_TIMEOUT", "DEFAULT_SOCKET_TIMEOUT", "RedisClients"]
+from ._redis_cluster import cluster_clients, is_cluster_url
+
+__all__ = [
+    "DEFAULT_SOCKET_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "AsyncClient",
+    "RedisClients",
+    "SyncClient",
+]
+
+#: A sync client the Redis store and nonce cache take: one server or a cluster.
+SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+#: An async client they take: one server or a cluster.
+AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 #: Seconds a command may take before the store reports "unavailable" (503).
 DEFAULT_SOCKET_TIMEOUT = 1.0
@@ -33,10 +48,10 @@ class RedisClients:
 
     def __init__(
         self,
-        client: redis.Redis,
-        async_client: redis.asyncio.Redis | None = None,
+        client: SyncClient,
+        async_client: AsyncClient | None = None,
         *,
-        async_factory: Callable[[], redis.asyncio.Redis] | None = None,
+        async_factory: Callable[[], AsyncClient] | None = None,
         owned: bool = False,
     ) -> None:
         self.sync = client
@@ -56,12 +71,23 @@ class RedisClients:
         **options: Any,
     ) -> RedisClients:
         """Clients for ``url``. ``retries`` immediate retries on connection errors only
-        (redis-py's own default backs off for seconds, far too long for a request)."""
+        (redis-py's own default backs off for seconds, far too long for a request).
+
+        A ``redis+cluster://`` / ``rediss+cluster://`` URL makes Redis Cluster
+        clients (``ValueError`` if it is malformed or the options do not fit a
+        cluster); the sync one connects on first use, as a plain client does.
+        """
         common = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_connect_timeout,
             **options,
         }
+        if is_cluster_url(url):
+            lazy, make_async_cluster = cluster_clients(url, retries=retries, **common)
+            # A RedisCluster in every way the store uses it (every attribute is
+            # the real client's), made when first needed.
+            sync = cast(redis.cluster.RedisCluster, lazy)
+            return cls(sync, async_factory=make_async_cluster, owned=True)
         client = redis.Redis.from_url(url, retry=redis.retry.Retry(NoBackoff(), retries), **common)
 
         def make_async() -> redis.asyncio.Redis:
@@ -75,7 +101,7 @@ class RedisClients:
         """Whether async calls can use an async client (else: a worker thread)."""
         return self._async is not None or self._async_factory is not None
 
-    def async_client(self) -> redis.asyncio.Redis:
+    def async_client(self) -> AsyncClient:
         """The async client for the running loop."""
         if self._async_factory is None:
             assert self._async is not None

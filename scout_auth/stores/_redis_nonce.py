@@ -18,13 +18,18 @@ import math
 from typing import Any
 
 import anyio.to_thread
-import redis
-import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from .._nonce import DEFAULT_MAX_NONCES_PER_KEY
-from ..exceptions import NonceQuotaExceeded, StoreUnavailable
-from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
+from ..exceptions import ConfigurationError, NonceQuotaExceeded, StoreUnavailable
+from ._redis_clients import (
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    AsyncClient,
+    RedisClients,
+    SyncClient,
+)
+from ._redis_cluster import misrouted
 from ._redis_layout import Layout, bounded
 from ._redis_ops import Script
 
@@ -103,21 +108,25 @@ class RedisNonceCache:
     (an evicted nonce could be replayed; a refused write fails closed).
 
     Fails closed: if Redis cannot answer, :meth:`remember` raises
-    :class:`~scout_auth.exceptions.StoreUnavailable` (503) rather than guess.
+    :class:`~scout_auth.exceptions.StoreUnavailable` (503) rather than guess;
+    a Redis Cluster reached by a client not in cluster mode (``MOVED`` /
+    ``ASK``) raises :class:`~scout_auth.exceptions.ConfigurationError`,
+    logged once (a verifier answers 503 all the same).
 
     Args:
-        client: A sync ``redis.Redis`` (or ``redis.RedisCluster``).
-        async_client: A ``redis.asyncio.Redis``; without one, :meth:`aremember`
-            runs the sync client in a worker thread.
+        client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+        async_client: A ``redis.asyncio.Redis`` or
+            ``redis.asyncio.cluster.RedisCluster``; without one,
+            :meth:`aremember` runs the sync client in a worker thread.
         prefix: Namespace of the nonce keys (``<prefix>:{n:<key id>}:nonces``).
         max_per_key: Most live nonces one signing key may hold.
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncClient,
         *,
-        async_client: redis.asyncio.Redis | None = None,
+        async_client: AsyncClient | None = None,
         prefix: str = "scout",
         max_per_key: int = DEFAULT_MAX_NONCES_PER_KEY,
         _clients: RedisClients | None = None,
@@ -140,7 +149,12 @@ class RedisNonceCache:
         retries: int = 1,
         **client_options: Any,
     ) -> RedisNonceCache:
-        """A nonce cache with its own clients for ``url`` (options as for the store)."""
+        """A nonce cache with its own clients for ``url`` (options as for the store).
+
+        ``url`` is ``redis://``, ``rediss://``, ``unix://``, or for a Redis
+        Cluster ``redis+cluster://host:port[,host:port...]/``
+        (``rediss+cluster://`` for TLS).
+        """
         clients = RedisClients.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -162,6 +176,8 @@ class RedisNonceCache:
         Raises:
             NonceQuotaExceeded: ``owner`` holds ``max_per_key`` live nonces (429).
             StoreUnavailable: Redis could not answer.
+            ConfigurationError: A Redis Cluster node answered ``MOVED`` /
+                ``ASK``: the client is not in cluster mode.
         """
         client = self._clients.sync
         try:
@@ -172,7 +188,7 @@ class RedisNonceCache:
                 reply = client.evalsha(REMEMBER.sha, 1, name, *args)
             except NoScriptError:
                 reply = client.eval(REMEMBER.source, 1, name, *args)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _unavailable(exc) from exc
         return _answer(reply)
 
@@ -184,13 +200,13 @@ class RedisNonceCache:
         try:
             if owner is None:
                 args = _set_args(self.layout, key, ttl)
-                return bool(await client.execute_command(*args))  # type: ignore[no-untyped-call]
+                return bool(await client.execute_command(*args))
             name, *args2 = _script_args(self.layout, key, ttl, owner, self.max_per_key)
             try:
                 reply = await client.evalsha(REMEMBER.sha, 1, name, *args2)
             except NoScriptError:
                 reply = await client.eval(REMEMBER.source, 1, name, *args2)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _unavailable(exc) from exc
         return _answer(reply)
 
@@ -203,6 +219,9 @@ class RedisNonceCache:
         await self._clients.aclose()
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailable:
+def _unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
+    misconfigured = misrouted(exc, "nonce cache")  # MOVED/ASK: a cluster, not in cluster mode
+    if misconfigured is not None:
+        return misconfigured
     logger.warning("redis nonce cache error: %s", type(exc).__name__)
     return StoreUnavailable("Replay cache unreachable")

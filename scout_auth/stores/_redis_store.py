@@ -9,15 +9,20 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import redis
-import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
-from ..exceptions import StoreUnavailable
+from ..exceptions import ConfigurationError, StoreUnavailable
 from ._base import KeyUpdate, StoreEventsMixin
 from ._redis_audit_sink import RedisAuditSink
-from ._redis_clients import DEFAULT_SOCKET_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, RedisClients
+from ._redis_clients import (
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    AsyncClient,
+    RedisClients,
+    SyncClient,
+)
+from ._redis_cluster import misrouted
 from ._redis_events import EventListener
 from ._redis_layout import Layout
 from ._redis_legacy import LegacyOps
@@ -30,7 +35,10 @@ logger = logging.getLogger("scout_auth")
 T = TypeVar("T")
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailable:
+def _unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
+    misconfigured = misrouted(exc, "key store")  # MOVED/ASK: a cluster, not in cluster mode
+    if misconfigured is not None:
+        return misconfigured
     logger.warning("redis key store error: %s", type(exc).__name__)
     return StoreUnavailable("Key store unreachable")
 
@@ -50,11 +58,16 @@ class RedisKeyStore(StoreEventsMixin):
     Redis errors and timeouts raise
     :class:`~scout_auth.exceptions.StoreUnavailable` (the middlewares answer
     503 with ``Retry-After``); the store recovers by itself when Redis does.
+    A Redis Cluster reached by a client not in cluster mode (``MOVED`` /
+    ``ASK`` replies) raises :class:`~scout_auth.exceptions.ConfigurationError`
+    instead, logged once: no retry can fix it (verifiers still answer 503).
 
     Args:
-        client: A sync ``redis.Redis`` (sync methods and the change feed).
-        async_client: A ``redis.asyncio.Redis`` for the ``a*`` methods; without
-            one they run the sync client in a worker thread.
+        client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``
+            (sync methods and the change feed).
+        async_client: A ``redis.asyncio.Redis`` or
+            ``redis.asyncio.cluster.RedisCluster`` for the ``a*`` methods;
+            without one they run the sync client in a worker thread.
         prefix: Namespace of every Redis key (no ``{`` or ``}``).
         listen: Run the change-feed thread (``False``: publish only, e.g. CLI
             tools, which have no cache to invalidate).
@@ -62,14 +75,15 @@ class RedisKeyStore(StoreEventsMixin):
 
     Example:
         >>> store = RedisKeyStore.from_url("redis://localhost:6379/0")  # doctest: +SKIP
+        >>> store = RedisKeyStore.from_url("redis+cluster://n1:6379,n2:6379/")  # doctest: +SKIP
         >>> verifier = AsyncVerifier(store, cache_ttl=60)  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncClient,
         *,
-        async_client: redis.asyncio.Redis | None = None,
+        async_client: AsyncClient | None = None,
         prefix: str = "scout",
         listen: bool = True,
         ping_interval: float = 5.0,
@@ -109,7 +123,10 @@ class RedisKeyStore(StoreEventsMixin):
         """A store with its own clients for ``url`` (closed by :meth:`close` / :meth:`aclose`).
 
         Args:
-            url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+            url: ``redis://``, ``rediss://`` or ``unix://`` URL of one server,
+                or ``redis+cluster://host:port[,host:port...]/``
+                (``rediss+cluster://`` for TLS) of a Redis Cluster: its
+                startup nodes, any one reachable node is enough.
             prefix: See the class.
             listen: See the class.
             socket_timeout: Seconds a command may take (then 503).
@@ -117,7 +134,12 @@ class RedisKeyStore(StoreEventsMixin):
             retries: Immediate retries after a connection error (a pooled
                 connection may be stale after a Redis restart).
             ping_interval: See the class.
-            client_options: More ``redis.Redis.from_url`` options.
+            client_options: More ``redis.Redis.from_url`` options (for a
+                cluster URL: ``RedisCluster`` options, sync and async).
+
+        Raises:
+            ValueError: A malformed cluster URL, or options a cluster cannot
+                take (checked here, not on first use).
         """
         clients = RedisClients.from_url(
             url,
@@ -178,7 +200,7 @@ class RedisKeyStore(StoreEventsMixin):
         finally:
             op.close()
 
-    def _perform(self, client: redis.Redis, need: Need) -> Any:
+    def _perform(self, client: SyncClient, need: Need) -> Any:
         if isinstance(need, Notify):
             for event in need.events:
                 self._publish(event)
@@ -197,9 +219,9 @@ class RedisKeyStore(StoreEventsMixin):
                 return list(client.scan_iter(match=need.match, count=need.count))
             pipe = client.pipeline(transaction=False)
             for args in need.calls:
-                pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*args)
             return pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             if isinstance(need, Call | Lua) and need.best_effort:
                 return None
             raise _unavailable(exc) from exc
@@ -217,14 +239,14 @@ class RedisKeyStore(StoreEventsMixin):
         finally:
             op.close()
 
-    async def _aperform(self, client: redis.asyncio.Redis, need: Need) -> Any:
+    async def _aperform(self, client: AsyncClient, need: Need) -> Any:
         if isinstance(need, Notify):
             for event in need.events:
                 self._publish(event)
             return None
         try:
             if isinstance(need, Call):
-                return await client.execute_command(*need.args)  # type: ignore[no-untyped-call]
+                return await client.execute_command(*need.args)
             if isinstance(need, Lua):
                 keys_and_args = (*need.keys, *need.args)
                 try:
@@ -238,7 +260,7 @@ class RedisKeyStore(StoreEventsMixin):
             for args in need.calls:
                 pipe.execute_command(*args)
             return await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             if isinstance(need, Call | Lua) and need.best_effort:
                 return None
             raise _unavailable(exc) from exc

@@ -9,6 +9,11 @@ Needs the ``redis`` extra (``pip install 'scout-auth[redis]'``)::
     verifier = AsyncVerifier(store, cache_ttl=60)
     nonces = RedisNonceCache.from_url("redis://redis:6379/0", prefix="scout")
 
+A Redis Cluster is named by its startup nodes, comma-separated
+(``rediss+cluster://`` for TLS)::
+
+    store = RedisKeyStore.from_url("redis+cluster://10.0.0.1:6379,10.0.0.2:6379/")
+
 Legacy secrets sent as ``Bearer`` are found through a keyed digest; the
 store keeps no pepper (a fleet shares Redis), so set
 ``$SCOUT_AUTH_LEGACY_PEPPER`` on every instance.

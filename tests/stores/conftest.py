@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -133,3 +134,23 @@ def redis_prefix() -> Iterator[str]:
                 client.delete(*batch[start : start + 1000])
     except redis.RedisError:
         pass
+
+
+@pytest.fixture(scope="session")
+def cluster(redis_cluster: Any, redis_prefix: str) -> Iterator[tuple[Any, Any]]:
+    """The session's Redis Cluster (its address) and a client of it; this run's keys
+    (under ``redis_prefix``) are deleted at the end."""
+    import redis
+
+    host, port = redis_cluster.nodes[0]
+    client = redis.RedisCluster(host=host, port=port, socket_timeout=5)
+    yield redis_cluster, client
+    for name in client.scan_iter(match=f"{redis_prefix}:*", count=1000):  # every primary
+        client.delete(name)  # one by one: the names are in many slots
+    client.close()
+
+
+@pytest.fixture
+def cluster_client(cluster: tuple[Any, Any]) -> Any:
+    """A ``redis.RedisCluster`` client of the session's cluster."""
+    return cluster[1]

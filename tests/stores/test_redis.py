@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import redis
@@ -16,12 +16,12 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from scout_auth import KeyEvent, KeyManager, LegacyRecord, Verifier
+from scout_auth.exceptions import StoreUnavailable
 from scout_auth.stores import KeyStore
-from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore
+from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore, RedisNonceCache
 from tests.conftest import require_server
 from tests.stores.contract import T0, StoreContract, org, record
 from tests.stores.propagation import wait_until
-from tests.stores.redis_cluster import cluster_url
 
 pytestmark = pytest.mark.redis
 
@@ -97,38 +97,40 @@ class TestRedisWithTheApplicationsClients(StoreContract):
         return _legacy_dump(raw, store.layout)
 
 
-#: A Redis Cluster to run the contract on too, e.g. ``redis://127.0.0.1:17101/0``
-#: (docs/redis-store.md, "Tests"). The test environment has none: opt-in.
-@pytest.fixture(scope="session")
-def cluster(redis_prefix):
-    """A Redis Cluster URL and a client of it (a private cluster unless one is given)."""
-    with cluster_url() as url:
-        client = redis.RedisCluster.from_url(url, socket_timeout=5)
-        yield url, client
-        for name in client.scan_iter(match=f"{redis_prefix}:*", count=1000):  # every primary
-            client.delete(name)  # one by one: the names are in many slots
-        client.close()
-
-
-@pytest.fixture
-def cluster_client(cluster):
-    return cluster[1]
-
-
 class TestRedisCluster(StoreContract):
-    """The whole contract on a real Redis Cluster: every script within one slot,
-    directories in slots of their own, digest counts from every primary."""
+    """The whole contract on a real Redis Cluster, on the application's cluster clients:
+    every script within one slot, directories in slots of their own, digest counts
+    from every primary."""
 
     max_examples = 10
 
     @pytest.fixture
     def store(self, cluster, redis_prefix):
-        url, cluster_client = cluster
-        # The store's hints name redis.Redis; a cluster client serves the same calls.
-        async_client: Any = redis.asyncio.RedisCluster.from_url(url)
+        address, cluster_client = cluster
+        host, port = address.nodes[0]
+        async_client = redis.asyncio.RedisCluster(host=host, port=port)
         store = RedisKeyStore(
             cluster_client, async_client=async_client, prefix=redis_prefix, listen=False
         )
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def legacy_dump(self, store, cluster_client):
+        return _legacy_dump(cluster_client, store.layout)
+
+
+class TestRedisClusterFromURL(StoreContract):
+    """The whole contract on ``RedisKeyStore.from_url("redis+cluster://...")``: its own
+    sync and asyncio cluster clients."""
+
+    max_examples = 10
+
+    @pytest.fixture
+    def store(self, cluster, redis_prefix):
+        address, _ = cluster
+        assert address.url.startswith("redis+cluster://")
+        store = RedisKeyStore.from_url(address.url, prefix=redis_prefix, listen=False)
         yield store
         store.close()
 
@@ -149,6 +151,219 @@ def test_on_a_cluster_digest_counts_come_from_every_primary(cluster_client, redi
     assert store.legacy_digest_counts() == {"p1": 30}
     for o in orgs:
         store.delete_legacy(o)
+
+
+# -- Redis Cluster by URL, and a cluster reached without cluster mode (issue 11) --
+def _on_another_node(cluster_client, node_url: str, name: str) -> bool:
+    """Whether another node than ``node_url``'s serves ``name``'s slot."""
+    port = int(node_url.rsplit(":", 1)[1].split("/")[0])
+    return bool(cluster_client.get_node_from_key(name).port != port)
+
+
+def _elsewhere(cluster_client, node_url: str, names: list[str]) -> str:
+    """The first of ``names`` whose slot another node than ``node_url``'s serves."""
+    return next(n for n in names if _on_another_node(cluster_client, node_url, n))
+
+
+def _token_elsewhere(cluster_store, cluster_client, node_url: str):
+    """A key made on the cluster whose directory entry another node than ``node_url``'s holds."""
+    manager = KeyManager(cluster_store)
+    while True:
+        new = manager.create_key(org(), "billing sync")
+        if _on_another_node(
+            cluster_client, node_url, cluster_store.layout.directory(new.key.key_id)
+        ):
+            return new
+
+
+@pytest.fixture
+def fresh_report(monkeypatch):
+    """Forget which components already logged a misrouted command (it is once per process)."""
+    from scout_auth.stores import _redis_cluster
+
+    monkeypatch.setattr(_redis_cluster, "_reported", set())
+
+
+def test_a_plain_url_store_on_a_cluster_node_is_a_configuration_error_logged_once(
+    cluster, redis_prefix, fresh_report, caplog
+):
+    from scout_auth.exceptions import ConfigurationError
+
+    address, client = cluster
+    store = RedisKeyStore.from_url(address.node_url, prefix=redis_prefix, listen=False)
+    layout = store.layout
+    ids = [f"k{uuid.uuid4().hex[:19]}" for _ in range(40)]
+    elsewhere = _elsewhere(client, address.node_url, [layout.directory(i) for i in ids])
+    key_id = ids[[layout.directory(i) for i in ids].index(elsewhere)]
+    with caplog.at_level("ERROR", logger="scout_auth"):
+        for _ in range(3):
+            with pytest.raises(ConfigurationError, match=r"redis\+cluster://") as caught:
+                store.get_key(key_id)
+    assert not isinstance(caught.value, StoreUnavailable)  # not an outage: no retry helps
+    assert isinstance(caught.value.__cause__, redis.exceptions.MovedError)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1  # once, however many requests
+    assert "MOVED" in errors[0].getMessage()
+    assert "not in cluster mode" in errors[0].getMessage()
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_a_plain_async_client_on_a_cluster_node_is_a_configuration_error(
+    cluster, redis_prefix, fresh_report
+):
+    from scout_auth.exceptions import ConfigurationError
+
+    address, client = cluster
+    store = RedisKeyStore.from_url(address.node_url, prefix=redis_prefix, listen=False)
+    orgs = [org() for _ in range(40)]
+    names = [store.layout.index(o) for o in orgs]
+    elsewhere = orgs[names.index(_elsewhere(client, address.node_url, names))]
+    with pytest.raises(ConfigurationError, match="MOVED"):
+        await store.alist_keys(elsewhere)
+    await store.aclose()
+
+
+def test_requests_on_a_misrouted_store_are_503_never_500_never_200(
+    cluster, redis_prefix, fresh_report, caplog
+):
+    from starlette.testclient import TestClient
+
+    from examples.starlette_app import create_app
+
+    address, client = cluster
+    on_cluster = RedisKeyStore.from_url(address.url, prefix=redis_prefix, listen=False)
+    new = _token_elsewhere(on_cluster, client, address.node_url)
+    plain = RedisKeyStore.from_url(address.node_url, prefix=redis_prefix, listen=False)
+    verifier = Verifier(plain, cache_ttl=0)
+    with pytest.raises(StoreUnavailable) as caught:
+        verifier.verify_token(new.token)
+    assert type(caught.value.__cause__).__name__ == "ConfigurationError"
+    with TestClient(create_app(plain, cache_ttl=0)) as http:
+        answers = [
+            http.get("/files", headers={"authorization": f"Bearer {new.token}"}) for _ in "ab"
+        ]
+    assert [a.status_code for a in answers] == [503, 503]
+    assert all(a.headers["retry-after"] for a in answers)
+    assert all(a.json()["code"] == "store_unavailable" for a in answers)
+    assert "MOVED" not in answers[0].text  # the reason is for the log, not the client
+    assert "not in cluster mode" in caplog.text
+    on_cluster.close()
+    plain.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "nodes", "node_url"),
+    [
+        pytest.param(
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/",
+            (("10.0.0.1", 7000), ("10.0.0.2", 7001)),
+            "redis://10.0.0.1:7000",
+            id="two-nodes",
+        ),
+        pytest.param(
+            "redis+cluster://db.internal",
+            (("db.internal", 6379),),
+            "redis://db.internal",
+            id="default-port-no-path",
+        ),
+        pytest.param(
+            "rediss+cluster://app:s%40cret@a:1,b:2/0?ssl_cert_reqs=none",
+            (("a", 1), ("b", 2)),
+            "rediss://app:s%40cret@a:1?ssl_cert_reqs=none",
+            id="tls-credentials-and-options-go-to-every-node",
+        ),
+        pytest.param(
+            "redis+cluster://[::1]:7000,[fd00::2]/",
+            (("::1", 7000), ("fd00::2", 6379)),
+            "redis://[::1]:7000",
+            id="ipv6",
+        ),
+        pytest.param(
+            "REDIS+CLUSTER://a:1, b:2/", (("a", 1), ("b", 2)), "redis://a:1", id="case-and-spaces"
+        ),
+    ],
+)
+def test_cluster_urls_name_their_startup_nodes(url, nodes, node_url):
+    from scout_auth.stores._redis_cluster import is_cluster_url, parse_cluster_url
+
+    assert is_cluster_url(url)
+    parsed = parse_cluster_url(url)
+    assert parsed.nodes == nodes
+    assert parsed.node_url == node_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("redis+cluster://a:1/1", id="a-database-other-than-0"),
+        pytest.param("redis+cluster://a:1,,b:2/", id="an-empty-node"),
+        pytest.param("redis+cluster://a:99999/", id="a-port-out-of-range"),
+        pytest.param("redis+cluster://a:port/", id="a-port-not-a-number"),
+        pytest.param("redis+cluster://u:hunter2@/", id="no-node"),
+        pytest.param("redis+cluster://u:hunter2@a/b/", id="a-path"),
+    ],
+)
+def test_a_malformed_cluster_url_is_a_value_error_without_the_url(url):
+    with pytest.raises(ValueError, match="Redis Cluster URL") as caught:
+        RedisKeyStore.from_url(url, listen=False)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_options_a_cluster_cannot_take_fail_in_from_url_not_on_every_request():
+    with pytest.raises(ValueError, match="not a valid Redis Cluster configuration"):
+        RedisKeyStore.from_url("redis+cluster://127.0.0.1:1/?db=1", listen=False)
+    with pytest.raises(TypeError, match="bogus"):
+        RedisNonceCache.from_url("redis+cluster://127.0.0.1:1/", bogus=True)
+
+
+def test_plain_urls_are_not_cluster_urls():
+    from scout_auth.stores._redis_cluster import is_cluster_url
+
+    for url in ("redis://a:1/0", "rediss://a", "unix:///tmp/r.sock", "redis+sentinel://a"):
+        assert not is_cluster_url(url)
+
+
+def test_a_tls_cluster_url_makes_tls_connections():
+    from redis.connection import SSLConnection, parse_url
+
+    from scout_auth.stores._redis_cluster import parse_cluster_url
+
+    options = parse_url(parse_cluster_url("rediss+cluster://a:1,b:2/").node_url)
+    assert options["connection_class"] is SSLConnection
+
+
+@pytest.mark.anyio
+async def test_a_cluster_store_is_made_while_the_cluster_is_down_and_answers_503():
+    """Like a redis:// store, a cluster one connects on first use, not in from_url."""
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = RedisKeyStore.from_url(f"redis+cluster://127.0.0.1:{port}/", prefix="down")
+    assert "connected=False" in repr(store._clients.sync)
+    with pytest.raises(StoreUnavailable):
+        store.get_key("k" * 20)
+    with pytest.raises(StoreUnavailable):
+        await store.aget_key("k" * 20)
+    assert not store.wait_listening(0.3)
+    await store.aclose()
+
+
+def test_on_a_cluster_url_the_change_feed_reaches_other_stores(cluster, redis_prefix):
+    address, _ = cluster
+    prefix = f"{redis_prefix}:feed{uuid.uuid4().hex[:6]}"
+    reader = RedisKeyStore.from_url(address.url, prefix=prefix)
+    writer = RedisKeyStore.from_url(address.url, prefix=prefix, listen=False)
+    assert reader.wait_listening(5)
+    events: list[KeyEvent] = []
+    reader.subscribe(events.append)
+    records = [record(org()) for _ in range(10)]  # orgs on every primary
+    for r in records:
+        writer.add_key(r)
+    expected = {KeyEvent("created", r.org_id, r.key_id) for r in records}
+    assert wait_until(lambda: expected <= set(events))
+    reader.close()
+    writer.close()
 
 
 def test_is_a_key_store(make_store):

@@ -2,9 +2,10 @@
 
 And each signing key's live nonces are bounded, atomically, in the key's own
 hash slot (issue 9, defect 7): the shared table of ``tests/nonce_contract.py``
-plus what is Redis's own (scripts, slots, expiry on the server). There is no
-Redis Cluster in the test environment: the slot property is checked on the
-key names with ``redis.crc.key_slot``, as for the store.
+plus what is Redis's own (scripts, slots, expiry on the server). The slot
+property is checked on the key names with ``redis.crc.key_slot``, as for the
+store, and the cache runs on the session's Redis Cluster too, from a
+``redis+cluster://`` URL (issue 11).
 """
 
 from __future__ import annotations
@@ -335,3 +336,78 @@ def test_a_verifier_on_redis_refuses_a_flooding_key_alone(make_cache):
     with pytest.raises(NonceQuotaExceeded):
         verifier.verify_request(_signed_request(flooder.token))
     assert verifier.verify_request(_signed_request(other.token)).org_id == "org_other"
+
+
+# -- on a Redis Cluster (issue 11) ----------------------------------------------
+
+
+@pytest.fixture
+def make_cluster_cache(cluster, redis_prefix):
+    """Caches from the session's ``redis+cluster://`` URL."""
+    caches: list[RedisNonceCache] = []
+
+    def make(**options) -> RedisNonceCache:
+        options.setdefault("prefix", redis_prefix)
+        cache = RedisNonceCache.from_url(cluster[0].url, **options)
+        caches.append(cache)
+        return cache
+
+    yield make
+    for cache in caches:
+        cache.close()
+
+
+class TestRedisClusterQuota(NonceQuotaContract):
+    @pytest.fixture
+    def make_cache(self, make_cluster_cache):
+        return make_cluster_cache
+
+
+def test_on_a_cluster_url_each_nonce_is_accepted_once_whichever_node_holds_it(
+    make_cluster_cache, cluster_client, redis_prefix
+):
+    a, b = make_cluster_cache(), make_cluster_cache()
+    owners = [owner() for _ in range(12)]
+    nodes = {cluster_client.get_node_from_key(Layout(redis_prefix).nonces(o)).name for o in owners}
+    assert len(nodes) > 1  # the owners' sets live on several primaries
+    for o in owners:
+        n = nonce()
+        assert a.remember(n, 60, owner=o) is True
+        assert b.remember(n, 60, owner=o) is False
+    n = nonce()  # unattributed: SET NX, in a slot of its own too
+    assert a.remember(n, 60) is True
+    assert b.remember(n, 60) is False
+
+
+@pytest.mark.anyio
+async def test_on_a_cluster_url_aremember_uses_the_async_cluster_client(make_cluster_cache):
+    a, b = make_cluster_cache(), make_cluster_cache()
+    for _ in range(6):
+        o, n = owner(), nonce()
+        assert await a.aremember(n, 60, owner=o) is True
+        assert await b.aremember(n, 60, owner=o) is False
+    await a.aclose()
+    await b.aclose()
+
+
+def test_a_plain_url_cache_on_a_cluster_node_is_a_configuration_error(
+    cluster, redis_prefix, monkeypatch, caplog
+):
+    from scout_auth.exceptions import ConfigurationError
+    from scout_auth.stores import _redis_cluster
+
+    monkeypatch.setattr(_redis_cluster, "_reported", set())  # once per process: start afresh
+    address, client = cluster
+    port = address.nodes[0][1]
+    cache = RedisNonceCache.from_url(address.node_url, prefix=redis_prefix)
+    elsewhere = next(
+        o
+        for o in (owner() for _ in range(100))
+        if client.get_node_from_key(cache.layout.nonces(o)).port != port
+    )
+    with caplog.at_level("ERROR", logger="scout_auth"):
+        for _ in range(2):
+            with pytest.raises(ConfigurationError, match=r"redis\+cluster://"):
+                cache.remember(nonce(), 60, owner=elsewhere)
+    assert [r.getMessage().count("nonce cache") for r in caplog.records] == [1]
+    cache.close()

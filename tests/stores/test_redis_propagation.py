@@ -1,9 +1,12 @@
 """Revocation propagation on Redis: the shared :class:`PropagationContract` over pub/sub.
 
 A change made anywhere reaches every verifier, and a cache fill that raced
-with a revocation never brings the revoked key back. The feed's own life
+with a revocation never brings the revoked key back: on one server, and on
+the session's Redis Cluster through ``redis+cluster://`` URLs (the feed
+subscribes on one node; the cluster forwards every ``PUBLISH`` to all of
+them), the fleet's service processes included. The feed's own life
 (reconnect, flush, pings) is tested in ``test_redis.py`` and
-``test_redis_faults.py``.
+``test_redis_faults.py``; a failover in ``test_redis_cluster_failover.py``.
 """
 
 from __future__ import annotations
@@ -41,3 +44,26 @@ def fleet_store(redis_url, redis_prefix) -> tuple[str, str]:
 
 class TestRedisPropagation(PropagationContract):
     hammer_rounds = 8
+
+
+class TestRedisClusterPropagation(PropagationContract):
+    """The same contract on the session's Redis Cluster, every store from its cluster URL."""
+
+    hammer_rounds = 4
+
+    @pytest.fixture
+    def writer(self, cluster, redis_prefix) -> Iterator[RedisKeyStore]:
+        store = RedisKeyStore.from_url(cluster[0].url, prefix=redis_prefix, listen=False)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def reader(self, cluster, redis_prefix) -> Iterator[RedisKeyStore]:
+        store = RedisKeyStore.from_url(cluster[0].url, prefix=redis_prefix)
+        assert store.wait_listening(5)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def fleet_store(self, cluster, redis_prefix) -> tuple[str, str]:
+        return cluster[0].url, redis_prefix
