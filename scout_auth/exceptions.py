@@ -41,7 +41,7 @@ The tree::
     ├── StoreError                    503: a management call met a store outage
     ├── KeyNotFound (also LookupError)
     ├── InvalidKeyOperation (also ValueError)
-    └── ConfigurationError (also ValueError): at startup, never per request
+    └── ConfigurationError (also ValueError): a setup that cannot work
 
 Messages never contain a secret or a full token. ``KeyDisabled`` and
 ``KeyExpired`` are only raised to a caller that proved possession of the
@@ -431,7 +431,7 @@ class InvalidKeyOperation(ScoutAuthError, ValueError):
 
 
 class ConfigurationError(ScoutAuthError, ValueError):
-    """scout_auth was set up in a way that cannot work; raised at startup, never per request.
+    """scout_auth was set up in a way that cannot work; raised at startup where it can be found.
 
     For example a store that keeps its data in a shared database with no
     legacy pepper configured (see :class:`~scout_auth.LegacyPepper`). A
