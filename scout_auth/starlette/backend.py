@@ -11,22 +11,20 @@ denying a websocket handshake before the app runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
 
-from ._adapter import AdapterKwargs, AdapterOptions
-from ._credentials import split_authorization
-from ._problem import problem_for
-from ._requests import asgi_client_ip
-from ._tokens import TOKEN_PREFIX
-from ._verifier import AsyncVerifier
-from .exceptions import AuthError, InvalidRequest, InvalidToken, MissingCredentials
-
-if TYPE_CHECKING:
-    from .starlette import OrgUser
+from .._adapter import AdapterKwargs, AdapterOptions
+from .._credentials import split_authorization
+from .._problem import problem_for
+from .._requests import asgi_client_ip
+from .._tokens import TOKEN_PREFIX
+from .._verifier import AsyncVerifier
+from ..exceptions import AuthError, InvalidRequest, InvalidToken, MissingCredentials
+from .auth import SCOPE_KEY, OrgCredentials, OrgUser
 
 __all__ = ["ScoutAuthBackend", "ScoutAuthenticationError", "on_auth_error"]
 
@@ -107,8 +105,6 @@ class ScoutAuthBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, OrgUser] | None:
         """The org's credentials and user, ``None`` if no scout credential, or raise."""
-        # The public face defines these and imports this module: import late.
-        from .starlette import SCOPE_KEY, OrgCredentials, OrgUser
 
         headers = conn.headers
         if "signature-input" in headers or "signature" in headers:
