@@ -40,6 +40,8 @@ With ``prefix="scout"``::
                                               ``lookup_digest`` hex, ``pepper_id``)
     scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
     scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
+    scout:{o:<org_id>}:once:<id>      string  a lifecycle write's answer, by request id
+                                              (expires after 5 minutes)
     scout:{o:<org_id>}:audit          stream  the org's audit events
     scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
     scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
@@ -147,6 +149,10 @@ class Layout:
     def roles(self, org_id: str) -> str:
         """The org's roles: name -> JSON list of scopes."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:roles"
+
+    def once(self, org_id: str, request_id: str) -> str:
+        """The recorded answer of one lifecycle write (its retries replay it)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:once:{_quote(request_id)}"
 
     def audit(self, org_id: str) -> str:
         """The org's audit stream."""

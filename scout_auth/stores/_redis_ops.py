@@ -17,6 +17,29 @@ a committed write, and a process that receives it and then reads sees the
 new state (commands on one server execute in order), which is what lets a
 remote revocation never be undone by a cache fill that raced with it.
 
+Exactly once
+------------
+A command whose answer is lost (a timeout, a connection cut after the
+server ran it) may or may not have taken effect, and redis-py, as well as
+the store, sends it again. Running a lifecycle script twice would answer
+wrongly ("duplicate key id" for a key just created, "not found" for one
+just deleted) and publish twice. So each lifecycle write carries a fresh
+*request id*: the script (wrapped by :func:`once`) first looks for
+``<prefix>:{o:<org>}:once:<request id>`` in the org's slot; if it is there
+it returns the answer recorded in it and does nothing else, otherwise it
+acts, then records its answer there for :data:`ONCE_TTL_MS` (far longer
+than any retry: they are immediate). A retry of the same need, by whoever
+sends it, is therefore exactly-once. Every other need is a read or an
+idempotent write and may be sent again freely, except the usage counters
+(``repeatable=False``): a lost usage flush is lost, never counted twice.
+
+A lifecycle write that fails (the outcome is unknown) is reported by the
+driver as :class:`~scout_auth.exceptions.StoreUnavailable`, after it has
+told this process's subscribers the events the write would have published:
+other instances learn of a committed write through the feed, but this one
+skips its own messages, and dropping a cache entry is harmless if the write
+never happened.
+
 The org's legacy record and its look-up digest directory are in
 :mod:`._redis_legacy` (same needs, same drivers).
 """
@@ -25,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +69,7 @@ from ._redis_layout import (
 )
 
 __all__ = [
+    "ONCE_TTL_MS",
     "Batch",
     "Call",
     "Lua",
@@ -54,6 +79,7 @@ __all__ = [
     "Ops",
     "Scan",
     "Script",
+    "once",
     "published",
 ]
 
@@ -77,6 +103,10 @@ class Script:
 class Call:
     """Need: one command; the answer is its reply.
 
+    Every ``Call`` is a read or an idempotent write (``SET NX``, ``SADD``, a
+    ``SET`` of the same value): the driver may send it again after a
+    connection error or timeout.
+
     ``best_effort``: a failure answers ``None`` instead of failing the
     operation (for clean-ups after the write already committed).
     """
@@ -97,12 +127,23 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Lua:
-    """Need: run ``script`` atomically; the answer is its reply."""
+    """Need: run ``script`` atomically; the answer is its reply.
+
+    ``repeatable``: the script may run again after a lost answer (it is
+    idempotent, or a lifecycle write with its request id); the driver only
+    retries those. ``events``: what the script publishes; if it fails, the
+    driver tells this process's subscribers anyway (module docstring).
+    ``replicate``: a write that can take access away; a store configured
+    with ``wait_replicas`` waits for replicas to acknowledge it.
+    """
 
     script: Script
     keys: tuple[str, ...]
     args: tuple[str, ...]
     best_effort: bool = False
+    repeatable: bool = False
+    events: tuple[KeyEvent, ...] = ()
+    replicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +169,35 @@ class Notify:
 Need = Call | Batch | Lua | Scan | Notify
 Op = Generator[Need, Any, T]
 
+#: How long a lifecycle write's answer stays recorded for its retries (ms).
+ONCE_TTL_MS = 300_000
+
+
+def once(name: str, body: str) -> Script:
+    """A lifecycle script that runs ``body`` at most once per request id.
+
+    Its last key is the request's ``once`` entry (:meth:`Layout.once`); the
+    body keeps its own ``KEYS`` and ``ARGV``. The body's answer, ``false``
+    included, is recorded as JSON ``[answer]``, and a run that finds the
+    entry returns that instead of acting (and publishing) again.
+    """
+    source = f"""
+local done = redis.call('GET', KEYS[#KEYS])
+if done then return cjson.decode(done)[1] end
+local reply = (function()
+{body.strip()}
+end)()
+redis.call('SET', KEYS[#KEYS], cjson.encode({{reply}}), 'PX', {ONCE_TTL_MS})
+return reply
+"""
+    return Script(name, source)
+
+
+# The lifecycle scripts below take, after the keys listed, the request's
+# ``once`` entry as their last key (see once()).
+
 # KEYS[1] record, KEYS[2] index; ARGV channel, payload, index member, fields...
-ADD_KEY = Script(
+ADD_KEY = once(
     "add_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -141,7 +209,7 @@ return 1
 )
 
 # KEYS[1] record; ARGV channel, payload, field/value pairs to set...
-UPDATE_KEY = Script(
+UPDATE_KEY = once(
     "update_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -154,7 +222,7 @@ return redis.call('HGETALL', KEYS[1])
 # KEYS[1] old record, KEYS[2] new record, KEYS[3] index;
 # ARGV channel, payload, grace_until, new key id, new index member, new fields...
 # Timestamps are fixed-width UTC ISO 8601, so string order is time order.
-ROTATE_KEY = Script(
+ROTATE_KEY = once(
     "rotate_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -172,7 +240,7 @@ return redis.call('HGETALL', KEYS[1])
 )
 
 # KEYS[1] record, KEYS[2] index; ARGV channel, payload, key id
-DELETE_KEY = Script(
+DELETE_KEY = once(
     "delete_key",
     """
 local fields = redis.call('HGETALL', KEYS[1])
@@ -186,7 +254,7 @@ return fields
 )
 
 # KEYS[1] roles hash; ARGV channel, payload, name, JSON scopes
-PUT_ROLE = Script(
+PUT_ROLE = once(
     "put_role",
     """
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
@@ -196,7 +264,7 @@ return 1
 )
 
 # KEYS[1] roles hash; ARGV channel, payload, name
-DELETE_ROLE = Script(
+DELETE_ROLE = once(
     "delete_role",
     """
 if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
@@ -256,14 +324,28 @@ SCRIPTS = (
 def published(
     layout: Layout,
     origin: str,
+    org_id: str,
     script: Script,
     keys: tuple[str, ...],
     events: tuple[KeyEvent, ...],
     *args: str,
+    replicate: bool = True,
 ) -> Lua:
-    """A write that also ``PUBLISH``\\ es ``events``: ARGV channel, payload, then ``args``."""
+    """A lifecycle write of ``org_id`` that also ``PUBLISH``\\ es ``events``.
+
+    ``script`` is a :func:`once` script: KEYS ``keys`` then a fresh request
+    id's entry; ARGV channel, payload, then ``args``.
+    """
     payload = encode_event_payload(origin, events)
-    return Lua(script, keys, (layout.channel, payload, *args))
+    entry = layout.once(org_id, secrets.token_hex(16))
+    return Lua(
+        script,
+        (*keys, entry),
+        (layout.channel, payload, *args),
+        repeatable=True,
+        events=events,
+        replicate=replicate,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +356,17 @@ class Ops:
     origin: str
 
     def _write(
-        self, script: Script, keys: tuple[str, ...], events: tuple[KeyEvent, ...], *args: str
+        self,
+        script: Script,
+        org_id: str,
+        keys: tuple[str, ...],
+        events: tuple[KeyEvent, ...],
+        *args: str,
+        replicate: bool = True,
     ) -> Lua:
-        return published(self.layout, self.origin, script, keys, events, *args)
+        return published(
+            self.layout, self.origin, org_id, script, keys, events, *args, replicate=replicate
+        )
 
     def _org_of(self, key_id: str) -> Op[str | None]:
         org = yield Call(("GET", self.layout.directory(key_id)))
@@ -318,7 +408,17 @@ class Ops:
         yield from self._claim_directory(record)
         event = KeyEvent("created", record.org_id, record.key_id)
         keys = (self.layout.key(record.org_id, record.key_id), self.layout.index(record.org_id))
-        if not (yield self._write(ADD_KEY, keys, (event,), index_member(record), *fields)):
+        if not (
+            yield self._write(
+                ADD_KEY,
+                record.org_id,
+                keys,
+                (event,),
+                index_member(record),
+                *fields,
+                replicate=False,
+            )
+        ):
             raise ValueError("duplicate key id")
         yield Notify((event,))
 
@@ -339,7 +439,9 @@ class Ops:
         if update.allowed_ips is not KEEP:
             pairs += ["allowed_ips", json_list(update.allowed_ips)]
         event = KeyEvent("updated", org, key_id)
-        reply = yield self._write(UPDATE_KEY, (self.layout.key(org, key_id),), (event,), *pairs)
+        reply = yield self._write(
+            UPDATE_KEY, org, (self.layout.key(org, key_id),), (event,), *pairs
+        )
         if reply is None:
             return None
         yield Notify((event,))
@@ -366,7 +468,7 @@ class Ops:
         )
         member = index_member(new_record)
         reply = yield self._write(
-            ROTATE_KEY, keys, events, until, new_record.key_id, member, *fields
+            ROTATE_KEY, org, keys, events, until, new_record.key_id, member, *fields
         )
         if reply is None:  # the old key vanished meanwhile: give the id back
             yield self._release(new_record.key_id, org)
@@ -383,7 +485,7 @@ class Ops:
             return None
         event = KeyEvent("deleted", org, key_id)
         keys = (self.layout.key(org, key_id), self.layout.index(org))
-        reply = yield self._write(DELETE_KEY, keys, (event,), key_id)
+        reply = yield self._write(DELETE_KEY, org, keys, (event,), key_id)
         if reply is None:
             return None
         yield Notify((event,))
@@ -391,14 +493,15 @@ class Ops:
         return key_from_fields(fields_from_reply(reply))
 
     def _release(self, key_id: str, org: str) -> Lua:
-        return Lua(RELEASE_DIRECTORY, (self.layout.directory(key_id),), (org,), best_effort=True)
+        entry = self.layout.directory(key_id)
+        return Lua(RELEASE_DIRECTORY, (entry,), (org,), best_effort=True, repeatable=True)
 
     # -- roles ------------------------------------------------------------
     def put_role(self, role: RoleRecord) -> Op[None]:
         """See :meth:`KeyStore.put_role`."""
         event = KeyEvent("role_updated", role.org_id)
         keys = (self.layout.roles(role.org_id),)
-        yield self._write(PUT_ROLE, keys, (event,), role.name, json_list(role.scopes))
+        yield self._write(PUT_ROLE, role.org_id, keys, (event,), role.name, json_list(role.scopes))
         yield Notify((event,))
 
     def get_role(self, org_id: str, name: str) -> Op[RoleRecord | None]:
@@ -414,7 +517,9 @@ class Ops:
     def delete_role(self, org_id: str, name: str) -> Op[bool]:
         """See :meth:`KeyStore.delete_role`."""
         event = KeyEvent("role_deleted", org_id)
-        if not (yield self._write(DELETE_ROLE, (self.layout.roles(org_id),), (event,), name)):
+        if not (
+            yield self._write(DELETE_ROLE, org_id, (self.layout.roles(org_id),), (event,), name)
+        ):
             return False
         yield Notify((event,))
         return True

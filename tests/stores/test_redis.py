@@ -492,7 +492,7 @@ class Stepper:
     def run_until(self, stop: Callable[[object], bool] = lambda need: False) -> Stepper:
         """Perform needs until ``stop(need)`` holds for the next one (not performed yet)."""
         while not self.done and not stop(self.need):
-            answer = self.store._perform(self.store._clients.sync, self.need)
+            answer = self.store._driver._perform(self.store._clients.sync, self.need)
             try:
                 self.need = self.op.send(answer)
             except StopIteration as stop_iteration:
