@@ -137,6 +137,12 @@ class TestRedisCluster(StoreContract):
         return _legacy_dump(cluster_client, store.layout)
 
 
+def test_wait_replicas_is_refused_on_a_cluster_client(cluster_client, redis_prefix):
+    # WAIT counts one connection's writes: a cluster client offers none for a key's primary.
+    with pytest.raises(ValueError, match="Cluster"):
+        RedisKeyStore(cluster_client, prefix=redis_prefix, listen=False, wait_replicas=1)
+
+
 def test_on_a_cluster_digest_counts_come_from_every_primary(cluster_client, redis_prefix):
     store = RedisKeyStore(
         cluster_client, prefix=f"{redis_prefix}:n{uuid.uuid4().hex[:6]}", listen=False

@@ -9,11 +9,15 @@ flushes caches, so a revocation made during the outage is not missed.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.testclient import TestClient
 
 from scout_auth import (
@@ -50,6 +54,13 @@ def via_proxy(proxy, redis_prefix) -> Iterator[RedisKeyStore]:
     assert store.wait_listening(5)
     yield store
     store.close()
+
+
+@pytest.fixture
+def raw(redis_url) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -367,7 +378,16 @@ WRITES = [
 
 
 def _hold_scripts_of(proxy: TcpProxy, org_id: str, seconds: float, times: int | None) -> None:
-    """Hold the answer to the org's next ``times`` scripts (``None``: every one)."""
+    """Hold the answer to the org's next ``times`` scripts (``None``: every one).
+
+    Every script is loaded first, so the held request is one that runs (not
+    an ``EVALSHA`` answered ``NOSCRIPT``).
+    """
+    from scout_auth.stores import _redis_legacy, _redis_ops
+
+    with redis.Redis(port=proxy.target[1], db=15) as client:
+        for script in (*_redis_ops.SCRIPTS, *_redis_legacy.SCRIPTS):
+            client.script_load(script.source)
     tag = f"{{o:{org_id}}}".encode()
     left = [times]
 
@@ -392,10 +412,10 @@ def observer(redis_url, redis_prefix) -> Iterator[list[KeyEvent]]:
     store.close()
 
 
-async def _call(store: RedisKeyStore, write: Write, args: tuple[Any, ...], is_async: bool) -> Any:
+async def _call(store: RedisKeyStore, method: str, args: tuple[Any, ...], is_async: bool) -> Any:
     if is_async:
-        return await getattr(store, "a" + write.method)(*args)
-    return getattr(store, write.method)(*args)
+        return await getattr(store, "a" + method)(*args)
+    return getattr(store, method)(*args)
 
 
 SYNC_ASYNC = pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
@@ -410,7 +430,7 @@ async def test_a_write_whose_answer_comes_too_late_is_retried_exactly_once(
     o = org()
     args, events = write.prepare(direct, o)
     _hold_scripts_of(proxy, o, seconds=1.0, times=1)  # the first answer only
-    result = await _call(via_proxy, write, args, is_async)
+    result = await _call(via_proxy, write.method, args, is_async)
     assert proxy.held_replies == 1  # the script ran, its answer was late, the store retried
     assert write.answer(args, result)  # not "not found", not "duplicate key id"
     assert write.effect(direct, args)
@@ -432,7 +452,7 @@ async def test_a_write_whose_answer_is_lost_still_tells_the_writers_own_listener
     via_proxy.subscribe(local.append)
     _hold_scripts_of(proxy, o, seconds=1.5, times=None)  # every attempt times out
     with pytest.raises(StoreUnavailable):
-        await _call(via_proxy, write, args, is_async)
+        await _call(via_proxy, write.method, args, is_async)
     assert write.effect(direct, args)  # it did happen: the outcome is unknown to the caller
     assert all(e in local for e in events)  # so its own caches drop what it may have changed
     await via_proxy.aclose()
@@ -454,3 +474,64 @@ async def test_a_disable_whose_answer_is_lost_is_not_served_from_the_writers_cac
     with pytest.raises(KeyDisabled):
         await verifier.verify_token(new.token)  # not 200 for the cache TTL
     await via_proxy.aclose()
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_client_that_retries_timeouts_itself_cannot_run_a_write_twice(
+    proxy, redis_prefix, direct, observer, write
+):
+    # An application's own client, with redis-py's Retry (timeouts included,
+    # as redis-py 6+ does by default) and no retries by the store: the request
+    # id makes the client's resend a replay too.
+    client = redis.Redis.from_url(proxy.url, socket_timeout=0.3, retry=Retry(NoBackoff(), 1))
+    store = RedisKeyStore(client, prefix=redis_prefix, listen=False, retries=0)
+    o = org()
+    args, events = write.prepare(direct, o)
+    _hold_scripts_of(proxy, o, seconds=1.0, times=1)
+    result = getattr(store, write.method)(*args)
+    assert proxy.held_replies == 1
+    assert write.answer(args, result)
+    assert wait_until(lambda: all(e in observer for e in events))
+    time.sleep(0.2)
+    assert [e for e in observer if e in events] == events
+    client.close()
+
+
+@pytest.mark.anyio
+@SYNC_ASYNC
+async def test_a_usage_flush_whose_answer_is_late_is_not_counted_twice(
+    via_proxy, proxy, direct, is_async
+):
+    # Not idempotent, so not retried: a late answer loses the flush (503),
+    # it never doubles it.
+    r = _added(direct, org())
+    _hold_scripts_of(proxy, r.org_id, seconds=1.0, times=1)
+    with pytest.raises(StoreUnavailable):
+        await _call(via_proxy, "record_usage", (r.key_id, 5, T0), is_async)
+    found = direct.get_key(r.key_id)
+    assert found is not None
+    assert found.use_count == 5
+    await via_proxy.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "answer"),
+    [
+        pytest.param("return false", None, id="false"),
+        pytest.param("return 0", 0, id="zero"),
+        pytest.param("return {ARGV[1], ''}", [b"x", b""], id="a-table"),
+        pytest.param("return {1, ARGV[1]}", [1, b"x"], id="a-mixed-table"),
+    ],
+)
+def test_a_once_script_replays_its_first_answer_and_does_nothing_else(raw, body, answer):
+    from scout_auth.stores._redis_ops import ONCE_TTL_MS, once
+
+    script = once("t", f"redis.call('INCR', KEYS[1])\n{body}")
+    counter, entry = f"scout_test_once_{uuid.uuid4().hex}", f"scout_test_once_{uuid.uuid4().hex}"
+    try:
+        replies = [raw.eval(script.source, 2, counter, entry, "x") for _ in range(3)]
+        assert replies == [answer] * 3
+        assert raw.get(counter) == b"1"  # the body ran once
+        assert 0 < raw.pttl(entry) <= ONCE_TTL_MS
+    finally:
+        raw.delete(counter, entry)
