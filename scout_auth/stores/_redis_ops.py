@@ -384,6 +384,14 @@ class Ops:
         # An orphan left by an interrupted write (no record behind it): take it over.
         yield Call(("SET", entry, record.org_id))
 
+    def _confirm_directory(self, record: KeyRecord) -> Op[None]:
+        # Dekker, writer's half (see _redis_sweep): after the record, read the
+        # entry; a sweep that took it meanwhile gets it put back. Best effort:
+        # the write has committed.
+        entry = self.layout.directory(record.key_id)
+        if (yield Call(("GET", entry), best_effort=True)) is None:
+            yield Call(("SET", entry, record.org_id, "NX"), best_effort=True)
+
     def get_key(self, key_id: str) -> Op[KeyRecord | None]:
         """See :meth:`KeyStore.get_key`: two reads (directory, record)."""
         org = yield from self._org_of(key_id)
@@ -421,6 +429,7 @@ class Ops:
         ):
             raise ValueError("duplicate key id")
         yield Notify((event,))
+        yield from self._confirm_directory(record)
 
     def update_key(self, key_id: str, update: KeyUpdate) -> Op[KeyRecord | None]:
         """See :meth:`KeyStore.update_key`."""
@@ -476,6 +485,7 @@ class Ops:
         if isinstance(reply, int):
             raise ValueError("duplicate key id")
         yield Notify(events)
+        yield from self._confirm_directory(new_record)
         return key_from_fields(fields_from_reply(reply))
 
     def delete_key(self, key_id: str) -> Op[KeyRecord | None]:

@@ -23,6 +23,7 @@ from ._redis_events import EventListener
 from ._redis_layout import Layout
 from ._redis_legacy import LegacyOps
 from ._redis_ops import Op, Ops
+from ._redis_sweep import SweepOps
 
 __all__ = ["RedisKeyStore"]
 
@@ -102,6 +103,7 @@ class RedisKeyStore(StoreEventsMixin):
         self.origin = uuid.uuid4().hex
         self._ops = Ops(self.layout, self.origin)
         self._legacy = LegacyOps(self.layout, self.origin)
+        self._sweep = SweepOps(self.layout)
         # A failed write tells this process's subscribers like a remote event
         # does: one failing subscriber neither hides the error nor the others.
         self._driver = RedisDriver(
@@ -299,6 +301,22 @@ class RedisKeyStore(StoreEventsMixin):
         """
         return self._run(self._legacy.legacy_digest_counts())
 
+    def sweep_directories(self, *, min_idle: float = 3600.0) -> int:
+        """Remove directory entries that interrupted writes left behind; how many.
+
+        An entry is removed when no record backs it (a key id whose key
+        record is missing, a look-up digest its org's legacy record no longer
+        holds) and nobody has read or written it for ``min_idle`` seconds, so
+        a write in flight keeps its entry. Such entries are harmless (they
+        read as "no such key") and rare, so this is maintenance, not a need:
+        a ``SCAN`` of the whole database (every primary of a cluster).
+        Needs a non-LFU ``maxmemory-policy`` (``OBJECT IDLETIME``).
+
+        Raises:
+            ValueError: ``min_idle`` is negative.
+        """
+        return self._run(self._sweep.sweep(_idle(min_idle)))
+
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role."""
         self._run(self._ops.put_role(role))
@@ -402,6 +420,10 @@ class RedisKeyStore(StoreEventsMixin):
         """Async :meth:`legacy_pepper_ids`."""
         return await self._arun(self._legacy.legacy_pepper_ids())
 
+    async def asweep_directories(self, *, min_idle: float = 3600.0) -> int:
+        """Async :meth:`sweep_directories`."""
+        return await self._arun(self._sweep.sweep(_idle(min_idle)))
+
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""
         await self._arun(self._ops.put_role(role))
@@ -438,6 +460,12 @@ class RedisKeyStore(StoreEventsMixin):
         if self._listener is not None:
             await anyio.to_thread.run_sync(self._listener.stop)
         await self._clients.aclose()
+
+
+def _idle(min_idle: float) -> float:
+    if not min_idle >= 0:
+        raise ValueError("min_idle must be 0 or more seconds")
+    return min_idle
 
 
 def _is_cluster(client: object) -> bool:
