@@ -13,7 +13,7 @@ once for both:
   ``Scan`` (reads and idempotent writes) and a ``Lua`` marked
   ``repeatable`` — an idempotent script, or a lifecycle write, whose
   request id makes a second run return the first run's answer (see
-  "Exactly once" in :mod:`._redis_ops`). Usage counters are never retried.
+  "Exactly once" in :mod:`._redis_needs`). Usage counters are never retried.
   The clients the store builds itself have redis-py's own ``Retry`` off
   (redis-py 6+ retries timeouts too, which re-ran writes); a client the
   application passes in keeps its own, which the request id makes harmless
@@ -47,7 +47,7 @@ from redis.exceptions import NoScriptError, RedisError
 from ..exceptions import StoreUnavailable
 from ._base import KeyEvent
 from ._redis_clients import RedisClients
-from ._redis_ops import Batch, Call, Lua, Need, Notify, Op, Scan
+from ._redis_needs import Batch, Call, Lua, Need, Notify, Op, Scan
 
 __all__ = ["RedisDriver", "WaitReplicas", "unavailable"]
 

@@ -46,23 +46,13 @@ from enum import Enum
 from .._records import LegacyRecord
 from ._base import KeyEvent
 from ._redis_layout import Layout, fields_from_reply, legacy_fields, legacy_from_fields, text
-from ._redis_ops import (
-    RELEASE_DIRECTORY,
-    Batch,
-    Call,
-    Lua,
-    Notify,
-    Op,
-    Scan,
-    Script,
-    once,
-    published,
-)
+from ._redis_needs import Batch, Call, Lua, Notify, Op, Scan, Script, once
+from ._redis_ops import RELEASE_DIRECTORY, published
 
 __all__ = ["LegacyOps"]
 
 # The three lifecycle scripts take the request's ``once`` entry as their last
-# key (see _redis_ops.once); the others are idempotent as they are.
+# key (see _redis_needs.once); the others are idempotent as they are.
 
 # KEYS[1] legacy record; ARGV channel, payload, fields... A new hash keeps the
 # switch. Returns {the digest the record held before, or ''}.

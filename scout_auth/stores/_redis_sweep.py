@@ -43,7 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._redis_layout import Layout, text
-from ._redis_ops import RELEASE_DIRECTORY, Batch, Call, Lua, Op, Scan
+from ._redis_needs import Batch, Call, Lua, Op, Scan
+from ._redis_ops import RELEASE_DIRECTORY
 
 __all__ = ["SweepOps"]
 

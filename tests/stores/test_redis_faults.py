@@ -524,7 +524,7 @@ async def test_a_usage_flush_whose_answer_is_late_is_not_counted_twice(
     ],
 )
 def test_a_once_script_replays_its_first_answer_and_does_nothing_else(raw, body, answer):
-    from scout_auth.stores._redis_ops import ONCE_TTL_MS, once
+    from scout_auth.stores._redis_needs import ONCE_TTL_MS, once
 
     script = once("t", f"redis.call('INCR', KEYS[1])\n{body}")
     counter, entry = f"scout_test_once_{uuid.uuid4().hex}", f"scout_test_once_{uuid.uuid4().hex}"
