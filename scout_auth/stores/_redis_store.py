@@ -310,7 +310,8 @@ class RedisKeyStore(StoreEventsMixin):
         a write in flight keeps its entry. Such entries are harmless (they
         read as "no such key") and rare, so this is maintenance, not a need:
         a ``SCAN`` of the whole database (every primary of a cluster).
-        Needs a non-LFU ``maxmemory-policy`` (``OBJECT IDLETIME``).
+        Needs a non-LFU ``maxmemory-policy`` (``OBJECT IDLETIME``, counted
+        in whole seconds: keep ``min_idle`` at minutes or more).
 
         Raises:
             ValueError: ``min_idle`` is negative.

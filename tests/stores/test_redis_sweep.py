@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -16,9 +15,15 @@ from tests.stores.contract import T0, org, record
 
 pytestmark = pytest.mark.redis
 
-#: Redis counts idle time in whole seconds.
-IDLE = 1
-OLD_ENOUGH = 2.2
+#: The default min_idle; entries are aged with RESTORE ... IDLETIME, no waiting.
+IDLE = 3600
+
+
+def _age(raw: redis.Redis, name: str, seconds: int = 2 * IDLE) -> None:
+    """Make ``name`` look untouched for ``seconds`` (its value unchanged)."""
+    dump = raw.dump(name)
+    assert dump is not None
+    raw.restore(name, 0, dump, replace=True, idletime=seconds)
 
 
 @pytest.fixture
@@ -70,7 +75,14 @@ async def test_the_sweep_removes_old_orphans_only(store, raw, is_async):
     digest, stale = secrets.token_bytes(32), secrets.token_bytes(32)
     store.put_legacy(LegacyRecord(o, "$argon2id$h", T0, lookup_digest=digest, pepper_id="p1"))
     raw.set(layout.legacy_directory(stale), o)  # the org holds another digest
-    time.sleep(OLD_ENOUGH)
+    for name in (
+        layout.directory(live.key_id),
+        layout.directory(orphan_id),
+        layout.audit_directory(live.key_id),
+        layout.legacy_directory(digest),
+        layout.legacy_directory(stale),
+    ):
+        _age(raw, name)  # all old: only the backing tells them apart
     fresh_id = record(o).key_id
     raw.set(layout.directory(fresh_id), o)  # a write in flight: claimed, record coming
 
@@ -101,7 +113,7 @@ def test_a_sweep_that_races_a_create_puts_the_entry_back(store, raw):
     o = org()
     r = record(o)
     raw.set(store.layout.directory(r.key_id), o)
-    time.sleep(OLD_ENOUGH)
+    _age(raw, store.layout.directory(r.key_id))
     op = store._sweep.sweep(IDLE)
     need = _drive(store, op, _script("release_directory"))
     store.add_key(r)  # takes the orphan over, writes the record
