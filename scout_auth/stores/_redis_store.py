@@ -164,16 +164,20 @@ class RedisKeyStore(StoreEventsMixin):
             retries=0,
             **client_options,
         )
-        return cls(
-            clients.sync,
-            prefix=prefix,
-            listen=listen,
-            ping_interval=ping_interval,
-            retries=retries,
-            wait_replicas=wait_replicas,
-            wait_timeout=wait_timeout,
-            _clients=clients,
-        )
+        try:
+            return cls(
+                clients.sync,
+                prefix=prefix,
+                listen=listen,
+                ping_interval=ping_interval,
+                retries=retries,
+                wait_replicas=wait_replicas,
+                wait_timeout=wait_timeout,
+                _clients=clients,
+            )
+        except BaseException:
+            clients.close()  # a refused option must not leak the pool
+            raise
 
     def __repr__(self) -> str:
         return f"RedisKeyStore(prefix={self.layout.prefix!r}, listening={self.listening})"
