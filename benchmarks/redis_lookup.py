@@ -5,12 +5,19 @@ request pays the store look-up (directory GET + record HGETALL, two round
 trips) and, for a full verification, the Ed25519 public-key check. The
 store is O(1) in the number of keys, so the 1M/1k ratio should be ~1.
 
+Both key sets are loaded first, each under a prefix of its own in the same
+database, then measured *interleaved*: every round takes one sample of
+every (size, measurement) pair in a shuffled order, so a busy machine slows
+both sizes alike and the ratio does not follow its drift (as
+``sql_lookup.py`` does). Ratios are only compared within one run.
+
 Keys are loaded fast with pipelining in exactly the layout the store
 writes (same codec); a sample of real keys is created through
-``KeyManager`` so full verifications have tokens. Everything goes under a
-unique prefix and is deleted afterwards.
+``KeyManager`` so full verifications have tokens. Everything is deleted
+afterwards.
 
-    python -m benchmarks.redis_lookup [--url redis://127.0.0.1:6379/15] [--sizes 1000 1000000]
+    python -m benchmarks.redis_lookup [--url redis://127.0.0.1:6379/15] [--quick]
+        [--sizes 1000 1000000] [--samples 5000]
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
@@ -90,65 +98,82 @@ def cleanup(client: redis.Redis, prefix: str) -> None:
         client.unlink(*names)
 
 
-def timed(fn, args_list) -> list[float]:
-    out = []
-    for args in args_list:
-        start = time.perf_counter()
-        fn(*args)
-        out.append(time.perf_counter() - start)
-    return out
+Measure = tuple[str, Callable[[], object]]
 
 
-def run_size(url: str, size: int) -> dict[str, list[float]]:
+def prepare(client: redis.Redis, url: str, size: int) -> tuple[RedisKeyStore, list[Measure]]:
+    """A store holding ``size`` keys, and what to time on it (one sample per call)."""
     prefix = f"scout_bench_{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(url)
     store = RedisKeyStore.from_url(url, prefix=prefix, listen=False)
-    try:
-        mem_before = client.info("memory")["used_memory"]
-        started = time.perf_counter()
-        real = [
-            KeyManager(store).create_key(f"org_real_{i % 50}", "bench sync")
-            for i in range(min(REAL_KEYS, size))
-        ]
-        bulk = load(client, store, size - len(real))
-        loaded = time.perf_counter() - started
-        per_key = (client.info("memory")["used_memory"] - mem_before) / size
-        print(f"{size:>9,} keys loaded in {loaded:5.1f} s  (~{per_key:.0f} B of Redis memory each)")
-        ids = [n.key.key_id for n in real] + bulk
-        rng = random.Random(size)
-        verifier = Verifier(store, cache_ttl=0)  # every verification is cold
-        for n in real[:50]:  # warm up connections and script caches
-            verifier.verify_token(n.token)
-        return {
-            "get_key (existing)": timed(
-                store.get_key, [(rng.choice(ids),) for _ in range(SAMPLES)]
-            ),
-            "get_key (unknown id)": timed(
-                store.get_key, [(generate_key_id(),) for _ in range(SAMPLES)]
-            ),
-            "verify_token (cold, Ed25519)": timed(
-                verifier.verify_token, [(rng.choice(real).token,) for _ in range(SAMPLES)]
-            ),
-        }
-    finally:
-        store.close()
-        cleanup(client, prefix)
-        client.close()
+    mem_before = client.info("memory")["used_memory"]
+    started = time.perf_counter()
+    real = [
+        KeyManager(store).create_key(f"org_real_{i % 50}", "bench sync")
+        for i in range(min(REAL_KEYS, size))
+    ]
+    bulk = load(client, store, size - len(real))
+    loaded = time.perf_counter() - started
+    per_key = (client.info("memory")["used_memory"] - mem_before) / size
+    print(f"{size:>9,} keys loaded in {loaded:5.1f} s  (~{per_key:.0f} B of Redis memory each)")
+    ids = [n.key.key_id for n in real] + bulk
+    tokens = [n.token for n in real]
+    rng = random.Random(size)
+    # Every verification is cold; org tokens only, so no legacy pepper is needed.
+    verifier = Verifier(store, cache_ttl=0, legacy_bearer=False)
+    for n in real[:50]:  # warm up connections and script caches
+        verifier.verify_token(n.token)
+    return store, [
+        ("get_key (existing)", lambda: store.get_key(rng.choice(ids))),
+        ("get_key (unknown id)", lambda: store.get_key(generate_key_id())),
+        ("verify_token (cold, Ed25519)", lambda: verifier.verify_token(rng.choice(tokens))),
+    ]
+
+
+def measure(plans: dict[int, list[Measure]], samples: int) -> dict[int, dict[str, list[float]]]:
+    """``samples`` rounds; each times every (size, measurement) once, in a shuffled order."""
+    timings: dict[int, dict[str, list[float]]] = {
+        size: {label: [] for label, _ in plan} for size, plan in plans.items()
+    }
+    order = [(size, label, fn) for size, plan in plans.items() for label, fn in plan]
+    rng = random.Random(42)
+    for _ in range(samples):
+        rng.shuffle(order)
+        for size, label, fn in order:
+            start = time.perf_counter()
+            fn()
+            timings[size][label].append(time.perf_counter() - start)
+    return timings
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="cold look-ups on the Redis store")
     parser.add_argument("--url", default="redis://127.0.0.1:6379/15")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 1_000_000])
+    parser.add_argument("--quick", action="store_true", help="1k and 100k keys")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--samples", type=int, default=SAMPLES)
     args = parser.parse_args()
+    sizes = args.sizes or [1_000, 100_000 if args.quick else 1_000_000]
     started = time.monotonic()
-    results = {size: run_size(args.url, size) for size in args.sizes}
-    print(f"\ncold look-ups, {SAMPLES} samples each, sync client on loopback")
+    client = redis.Redis.from_url(args.url)
+    stores: list[RedisKeyStore] = []
+    try:
+        plans = {}
+        for size in sizes:
+            store, plan = prepare(client, args.url, size)
+            stores.append(store)
+            plans[size] = plan
+        results = measure(plans, args.samples)
+    finally:
+        for store in stores:
+            store.close()
+            cleanup(client, store.layout.prefix)
+        client.close()
+    print(f"\ncold look-ups, {args.samples} samples each, interleaved, sync client on loopback")
     print(header("µs", width=44))
     for size, series in results.items():
         for label, values in series.items():
             print(row(f"{size:>9,} keys  {label}", values, unit=1e6, width=44))
-    small, large = min(args.sizes), max(args.sizes)
+    small, large = min(sizes), max(sizes)
     if small != large:
         print()
         for label in results[small]:

@@ -126,7 +126,8 @@ class AuditOps:
                 slot = slots[event.key_id]
             fields = _entry_fields(event)
             args += [str(slot), str(len(fields)), *fields]
-        return Lua(WRITE_AUDIT, tuple(keys), tuple(args))
+        # Repeatable: a batch sent again is recognised by its digest.
+        return Lua(WRITE_AUDIT, tuple(keys), tuple(args), repeatable=True)
 
     def query(self, query: AuditQuery) -> Op[AuditPage]:
         """One page, newest first (``XREVRANGE`` from below the cursor)."""

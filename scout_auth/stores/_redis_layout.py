@@ -8,7 +8,8 @@ of one slot: atomic on a single server and on a cluster alike. A token names
 only its key id, so a small *directory* entry (hash tag ``{k:<key id>}``)
 maps a key id to its org; it is written once before the key and never
 changes, so it needs no atomicity with the org's data (an orphan entry whose
-key record is missing reads as "no such key").
+key record is missing reads as "no such key"; interrupted writes can leave
+such entries, which :mod:`._redis_sweep` removes).
 
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,
@@ -40,6 +41,8 @@ With ``prefix="scout"``::
                                               ``lookup_digest`` hex, ``pepper_id``)
     scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
     scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
+    scout:{o:<org_id>}:once:<id>      string  a lifecycle write's answer, by request id
+                                              (expires after 5 minutes)
     scout:{o:<org_id>}:audit          stream  the org's audit events
     scout:{o:<org_id>}:audit:key:<k>  stream  the same events of key <k> only
     scout:{o:<org_id>}:audit:batches  zset    digests of recent audit batches
@@ -68,6 +71,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 from .._records import KeyRecord, LegacyRecord
 
@@ -140,6 +144,27 @@ class Layout:
         literal = _GLOB.sub(r"\\\1", self.prefix)
         return f"{literal}:{{o:*}}:legacy"
 
+    @property
+    def directory_patterns(self) -> tuple[str, str]:
+        """``SCAN MATCH`` globs for the key-id and the legacy look-up directories.
+
+        They also match a key's audit directory (``{k:<id>}:audit``);
+        :meth:`directory_entry` tells them apart.
+        """
+        literal = _GLOB.sub(r"\\\1", self.prefix)
+        return f"{literal}:{{k:*}}", f"{literal}:{{l:*}}"
+
+    def directory_entry(self, name: str) -> tuple[str, str] | None:
+        """``("k", key id)`` or ``("l", hex digest)`` for a directory entry, else ``None``."""
+        head = f"{self.prefix}:{{"
+        if not (name.startswith(head) and name.endswith("}")):
+            return None
+        kind, sep, quoted = name[len(head) : -1].partition(":")
+        # Ids are escaped in names: a '}' inside means another kind of key.
+        if not sep or kind not in ("k", "l") or "}" in quoted:
+            return None
+        return kind, unquote(quoted)
+
     def legacy_usage(self, org_id: str) -> str:
         """The org's legacy uses per UTC day (``YYYY-MM-DD`` fields) and ``last``."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:legacy:usage"
@@ -147,6 +172,10 @@ class Layout:
     def roles(self, org_id: str) -> str:
         """The org's roles: name -> JSON list of scopes."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:roles"
+
+    def once(self, org_id: str, request_id: str) -> str:
+        """The recorded answer of one lifecycle write (its retries replay it)."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:once:{_quote(request_id)}"
 
     def audit(self, org_id: str) -> str:
         """The org's audit stream."""

@@ -46,13 +46,17 @@ from enum import Enum
 from .._records import LegacyRecord
 from ._base import KeyEvent
 from ._redis_layout import Layout, fields_from_reply, legacy_fields, legacy_from_fields, text
-from ._redis_ops import RELEASE_DIRECTORY, Batch, Call, Lua, Notify, Op, Scan, Script, published
+from ._redis_needs import Batch, Call, Lua, Notify, Op, Scan, Script, once
+from ._redis_ops import RELEASE_DIRECTORY, published
 
 __all__ = ["LegacyOps"]
 
+# The three lifecycle scripts take the request's ``once`` entry as their last
+# key (see _redis_needs.once); the others are idempotent as they are.
+
 # KEYS[1] legacy record; ARGV channel, payload, fields... A new hash keeps the
 # switch. Returns {the digest the record held before, or ''}.
-PUT_LEGACY = Script(
+PUT_LEGACY = once(
     "put_legacy",
     """
 local enabled = redis.call('HGET', KEYS[1], 'enabled')
@@ -66,7 +70,7 @@ return {old or ''}
 )
 
 # KEYS[1] legacy record; ARGV channel, payload. Returns {old digest or ''}, nil if absent.
-DELETE_LEGACY = Script(
+DELETE_LEGACY = once(
     "delete_legacy",
     """
 local old = redis.call('HGET', KEYS[1], 'lookup_digest')
@@ -77,7 +81,7 @@ return {old or ''}
 )
 
 # KEYS[1] legacy record; ARGV channel, payload, "1" or "0"
-SET_LEGACY_ENABLED = Script(
+SET_LEGACY_ENABLED = once(
     "set_legacy_enabled",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -175,7 +179,7 @@ class LegacyOps:
             record = replace(record, lookup_digest=None, pepper_id=None)
         event = KeyEvent("legacy_imported", record.org_id)
         keys = (self.layout.legacy(record.org_id),)
-        reply = yield self._write(PUT_LEGACY, keys, (event,), *legacy_fields(record))
+        reply = yield self._write(PUT_LEGACY, record.org_id, keys, (event,), *legacy_fields(record))
         yield Notify((event,))
         yield from self._release_old(record.org_id, _first(reply), record.lookup_digest)
         if record.lookup_digest is not None:
@@ -184,7 +188,7 @@ class LegacyOps:
     def delete_legacy(self, org_id: str) -> Op[bool]:
         """See :meth:`KeyStore.delete_legacy`."""
         event = KeyEvent("legacy_deleted", org_id)
-        reply = yield self._write(DELETE_LEGACY, (self.layout.legacy(org_id),), (event,))
+        reply = yield self._write(DELETE_LEGACY, org_id, (self.layout.legacy(org_id),), (event,))
         if reply is None:
             return False
         yield Notify((event,))
@@ -196,7 +200,7 @@ class LegacyOps:
         event = KeyEvent("legacy_updated", org_id)
         flag = "1" if enabled else "0"
         keys = (self.layout.legacy(org_id),)
-        reply = yield self._write(SET_LEGACY_ENABLED, keys, (event,), flag)
+        reply = yield self._write(SET_LEGACY_ENABLED, org_id, keys, (event,), flag)
         if reply is None:
             return None
         yield Notify((event,))
@@ -215,7 +219,9 @@ class LegacyOps:
         if claim is _Claim.TAKEN:
             return False
         wanted = lookup_digest.hex()
-        reply = yield Lua(SET_LEGACY_DIGEST, (key,), (secret_hash, wanted, pepper_id))
+        reply = yield Lua(
+            SET_LEGACY_DIGEST, (key,), (secret_hash, wanted, pepper_id), repeatable=True
+        )
         written, old = int(reply[0]), text(reply[1])
         if not written:
             if claim is _Claim.NEW and old != wanted:  # give back what this call claimed
@@ -249,9 +255,14 @@ class LegacyOps:
 
     # -- the directory protocol (module docstring) --------------------------
     def _write(
-        self, script: Script, keys: tuple[str, ...], events: tuple[KeyEvent, ...], *args: str
+        self,
+        script: Script,
+        org_id: str,
+        keys: tuple[str, ...],
+        events: tuple[KeyEvent, ...],
+        *args: str,
     ) -> Lua:
-        return published(self.layout, self.origin, script, keys, events, *args)
+        return published(self.layout, self.origin, org_id, script, keys, events, *args)
 
     def _holds(self, org_id: str, lookup_digest: bytes) -> Op[bool]:
         held = yield Call(("HGET", self.layout.legacy(org_id), "lookup_digest"))
@@ -270,11 +281,13 @@ class LegacyOps:
                 return _Claim.MINE
             if (yield from self._holds(holder, lookup_digest)):
                 return _Claim.TAKEN
-            if not (yield Lua(SWAP_DIRECTORY, (entry,), (holder, org_id))):
+            if not (yield Lua(SWAP_DIRECTORY, (entry,), (holder, org_id), repeatable=True)):
                 continue  # someone else moved it first: look again
             # Dekker, taker's half: the holder may have written its record since.
             if (yield from self._holds(holder, lookup_digest)):
-                yield Lua(SWAP_DIRECTORY, (entry,), (org_id, holder), best_effort=True)
+                yield Lua(
+                    SWAP_DIRECTORY, (entry,), (org_id, holder), best_effort=True, repeatable=True
+                )
                 return _Claim.TAKEN
             return _Claim.NEW
         return _Claim.TAKEN
@@ -287,7 +300,8 @@ class LegacyOps:
         if current is not None and text(current) == org_id:
             return True
         keys = (self.layout.legacy(org_id),)
-        yield Lua(DROP_LEGACY_DIGEST, keys, (lookup_digest.hex(),), best_effort=True)
+        digest = lookup_digest.hex()
+        yield Lua(DROP_LEGACY_DIGEST, keys, (digest,), best_effort=True, repeatable=True)
         return False
 
     def _release_old(self, org_id: str, old_hex: str, new: bytes | None) -> Op[None]:
@@ -301,7 +315,7 @@ class LegacyOps:
 
     def _release(self, lookup_digest: bytes, org_id: str) -> Lua:
         entry = self.layout.legacy_directory(lookup_digest)
-        return Lua(RELEASE_DIRECTORY, (entry,), (org_id,), best_effort=True)
+        return Lua(RELEASE_DIRECTORY, (entry,), (org_id,), best_effort=True, repeatable=True)
 
 
 def _first(reply: object) -> str:

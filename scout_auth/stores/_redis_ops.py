@@ -2,13 +2,12 @@
 
 Theory of operation
 -------------------
-Each store operation is a generator that yields what it needs from Redis —
-a :class:`Call` (one command), a :class:`Batch` (commands in one round
-trip), a :class:`Lua` (a script run atomically), a :class:`Scan` (key names
-by pattern, on every primary of a cluster) — or a :class:`Notify` (tell
-this process's subscribers), and returns the operation's result. The
-store drives it with a sync client or ``await``\\ s it on an async client
-(the httpx ``auth_flow`` pattern); neither driver knows what a key is.
+Each store operation is a generator that yields what it needs from Redis
+(the needs of :mod:`._redis_needs`: a command, a batch, a script, a scan, a
+notification of this process's subscribers) and returns the operation's
+result. The store drives it with a sync client or ``await``\\ s it on an
+async client (the httpx ``auth_flow`` pattern); neither driver knows what
+a key is.
 
 Every write is one Lua script whose keys share the org's hash slot (see
 :mod:`._redis_layout`), so it happens whole or not at all. The same script
@@ -17,18 +16,19 @@ a committed write, and a process that receives it and then reads sees the
 new state (commands on one server execute in order), which is what lets a
 remote revocation never be undone by a cache fill that raced with it.
 
+Lifecycle writes are exactly-once (a request id their script checks, see
+:mod:`._redis_needs`); the driver retries only what is safe to repeat.
+
 The org's legacy record and its look-up digest directory are in
 :mod:`._redis_legacy` (same needs, same drivers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Generator
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
 
 from .._records import KeyRecord, RoleRecord
 from ._base import KEEP, KeyEvent, KeyUpdate, utc_day
@@ -43,8 +43,22 @@ from ._redis_layout import (
     key_from_fields,
     text,
 )
+from ._redis_needs import (
+    ONCE_TTL_MS,
+    Batch,
+    Call,
+    Lua,
+    Need,
+    Notify,
+    Op,
+    Scan,
+    Script,
+    once,
+)
 
+# The needs are re-exported: the other operation modules name them from here.
 __all__ = [
+    "ONCE_TTL_MS",
     "Batch",
     "Call",
     "Lua",
@@ -54,82 +68,15 @@ __all__ = [
     "Ops",
     "Scan",
     "Script",
+    "once",
     "published",
 ]
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """A Lua script, run by ``EVALSHA`` (``EVAL`` when the server lacks it)."""
-
-    name: str
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
-        object.__setattr__(self, "sha", sha)
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """Need: one command; the answer is its reply.
-
-    ``best_effort``: a failure answers ``None`` instead of failing the
-    operation (for clean-ups after the write already committed).
-    """
-
-    args: tuple[str, ...]
-    best_effort: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Need: commands in one round trip; the answer is the list of replies.
-
-    Reads, or idempotent writes (``SET NX``) that need no atomicity.
-    """
-
-    calls: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Lua:
-    """Need: run ``script`` atomically; the answer is its reply."""
-
-    script: Script
-    keys: tuple[str, ...]
-    args: tuple[str, ...]
-    best_effort: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """Need: every key name matching the glob ``match`` (``SCAN``; on a cluster,
-    on every primary). Names may repeat; the answer is a list.
-
-    Walks the whole keyspace, ``count`` keys per round trip: for rare
-    whole-store reads only (startup, ``doctor``), never per request.
-    """
-
-    match: str
-    count: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Notify:
-    """Need: deliver ``events`` to this process's subscribers (after the write)."""
-
-    events: tuple[KeyEvent, ...]
-
-
-Need = Call | Batch | Lua | Scan | Notify
-Op = Generator[Need, Any, T]
+# The lifecycle scripts below take, after the keys listed, the request's
+# ``once`` entry as their last key (see once()).
 
 # KEYS[1] record, KEYS[2] index; ARGV channel, payload, index member, fields...
-ADD_KEY = Script(
+ADD_KEY = once(
     "add_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -141,7 +88,7 @@ return 1
 )
 
 # KEYS[1] record; ARGV channel, payload, field/value pairs to set...
-UPDATE_KEY = Script(
+UPDATE_KEY = once(
     "update_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -154,7 +101,7 @@ return redis.call('HGETALL', KEYS[1])
 # KEYS[1] old record, KEYS[2] new record, KEYS[3] index;
 # ARGV channel, payload, grace_until, new key id, new index member, new fields...
 # Timestamps are fixed-width UTC ISO 8601, so string order is time order.
-ROTATE_KEY = Script(
+ROTATE_KEY = once(
     "rotate_key",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -172,7 +119,7 @@ return redis.call('HGETALL', KEYS[1])
 )
 
 # KEYS[1] record, KEYS[2] index; ARGV channel, payload, key id
-DELETE_KEY = Script(
+DELETE_KEY = once(
     "delete_key",
     """
 local fields = redis.call('HGETALL', KEYS[1])
@@ -186,7 +133,7 @@ return fields
 )
 
 # KEYS[1] roles hash; ARGV channel, payload, name, JSON scopes
-PUT_ROLE = Script(
+PUT_ROLE = once(
     "put_role",
     """
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
@@ -196,7 +143,7 @@ return 1
 )
 
 # KEYS[1] roles hash; ARGV channel, payload, name
-DELETE_ROLE = Script(
+DELETE_ROLE = once(
     "delete_role",
     """
 if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
@@ -256,14 +203,28 @@ SCRIPTS = (
 def published(
     layout: Layout,
     origin: str,
+    org_id: str,
     script: Script,
     keys: tuple[str, ...],
     events: tuple[KeyEvent, ...],
     *args: str,
+    replicate: bool = True,
 ) -> Lua:
-    """A write that also ``PUBLISH``\\ es ``events``: ARGV channel, payload, then ``args``."""
+    """A lifecycle write of ``org_id`` that also ``PUBLISH``\\ es ``events``.
+
+    ``script`` is a :func:`once` script: KEYS ``keys`` then a fresh request
+    id's entry; ARGV channel, payload, then ``args``.
+    """
     payload = encode_event_payload(origin, events)
-    return Lua(script, keys, (layout.channel, payload, *args))
+    entry = layout.once(org_id, secrets.token_hex(16))
+    return Lua(
+        script,
+        (*keys, entry),
+        (layout.channel, payload, *args),
+        repeatable=True,
+        events=events,
+        replicate=replicate,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +235,17 @@ class Ops:
     origin: str
 
     def _write(
-        self, script: Script, keys: tuple[str, ...], events: tuple[KeyEvent, ...], *args: str
+        self,
+        script: Script,
+        org_id: str,
+        keys: tuple[str, ...],
+        events: tuple[KeyEvent, ...],
+        *args: str,
+        replicate: bool = True,
     ) -> Lua:
-        return published(self.layout, self.origin, script, keys, events, *args)
+        return published(
+            self.layout, self.origin, org_id, script, keys, events, *args, replicate=replicate
+        )
 
     def _org_of(self, key_id: str) -> Op[str | None]:
         org = yield Call(("GET", self.layout.directory(key_id)))
@@ -293,6 +262,14 @@ class Ops:
             raise ValueError("duplicate key id")
         # An orphan left by an interrupted write (no record behind it): take it over.
         yield Call(("SET", entry, record.org_id))
+
+    def _confirm_directory(self, record: KeyRecord) -> Op[None]:
+        # Dekker, writer's half (see _redis_sweep): after the record, read the
+        # entry; a sweep that took it meanwhile gets it put back. Best effort:
+        # the write has committed.
+        entry = self.layout.directory(record.key_id)
+        if (yield Call(("GET", entry), best_effort=True)) is None:
+            yield Call(("SET", entry, record.org_id, "NX"), best_effort=True)
 
     def get_key(self, key_id: str) -> Op[KeyRecord | None]:
         """See :meth:`KeyStore.get_key`: two reads (directory, record)."""
@@ -318,9 +295,20 @@ class Ops:
         yield from self._claim_directory(record)
         event = KeyEvent("created", record.org_id, record.key_id)
         keys = (self.layout.key(record.org_id, record.key_id), self.layout.index(record.org_id))
-        if not (yield self._write(ADD_KEY, keys, (event,), index_member(record), *fields)):
+        if not (
+            yield self._write(
+                ADD_KEY,
+                record.org_id,
+                keys,
+                (event,),
+                index_member(record),
+                *fields,
+                replicate=False,
+            )
+        ):
             raise ValueError("duplicate key id")
         yield Notify((event,))
+        yield from self._confirm_directory(record)
 
     def update_key(self, key_id: str, update: KeyUpdate) -> Op[KeyRecord | None]:
         """See :meth:`KeyStore.update_key`."""
@@ -339,7 +327,9 @@ class Ops:
         if update.allowed_ips is not KEEP:
             pairs += ["allowed_ips", json_list(update.allowed_ips)]
         event = KeyEvent("updated", org, key_id)
-        reply = yield self._write(UPDATE_KEY, (self.layout.key(org, key_id),), (event,), *pairs)
+        reply = yield self._write(
+            UPDATE_KEY, org, (self.layout.key(org, key_id),), (event,), *pairs
+        )
         if reply is None:
             return None
         yield Notify((event,))
@@ -366,7 +356,7 @@ class Ops:
         )
         member = index_member(new_record)
         reply = yield self._write(
-            ROTATE_KEY, keys, events, until, new_record.key_id, member, *fields
+            ROTATE_KEY, org, keys, events, until, new_record.key_id, member, *fields
         )
         if reply is None:  # the old key vanished meanwhile: give the id back
             yield self._release(new_record.key_id, org)
@@ -374,6 +364,7 @@ class Ops:
         if isinstance(reply, int):
             raise ValueError("duplicate key id")
         yield Notify(events)
+        yield from self._confirm_directory(new_record)
         return key_from_fields(fields_from_reply(reply))
 
     def delete_key(self, key_id: str) -> Op[KeyRecord | None]:
@@ -383,7 +374,7 @@ class Ops:
             return None
         event = KeyEvent("deleted", org, key_id)
         keys = (self.layout.key(org, key_id), self.layout.index(org))
-        reply = yield self._write(DELETE_KEY, keys, (event,), key_id)
+        reply = yield self._write(DELETE_KEY, org, keys, (event,), key_id)
         if reply is None:
             return None
         yield Notify((event,))
@@ -391,14 +382,15 @@ class Ops:
         return key_from_fields(fields_from_reply(reply))
 
     def _release(self, key_id: str, org: str) -> Lua:
-        return Lua(RELEASE_DIRECTORY, (self.layout.directory(key_id),), (org,), best_effort=True)
+        entry = self.layout.directory(key_id)
+        return Lua(RELEASE_DIRECTORY, (entry,), (org,), best_effort=True, repeatable=True)
 
     # -- roles ------------------------------------------------------------
     def put_role(self, role: RoleRecord) -> Op[None]:
         """See :meth:`KeyStore.put_role`."""
         event = KeyEvent("role_updated", role.org_id)
         keys = (self.layout.roles(role.org_id),)
-        yield self._write(PUT_ROLE, keys, (event,), role.name, json_list(role.scopes))
+        yield self._write(PUT_ROLE, role.org_id, keys, (event,), role.name, json_list(role.scopes))
         yield Notify((event,))
 
     def get_role(self, org_id: str, name: str) -> Op[RoleRecord | None]:
@@ -414,7 +406,9 @@ class Ops:
     def delete_role(self, org_id: str, name: str) -> Op[bool]:
         """See :meth:`KeyStore.delete_role`."""
         event = KeyEvent("role_deleted", org_id)
-        if not (yield self._write(DELETE_ROLE, (self.layout.roles(org_id),), (event,), name)):
+        if not (
+            yield self._write(DELETE_ROLE, org_id, (self.layout.roles(org_id),), (event,), name)
+        ):
             return False
         yield Notify((event,))
         return True

@@ -3,16 +3,18 @@ driven sync or async."""
 
 from __future__ import annotations
 
-import logging
+import math
 import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from .._records import KeyRecord, LegacyRecord, RoleRecord
-from ..exceptions import ConfigurationError, StoreUnavailable
 from ._base import KeyUpdate, StoreEventsMixin
 from ._redis_audit_sink import RedisAuditSink
 from ._redis_clients import (
@@ -22,25 +24,16 @@ from ._redis_clients import (
     RedisClients,
     SyncClient,
 )
-from ._redis_cluster import misrouted
+from ._redis_driver import RedisDriver, WaitReplicas
 from ._redis_events import EventListener
 from ._redis_layout import Layout
 from ._redis_legacy import LegacyOps
-from ._redis_ops import Batch, Call, Lua, Need, Notify, Op, Ops, Scan
+from ._redis_ops import Op, Ops
+from ._redis_sweep import SweepOps
 
 __all__ = ["RedisKeyStore"]
 
-logger = logging.getLogger("scout_auth")
-
 T = TypeVar("T")
-
-
-def _unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
-    misconfigured = misrouted(exc, "key store")  # MOVED/ASK: a cluster, not in cluster mode
-    if misconfigured is not None:
-        return misconfigured
-    logger.warning("redis key store error: %s", type(exc).__name__)
-    return StoreUnavailable("Key store unreachable")
 
 
 class RedisKeyStore(StoreEventsMixin):
@@ -61,6 +54,10 @@ class RedisKeyStore(StoreEventsMixin):
     A Redis Cluster reached by a client not in cluster mode (``MOVED`` /
     ``ASK`` replies) raises :class:`~scout_auth.exceptions.ConfigurationError`
     instead, logged once: no retry can fix it (verifiers still answer 503).
+    From a lifecycle write a ``StoreUnavailable`` means the outcome is
+    unknown: read the key back before trying again. Within the store a
+    retry is exactly-once (each write carries a request id; see
+    ``docs/redis-store.md``, "Failure modes and guarantees").
 
     Args:
         client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``
@@ -72,6 +69,23 @@ class RedisKeyStore(StoreEventsMixin):
         listen: Run the change-feed thread (``False``: publish only, e.g. CLI
             tools, which have no cache to invalidate).
         ping_interval: Seconds between liveness pings on the feed connection.
+        retries: Immediate retries of a command that failed with a
+            connection error or a timeout, when repeating it is safe: reads,
+            and lifecycle writes (their request id replays the first run's
+            answer). Usage counters are never retried. A client passed in
+            keeps its own redis-py ``Retry`` on top of these.
+        wait_replicas: After each write that can take access away (every
+            lifecycle write but ``add_key``), wait until this many replicas
+            acknowledge it (``WAIT``); ``None`` (default): do not wait.
+            Standalone or Sentinel-managed Redis only.
+        wait_timeout: Seconds ``WAIT`` may take; fewer acknowledgements are
+            logged as a warning, not raised (the write stands on the
+            primary). Must be shorter than the client's ``socket_timeout``.
+
+    Raises:
+        ValueError: ``retries`` below 0; ``wait_replicas`` below 1, with a
+            Redis Cluster client, or ``wait_timeout`` not positive or not
+            shorter than the client's socket timeout.
 
     Example:
         >>> store = RedisKeyStore.from_url("redis://localhost:6379/0")  # doctest: +SKIP
@@ -87,14 +101,30 @@ class RedisKeyStore(StoreEventsMixin):
         prefix: str = "scout",
         listen: bool = True,
         ping_interval: float = 5.0,
+        retries: int = 1,
+        wait_replicas: int | None = None,
+        wait_timeout: float = 0.5,
         _clients: RedisClients | None = None,
     ) -> None:
         super().__init__()
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        wait = _wait_replicas(client, async_client, wait_replicas, wait_timeout)
         self._clients = _clients or RedisClients(client, async_client)
         self.layout = Layout(prefix)
         self.origin = uuid.uuid4().hex
         self._ops = Ops(self.layout, self.origin)
         self._legacy = LegacyOps(self.layout, self.origin)
+        self._sweep = SweepOps(self.layout)
+        # A failed write tells this process's subscribers like a remote event
+        # does: one failing subscriber neither hides the error nor the others.
+        self._driver = RedisDriver(
+            self._clients,
+            retries=retries,
+            wait=wait,
+            publish=self._publish,
+            tell=self._deliver_remote,
+        )
         self._closed = False
         self._listener: EventListener | None = None
         if listen:
@@ -118,6 +148,8 @@ class RedisKeyStore(StoreEventsMixin):
         socket_connect_timeout: float | None = DEFAULT_SOCKET_CONNECT_TIMEOUT,
         retries: int = 1,
         ping_interval: float = 5.0,
+        wait_replicas: int | None = None,
+        wait_timeout: float = 0.5,
         **client_options: Any,
     ) -> RedisKeyStore:
         """A store with its own clients for ``url`` (closed by :meth:`close` / :meth:`aclose`).
@@ -131,9 +163,11 @@ class RedisKeyStore(StoreEventsMixin):
             listen: See the class.
             socket_timeout: Seconds a command may take (then 503).
             socket_connect_timeout: Seconds a connection attempt may take.
-            retries: Immediate retries after a connection error (a pooled
-                connection may be stale after a Redis restart).
+            retries: See the class (done by the store: these clients have
+                redis-py's own retries off).
             ping_interval: See the class.
+            wait_replicas: See the class.
+            wait_timeout: See the class.
             client_options: More ``redis.Redis.from_url`` options (for a
                 cluster URL: ``RedisCluster`` options, sync and async).
 
@@ -141,20 +175,29 @@ class RedisKeyStore(StoreEventsMixin):
             ValueError: A malformed cluster URL, or options a cluster cannot
                 take (checked here, not on first use).
         """
+        # redis-py's Retry would resend a timed-out command on its own; the
+        # store retries itself, only what is safe to repeat.
         clients = RedisClients.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
-            retries=retries,
+            retries=0,
             **client_options,
         )
-        return cls(
-            clients.sync,
-            prefix=prefix,
-            listen=listen,
-            ping_interval=ping_interval,
-            _clients=clients,
-        )
+        try:
+            return cls(
+                clients.sync,
+                prefix=prefix,
+                listen=listen,
+                ping_interval=ping_interval,
+                retries=retries,
+                wait_replicas=wait_replicas,
+                wait_timeout=wait_timeout,
+                _clients=clients,
+            )
+        except BaseException:
+            clients.close()  # a refused option must not leak the pool
+            raise
 
     def __repr__(self) -> str:
         return f"RedisKeyStore(prefix={self.layout.prefix!r}, listening={self.listening})"
@@ -188,82 +231,12 @@ class RedisKeyStore(StoreEventsMixin):
         """
         return None
 
-    # -- drivers ----------------------------------------------------------
+    # -- drivers (the audit sink uses them too) ----------------------------
     def _run(self, op: Op[T]) -> T:
-        client = self._clients.sync
-        try:
-            need = next(op)
-            while True:
-                need = op.send(self._perform(client, need))
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
-
-    def _perform(self, client: SyncClient, need: Need) -> Any:
-        if isinstance(need, Notify):
-            for event in need.events:
-                self._publish(event)
-            return None
-        try:
-            if isinstance(need, Call):
-                return client.execute_command(*need.args)  # type: ignore[no-untyped-call]
-            if isinstance(need, Lua):
-                keys_and_args = (*need.keys, *need.args)
-                try:
-                    return client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
-                except NoScriptError:
-                    return client.eval(need.script.source, len(need.keys), *keys_and_args)
-            if isinstance(need, Scan):
-                # On a RedisCluster client scan_iter visits every primary.
-                return list(client.scan_iter(match=need.match, count=need.count))
-            pipe = client.pipeline(transaction=False)
-            for args in need.calls:
-                pipe.execute_command(*args)
-            return pipe.execute()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            if isinstance(need, Call | Lua) and need.best_effort:
-                return None
-            raise _unavailable(exc) from exc
+        return self._driver.run(op)
 
     async def _arun(self, op: Op[T]) -> T:
-        if not self._clients.has_async:
-            return await anyio.to_thread.run_sync(self._run, op)
-        client = self._clients.async_client()
-        try:
-            need = next(op)
-            while True:
-                need = op.send(await self._aperform(client, need))
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
-
-    async def _aperform(self, client: AsyncClient, need: Need) -> Any:
-        if isinstance(need, Notify):
-            for event in need.events:
-                self._publish(event)
-            return None
-        try:
-            if isinstance(need, Call):
-                return await client.execute_command(*need.args)
-            if isinstance(need, Lua):
-                keys_and_args = (*need.keys, *need.args)
-                try:
-                    return await client.evalsha(need.script.sha, len(need.keys), *keys_and_args)
-                except NoScriptError:
-                    return await client.eval(need.script.source, len(need.keys), *keys_and_args)
-            if isinstance(need, Scan):
-                return [n async for n in client.scan_iter(match=need.match, count=need.count)]
-            assert isinstance(need, Batch)
-            pipe = client.pipeline(transaction=False)
-            for args in need.calls:
-                pipe.execute_command(*args)
-            return await pipe.execute()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            if isinstance(need, Call | Lua) and need.best_effort:
-                return None
-            raise _unavailable(exc) from exc
+        return await self._driver.arun(op)
 
     # -- sync -------------------------------------------------------------
     def get_key(self, key_id: str) -> KeyRecord | None:
@@ -351,6 +324,23 @@ class RedisKeyStore(StoreEventsMixin):
         for requests.
         """
         return self._run(self._legacy.legacy_digest_counts())
+
+    def sweep_directories(self, *, min_idle: float = 3600.0) -> int:
+        """Remove directory entries that interrupted writes left behind; how many.
+
+        An entry is removed when no record backs it (a key id whose key
+        record is missing, a look-up digest its org's legacy record no longer
+        holds) and nobody has read or written it for ``min_idle`` seconds, so
+        a write in flight keeps its entry. Such entries are harmless (they
+        read as "no such key") and rare, so this is maintenance, not a need:
+        a ``SCAN`` of the whole database (every primary of a cluster).
+        Needs a non-LFU ``maxmemory-policy`` (``OBJECT IDLETIME``, counted
+        in whole seconds: keep ``min_idle`` at minutes or more).
+
+        Raises:
+            ValueError: ``min_idle`` is negative.
+        """
+        return self._run(self._sweep.sweep(_idle(min_idle)))
 
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role."""
@@ -455,6 +445,10 @@ class RedisKeyStore(StoreEventsMixin):
         """Async :meth:`legacy_pepper_ids`."""
         return await self._arun(self._legacy.legacy_pepper_ids())
 
+    async def asweep_directories(self, *, min_idle: float = 3600.0) -> int:
+        """Async :meth:`sweep_directories`."""
+        return await self._arun(self._sweep.sweep(_idle(min_idle)))
+
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""
         await self._arun(self._ops.put_role(role))
@@ -491,3 +485,43 @@ class RedisKeyStore(StoreEventsMixin):
         if self._listener is not None:
             await anyio.to_thread.run_sync(self._listener.stop)
         await self._clients.aclose()
+
+
+def _idle(min_idle: float) -> float:
+    if not min_idle >= 0:
+        raise ValueError("min_idle must be 0 or more seconds")
+    return min_idle
+
+
+def _is_cluster(client: object) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+def _socket_timeout(client: object) -> float | None:
+    pool = getattr(client, "connection_pool", None)
+    value = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+    return value if isinstance(value, int | float) else None
+
+
+def _wait_replicas(
+    client: SyncClient,
+    async_client: AsyncClient | None,
+    replicas: int | None,
+    timeout: float,
+) -> WaitReplicas | None:
+    """The validated ``WAIT`` setting (see the class docstring)."""
+    if replicas is None:
+        return None
+    if replicas < 1:
+        raise ValueError("wait_replicas must be at least 1 (or None)")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError("wait_timeout must be a positive number of seconds")
+    if _is_cluster(client) or _is_cluster(async_client):
+        # WAIT counts one connection's writes; a cluster client has no such
+        # connection to offer for a key's primary (yet).
+        raise ValueError("wait_replicas is not supported on Redis Cluster clients")
+    for c in (client, async_client):
+        limit = _socket_timeout(c)
+        if limit is not None and timeout >= limit:
+            raise ValueError("wait_timeout must be shorter than the client's socket_timeout")
+    return WaitReplicas(replicas, max(1, round(timeout * 1000)))

@@ -139,6 +139,28 @@ class TestRedisClusterFromURL(StoreContract):
         return _legacy_dump(cluster_client, store.layout)
 
 
+def test_on_a_cluster_the_sweep_finds_orphans_on_every_primary(cluster_client, redis_prefix):
+    store = RedisKeyStore(
+        cluster_client, prefix=f"{redis_prefix}:w{uuid.uuid4().hex[:6]}", listen=False
+    )
+    o = org()
+    live = record(o)
+    store.add_key(live)
+    orphans = [record(o).key_id for _ in range(12)]
+    for key_id in orphans:
+        cluster_client.set(store.layout.directory(key_id), o)
+    nodes = {cluster_client.get_node_from_key(store.layout.directory(k)).name for k in orphans}
+    assert len(nodes) > 1
+    assert store.sweep_directories(min_idle=0) == len(orphans)
+    assert store.get_key(live.key_id) == live
+
+
+def test_wait_replicas_is_refused_on_a_cluster_client(cluster_client, redis_prefix):
+    # WAIT counts one connection's writes: a cluster client offers none for a key's primary.
+    with pytest.raises(ValueError, match="Cluster"):
+        RedisKeyStore(cluster_client, prefix=redis_prefix, listen=False, wait_replicas=1)
+
+
 def test_on_a_cluster_digest_counts_come_from_every_primary(cluster_client, redis_prefix):
     store = RedisKeyStore(
         cluster_client, prefix=f"{redis_prefix}:n{uuid.uuid4().hex[:6]}", listen=False
@@ -707,7 +729,7 @@ class Stepper:
     def run_until(self, stop: Callable[[object], bool] = lambda need: False) -> Stepper:
         """Perform needs until ``stop(need)`` holds for the next one (not performed yet)."""
         while not self.done and not stop(self.need):
-            answer = self.store._perform(self.store._clients.sync, self.need)
+            answer = self.store._driver._perform(self.store._clients.sync, self.need)
             try:
                 self.need = self.op.send(answer)
             except StopIteration as stop_iteration:
