@@ -34,8 +34,8 @@ import redis
 
 from benchmarks._stats import header, percentile, row
 from scout_auth import KeyManager, KeyRecord, Verifier
-from scout_auth._tokens import generate_key_id
-from scout_auth.stores._redis_layout import key_fields
+from scout_auth._core.tokens import generate_key_id
+from scout_auth.stores._redis.layout import key_fields
 from scout_auth.stores.redis import RedisKeyStore
 
 REAL_KEYS = 1000

@@ -64,18 +64,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyRecord, Verifier
-from scout_auth._body import DEFAULT_MAX_BODY_SIZE, BodyGuard
-from scout_auth._digest import content_digest
-from scout_auth._httpsig import (
+from scout_auth._signing.body import DEFAULT_MAX_BODY_SIZE, BodyGuard
+from scout_auth._signing.components import HttpRequest, build_base
+from scout_auth._signing.digest import content_digest
+from scout_auth._signing.nonce import InMemoryNonceCache, check_nonce
+from scout_auth._signing.sf import match_signature_input
+from scout_auth._signing.signature import (
     RequestSignature,
     _covered,
     parse_request_signature,
     sign_request,
     verify_ed25519,
 )
-from scout_auth._nonce import InMemoryNonceCache, check_nonce
-from scout_auth._sf import match_signature_input
-from scout_auth._sigbase import HttpRequest, build_base
 from scout_auth.exceptions import SignatureInvalid
 
 TARGET = 1.5

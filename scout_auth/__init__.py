@@ -19,12 +19,9 @@ Middlewares live in :mod:`scout_auth.starlette`, :mod:`scout_auth.wsgi` and
 from __future__ import annotations
 
 from . import exceptions
-from ._body import BodyGuard
-from ._lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
-from ._manager import AsyncKeyManager, KeyManager
-from ._nonce import InMemoryNonceCache, NonceCache
-from ._pepper import LegacyPepper
-from ._records import (
+from ._core.lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
+from ._core.pepper import LegacyPepper
+from ._core.records import (
     CredentialKind,
     KeyList,
     KeyRecord,
@@ -34,10 +31,13 @@ from ._records import (
     OrgContext,
     RoleRecord,
 )
-from ._sigbase import HttpRequest
-from ._sigpolicy import SignaturePolicy
-from ._tokens import TOKEN_PREFIX, TOKEN_REGEX
-from ._verifier import AsyncVerifier, VerifiedRequest, Verifier
+from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX
+from ._drivers.manager import AsyncKeyManager, KeyManager
+from ._drivers.verifier import AsyncVerifier, VerifiedRequest, Verifier
+from ._signing.body import BodyGuard
+from ._signing.components import HttpRequest
+from ._signing.nonce import InMemoryNonceCache, NonceCache
+from ._signing.policy import SignaturePolicy
 from .stores import InMemoryKeyStore, KeyEvent, KeyStore, KeyUpdate
 
 __version__ = "0.1.0"

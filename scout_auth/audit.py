@@ -26,7 +26,7 @@ Example::
 
 from __future__ import annotations
 
-from ._audit import (
+from ._audit.events import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     AuditAction,
@@ -35,8 +35,8 @@ from ._audit import (
     AuditSink,
     denial_event,
 )
-from ._audit_buffer import AuditBuffer, DropPolicy
-from ._audit_sinks import InMemoryAuditSink, LoggingAuditSink
+from ._audit.sinks import InMemoryAuditSink, LoggingAuditSink
+from ._drivers.audit_buffer import AuditBuffer, DropPolicy
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

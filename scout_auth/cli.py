@@ -40,8 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import __version__
-from ._manager import KeyManager
-from ._pepper import (
+from ._core.pepper import (
     ENV_VAR,
     missing_pepper_error,
     new_pepper,
@@ -49,10 +48,11 @@ from ._pepper import (
     unknown_pepper_error,
     unknown_peppers,
 )
-from ._records import KeyRecord, LegacyStatus
-from ._tokens import TOKEN_REGEX, parse_token
+from ._core.records import KeyRecord, LegacyStatus
+from ._core.store import KeyStore
+from ._core.tokens import TOKEN_REGEX, parse_token
+from ._drivers.manager import KeyManager
 from .exceptions import ScoutAuthError
-from .stores._base import KeyStore
 
 __all__ = ["main", "open_store"]
 

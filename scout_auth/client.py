@@ -54,10 +54,10 @@ else:
             "scout_auth.client needs httpx or requests: pip install 'scout-auth[client]'"
         )
 
-from ._digest import content_digest
-from ._httpsig import sign_request
-from ._sigbase import HttpRequest
-from ._tokens import ParsedToken, parse_token
+from ._core.tokens import ParsedToken, parse_token
+from ._signing.components import HttpRequest
+from ._signing.digest import content_digest
+from ._signing.signature import sign_request
 
 __all__ = ["ENV_VAR", "BearerAuth", "SigningAuth"]
 

@@ -276,8 +276,8 @@ class LegacyBusy(AuthError):
 
 # --- Signed requests: RFC 9421 HTTP Message Signatures, RFC 9530 Content-Digest ---
 #
-# Raised by the sans-I/O core in ``_httpsig``, ``_sigbase``, ``_digest`` and
-# ``_nonce``. Details name components, labels and algorithms, never key
+# Raised by the sans-I/O core in ``_signing`` (``signature``, ``components``, ``digest``,
+# ``nonce``). Details name components, labels and algorithms, never key
 # material, signature bytes or nonces.
 
 

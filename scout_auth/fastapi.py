@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from ._records import OrgContext
+from ._core.records import OrgContext
 from .starlette import org_context
 from .starlette import require_scopes as _require_scopes
 

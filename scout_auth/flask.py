@@ -39,11 +39,11 @@ from flask import Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterKwargs, AdapterOptions
-from ._flow import check_scopes
-from ._gate import Gate
-from ._records import OrgContext
-from ._verifier import Verifier
+from ._adapters.gate import Gate
+from ._adapters.options import AdapterKwargs, AdapterOptions
+from ._core.flow import check_scopes
+from ._core.records import OrgContext
+from ._drivers.verifier import Verifier
 from .exceptions import AuthError
 from .wsgi import ENVIRON_KEY, _authenticate, _deny, problem_response
 

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
-from ._adapter import AdapterKwargs, AdapterOptions
-from ._body import BodyGuard
-from ._gate import Gate, content_length, loggable, wsgi_route_path
-from ._problem import problem_for
-from ._records import OrgContext
-from ._requests import wsgi_client_ip, wsgi_request
-from ._verifier import Verifier
+from ._adapters.gate import Gate, content_length, loggable, wsgi_route_path
+from ._adapters.options import AdapterKwargs, AdapterOptions
+from ._adapters.requests import wsgi_client_ip, wsgi_request
+from ._core.problem import problem_for
+from ._core.records import OrgContext
+from ._drivers.verifier import Verifier
+from ._signing.body import BodyGuard
 from .exceptions import AuthError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from scout_auth._sigbase import HttpRequest
+from scout_auth._signing.components import HttpRequest
 
 
 def b64url(text: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Audit events, queries and the sinks without a back end (``scout_auth/_audit*.py``).
+"""Audit events, queries and the sinks without a back end (``scout_auth/_audit/events*.py``).
 
 The stored sinks run the shared contract in ``tests/stores/audit_contract.py``.
 """
@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from scout_auth import InMemoryKeyStore
-from scout_auth._audit import event_from_dict, event_to_dict
-from scout_auth._audit_query import AuditQuery, decode_cursor, encode_cursor
+from scout_auth._audit.events import event_from_dict, event_to_dict
+from scout_auth._audit.query import AuditQuery, decode_cursor, encode_cursor
 from scout_auth.audit import (
     AuditAction,
     AuditEvent,

@@ -1,4 +1,4 @@
-"""The audit buffer (``scout_auth/_audit_buffer.py``): never blocks, drops by policy, counts."""
+"""The audit buffer (``_drivers/audit_buffer.py``): never blocks, drops by policy, counts."""
 
 from __future__ import annotations
 

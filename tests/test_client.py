@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from scout_auth import InMemoryKeyStore, KeyManager
-from scout_auth._digest import DigestChecker
-from scout_auth._httpsig import parse_request_signature, verify_ed25519
-from scout_auth._sigbase import HttpRequest
+from scout_auth._signing.components import HttpRequest
+from scout_auth._signing.digest import DigestChecker
+from scout_auth._signing.signature import parse_request_signature, verify_ed25519
 from scout_auth.client import ENV_VAR, BearerAuth, SigningAuth
 
 

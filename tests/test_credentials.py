@@ -1,4 +1,4 @@
-"""Parsing the Authorization header (``scout_auth/_credentials.py``)."""
+"""Parsing the Authorization header (``scout_auth/_core/credentials.py``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import base64
 
 import pytest
 
-from scout_auth._credentials import (
+from scout_auth._core.credentials import (
     BearerCredential,
     LegacyCredential,
     parse_authorization,
     parse_bearer,
 )
-from scout_auth._tokens import format_token, parse_token
+from scout_auth._core.tokens import format_token, parse_token
 from scout_auth.exceptions import InvalidRequest, InvalidToken, MissingCredentials
 
 TOKEN = format_token("k" * 20, bytes(range(32)))

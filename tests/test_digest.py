@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scout_auth import _digest
-from scout_auth._digest import DigestChecker, content_digest
+from scout_auth._signing import digest as _digest
+from scout_auth._signing.digest import DigestChecker, content_digest
 from scout_auth.exceptions import DigestInvalid, DigestMismatch
 
 HELLO = b'{"hello": "world"}'

@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from scout_auth import AsyncVerifier, HttpRequest, InMemoryKeyStore, KeyManager, Verifier, _flow
-from scout_auth._adapter import AdapterOptions
-from scout_auth._cache import VerifiedCache
-from scout_auth._digest import content_digest
-from scout_auth._gate import Gate, content_length, wsgi_route_path
-from scout_auth._httpsig import sign_request
-from scout_auth._tokens import format_token, parse_token, public_key_from_seed
+from scout_auth import AsyncVerifier, HttpRequest, InMemoryKeyStore, KeyManager, Verifier
+from scout_auth._adapters.gate import Gate, content_length, wsgi_route_path
+from scout_auth._adapters.options import AdapterOptions
+from scout_auth._core import flow as _flow
+from scout_auth._core.cache import VerifiedCache
+from scout_auth._core.tokens import format_token, parse_token, public_key_from_seed
+from scout_auth._signing.digest import content_digest
+from scout_auth._signing.signature import sign_request
 from scout_auth.exceptions import (
     BodyTooLarge,
     DigestMismatch,

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scout_auth._digest import DigestChecker, content_digest
-from scout_auth._httpsig import (
+from scout_auth._signing.components import ComponentId, HttpRequest, component_value, signature_base
+from scout_auth._signing.digest import DigestChecker, content_digest
+from scout_auth._signing.signature import (
     DEFAULT_POLICY,
     RequestSignature,
     SignaturePolicy,
@@ -26,7 +27,6 @@ from scout_auth._httpsig import (
     sign_request,
     verify_ed25519,
 )
-from scout_auth._sigbase import ComponentId, HttpRequest, component_value, signature_base
 from scout_auth.exceptions import (
     AuthError,
     DigestMismatch,
@@ -931,7 +931,7 @@ def _same_signature_fields(a: HttpRequest, b: HttpRequest) -> bool:
     # RFC 9651 §4.2.7 tells parsers to accept non-zero base64 pad bits, so the
     # last character of a Byte Sequence has equivalent spellings that decode
     # to the same signature. That is not a change of the signed request.
-    from scout_auth._httpsig import _parse_dictionary
+    from scout_auth._signing.signature import _parse_dictionary
 
     try:
         return all(

@@ -27,7 +27,7 @@ from scout_auth import (
     OrgContext,
     Verifier,
 )
-from scout_auth._pepper import ENV_VAR, resolve_pepper, unknown_peppers
+from scout_auth._core.pepper import ENV_VAR, resolve_pepper, unknown_peppers
 from scout_auth.exceptions import (
     ConfigurationError,
     InvalidKeyOperation,

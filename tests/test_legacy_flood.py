@@ -25,8 +25,8 @@ from starlette.testclient import TestClient
 from werkzeug.test import Client
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._legacy_guard import LegacyGuard
-from scout_auth._problem import problem_for
+from scout_auth._core.legacy_guard import LegacyGuard
+from scout_auth._core.problem import problem_for
 from scout_auth.exceptions import InvalidToken, LegacyBusy
 from tests._support import AsAsync, Clock, SpyHasher, SpyStore, cheap_hasher
 from tests._support import basic_authorization as basic

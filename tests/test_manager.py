@@ -1,4 +1,4 @@
-"""Key managers (``scout_auth/_manager.py`` over ``scout_auth/_lifecycle.py``), sync and async.
+"""Key managers (``_drivers/manager.py`` over ``_core/lifecycle.py``), sync and async.
 
 Most cases run against both :class:`~scout_auth.KeyManager` (through
 :class:`~tests._support.AsAsync`) and :class:`~scout_auth.AsyncKeyManager`.
@@ -24,7 +24,7 @@ from scout_auth import (
     Verifier,
     WeakKeyNameWarning,
 )
-from scout_auth._tokens import parse_token, public_key_from_seed
+from scout_auth._core.tokens import parse_token, public_key_from_seed
 from scout_auth.exceptions import InvalidKeyOperation, KeyExpired, KeyNotFound
 from tests._support import T0, AsAsync, Clock, SpyStore, cheap_hasher
 

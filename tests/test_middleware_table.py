@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from werkzeug.test import Client
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._tokens import format_token, parse_token
+from scout_auth._core.tokens import format_token, parse_token
 from tests.apps import flask_app, starlette_app, wsgi_app
 
 COMPARED_HEADERS = ("content-type", "www-authenticate", "retry-after", "cache-control")

@@ -24,10 +24,10 @@ from scout_auth import (
     NewKey,
     Verifier,
 )
-from scout_auth._credentials import parse_authorization
-from scout_auth._flow import CheckLegacySecret
-from scout_auth._lifecycle import HashSecret
-from scout_auth._tokens import format_token, parse_token
+from scout_auth._core.credentials import parse_authorization
+from scout_auth._core.flow import CheckLegacySecret
+from scout_auth._core.lifecycle import HashSecret
+from scout_auth._core.tokens import format_token, parse_token
 from scout_auth.exceptions import AuthError, KeyNotFound
 from tests._support import T0, Clock, cheap_hasher
 from tests.apps import starlette_app, wsgi_app

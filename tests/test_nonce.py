@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scout_auth._httpsig import parse_request_signature
-from scout_auth._nonce import (
+from scout_auth._signing.nonce import (
     InMemoryNonceCache,
     NonceCache,
     acheck_nonce,
     check_nonce,
     nonce_key,
 )
+from scout_auth._signing.signature import parse_request_signature
 from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
 
 from .nonce_contract import NonceQuotaContract

@@ -1,4 +1,4 @@
-"""Plain records (``scout_auth/_records.py``): what ``KeyList`` adds to a list."""
+"""Plain records (``scout_auth/_core/records.py``): what ``KeyList`` adds to a list."""
 
 from __future__ import annotations
 

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from scout_auth._adapter import AdapterOptions
-from scout_auth._requests import (
+from scout_auth._adapters.options import AdapterOptions
+from scout_auth._adapters.requests import (
     TrustedProxies,
     asgi_client_ip,
     asgi_request,
     wsgi_client_ip,
     wsgi_request,
 )
-from scout_auth._sigbase import component_from_parts, component_value
+from scout_auth._signing.components import component_from_parts, component_value
 from scout_auth.exceptions import SignatureInvalid
 
 TRUSTED = TrustedProxies.parse(["10.0.0.0/8", "::1"])

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from scout_auth import AsyncKeyManager, AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._httpsig import sign_request
-from scout_auth._requests import TrustedProxies
-from scout_auth._sigbase import HttpRequest
-from scout_auth._tokens import parse_token
+from scout_auth._adapters.requests import TrustedProxies
+from scout_auth._core.tokens import parse_token
+from scout_auth._signing.components import HttpRequest
+from scout_auth._signing.signature import sign_request
 from scout_auth.audit import InMemoryAuditSink
 from scout_auth.exceptions import (
     InsufficientScope,

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from werkzeug.test import Client
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, OrgContext, Verifier
-from scout_auth._adapter import AdapterOptions, ScopeRule
+from scout_auth._adapters.options import AdapterOptions, ScopeRule
 from scout_auth.fastapi import current_org, require_scopes
 from scout_auth.starlette import ScoutAuthMiddleware
 from tests.apps import flask_app, starlette_app, wsgi_app

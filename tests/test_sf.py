@@ -14,9 +14,9 @@ from http_sf.innerlist import ser_innerlist
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from scout_auth import _httpsig
-from scout_auth._httpsig import RequestSignature, SignaturePolicy, parse_request_signature
-from scout_auth._sf import (
+from scout_auth._signing import signature as _httpsig
+from scout_auth._signing.components import ComponentId, HttpRequest, serialize_signature_params
+from scout_auth._signing.sf import (
     match_byte_sequence_member,
     match_signature_input,
     ser_inner_list,
@@ -25,7 +25,7 @@ from scout_auth._sf import (
     ser_params,
     ser_string,
 )
-from scout_auth._sigbase import ComponentId, HttpRequest, serialize_signature_params
+from scout_auth._signing.signature import RequestSignature, SignaturePolicy, parse_request_signature
 from scout_auth.exceptions import AuthError
 
 # Mostly printable ASCII, with the characters that need escaping or are refused.

@@ -20,10 +20,10 @@ from starlette.testclient import TestClient
 from werkzeug.test import Client
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, NewKey, Verifier
-from scout_auth._digest import content_digest
-from scout_auth._httpsig import sign_request
-from scout_auth._sigbase import HttpRequest
-from scout_auth._tokens import parse_token
+from scout_auth._core.tokens import parse_token
+from scout_auth._signing.components import HttpRequest
+from scout_auth._signing.digest import content_digest
+from scout_auth._signing.signature import sign_request
 from tests.apps import flask_app, starlette_app, wsgi_app
 
 MAX_BODY = 256

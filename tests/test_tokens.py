@@ -1,4 +1,4 @@
-"""The token format (``scout_auth/_tokens.py``): round trip, typo detection, rejection."""
+"""The token format (``scout_auth/_core/tokens.py``): round trip, typo detection, rejection."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import scout_auth
 from scout_auth import InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._tokens import (
+from scout_auth._core.tokens import (
     _BASE32,
     _BASE62,
     KEY_ID_RE,
@@ -226,7 +226,7 @@ def test_malformed_tokens_are_rejected_without_store_access(token, monkeypatch):
         derived.append(seed)
         return public_key_from_seed(seed)
 
-    monkeypatch.setattr("scout_auth._flow.public_key_from_seed", spy_derive)
+    monkeypatch.setattr("scout_auth._core.flow.public_key_from_seed", spy_derive)
     for verifier in (Verifier(store), Verifier(store, legacy_bearer=False)):
         with pytest.raises(InvalidToken):
             verifier.verify_token(token)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._usage import UsageRecorder, UsageWrite
+from scout_auth._core.usage import UsageRecorder, UsageWrite
 from scout_auth.exceptions import InvalidKeyOperation
 from tests._support import Clock, cheap_hasher
 

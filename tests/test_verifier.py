@@ -1,4 +1,4 @@
-"""The verifiers (``scout_auth/_verifier.py``), sync and async, driven by one set of cases.
+"""The verifiers (``scout_auth/_drivers/verifier.py``), sync and async, driven by one set of cases.
 
 Every test body is a coroutine; the sync :class:`~scout_auth.Verifier` is
 presented through :class:`~tests._support.AsAsync`, so each case runs against
@@ -26,12 +26,12 @@ from scout_auth import (
     OrgContext,
     Verifier,
 )
-from scout_auth._cache import VerifiedCache
-from scout_auth._flow import KnownKey, Verified
-from scout_auth._httpsig import sign_request
-from scout_auth._records import KeyRecord
-from scout_auth._sigbase import HttpRequest
-from scout_auth._tokens import format_token, parse_token, public_key_from_seed
+from scout_auth._core.cache import VerifiedCache
+from scout_auth._core.flow import KnownKey, Verified
+from scout_auth._core.records import KeyRecord
+from scout_auth._core.tokens import format_token, parse_token, public_key_from_seed
+from scout_auth._signing.components import HttpRequest
+from scout_auth._signing.signature import sign_request
 from scout_auth.exceptions import (
     AuthError,
     InsufficientScope,
@@ -85,7 +85,7 @@ def derivations(monkeypatch) -> list[bytes]:
         seen.append(seed)
         return public_key_from_seed(seed)
 
-    monkeypatch.setattr("scout_auth._flow.public_key_from_seed", spy)
+    monkeypatch.setattr("scout_auth._core.flow.public_key_from_seed", spy)
     return seen
 
 

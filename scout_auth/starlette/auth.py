@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.requests import HTTPConnection
 
-from .._flow import check_scopes
-from .._records import OrgContext
-from .._scopes import scope_granted
+from .._core.flow import check_scopes
+from .._core.records import OrgContext
+from .._core.scopes import scope_granted
 
 __all__ = ["SCOPE_KEY", "OrgCredentials", "OrgScopes", "OrgUser", "org_context", "require_scopes"]
 

@@ -17,12 +17,12 @@ from starlette.authentication import AuthCredentials, AuthenticationBackend, Aut
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
 
-from .._adapter import AdapterKwargs, AdapterOptions
-from .._credentials import split_authorization
-from .._problem import problem_for
-from .._requests import asgi_client_ip
-from .._tokens import TOKEN_PREFIX
-from .._verifier import AsyncVerifier
+from .._adapters.options import AdapterKwargs, AdapterOptions
+from .._adapters.requests import asgi_client_ip
+from .._core.credentials import split_authorization
+from .._core.problem import problem_for
+from .._core.tokens import TOKEN_PREFIX
+from .._drivers.verifier import AsyncVerifier
 from ..exceptions import AuthError, InvalidRequest, InvalidToken, MissingCredentials
 from .auth import SCOPE_KEY, OrgCredentials, OrgUser
 

@@ -11,12 +11,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._adapter import AdapterKwargs, AdapterOptions
-from .._body import BodyGuard
-from .._gate import Gate, loggable, route_path
-from .._problem import problem_for
-from .._requests import asgi_client_ip, asgi_request
-from .._verifier import AsyncVerifier
+from .._adapters.gate import Gate, loggable, route_path
+from .._adapters.options import AdapterKwargs, AdapterOptions
+from .._adapters.requests import asgi_client_ip, asgi_request
+from .._core.problem import problem_for
+from .._drivers.verifier import AsyncVerifier
+from .._signing.body import BodyGuard
 from ..exceptions import AuthError
 from .auth import SCOPE_KEY, OrgCredentials, OrgUser
 

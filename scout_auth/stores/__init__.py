@@ -6,7 +6,7 @@ and ``scout_auth.stores.redis`` need the ``sql`` / ``redis`` extras.
 
 from __future__ import annotations
 
-from ._base import KEEP, KeyEvent, KeyStore, KeyUpdate, Listener
+from .._core.store import KEEP, KeyEvent, KeyStore, KeyUpdate, Listener
 from .memory import InMemoryKeyStore
 
 __all__ = ["KEEP", "InMemoryKeyStore", "KeyEvent", "KeyStore", "KeyUpdate", "Listener"]

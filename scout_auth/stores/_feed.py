@@ -28,7 +28,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from ._base import KeyEvent
+from .._core.store import KeyEvent
 
 __all__ = ["FLUSH", "ChangeFeed", "decode_event_payload", "encode_event_payload"]
 

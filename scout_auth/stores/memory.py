@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import replace
 from datetime import datetime
 
-from .._audit_sinks import InMemoryAuditSink
-from .._records import KeyRecord, LegacyRecord, RoleRecord
-from ._base import KeyEvent, KeyUpdate, StoreEventsMixin, apply_update, utc_day
+from .._audit.sinks import InMemoryAuditSink
+from .._core.records import KeyRecord, LegacyRecord, RoleRecord
+from .._core.store import KeyEvent, KeyUpdate, StoreEventsMixin, apply_update, utc_day
 
 __all__ = ["InMemoryKeyStore"]
 

@@ -24,10 +24,10 @@ behaviour.
 
 from __future__ import annotations
 
-from ._redis_audit_sink import RedisAuditSink
-from ._redis_events import FLUSH
-from ._redis_layout import Layout
-from ._redis_nonce import RedisNonceCache
-from ._redis_store import RedisKeyStore
+from ._redis.audit_sink import RedisAuditSink
+from ._redis.events import FLUSH
+from ._redis.layout import Layout
+from ._redis.nonce import RedisNonceCache
+from ._redis.store import RedisKeyStore
 
 __all__ = ["FLUSH", "Layout", "RedisAuditSink", "RedisKeyStore", "RedisNonceCache"]

@@ -30,11 +30,11 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, Pool
 
-from .._records import KeyRecord, LegacyRecord, RoleRecord
-from . import _sql_ops as ops
-from ._base import KeyUpdate, Listener, StoreEventsMixin
-from ._sql_audit import SQLAuditSink
-from ._sql_engines import (
+from .._core.records import KeyRecord, LegacyRecord, RoleRecord
+from .._core.store import KeyUpdate, Listener, StoreEventsMixin
+from ._sql import ops as ops
+from ._sql.audit import SQLAuditSink
+from ._sql.database import (
     ATTEMPTS,
     Attempt,
     async_url,
@@ -45,14 +45,14 @@ from ._sql_engines import (
     sync_url,
     translate,
 )
-from ._sql_migrate import alembic_config, create_all, upgrade
-from ._sql_ops import MakeOp
-from ._sql_pepper import load_or_create, pepper_file
-from ._sql_schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
-from ._sql_watchdog import NO_WATCH, WATCHDOG, Watch
+from ._sql.migrate import alembic_config, create_all, upgrade
+from ._sql.ops import MakeOp
+from ._sql.pepper import load_or_create, pepper_file
+from ._sql.schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
+from ._sql.watchdog import NO_WATCH, WATCHDOG, Watch
 
 if TYPE_CHECKING:
-    from ._sql_feed import PostgresFeed
+    from ._sql.feed import PostgresFeed
 
 __all__ = [
     "AUDIT",
@@ -290,7 +290,7 @@ class SQLKeyStore(StoreEventsMixin):
             return None
         with self._feed_lock:
             if self._feed is None and not self._closed:
-                from ._sql_feed import PostgresFeed
+                from ._sql.feed import PostgresFeed
 
                 self._feed = PostgresFeed(
                     self._feed_connection,
@@ -351,7 +351,7 @@ class SQLKeyStore(StoreEventsMixin):
             self._feed_engine.dispose()
 
     # -- drivers: one transaction per operation, events after commit ----
-    # (and, on PostgreSQL, a NOTIFY of them inside it: see _sql_ops.announcing)
+    # (and, on PostgreSQL, a NOTIFY of them inside it: see _sql/ops.py, announcing)
     def _read(self, make: MakeOp[T]) -> T:
         return self._run(make, write=False)
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from werkzeug.routing import Rule
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._tokens import format_token, parse_token
+from scout_auth._core.tokens import format_token, parse_token
 from scout_auth.fastapi import current_org
 from scout_auth.fastapi import require_scopes as fastapi_require_scopes
 from scout_auth.flask import ScoutAuth

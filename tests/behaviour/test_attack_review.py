@@ -20,10 +20,10 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response as WResponse
 
 from scout_auth import AsyncVerifier, HttpRequest, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._audit import denial_event
-from scout_auth._credentials import parse_basic
-from scout_auth._httpsig import sign_request
-from scout_auth._tokens import parse_token
+from scout_auth._audit.events import denial_event
+from scout_auth._core.credentials import parse_basic
+from scout_auth._core.tokens import parse_token
+from scout_auth._signing.signature import sign_request
 from scout_auth.audit import AuditBuffer
 from scout_auth.exceptions import InvalidKeyOperation, InvalidToken, WrongAuthority
 from scout_auth.flask import ScoutAuth

@@ -233,7 +233,7 @@ def test_rules_and_exemptions_follow_routing(world, mount, method, path, key, st
 
 
 def test_route_path_is_the_path_without_root_path():
-    from scout_auth._gate import route_path
+    from scout_auth._adapters.gate import route_path
 
     assert route_path("/api/files", "/api") == "/files"
     assert route_path("/api", "/api") == "/"

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from scout_auth import AsyncVerifier, HttpRequest, InMemoryKeyStore, KeyManager, NewKey, Verifier
-from scout_auth._digest import content_digest
-from scout_auth._httpsig import sign_request
-from scout_auth._tokens import parse_token
+from scout_auth._core.tokens import parse_token
+from scout_auth._signing.digest import content_digest
+from scout_auth._signing.signature import sign_request
 from tests.apps import flask_app, starlette_app, wsgi_app
 from tests.behaviour.drivers import Answer, asgi, wsgi
 
@@ -286,7 +286,7 @@ def test_log_lines_escape_what_the_client_sent(store, adapter, path, caplog):
 
 
 def test_loggable_keeps_plain_text_and_caps_the_rest():
-    from scout_auth._gate import LOG_LIMIT, loggable
+    from scout_auth._adapters.gate import LOG_LIMIT, loggable
 
     assert loggable("/files/q3") == "/files/q3"
     assert loggable("/a\r\nb") == "/a\\r\\nb"

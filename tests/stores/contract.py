@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 )
 
 from scout_auth import InMemoryKeyStore, KeyEvent, KeyRecord, LegacyRecord
-from scout_auth._tokens import generate_key_id
+from scout_auth._core.tokens import generate_key_id
 from scout_auth.stores import KeyUpdate
 from tests.stores.audit_contract import AuditContract
 from tests.stores.legacy_digest_contract import LegacyDigestContract

@@ -30,7 +30,7 @@ from typing import NoReturn
 
 import pytest
 
-from scout_auth.stores._redis_cluster import is_cluster_url, parse_cluster_url
+from scout_auth.stores._redis.cluster import is_cluster_url, parse_cluster_url
 from tests.conftest import IN_CI
 
 ENV = "SCOUT_TEST_REDIS_CLUSTER_URL"

@@ -24,7 +24,7 @@ from scout_auth import (
     LegacyStatus,
     RoleRecord,
 )
-from scout_auth._tokens import generate_key_id
+from scout_auth._core.tokens import generate_key_id
 from scout_auth.stores import KEEP, KeyUpdate
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

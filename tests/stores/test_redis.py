@@ -201,7 +201,7 @@ def _token_elsewhere(cluster_store, cluster_client, node_url: str):
 @pytest.fixture
 def fresh_report(monkeypatch):
     """Forget which components already logged a misrouted command (it is once per process)."""
-    from scout_auth.stores import _redis_cluster
+    from scout_auth.stores._redis import cluster as _redis_cluster
 
     monkeypatch.setattr(_redis_cluster, "_reported", set())
 
@@ -307,7 +307,7 @@ def test_requests_on_a_misrouted_store_are_503_never_500_never_200(
     ],
 )
 def test_cluster_urls_name_their_startup_nodes(url, nodes, node_url):
-    from scout_auth.stores._redis_cluster import is_cluster_url, parse_cluster_url
+    from scout_auth.stores._redis.cluster import is_cluster_url, parse_cluster_url
 
     assert is_cluster_url(url)
     parsed = parse_cluster_url(url)
@@ -340,7 +340,7 @@ def test_options_a_cluster_cannot_take_fail_in_from_url_not_on_every_request():
 
 
 def test_plain_urls_are_not_cluster_urls():
-    from scout_auth.stores._redis_cluster import is_cluster_url
+    from scout_auth.stores._redis.cluster import is_cluster_url
 
     for url in ("redis://a:1/0", "rediss://a", "unix:///tmp/r.sock", "redis+sentinel://a"):
         assert not is_cluster_url(url)
@@ -349,7 +349,7 @@ def test_plain_urls_are_not_cluster_urls():
 def test_a_tls_cluster_url_makes_tls_connections():
     from redis.connection import SSLConnection, parse_url
 
-    from scout_auth.stores._redis_cluster import parse_cluster_url
+    from scout_auth.stores._redis.cluster import parse_cluster_url
 
     options = parse_url(parse_cluster_url("rediss+cluster://a:1,b:2/").node_url)
     assert options["connection_class"] is SSLConnection
@@ -473,7 +473,7 @@ def test_no_token_seed_or_legacy_secret_at_rest_or_on_the_channel(redis_url, red
     assert b"$argon2id$" in everything  # the dump did see the data
     assert b"legacy_imported" in everything  # and the audit streams
     assert len(messages) >= 5
-    from scout_auth._tokens import parse_token
+    from scout_auth._core.tokens import parse_token
 
     for n in new:
         parsed = parse_token(n.token)

@@ -383,7 +383,8 @@ def _hold_scripts_of(proxy: TcpProxy, org_id: str, seconds: float, times: int | 
     Every script is loaded first, so the held request is one that runs (not
     an ``EVALSHA`` answered ``NOSCRIPT``).
     """
-    from scout_auth.stores import _redis_legacy, _redis_ops
+    from scout_auth.stores._redis import legacy as _redis_legacy
+    from scout_auth.stores._redis import ops as _redis_ops
 
     with redis.Redis(port=proxy.target[1], db=15) as client:
         for script in (*_redis_ops.SCRIPTS, *_redis_legacy.SCRIPTS):
@@ -524,7 +525,7 @@ async def test_a_usage_flush_whose_answer_is_late_is_not_counted_twice(
     ],
 )
 def test_a_once_script_replays_its_first_answer_and_does_nothing_else(raw, body, answer):
-    from scout_auth.stores._redis_needs import ONCE_TTL_MS, once
+    from scout_auth.stores._redis.needs import ONCE_TTL_MS, once
 
     script = once("t", f"redis.call('INCR', KEYS[1])\n{body}")
     counter, entry = f"scout_test_once_{uuid.uuid4().hex}", f"scout_test_once_{uuid.uuid4().hex}"

@@ -22,7 +22,7 @@ from redis.crc import key_slot
 from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.client import SigningAuth
 from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
-from scout_auth.stores._redis_nonce import _script_args, _set_args
+from scout_auth.stores._redis.nonce import _script_args, _set_args
 from scout_auth.stores.redis import Layout, RedisNonceCache
 from tests.nonce_contract import NonceQuotaContract
 
@@ -394,7 +394,7 @@ def test_a_plain_url_cache_on_a_cluster_node_is_a_configuration_error(
     cluster, redis_prefix, monkeypatch, caplog
 ):
     from scout_auth.exceptions import ConfigurationError
-    from scout_auth.stores import _redis_cluster
+    from scout_auth.stores._redis import cluster as _redis_cluster
 
     monkeypatch.setattr(_redis_cluster, "_reported", set())  # once per process: start afresh
     address, client = cluster

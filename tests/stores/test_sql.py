@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from scout_auth import KeyEvent, KeyManager, LegacyRecord
-from scout_auth._tokens import parse_token
+from scout_auth._core.tokens import parse_token
 from scout_auth.stores import KeyUpdate
-from scout_auth.stores import _sql_ops as ops
-from scout_auth.stores._sql_engines import async_url, connect_args, read_timeout_for, sync_url
-from scout_auth.stores._sql_schema import METADATA
+from scout_auth.stores._sql import ops as ops
+from scout_auth.stores._sql.database import async_url, connect_args, read_timeout_for, sync_url
+from scout_auth.stores._sql.schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
 from tests.stores.conftest import PER_TEST_LOOP
 from tests.stores.contract import T0, StoreContract, org, record
@@ -482,9 +482,9 @@ def test_audit_sink_on_engines_of_its_own(sqlite_url):
     ],
 )
 def test_each_audit_page_is_one_indexed_query(store, column, index):
-    from scout_auth._audit_query import AuditQuery
+    from scout_auth._audit.query import AuditQuery
     from scout_auth.audit import AuditEvent
-    from scout_auth.stores import _sql_audit_ops as audit_ops
+    from scout_auth.stores._sql import audit_ops as audit_ops
 
     o, k = org(), "k" * 20
     sink = store.audit_sink()

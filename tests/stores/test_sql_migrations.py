@@ -25,9 +25,9 @@ from sqlalchemy.pool import NullPool
 import scout_auth
 from scout_auth import LegacyRecord, RoleRecord
 from scout_auth.audit import AuditEvent
-from scout_auth.stores._sql_migrate import MIGRATIONS_DIR, current_revision
-from scout_auth.stores._sql_ops import key_values
-from scout_auth.stores._sql_schema import KEYS, LEGACY, METADATA, VERSION_TABLE
+from scout_auth.stores._sql.migrate import MIGRATIONS_DIR, current_revision
+from scout_auth.stores._sql.ops import key_values
+from scout_auth.stores._sql.schema import KEYS, LEGACY, METADATA, VERSION_TABLE
 from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
 from tests.stores.conftest import server_url
 from tests.stores.contract import T0, org, record

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scout_auth.stores._sql_watchdog import NO_WATCH, WATCHDOG
+from scout_auth.stores._sql.watchdog import NO_WATCH, WATCHDOG
 
 
 class _Conn:

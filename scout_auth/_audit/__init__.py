@@ -1,0 +1,1 @@
+"""The audit trail: events, queries and the sinks that keep them."""

@@ -1,0 +1,2 @@
+"""The drivers: verifier, key manager, single flight and the audit buffer;
+the only place where sync and async differ."""

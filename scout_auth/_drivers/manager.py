@@ -1,0 +1,456 @@
+"""Key managers: the lifecycle operations of :mod:`.._core.lifecycle`, driven sync or async."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import anyio.to_thread
+from argon2 import PasswordHasher
+
+from .._audit.events import AuditEvent, AuditSink, event_json
+from .._core import lifecycle as ops
+from .._core.drive import adrive, drive
+from .._core.lifecycle import (
+    ASYNC_NAMES,
+    DEFAULT_ROTATION_GRACE,
+    Audit,
+    HashSecret,
+    LifecycleNeed,
+    Op,
+)
+from .._core.pepper import LegacyPepper, missing_pepper_error, resolve_pepper
+from .._core.records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from .._core.store import KeyStore
+from ..exceptions import StoreError, StoreUnavailable
+from .audit_buffer import AuditBuffer
+
+__all__ = ["AsyncKeyManager", "KeyManager"]
+
+audit_logger = logging.getLogger("scout_auth.audit")
+
+
+R = TypeVar("R")
+
+
+def _management_error(exc: StoreUnavailable) -> StoreError:
+    # The store speaks for verification (StoreUnavailable is an AuthError); a
+    # management call that meets an outage is no authentication failure.
+    detail = None if exc.detail == exc.title else exc.detail  # not "Authentication …"
+    return StoreError(detail, retry_after=exc.retry_after)
+
+
+class _BaseManager:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        audit: AuditSink | AuditBuffer | None = None,
+        password_hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.time,
+        legacy_pepper: LegacyPepper | str | bytes | None = None,
+        legacy_bearer: bool = True,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self._hasher = password_hasher or PasswordHasher()
+        self._clock = clock
+        # Only import_legacy_key needs it: a manager that never imports one
+        # starts without a pepper (a missing one is raised there, not here).
+        self.legacy_pepper = resolve_pepper(store, legacy_pepper, legacy_bearer)
+        self._legacy_bearer = legacy_bearer
+
+    def _pepper(self) -> LegacyPepper | None:
+        """The pepper an import digests with; raises when one is needed and missing."""
+        if self.legacy_pepper is None and self._legacy_bearer:
+            raise missing_pepper_error(self.store)
+        return self.legacy_pepper
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r})"
+
+    def _audit_failed(self, event: AuditEvent) -> None:
+        # The change is committed: failing the call now would hide that (and
+        # lose a new token). Log the event in full instead, so it is not lost.
+        audit_logger.error(
+            "audit sink failed; event not stored: %s", event_json(event), exc_info=True
+        )
+
+
+class KeyManager(_BaseManager):
+    """Create, list, rename, enable, disable, rotate and delete Org Credentials.
+
+    Args:
+        store: Any :class:`~scout_auth.stores.KeyStore`.
+        audit: Where each successful change goes as one
+            :class:`~scout_auth.audit.AuditEvent`: an
+            :class:`~scout_auth.audit.AuditBuffer` (recorded, written in the
+            background) or an :class:`~scout_auth.audit.AuditSink` (written
+            before the method returns; a sink failure is logged, not raised,
+            because the change itself is done). ``None``: no audit trail.
+        password_hasher: argon2 hasher for legacy secrets (default: argon2id,
+            RFC 9106 low-memory profile).
+        clock: POSIX time source (for tests).
+        legacy_pepper: The pepper of legacy look-up digests, as for
+            :class:`~scout_auth.Verifier` (default ``$SCOUT_AUTH_LEGACY_PEPPER``,
+            else the store's own for in-memory and SQLite stores). Every
+            manager and verifier of one store must use the same.
+        legacy_bearer: ``False``: imported legacy secrets get no look-up
+            digest (Basic only) and no pepper is needed.
+
+    Example:
+        >>> from scout_auth import InMemoryKeyStore, KeyManager
+        >>> manager = KeyManager(InMemoryKeyStore())
+        >>> new = manager.create_key("org_1", "billing-sync prod", scopes=["drive:read"])
+        >>> new.token.startswith("scout_sk_")  # shown once: hand it to the client now
+        True
+
+    Every method raises :class:`~scout_auth.exceptions.KeyNotFound` for an
+    unknown id and :class:`~scout_auth.exceptions.InvalidKeyOperation` for bad
+    arguments, writing nothing in either case (and recording no audit event).
+    Every method that changes something takes ``actor=``: who did it, as
+    your application names them (an email, a user id, ``"cli"``); it goes
+    into the audit event.
+    """
+
+    def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            self.audit.write([event])
+        except Exception:
+            self._audit_failed(event)
+
+    def _run(self, op: Op[R]) -> R:
+        return drive(op, self._perform)
+
+    def _perform(self, need: LifecycleNeed) -> object:
+        if isinstance(need, HashSecret):
+            return self._hasher.hash(need.secret)
+        if isinstance(need, Audit):
+            self._record(need.event)
+            return None
+        try:
+            return getattr(self.store, need.method)(*need.args)
+        except StoreUnavailable as exc:
+            raise _management_error(exc) from exc
+
+    def create_key(
+        self,
+        org_id: str,
+        name: str,
+        *,
+        scopes: Iterable[str] | None = None,
+        expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> NewKey:
+        """Create a key for ``org_id``.
+
+        Args:
+            org_id: The owning organization.
+            name: What the key is for; names like ``key1`` or ``test`` warn
+                with :class:`~scout_auth.WeakKeyNameWarning`.
+            scopes: Granted scopes (``drive:read``, ``drive:*``). A key with
+                neither scopes nor roles (the default) is unrestricted.
+            expires_at: Timezone-aware expiry, or ``None``.
+            roles: Names of org roles (:meth:`put_role`) whose scopes the
+                key also grants; a role's later changes apply at once.
+            allowed_ips: Addresses / CIDR ranges (IPv4, IPv6) the key may be
+                used from; ``None`` (default): anywhere.
+            actor: Who creates it (for the audit trail).
+
+        Returns:
+            A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
+        """
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
+        return self._run(op)
+
+    def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
+        """The org's keys, oldest first, and the org's legacy usage.
+
+        Keys carry public data only, with ``last_used_at`` and ``use_count``
+        (written by verifiers in the background, so up to their
+        ``usage_interval`` behind).
+
+        Args:
+            org_id: The organization.
+            legacy_days: The window of ``legacy.requests``, in UTC days
+                (today included), as for :meth:`legacy_status`.
+
+        Returns:
+            A :class:`~scout_auth.KeyList`: a list of
+            :class:`~scout_auth.KeyRecord` whose ``legacy`` is the org's
+            :class:`~scout_auth.LegacyStatus`.
+        """
+        return self._run(ops.list_keys(org_id, legacy_days, self._clock()))
+
+    def get_key(self, key_id: str) -> KeyRecord:
+        """One key by id."""
+        return self._run(ops.get_key(key_id))
+
+    def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
+        """Rename a key; returns the updated record."""
+        return self._run(ops.rename_key(key_id, name, self._clock(), actor))
+
+    def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """Re-enable a disabled key."""
+        return self._run(ops.set_enabled(key_id, True, self._clock(), actor))
+
+    def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """Disable a key: requests with it get 401 ``key_disabled`` at once."""
+        return self._run(ops.set_enabled(key_id, False, self._clock(), actor))
+
+    def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """Delete a key permanently; returns the deleted record."""
+        return self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
+        """Replace a key with a new one of the same name, scopes and expiry.
+
+        The old key keeps working for ``grace`` (default 24 h) and then
+        answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
+        grace period never extends the old key's own expiry.
+        """
+        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
+
+    def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
+        """Store an org's legacy secret from the old system, as an argon2id hash only.
+
+        Replaces any legacy secret the org had. Clients present it as
+        ``Bearer <secret>`` (found through its peppered look-up digest) or as
+        HTTP Basic credentials ``org_id:secret``.
+
+        Raises:
+            ConfigurationError: A shared store and no legacy pepper (see
+                :class:`~scout_auth.LegacyPepper`), unless the manager was
+                made with ``legacy_bearer=False``.
+            InvalidKeyOperation: An empty secret, or one that starts with
+                ``scout_sk_`` (it would be read as an Org Credential).
+        """
+        op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
+        return self._run(op)
+
+    def get_legacy_key(self, org_id: str) -> LegacyRecord:
+        """The org's legacy record (hash only)."""
+        return self._run(ops.get_legacy_key(org_id))
+
+    def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
+        """Delete the org's legacy secret: legacy requests then get 401."""
+        self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
+
+    def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's own scopes (``None``: none of its own; with no roles, unrestricted)."""
+        return self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))
+
+    def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace the roles a key references (``[]``: none)."""
+        return self._run(ops.set_roles(key_id, roles, self._clock(), actor))
+
+    def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's IP allowlist (``None``: usable from anywhere)."""
+        return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
+
+    def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """Create or replace an org role; every key using it changes at once."""
+        return self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))
+
+    def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """One role (``KeyNotFound`` if absent)."""
+        return self._run(ops.get_role(org_id, name))
+
+    def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """The org's roles, by name."""
+        return self._run(ops.list_roles(org_id))
+
+    def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """Delete a role: keys referencing it lose its scopes at once."""
+        self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """Where an org stands in its migration off the legacy secret.
+
+        ``requests`` counts legacy requests on the last ``days`` UTC days
+        (today included), as flushed by verifiers in the background.
+        """
+        return self._run(ops.legacy_status(org_id, days, self._clock()))
+
+    def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth off for one org: its legacy requests get 401 ``legacy_disabled``."""
+        return self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))
+
+    def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """Turn legacy auth back on for one org."""
+        return self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))
+
+
+class AsyncKeyManager(_BaseManager):
+    """The async twin of :class:`KeyManager`: same methods, as coroutines.
+
+    Store calls use the store's ``a*`` methods; argon2 hashing runs in a
+    worker thread.
+    """
+
+    async def _record(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        if isinstance(self.audit, AuditBuffer):
+            self.audit.record(event)
+            return
+        try:
+            await self.audit.awrite([event])
+        except Exception:
+            self._audit_failed(event)
+
+    async def _run(self, op: Op[R]) -> R:
+        return await adrive(op, self._perform)
+
+    async def _perform(self, need: LifecycleNeed) -> object:
+        if isinstance(need, HashSecret):
+            return await anyio.to_thread.run_sync(self._hasher.hash, need.secret)
+        if isinstance(need, Audit):
+            await self._record(need.event)
+            return None
+        try:
+            return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
+        except StoreUnavailable as exc:
+            raise _management_error(exc) from exc
+
+    async def create_key(
+        self,
+        org_id: str,
+        name: str,
+        *,
+        scopes: Iterable[str] | None = None,
+        expires_at: datetime | None = None,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> NewKey:
+        """See :meth:`KeyManager.create_key`."""
+        op = ops.create_key(
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+        )
+        return await self._run(op)
+
+    async def list_keys(self, org_id: str, *, legacy_days: int = 30) -> KeyList:
+        """See :meth:`KeyManager.list_keys`."""
+        return await self._run(ops.list_keys(org_id, legacy_days, self._clock()))
+
+    async def get_key(self, key_id: str) -> KeyRecord:
+        """See :meth:`KeyManager.get_key`."""
+        return await self._run(ops.get_key(key_id))
+
+    async def rename_key(self, key_id: str, name: str, *, actor: str | None = None) -> KeyRecord:
+        """See :meth:`KeyManager.rename_key`."""
+        return await self._run(ops.rename_key(key_id, name, self._clock(), actor))
+
+    async def enable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """See :meth:`KeyManager.enable_key`."""
+        return await self._run(ops.set_enabled(key_id, True, self._clock(), actor))
+
+    async def disable_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """See :meth:`KeyManager.disable_key`."""
+        return await self._run(ops.set_enabled(key_id, False, self._clock(), actor))
+
+    async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
+        """See :meth:`KeyManager.delete_key`."""
+        return await self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    async def rotate_key(
+        self,
+        key_id: str,
+        *,
+        grace: timedelta = DEFAULT_ROTATION_GRACE,
+        actor: str | None = None,
+    ) -> NewKey:
+        """See :meth:`KeyManager.rotate_key`."""
+        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
+
+    async def import_legacy_key(
+        self, org_id: str, secret: str, *, actor: str | None = None
+    ) -> LegacyRecord:
+        """See :meth:`KeyManager.import_legacy_key`."""
+        op = ops.import_legacy_key(org_id, secret, self._clock(), actor, self._pepper())
+        return await self._run(op)
+
+    async def get_legacy_key(self, org_id: str) -> LegacyRecord:
+        """See :meth:`KeyManager.get_legacy_key`."""
+        return await self._run(ops.get_legacy_key(org_id))
+
+    async def delete_legacy_key(self, org_id: str, *, actor: str | None = None) -> None:
+        """See :meth:`KeyManager.delete_legacy_key`."""
+        await self._run(ops.delete_legacy_key(org_id, self._clock(), actor))
+
+    async def set_scopes(
+        self, key_id: str, scopes: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_scopes`."""
+        return await self._run(ops.set_scopes(key_id, scopes, self._clock(), actor))
+
+    async def set_roles(
+        self, key_id: str, roles: Iterable[str], *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_roles`."""
+        return await self._run(ops.set_roles(key_id, roles, self._clock(), actor))
+
+    async def set_allowed_ips(
+        self, key_id: str, allowed_ips: Iterable[str] | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_allowed_ips`."""
+        return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
+
+    async def put_role(
+        self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> RoleRecord:
+        """See :meth:`KeyManager.put_role`."""
+        return await self._run(ops.put_role(org_id, name, scopes, self._clock(), actor))
+
+    async def get_role(self, org_id: str, name: str) -> RoleRecord:
+        """See :meth:`KeyManager.get_role`."""
+        return await self._run(ops.get_role(org_id, name))
+
+    async def list_roles(self, org_id: str) -> list[RoleRecord]:
+        """See :meth:`KeyManager.list_roles`."""
+        return await self._run(ops.list_roles(org_id))
+
+    async def delete_role(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """See :meth:`KeyManager.delete_role`."""
+        await self._run(ops.delete_role(org_id, name, self._clock(), actor))
+
+    async def legacy_status(self, org_id: str, days: int = 30) -> LegacyStatus:
+        """See :meth:`KeyManager.legacy_status`."""
+        return await self._run(ops.legacy_status(org_id, days, self._clock()))
+
+    async def disable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.disable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, False, self._clock(), actor))
+
+    async def enable_legacy(self, org_id: str, *, actor: str | None = None) -> LegacyRecord:
+        """See :meth:`KeyManager.enable_legacy`."""
+        return await self._run(ops.set_legacy_enabled(org_id, True, self._clock(), actor))

@@ -1,0 +1,2 @@
+"""The Redis key store: connection, ops, layout, events, nonce cache,
+audit sink."""

@@ -1,0 +1,2 @@
+"""The SQL key store (SQLAlchemy Core): database, ops, schema, feed,
+migrations, audit sink."""
