@@ -27,6 +27,7 @@ from werkzeug.test import Client
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth._core.legacy_guard import LegacyGuard
 from scout_auth._core.problem import problem_for
+from scout_auth._drivers.verifier import VerifierOptions
 from scout_auth.exceptions import InvalidToken, LegacyBusy
 from tests._support import AsAsync, Clock, SpyHasher, SpyStore, cheap_hasher
 from tests._support import basic_authorization as basic
@@ -262,7 +263,11 @@ Answer = tuple[int, dict[str, str | None], bytes]
 
 def _answers(store: InMemoryKeyStore, authorization: str) -> dict[str, Answer]:
     """Each adapter's answer while its verifier's every argon2 slot is taken."""
-    options = {"legacy_concurrency": 1, "legacy_queue": 1, "password_hasher": cheap_hasher()}
+    options: VerifierOptions = {
+        "legacy_concurrency": 1,
+        "legacy_queue": 1,
+        "password_hasher": cheap_hasher(),
+    }
     results = {}
     headers = {"authorization": authorization}
     kept = ("content-type", "retry-after", "www-authenticate", "cache-control")

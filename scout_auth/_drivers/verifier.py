@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -80,7 +80,7 @@ from ..exceptions import (
 from .audit_buffer import AuditBuffer
 from .singleflight import AsyncSingleFlight, SingleFlight
 
-__all__ = ["AsyncVerifier", "VerifiedRequest", "Verifier"]
+__all__ = ["AsyncVerifier", "VerifiedRequest", "Verifier", "VerifierOptions"]
 
 logger = logging.getLogger("scout_auth")
 
@@ -145,6 +145,28 @@ def _normalized_authorities(authorities: Iterable[str] | None) -> frozenset[str]
     # A request's @authority drops the scheme's default port (RFC 9421 §2.2.3):
     # an entry copied from a URL with ":443" or ":80" must still match it.
     return frozenset(found | {a.rsplit(":", 1)[0] for a in found if a.endswith((":443", ":80"))})
+
+
+class VerifierOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Verifier` and :class:`AsyncVerifier` (see there)."""
+
+    cache_ttl: float
+    cache_size: int
+    password_hasher: PasswordHasher | None
+    signature_policy: SignaturePolicy
+    nonce_cache: NonceCache | None
+    signature_label: str | None
+    require_scoped_keys: bool
+    usage_interval: float | None
+    audit: AuditSink | AuditBuffer | None
+    expected_authorities: Iterable[str] | None
+    clock: Callable[[], float]
+    legacy_concurrency: int
+    legacy_queue: int
+    legacy_negative_ttl: float
+    legacy_negative_size: int
+    legacy_pepper: LegacyPepper | str | bytes | None
+    legacy_bearer: bool
 
 
 class _BaseVerifier:
@@ -534,6 +556,18 @@ class Verifier(_BaseVerifier):
             a store in this process take effect at once regardless.
         cache_size: Most cached credentials.
         password_hasher: argon2 hasher for legacy secrets.
+        signature_policy: What a signed request must cover and how fresh it
+            must be (:class:`~scout_auth.SignaturePolicy`; default: the
+            strict policy of docs/signing.md).
+        nonce_cache: Where signed requests' nonces are remembered (default:
+            an in-memory cache, per process; a fleet shares a Redis one).
+        signature_label: The only RFC 9421 signature label accepted
+            (default: any one signature).
+        audit: Where refusals of a real key go (an
+            :class:`~scout_auth.audit.AuditSink`, buffered for you, or an
+            :class:`~scout_auth.audit.AuditBuffer`); ``None``: not recorded.
+        expected_authorities: ``host[:port]`` values a signature must be
+            made for (it must then cover ``@authority``); ``None``: any.
         require_scoped_keys: Refuse unrestricted credentials (a key with no
             scopes and no roles, and legacy secrets) with 403
             ``insufficient_scope``.
@@ -575,7 +609,7 @@ class Verifier(_BaseVerifier):
         >>> ctx.org_id  # doctest: +SKIP
     """
 
-    def __init__(self, store: KeyStore, **options: Any) -> None:
+    def __init__(self, store: KeyStore, **options: Unpack[VerifierOptions]) -> None:
         super().__init__(store, **options)
         self._flight: SingleFlight[OrgContext] = SingleFlight()
         self._argon2_slots = threading.BoundedSemaphore(self.legacy.concurrency)
@@ -750,14 +784,20 @@ class Verifier(_BaseVerifier):
 class AsyncVerifier(_BaseVerifier):
     """Verify credentials from async code (ASGI apps).
 
-    Same arguments and behaviour as :class:`Verifier`; the methods are
+    Same arguments (:class:`VerifierOptions`, documented on
+    :class:`Verifier`: ``cache_ttl``, ``cache_size``, ``password_hasher``,
+    ``signature_policy``, ``nonce_cache``, ``signature_label``, ``audit``,
+    ``expected_authorities``, ``require_scoped_keys``, ``usage_interval``,
+    ``clock``, ``legacy_concurrency``, ``legacy_queue``,
+    ``legacy_negative_ttl``, ``legacy_negative_size``, ``legacy_pepper``,
+    ``legacy_bearer``) and behaviour as :class:`Verifier`; the methods are
     coroutines, store calls use the store's ``a*`` methods and argon2 runs in
     a worker thread, never on the event loop, under a limiter of its own
     (``legacy_concurrency`` tokens), never anyio's default thread limiter
     that sync views run in.
     """
 
-    def __init__(self, store: KeyStore, **options: Any) -> None:
+    def __init__(self, store: KeyStore, **options: Unpack[VerifierOptions]) -> None:
         super().__init__(store, **options)
         self._flight: AsyncSingleFlight[OrgContext] = AsyncSingleFlight()
         self._argon2_limiter = anyio.CapacityLimiter(self.legacy.concurrency)
