@@ -53,24 +53,16 @@ from ._core.store import KeyStore
 from ._core.tokens import TOKEN_REGEX, parse_token
 from ._drivers.manager import KeyManager
 from .exceptions import ScoutAuthError
+from .stores._open import open_store as _open_store
 
 __all__ = ["main", "open_store"]
 
 STORE_ENV = "SCOUT_AUTH_STORE"
 
-#: URL schemes of the Redis store: one server, or a Redis Cluster (``+cluster``).
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
-
 
 def open_store(url: str) -> KeyStore:
     """A key store for ``url`` (SQL or Redis), without a change-feed listener."""
-    if url.lower().startswith(_REDIS_SCHEMES):
-        from .stores.redis import RedisKeyStore
-
-        return RedisKeyStore.from_url(url, listen=False)
-    from .stores.sql import SQLKeyStore
-
-    return SQLKeyStore(url)
+    return _open_store(url, listen=False)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -232,8 +224,12 @@ def _pepper_status(store: KeyStore) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, store: KeyStore | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    ``store``: the key store to manage when no ``--store`` is given (``flask
+    scout-auth`` passes the app's); it is left open.
+    """
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.token)
@@ -246,20 +242,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "legacy-pepper" and args.action == "new":
         print(new_pepper())
         return 0
-    if not args.store:
+    given = store if not args.store else None
+    if given is None and not args.store:
         print(f"scout-auth: --store URL (or ${STORE_ENV}) is required", file=sys.stderr)
         return 2
     if args.command == "migrate":
         from .stores.sql import upgrade
 
-        upgrade(args.store)
+        bind = args.store or getattr(given, "engine", None)
+        if bind is None:
+            print("scout-auth: migrate needs a SQL store", file=sys.stderr)
+            return 2
+        upgrade(bind)
         print("schema up to date")
         return 0
-    try:
-        store = open_store(args.store)
-    except ValueError as exc:  # a malformed URL (its message never repeats it)
-        print(f"scout-auth: {exc}", file=sys.stderr)
-        return 2
+    if given is None:
+        try:
+            store = open_store(args.store)
+        except ValueError as exc:  # a malformed URL (its message never repeats it)
+            print(f"scout-auth: {exc}", file=sys.stderr)
+            return 2
+    assert store is not None
     try:
         if args.command == "legacy-pepper":
             return _pepper_status(store)
@@ -268,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scout-auth: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
+        if given is None:
+            store.close()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, Unpack, cast
 
-from flask import Flask, Request, current_app, g, request
+import click
+from flask import Blueprint, Flask, Request, current_app, g, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response
 
@@ -44,16 +45,18 @@ from ._adapters.options import AdapterKwargs, AdapterOptions
 from ._core.flow import check_scopes
 from ._core.records import OrgContext
 from ._drivers.verifier import Verifier
-from .exceptions import AuthError
+from .exceptions import AuthError, ConfigurationError
+from .stores._open import open_store
 from .wsgi import ENVIRON_KEY, _authenticate, _deny, problem_response
 
-__all__ = ["ScoutAuth", "current_org", "require_scopes"]
+__all__ = ["CONFIG_KEYS", "VERIFIER_CONFIG_KEYS", "ScoutAuth", "current_org", "require_scopes"]
 
 logger = logging.getLogger("scout_auth")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+V = TypeVar("V", bound="Callable[..., Any] | Blueprint")
 
 ErrorHandler = Callable[[AuthError], Response | None]
 
@@ -88,71 +91,44 @@ def require_scopes(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-class ScoutAuth:
-    """Protect a Flask app with scout_auth.
+#: ``app.config`` keys :meth:`ScoutAuth.init_app` reads, and the option each sets.
+CONFIG_KEYS = {
+    "SCOUT_AUTH_EXEMPT_PATHS": "exempt_paths",
+    "SCOUT_AUTH_HEADER": "header",
+    "SCOUT_AUTH_REALM": "realm",
+    "SCOUT_AUTH_REQUIRED_SCOPES": "required_scopes",
+    "SCOUT_AUTH_MAX_BODY_SIZE": "max_body_size",
+    "SCOUT_AUTH_RULES": "rules",
+    "SCOUT_AUTH_TRUSTED_PROXIES": "trusted_proxies",
+    "SCOUT_AUTH_PROXY_HEADER": "proxy_header",
+    "SCOUT_AUTH_PROXY_HOPS": "proxy_hops",
+}
+#: ``app.config`` keys that build the verifier when none is passed.
+VERIFIER_CONFIG_KEYS = {
+    "SCOUT_AUTH_CACHE_TTL": "cache_ttl",
+    "SCOUT_AUTH_LEGACY_PEPPER": "legacy_pepper",
+    "SCOUT_AUTH_REQUIRE_SCOPED_KEYS": "require_scoped_keys",
+}
 
-    Args:
-        app: The app (or call :meth:`init_app` later, app-factory style).
-        verifier: A :class:`~scout_auth.Verifier`.
-        exempt_paths: Paths served without credentials (``"/public/*"`` for
-            a prefix); views can also be marked with :meth:`exempt`.
-        header: Header carrying the credential (default ``authorization``).
-        realm: ``WWW-Authenticate`` realm.
-        required_scopes: Scopes every non-exempt request needs.
-        on_error: ``on_error(exc)`` may return a Response to send instead of
-            the default problem+json answer; ``None`` keeps the default.
-        max_body_size: Largest body of a signed request; 413 above.
-        rules: Route rules ``(method, path pattern, scopes)``, e.g.
-            ``("POST", "/files/*", ["files:write"])``: a matching request
-            needs those scopes too (403 ``insufficient_scope`` otherwise).
-        trusted_proxies: Reverse proxies whose forwarding headers are
-            believed for signed requests and IP allowlists (see
-            :mod:`scout_auth.wsgi`).
-        proxy_header: The header family those proxies write: ``"x-forwarded"``
-            (default: ``X-Forwarded-For`` / ``-Proto`` / ``-Host``) or
-            ``"forwarded"`` (RFC 7239 ``Forwarded``); the other is ignored.
-        proxy_hops: How many trusted proxies append to that header (default
-            1): the value that many places from the right is believed; a
-            shorter chain leaves the client address unknown (docs/middleware.md).
 
-    Signed requests are verified, and their body read and checked against
-    ``Content-Digest``, before any view runs (as in :mod:`scout_auth.wsgi`).
-    """
+class _AppAuth:
+    """One app's verifier, options and hooks (an extension may serve several apps)."""
 
     def __init__(
         self,
-        app: Flask | None = None,
-        *,
+        extension: ScoutAuth,
         verifier: Verifier,
-        on_error: ErrorHandler | None = None,
-        **options: Unpack[AdapterKwargs],
+        options: AdapterOptions,
+        on_error: ErrorHandler | None,
     ) -> None:
-        if not isinstance(verifier, Verifier):
-            raise TypeError("ScoutAuth needs a (sync) Verifier")
+        self.extension = extension
         self.verifier = verifier
-        self.options = AdapterOptions.build(**options)
-        self.gate = Gate(self.options)
+        self.options = options
+        self.gate = Gate(options)
         self.on_error = on_error
-        self._exempt_views: set[Callable[..., Any]] = set()
-        if app is not None:
-            self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
-        """Register the hooks on ``app``."""
-        app.extensions["scout_auth"] = self
-        app.before_request(self._authenticate)
-        app.register_error_handler(AuthError, self._handle_error)
-
-    def exempt(self, view: Callable[P, R]) -> Callable[P, R]:
-        """Mark a view as served without credentials."""
-        self._exempt_views.add(view)
-        return view
-
-    def _exempt_view(self, req: Request) -> bool:
-        view = current_app.view_functions.get(req.endpoint or "")
-        return view is not None and view in self._exempt_views
-
-    def _authenticate(self) -> Response | None:
+    def authenticate(self) -> Response | None:
+        """The ``before_request`` hook."""
         # Resolve the context proxies once instead of once per attribute.
         req = _current_request()
         environ = req.environ
@@ -162,10 +138,12 @@ class ScoutAuth:
             # (SCRIPT_NAME), UTF-8 decoded, blueprint prefixes included;
             # req.method is upper-cased, as werkzeug routes it.
             required = self.gate.scopes(req.method, req.path)
-            if required is not None and not (self._exempt_views and self._exempt_view(req)):
+            ext = self.extension
+            exempts = ext._exempt_views or ext._exempt_blueprints  # usually none: no call
+            if required is not None and not (exempts and ext._exempted(req)):
                 context = _authenticate(self.verifier, self.gate, environ, required)
         except AuthError as exc:
-            return self._handle_error(exc)
+            return self.handle_error(exc)
         finally:
             # Set exactly once, whatever happened (g's __setattr__ is Python code).
             _current_g().scout_org = context
@@ -176,8 +154,182 @@ class ScoutAuth:
             req.__dict__.pop("stream", None)
         return None
 
-    def _handle_error(self, exc: AuthError) -> Response:
+    def handle_error(self, exc: AuthError) -> Response:
+        """The ``AuthError`` handler (refusals, and errors views raise)."""
         req = _current_request()
         _deny(self.verifier, self.options, req.environ, exc, req.method, req.path)
         response = self.on_error(exc) if self.on_error is not None else None
         return response if response is not None else problem_response(exc, realm=self.options.realm)
+
+
+class ScoutAuth:
+    """Protect a Flask app with scout_auth.
+
+    Configure it in code, in ``app.config`` (``SCOUT_AUTH_*``, read by
+    :meth:`init_app`; arguments given here win), or both::
+
+        auth = ScoutAuth()            # app factory style
+        def create_app():
+            app = Flask(__name__)
+            app.config["SCOUT_AUTH_STORE"] = "postgresql+psycopg://…"
+            app.config["SCOUT_AUTH_EXEMPT_PATHS"] = ["/health"]
+            auth.init_app(app)
+            return app
+
+    Args:
+        app: The app (or call :meth:`init_app` later, app-factory style).
+        verifier: A :class:`~scout_auth.Verifier`; default: one on the
+            store ``app.config["SCOUT_AUTH_STORE"]`` names (a URL, as the CLI
+            takes, or a store object), with ``SCOUT_AUTH_CACHE_TTL``,
+            ``SCOUT_AUTH_LEGACY_PEPPER`` and ``SCOUT_AUTH_REQUIRE_SCOPED_KEYS``.
+        exempt_paths: Paths served without credentials (``"/public/*"`` for
+            a prefix); views and whole blueprints can also be marked with
+            :meth:`exempt`. Config: ``SCOUT_AUTH_EXEMPT_PATHS``.
+        header: Header carrying the credential (default ``authorization``).
+            Config: ``SCOUT_AUTH_HEADER``.
+        realm: ``WWW-Authenticate`` realm (``SCOUT_AUTH_REALM``).
+        required_scopes: Scopes every non-exempt request needs
+            (``SCOUT_AUTH_REQUIRED_SCOPES``).
+        on_error: ``on_error(exc)`` may return a Response to send instead of
+            the default problem+json answer; ``None`` keeps the default.
+        max_body_size: Largest body of a signed request; 413 above
+            (``SCOUT_AUTH_MAX_BODY_SIZE``).
+        rules: Route rules ``(method, path pattern, scopes)``, e.g.
+            ``("POST", "/files/*", ["files:write"])``: a matching request
+            needs those scopes too (403 ``insufficient_scope`` otherwise).
+            Config: ``SCOUT_AUTH_RULES``.
+        trusted_proxies: Reverse proxies whose forwarding headers are
+            believed for signed requests and IP allowlists (see
+            :mod:`scout_auth.wsgi`). Config: ``SCOUT_AUTH_TRUSTED_PROXIES``.
+        proxy_header: The header family those proxies write: ``"x-forwarded"``
+            (default: ``X-Forwarded-For`` / ``-Proto`` / ``-Host``) or
+            ``"forwarded"`` (RFC 7239 ``Forwarded``); the other is ignored.
+            Config: ``SCOUT_AUTH_PROXY_HEADER``.
+        proxy_hops: How many trusted proxies append to that header (default
+            1): the value that many places from the right is believed; a
+            shorter chain leaves the client address unknown (docs/middleware.md).
+            Config: ``SCOUT_AUTH_PROXY_HOPS``.
+
+    Signed requests are verified, and their body read and checked against
+    ``Content-Digest``, before any view runs (as in :mod:`scout_auth.wsgi`).
+    :meth:`init_app` also adds ``flask scout-auth …``: the ``scout-auth``
+    command line on the app's store.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        verifier: Verifier | None = None,
+        on_error: ErrorHandler | None = None,
+        **options: Unpack[AdapterKwargs],
+    ) -> None:
+        if verifier is not None and not isinstance(verifier, Verifier):
+            raise TypeError("ScoutAuth needs a (sync) Verifier")
+        self._verifier = verifier
+        self._on_error = on_error
+        AdapterOptions.build(**options)  # a bad argument fails here, not at init_app
+        self._options = options
+        self._exempt_views: set[Callable[..., Any]] = set()
+        self._exempt_blueprints: set[str] = set()
+        # The last app's state, for the single-app attributes below.
+        self._state: _AppAuth | None = None
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def verifier(self) -> Verifier:
+        """The verifier of the app this extension was last initialised on."""
+        return self._app_state().verifier
+
+    @property
+    def options(self) -> AdapterOptions:
+        """The adapter options of that app."""
+        return self._app_state().options
+
+    @property
+    def gate(self) -> Gate:
+        """The request gate of that app."""
+        return self._app_state().gate
+
+    def _app_state(self) -> _AppAuth:
+        if self._state is None:
+            raise RuntimeError("ScoutAuth.init_app(app) has not been called yet")
+        return self._state
+
+    def init_app(self, app: Flask) -> None:
+        """Register the hooks and ``flask scout-auth`` on ``app``; reads its ``SCOUT_AUTH_*``."""
+        config = app.config
+        options: dict[str, Any] = {
+            option: config[key] for key, option in CONFIG_KEYS.items() if key in config
+        }
+        options.update(self._options)  # arguments win over config
+        verifier = self._verifier or self._verifier_from(app)
+        state = _AppAuth(self, verifier, AdapterOptions.build(**options), self._on_error)
+        self._state = state
+        app.extensions["scout_auth"] = self
+        app.before_request(state.authenticate)
+        app.register_error_handler(AuthError, state.handle_error)
+        app.cli.add_command(_cli_command(verifier))
+
+    @staticmethod
+    def _verifier_from(app: Flask) -> Verifier:
+        store: Any = app.config.get("SCOUT_AUTH_STORE")
+        if store is None:
+            raise ConfigurationError(
+                "ScoutAuth needs a verifier= or app.config['SCOUT_AUTH_STORE'] (a store URL)"
+            )
+        if isinstance(store, str):
+            store = open_store(store)
+        kwargs: dict[str, Any] = {
+            option: app.config[key]
+            for key, option in VERIFIER_CONFIG_KEYS.items()
+            if key in app.config
+        }
+        return Verifier(store, **kwargs)
+
+    def exempt(self, view: V) -> V:
+        """Serve a view, or every view of a blueprint, without credentials."""
+        if isinstance(view, Blueprint):
+            self._exempt_blueprints.add(view.name)
+        else:
+            self._exempt_views.add(view)
+        return view
+
+    def _exempted(self, req: Request) -> bool:
+        if self._exempt_blueprints:
+            # Nested blueprints: "parent.child"; exempting the parent covers its children.
+            names = req.blueprints
+            if any(name in self._exempt_blueprints for name in names):
+                return True
+        if not self._exempt_views:
+            return False
+        view = current_app.view_functions.get(req.endpoint or "")
+        return view is not None and view in self._exempt_views
+
+    # Kept for callers of the single-app API.
+    def _authenticate(self) -> Response | None:
+        return self._app_state().authenticate()
+
+    def _handle_error(self, exc: AuthError) -> Response:
+        return self._app_state().handle_error(exc)
+
+
+def _cli_command(verifier: Verifier) -> click.Command:
+    """``flask scout-auth ARGS``: ``scout-auth ARGS`` on this app's store."""
+
+    @click.command(
+        "scout-auth",
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        """The scout-auth command line on this app's key store (``flask scout-auth --help``)."""
+        from . import cli
+
+        code = cli.main(list(args), store=verifier.store)
+        if code:
+            raise SystemExit(code)
+
+    return command
