@@ -52,6 +52,7 @@ from ._core.records import KeyRecord, LegacyStatus
 from ._core.store import KeyStore
 from ._core.tokens import TOKEN_REGEX, parse_token
 from ._drivers.manager import KeyManager
+from ._extras import missing_extra
 from .exceptions import ScoutAuthError
 from .stores._open import open_store as _open_store
 
@@ -228,8 +229,25 @@ def main(argv: Sequence[str] | None = None, *, store: KeyStore | None = None) ->
     """Run the command line; returns the exit status.
 
     ``store``: the key store to manage when no ``--store`` is given (``flask
-    scout-auth`` passes the app's); it is left open.
+    scout-auth`` passes the app's); it is left open. A missing extra is one
+    line naming it (exit 2), never a traceback.
     """
+    try:
+        return _main(argv, store)
+    except ModuleNotFoundError as exc:
+        named = missing_extra(exc)
+        if named is None:
+            raise
+        print(f"scout-auth: {named}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # open_store's: already names the extra
+        if "pip install 'scout-auth[" not in str(exc):
+            raise
+        print(f"scout-auth: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.token)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -347,3 +349,53 @@ def test_a_malformed_cluster_url_is_one_line_exit_2(capsys):
     assert err.startswith("scout-auth: ")
     assert "database" in err
     assert "hunter2" not in err
+
+
+# -- a missing extra is one line (issue 16) -------------------------------------
+
+_WITHOUT_EXTRA = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError("No module named " + repr(name), name=name)
+        return None
+
+sys.meta_path.insert(0, Block())
+from scout_auth.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("blocked", "argv", "extra"),
+    [
+        pytest.param(
+            ("sqlalchemy",), ["--store", "sqlite:///x.db", "migrate"], "sql", id="migrate"
+        ),
+        pytest.param(("sqlalchemy",), ["--store", "sqlite:///x.db", "list", "o"], "sql", id="sql"),
+        pytest.param(
+            ("redis",), ["--store", "redis://127.0.0.1:1/0", "list", "o"], "redis", id="redis"
+        ),
+        pytest.param(
+            ("psycopg",),
+            ["--store", "postgresql+psycopg://u@127.0.0.1:1/x", "list", "o"],
+            "postgres",
+            id="driver",
+        ),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, argv, extra):
+    code = _WITHOUT_EXTRA.format(blocked=blocked, argv=argv)
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    assert f"pip install 'scout-auth[{extra}]'" in done.stderr

@@ -7,6 +7,7 @@ Used by the CLI and by adapters configured with a URL (Flask's
 from __future__ import annotations
 
 from .._core.store import KeyStore
+from .._extras import missing_extra
 
 __all__ = ["REDIS_SCHEMES", "open_store"]
 
@@ -20,11 +21,21 @@ def open_store(url: str, *, listen: bool = True) -> KeyStore:
     ``listen``: start the store's change feed (a service does; a one-shot
     command need not). The back end is imported only when asked for, so an
     app needs only the extra of the store it uses.
+
+    Raises:
+        ImportError: That extra (or the URL's driver) is not installed; the
+            message names what to ``pip install``.
     """
-    if url.lower().startswith(REDIS_SCHEMES):
-        from .redis import RedisKeyStore
+    try:
+        if url.lower().startswith(REDIS_SCHEMES):
+            from .redis import RedisKeyStore
 
-        return RedisKeyStore.from_url(url, listen=listen)
-    from .sql import SQLKeyStore
+            return RedisKeyStore.from_url(url, listen=listen)
+        from .sql import SQLKeyStore
 
-    return SQLKeyStore(url, listen=listen)
+        return SQLKeyStore(url, listen=listen)
+    except ModuleNotFoundError as exc:  # the back end's extra (or its driver's) is missing
+        named = missing_extra(exc)
+        if named is None:
+            raise
+        raise named from None

@@ -1,0 +1,31 @@
+"""Which extra installs a missing optional module: one line instead of a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["EXTRAS", "missing_extra"]
+
+#: Top-level module -> the ``scout-auth[...]`` extra that installs it.
+EXTRAS = {
+    "sqlalchemy": "sql",
+    "alembic": "sql",
+    "aiosqlite": "sql",
+    "psycopg": "postgres",
+    "psycopg2": "postgres",
+    "pymysql": "mariadb",
+    "asyncmy": "mariadb",
+    "MySQLdb": "mariadb",
+    "redis": "redis",
+    "flask": "flask",
+    "fastapi": "fastapi",
+    "httpx": "client",
+    "requests": "client",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> ImportError | None:
+    """An ``ImportError`` naming the extra for ``exc``'s module, or ``None`` if not ours."""
+    name = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return None
+    return ImportError(f"{name} is not installed: pip install 'scout-auth[{extra}]'")
