@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
-from ._adapters.gate import Gate, content_length, loggable, wsgi_route_path
+from ._adapters.gate import Gate, content_length, denial_fields, loggable, wsgi_route_path
 from ._adapters.options import AdapterKwargs, AdapterOptions
 from ._adapters.requests import wsgi_client_ip, wsgi_request
 from ._core.problem import problem_for
@@ -157,10 +157,10 @@ def _deny(
 ) -> None:
     """Record and log a refusal (WSGI middleware and Flask): audit event, one escaped log line."""
     environ[ERROR_KEY] = exc
-    verifier.record_denial(
-        exc, method=method, path=path, client_ip=wsgi_client_ip(environ, options.proxies)
-    )
-    logger.info("denied %s %s: %s", loggable(method), loggable(path), exc.code)
+    client_ip = wsgi_client_ip(environ, options.proxies)
+    verifier.record_denial(exc, method=method, path=path, client_ip=client_ip)
+    fields = denial_fields(exc, method, path, client_ip, environ.get("HTTP_X_REQUEST_ID"))
+    logger.info("denied %s %s: %s", loggable(method), loggable(path), exc.code, extra=fields)
 
 
 class ScoutAuthMiddleware:

@@ -34,10 +34,17 @@ requests, whose body guard is bound to the *covered* ``Content-Digest``).
 
 from __future__ import annotations
 
-from ..exceptions import BodyTooLarge, InvalidRequest
+from ..exceptions import AuthError, BodyTooLarge, InvalidRequest
 from .options import AdapterOptions
 
-__all__ = ["Gate", "content_length", "loggable", "route_path", "wsgi_route_path"]
+__all__ = [
+    "Gate",
+    "content_length",
+    "denial_fields",
+    "loggable",
+    "route_path",
+    "wsgi_route_path",
+]
 
 #: Longest client-supplied string written into a log line (then ``...``).
 LOG_LIMIT = 200
@@ -109,6 +116,31 @@ def loggable(value: object) -> str:
         return text  # the usual case: nothing to escape
     escaped = text[: LOG_LIMIT + 1].encode("unicode_escape").decode("ascii")
     return escaped if len(escaped) <= LOG_LIMIT else escaped[:LOG_LIMIT] + "..."
+
+
+def denial_fields(
+    exc: AuthError,
+    method: str | None,
+    path: str,
+    client_ip: str | None,
+    request_id: str | None,
+) -> dict[str, object]:
+    """The fields of a denial's log line, for ``extra=`` (JSON formatters pick them up).
+
+    Everything a client sent is escaped as in :func:`loggable`; the org and
+    key are named only when the request proved it holds a real key.
+    """
+    org_id, key_id = (exc.subject[0], exc.subject[1]) if exc.subject is not None else (None, None)
+    return {
+        "code": exc.code,
+        "status": exc.status,
+        "method": loggable(method or ""),
+        "path": loggable(path),
+        "org_id": None if org_id is None else loggable(org_id),
+        "key_id": key_id,
+        "client_ip": client_ip,
+        "request_id": None if request_id is None else loggable(request_id),
+    }
 
 
 class Gate:

@@ -100,7 +100,7 @@ def _check_password(hasher: PasswordHasher, need: CheckLegacySecret) -> bool:
 
 def _store_failure(exc: Exception) -> StoreUnavailable:
     # Fail closed: an unexpected store error is "cannot verify" (503), never 500.
-    logger.warning("key store error: %s", type(exc).__name__)
+    logger.warning("key store error: %s", type(exc).__name__, extra={"error": type(exc).__name__})
     return StoreUnavailable()
 
 

@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._adapters.gate import Gate, loggable, route_path
+from .._adapters.gate import Gate, denial_fields, loggable, route_path
 from .._adapters.options import AdapterKwargs, AdapterOptions
 from .._adapters.requests import asgi_client_ip, asgi_request
 from .._core.problem import problem_for
@@ -286,17 +286,20 @@ class ScoutAuthMiddleware:
             await self._reject(scope, receive, send, failure)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
+        method = scope.get("method", "WS")
+        client_ip = asgi_client_ip(scope, self.options.proxies)
+        request_id = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None
+        )
         logger.info(
             "denied %s %s: %s",
-            loggable(scope.get("method", "WS")),
+            loggable(method),
             loggable(scope["path"]),
             exc.code,
+            extra=denial_fields(exc, method, scope["path"], client_ip, request_id),
         )
         self.verifier.record_denial(
-            exc,
-            method=scope.get("method", "GET"),
-            path=scope["path"],
-            client_ip=asgi_client_ip(scope, self.options.proxies),
+            exc, method=scope.get("method", "GET"), path=scope["path"], client_ip=client_ip
         )
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         scope[SCOPE_KEY] = None
