@@ -1,6 +1,6 @@
 """Audit events, queries and the sinks without a back end (``scout_auth/_audit/events*.py``).
 
-The stored sinks run the shared contract in ``tests/stores/audit_contract.py``.
+The stored sinks run the shared contract, :class:`scout_auth.testing.AuditContract`.
 """
 
 from __future__ import annotations

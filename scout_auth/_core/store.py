@@ -3,7 +3,8 @@
 A store offers every operation twice, side by side: ``get_key`` and
 ``aget_key``, ``close`` and ``aclose`` (the httpx transport bases are the
 model). Both must behave the same; the shared contract suite in
-``tests/stores/contract.py`` holds every adapter to the in-memory reference.
+:mod:`scout_auth.testing` holds every adapter to the in-memory reference
+(docs/writing-a-store.md).
 
 Every write is atomic: it happens whole or not at all. After a successful
 write the store calls its subscribers with a :class:`KeyEvent`, so verifiers

@@ -1,6 +1,6 @@
 """The audit contract: every store's ``audit_sink()`` behaves like the in-memory one.
 
-Mixed into :class:`~tests.stores.contract.StoreContract`, so it runs against
+Mixed into :class:`~scout_auth.testing.StoreContract`, so it runs against
 every store adapter with the same ``store`` fixture. Tests use unique org and
 key ids (a shared database is fine) and write events in ``at`` order, the
 order in which every sink lists them (Redis lists by arrival).
@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from scout_auth import KeyManager
-from scout_auth.audit import AuditEvent, InMemoryAuditSink, denial_event
-from tests._support import cheap_hasher
+from .. import KeyManager
+from ..audit import AuditEvent, InMemoryAuditSink, denial_event
+from ._support import cheap_hasher
+
+__all__ = ["AuditContract"]
 
 _T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 _tick = count()
@@ -39,13 +41,15 @@ def key() -> str:
     return uuid.uuid4().hex[:20]
 
 
-def event(org_id: str, key_id: str | None = None, **over) -> AuditEvent:
+def event(org_id: str, key_id: str | None = None, **over: Any) -> AuditEvent:
     fields: dict[str, Any] = {"action": "disabled", "org_id": org_id, "at": at(), "key_id": key_id}
     fields.update(over)
     return AuditEvent(**fields)
 
 
-def walk(sink, org_id=None, key_id=None, *, limit: int) -> list[AuditEvent]:
+def walk(
+    sink: Any, org_id: str | None = None, key_id: str | None = None, *, limit: int
+) -> list[AuditEvent]:
     """Every event, page by page."""
     found: list[AuditEvent] = []
     cursor = None
@@ -63,10 +67,10 @@ class AuditContract:
     """Behaviour every store's audit sink must have. Subclasses provide ``store``."""
 
     @pytest.fixture
-    def sink(self, store):
+    def sink(self, store: Any) -> Any:
         return store.audit_sink()
 
-    def test_audit_write_then_query_round_trips_every_field(self, sink):
+    def test_audit_write_then_query_round_trips_every_field(self, sink: Any) -> None:
         o, k = org(), key()
         when = at().replace(microsecond=999999).astimezone(timezone(timedelta(hours=2)))
         e = AuditEvent(
@@ -92,7 +96,7 @@ class AuditContract:
         sink.write([minimal])
         assert sink.query(o).events == (minimal, e)
 
-    def test_audit_newest_first_and_every_page_exactly_once(self, sink):
+    def test_audit_newest_first_and_every_page_exactly_once(self, sink: Any) -> None:
         o = org()
         events = [event(o, key()) for _ in range(7)]
         sink.write(events[:3])
@@ -104,7 +108,7 @@ class AuditContract:
         last = sink.query(o, limit=7)
         assert last.next is None
 
-    def test_audit_pages_stay_put_while_events_are_appended(self, sink):
+    def test_audit_pages_stay_put_while_events_are_appended(self, sink: Any) -> None:
         o, k = org(), key()
         old = [event(o, k) for _ in range(6)]
         sink.write(old)
@@ -117,7 +121,7 @@ class AuditContract:
         sink.write([event(o, k)])
         assert sink.query(key_id=k, limit=10, before=by_key.next).events == tuple(old[::-1][2:])
 
-    def test_audit_concurrent_appends_never_shift_a_walk(self, sink):
+    def test_audit_concurrent_appends_never_shift_a_walk(self, sink: Any) -> None:
         o = org()
         old = [event(o, key()) for _ in range(12)]
         sink.write(old)
@@ -149,7 +153,7 @@ class AuditContract:
         assert [e for e in seen if e in old] == old[::-1]  # each old one once, in order
         assert len({e.id for e in seen}) == len(seen)
 
-    def test_audit_per_org_and_per_key_isolation(self, sink):
+    def test_audit_per_org_and_per_key_isolation(self, sink: Any) -> None:
         o1, o2, k1, k2 = org(), org(), key(), key()
         a = event(o1, k1)
         b = event(o1, k2)
@@ -166,7 +170,7 @@ class AuditContract:
         assert sink.query(org()).next is None
 
     @pytest.mark.parametrize("shape", ["org", "key", "org-and-key"])
-    def test_audit_a_cursor_continues_the_query_it_came_from(self, sink, shape):
+    def test_audit_a_cursor_continues_the_query_it_came_from(self, sink: Any, shape: str) -> None:
         o, k, other = org(), key(), key()
         events = [event(o, kid) for kid in (k, other, other, k, other, k, k)]
         sink.write(events)  # one batch: in Redis, the org's and the key's stream ids differ
@@ -175,7 +179,7 @@ class AuditContract:
         for limit in (1, 2, 3):
             assert walk(sink, org_id, key_id, limit=limit) == newest_first
 
-    def test_audit_the_last_page_has_no_cursor(self, sink):
+    def test_audit_the_last_page_has_no_cursor(self, sink: Any) -> None:
         o, k = org(), key()
         elsewhere = event(org(), k)  # the same key id in another org: not this query's
         mine = event(o, k)
@@ -184,7 +188,7 @@ class AuditContract:
         assert page.events == (mine,)
         assert page.next is None
 
-    def test_audit_a_retried_batch_is_stored_once(self, sink):
+    def test_audit_a_retried_batch_is_stored_once(self, sink: Any) -> None:
         o, k = org(), key()
         other = org()
         batch = [event(o, k), event(other), event(o, k)]
@@ -206,11 +210,13 @@ class AuditContract:
             pytest.param(("org_x",), {"before": ""}, id="empty-cursor"),
         ],
     )
-    def test_audit_bad_queries_are_refused(self, sink, args, kwargs):
+    def test_audit_bad_queries_are_refused(
+        self, sink: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
             sink.query(*args, **kwargs)
 
-    def test_audit_no_token_material_is_stored(self, sink):
+    def test_audit_no_token_material_is_stored(self, sink: Any) -> None:
         o, k = org(), key()
         e = denial_event(
             error_code="insufficient_scope",
@@ -228,7 +234,9 @@ class AuditContract:
                 assert "abcdefghijklmnopqrst_" not in value.lower()
         assert sink.query(o).events[1].path == "/v1/scout_sk_…/x"
 
-    def test_audit_key_manager_records_every_change_in_the_store_sink(self, store, sink):
+    def test_audit_key_manager_records_every_change_in_the_store_sink(
+        self, store: Any, sink: Any
+    ) -> None:
         ticks = count(at().timestamp() + 10**6, 1.0)  # one second per call: no ties
         clock = ticks.__next__
         manager = KeyManager(store, audit=sink, password_hasher=cheap_hasher(), clock=clock)
@@ -257,8 +265,8 @@ class AuditContract:
         assert [e.action for e in sink.query(key_id=kid, limit=20).events][-1] == "created"
         assert all(new.token not in str(vars_of(e)) for e in events)
 
-    def test_audit_behaves_like_the_in_memory_reference(self, sink):
-        rng = random.Random(20260304)
+    def test_audit_behaves_like_the_in_memory_reference(self, sink: Any) -> None:
+        rng = random.Random(20260304)  # noqa: S311 - a reproducible test sequence
         orgs, keys = [org() for _ in range(2)], [key() for _ in range(3)]
         ref = InMemoryAuditSink()
         for _ in range(6):
@@ -274,7 +282,7 @@ class AuditContract:
 
     # -- async twins ------------------------------------------------------
     @pytest.mark.anyio
-    async def test_audit_async_twins_behave_like_sync(self, sink):
+    async def test_audit_async_twins_behave_like_sync(self, sink: Any) -> None:
         o, k = org(), key()
         events = [event(o, k) for _ in range(3)]
         await sink.awrite(events[:2])

@@ -1,6 +1,6 @@
 """The roles, scopes, usage and legacy-switch contract, run by every store suite.
 
-Mixed into :class:`~tests.stores.contract.StoreContract`, so it runs unchanged
+Mixed into :class:`~scout_auth.testing.StoreContract`, so it runs unchanged
 against memory, SQLite, PostgreSQL, MariaDB and Redis with the same ``store``
 fixture. Tests use unique org and key ids (a shared database is fine).
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scout_auth import (
+from .. import (
     AsyncKeyManager,
     KeyEvent,
     KeyManager,
@@ -23,9 +24,11 @@ from scout_auth import (
     LegacyRecord,
     LegacyStatus,
     RoleRecord,
+    generate_key_id,
 )
-from scout_auth._core.tokens import generate_key_id
-from scout_auth.stores import KEEP, KeyUpdate
+from ..stores import KEEP, KeyUpdate
+
+__all__ = ["RolesUsageContract"]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -47,14 +50,14 @@ def _record(org_id: str, **over: object) -> KeyRecord:
     return KeyRecord(**fields)  # type: ignore[arg-type]
 
 
-def _events(store, org_id: str) -> list[KeyEvent]:
+def _events(store: Any, org_id: str) -> list[KeyEvent]:
     """Events about ``org_id`` (a shared server may carry other tests' events too)."""
     seen: list[KeyEvent] = []
     store.subscribe(lambda e: seen.append(e) if e.org_id == org_id else None)
     return seen
 
 
-def _org_with_usage(store) -> tuple[str, KeyRecord]:
+def _org_with_usage(store: Any) -> tuple[str, KeyRecord]:
     """An org with one key used twice and a legacy secret used on three UTC days."""
     o, day = _org(), timedelta(days=1)
     r = _record(o)
@@ -71,7 +74,7 @@ class RolesUsageContract:
     """Scopes, roles, IP allowlists, usage counters and the legacy switch."""
 
     # -- key fields -------------------------------------------------------
-    def test_roles_and_allowed_ips_round_trip(self, store):
+    def test_roles_and_allowed_ips_round_trip(self, store: Any) -> None:
         r = _record(
             _org(),
             scopes=frozenset({"drive:read"}),
@@ -84,13 +87,13 @@ class RolesUsageContract:
         assert got.use_count == 0
         assert got.last_used_at is None
 
-    def test_defaults_are_no_roles_anywhere(self, store):
+    def test_defaults_are_no_roles_anywhere(self, store: Any) -> None:
         r = _record(_org())
         store.add_key(r)
         got = store.get_key(r.key_id)
         assert (got.roles, got.allowed_ips, got.scopes) == (frozenset(), None, None)
 
-    def test_update_scopes_roles_ips_and_keep(self, store):
+    def test_update_scopes_roles_ips_and_keep(self, store: Any) -> None:
         r = _record(_org(), scopes=frozenset({"a:b"}), allowed_ips=("10.0.0.1/32",))
         store.add_key(r)
         new = store.update_key(r.key_id, KeyUpdate(roles=frozenset({"ops"})))
@@ -110,7 +113,7 @@ class RolesUsageContract:
         assert KeyUpdate().scopes is KEEP
 
     # -- roles ------------------------------------------------------------
-    def test_roles_put_get_list_delete(self, store):
+    def test_roles_put_get_list_delete(self, store: Any) -> None:
         o = _org()
         assert store.list_roles(o) == []
         assert store.get_role(o, "reader") is None
@@ -127,13 +130,13 @@ class RolesUsageContract:
         assert store.delete_role(o, "reader") is False
         assert [r.name for r in store.list_roles(o)] == ["writer"]
 
-    def test_role_names_are_exact(self, store):
+    def test_role_names_are_exact(self, store: Any) -> None:
         o = _org()
         store.put_role(RoleRecord(o, "Reader", frozenset({"x:y"})))
         assert store.get_role(o, "reader") is None
         assert store.get_role(o, "Reader ") is None
 
-    def test_role_changes_publish_org_events(self, store):
+    def test_role_changes_publish_org_events(self, store: Any) -> None:
         o = _org()
         seen = _events(store, o)
         store.put_role(RoleRecord(o, "reader", frozenset({"x:y"})))
@@ -145,7 +148,7 @@ class RolesUsageContract:
         ]
 
     # -- usage ------------------------------------------------------------
-    def test_record_usage_adds_and_keeps_the_latest(self, store):
+    def test_record_usage_adds_and_keeps_the_latest(self, store: Any) -> None:
         r = _record(_org())
         store.add_key(r)
         seen = _events(store, r.org_id)
@@ -158,13 +161,13 @@ class RolesUsageContract:
         assert seen == []  # usage is not a credential change: caches stay warm
         store.record_usage(generate_key_id(), 1, T0)  # unknown key: ignored
 
-    def test_record_usage_survives_other_updates(self, store):
+    def test_record_usage_survives_other_updates(self, store: Any) -> None:
         r = _record(_org())
         store.add_key(r)
         store.record_usage(r.key_id, 4, T0)
         assert store.update_key(r.key_id, KeyUpdate(name="renamed")).use_count == 4
 
-    def test_concurrent_usage_flushes_merge_exactly(self, store):
+    def test_concurrent_usage_flushes_merge_exactly(self, store: Any) -> None:
         r = _record(_org())
         store.add_key(r)
         latest = T0 + timedelta(seconds=79)
@@ -181,7 +184,7 @@ class RolesUsageContract:
         got = store.get_key(r.key_id)
         assert (got.use_count, got.last_used_at) == (80, latest)
 
-    def test_any_order_of_flushes_sums_uses_and_keeps_the_latest(self, store):
+    def test_any_order_of_flushes_sums_uses_and_keeps_the_latest(self, store: Any) -> None:
         # @given on an inner function: this mixin runs in several test classes.
         @settings(max_examples=15, deadline=None)
         @given(
@@ -203,7 +206,7 @@ class RolesUsageContract:
 
         check()
 
-    def test_legacy_usage_daily_buckets(self, store):
+    def test_legacy_usage_daily_buckets(self, store: Any) -> None:
         o = _org()
         assert store.legacy_usage(o, T0) == (None, 0)
         day = timedelta(days=1)
@@ -220,7 +223,7 @@ class RolesUsageContract:
         assert store.legacy_usage(o, T0 - 30 * day) == (T0, 13)
 
     # -- usage through the managers' list_keys -----------------------------
-    def test_list_keys_shows_key_and_legacy_usage(self, store):
+    def test_list_keys_shows_key_and_legacy_usage(self, store: Any) -> None:
         o, r = _org_with_usage(store)
         manager = KeyManager(store, clock=T0.timestamp)
         listed = manager.list_keys(o)
@@ -228,7 +231,7 @@ class RolesUsageContract:
         assert listed.legacy == LegacyStatus(o, True, True, last_used_at=T0, requests=7, days=30)
         assert manager.list_keys(o, legacy_days=60).legacy.requests == 12
 
-    def test_list_keys_without_a_legacy_secret(self, store):
+    def test_list_keys_without_a_legacy_secret(self, store: Any) -> None:
         o, r = _org(), _record(_org())
         store.add_key(r)
         manager = KeyManager(store, clock=T0.timestamp)
@@ -241,7 +244,7 @@ class RolesUsageContract:
         assert (gone.exists, gone.last_used_at, gone.requests) == (False, T0, 7)  # usage is kept
 
     @pytest.mark.anyio
-    async def test_async_list_keys_shows_key_and_legacy_usage(self, store):
+    async def test_async_list_keys_shows_key_and_legacy_usage(self, store: Any) -> None:
         o, r = _org_with_usage(store)
         manager = AsyncKeyManager(store, clock=T0.timestamp)
         listed = await manager.list_keys(o, legacy_days=2)
@@ -250,7 +253,7 @@ class RolesUsageContract:
         assert (await manager.list_keys(_org())).legacy.exists is False
 
     # -- legacy switch ----------------------------------------------------
-    def test_legacy_switch(self, store):
+    def test_legacy_switch(self, store: Any) -> None:
         o = _org()
         assert store.set_legacy_enabled(o, False) is None
         store.put_legacy(LegacyRecord(o, "$argon2id$hash", T0))
@@ -267,7 +270,7 @@ class RolesUsageContract:
 
     # -- async twins ------------------------------------------------------
     @pytest.mark.anyio
-    async def test_async_twins(self, store):
+    async def test_async_twins(self, store: Any) -> None:
         o = _org()
         r = _record(o, roles=frozenset({"reader"}))
         await store.aadd_key(r)

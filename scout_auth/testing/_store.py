@@ -2,7 +2,13 @@
 
 A test module for an adapter subclasses :class:`StoreContract` and provides a
 ``store`` fixture (a fresh or shared store; tests use unique org and key ids,
-so a shared database is fine). Async tests run through anyio's pytest plugin.
+so a shared database is fine) and a ``legacy_dump`` fixture (see
+:class:`~scout_auth.testing.LegacyDigestContract`). Async tests run through
+anyio's pytest plugin. docs/writing-a-store.md walks through it.
+
+The random-sequence comparison (:class:`ReferenceMachine`) runs the store
+beside :class:`~scout_auth.InMemoryKeyStore`, the reference semantics, and
+checks after every step that both hold the same keys and legacy records.
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from scout_auth import InMemoryKeyStore, KeyEvent, KeyRecord, LegacyRecord
-from scout_auth._core.tokens import generate_key_id
-from scout_auth.stores import KeyUpdate
-from tests.stores.audit_contract import AuditContract
-from tests.stores.legacy_digest_contract import LegacyDigestContract
-from tests.stores.roles_usage_contract import RolesUsageContract
+from .. import InMemoryKeyStore, KeyEvent, KeyRecord, KeyUpdate, LegacyRecord, generate_key_id
+from ._audit import AuditContract
+from ._legacy_digest import LegacyDigestContract
+from ._roles_usage import RolesUsageContract
+
+__all__ = [
+    "T0",
+    "KeysContract",
+    "ReferenceContract",
+    "ReferenceMachine",
+    "StoreContract",
+    "org",
+    "record",
+]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -52,11 +66,14 @@ def record(org_id: str, **over: object) -> KeyRecord:
     return KeyRecord(**fields)  # type: ignore[arg-type]
 
 
-class _StoreContractBase:
-    """Behaviour every KeyStore must have. Subclasses provide ``store``."""
+class KeysContract:
+    """Keys, legacy records, events and the async twins: what every KeyStore does.
+
+    Subclasses provide ``store``.
+    """
 
     # -- keys -------------------------------------------------------------
-    def test_add_then_get_round_trips_every_field(self, store):
+    def test_add_then_get_round_trips_every_field(self, store: Any) -> None:
         o = org()
         r = record(
             o,
@@ -70,7 +87,7 @@ class _StoreContractBase:
         assert got.created_at.tzinfo is not None
         assert got.created_at.utcoffset() == timedelta(0)
 
-    def test_scopes_none_and_empty_are_different(self, store):
+    def test_scopes_none_and_empty_are_different(self, store: Any) -> None:
         o = org()
         unrestricted, nothing = record(o, scopes=None), record(o, scopes=frozenset())
         store.add_key(unrestricted)
@@ -78,10 +95,10 @@ class _StoreContractBase:
         assert store.get_key(unrestricted.key_id).scopes is None
         assert store.get_key(nothing.key_id).scopes == frozenset()
 
-    def test_get_unknown_is_none(self, store):
+    def test_get_unknown_is_none(self, store: Any) -> None:
         assert store.get_key(generate_key_id()) is None
 
-    def test_duplicate_key_id_is_refused_and_first_kept(self, store):
+    def test_duplicate_key_id_is_refused_and_first_kept(self, store: Any) -> None:
         o = org()
         r = record(o)
         store.add_key(r)
@@ -89,7 +106,7 @@ class _StoreContractBase:
             store.add_key(record(o, key_id=r.key_id, name="other"))
         assert store.get_key(r.key_id) == r
 
-    def test_list_keys_is_per_org_and_oldest_first(self, store):
+    def test_list_keys_is_per_org_and_oldest_first(self, store: Any) -> None:
         o, other = org(), org()
         late = record(o, created_at=T0 + timedelta(seconds=5))
         early = record(o, created_at=T0)
@@ -99,7 +116,7 @@ class _StoreContractBase:
         assert [k.key_id for k in store.list_keys(o)] == [early.key_id, late.key_id]
         assert store.list_keys(org()) == []
 
-    def test_update_name_and_enabled(self, store):
+    def test_update_name_and_enabled(self, store: Any) -> None:
         r = record(org())
         store.add_key(r)
         renamed = store.update_key(r.key_id, KeyUpdate(name="renamed"))
@@ -109,12 +126,12 @@ class _StoreContractBase:
         assert store.get_key(r.key_id) == disabled
         assert store.update_key(r.key_id, KeyUpdate(enabled=True)).enabled is True
 
-    def test_update_unknown_is_none_and_writes_nothing(self, store):
+    def test_update_unknown_is_none_and_writes_nothing(self, store: Any) -> None:
         kid = generate_key_id()
         assert store.update_key(kid, KeyUpdate(name="x")) is None
         assert store.get_key(kid) is None
 
-    def test_rotate_sets_grace_expiry_and_successor(self, store):
+    def test_rotate_sets_grace_expiry_and_successor(self, store: Any) -> None:
         o = org()
         old = record(o)
         store.add_key(old)
@@ -125,19 +142,19 @@ class _StoreContractBase:
         assert store.get_key(old.key_id) == updated
         assert store.get_key(new.key_id) == new
 
-    def test_rotate_never_extends_an_earlier_expiry(self, store):
+    def test_rotate_never_extends_an_earlier_expiry(self, store: Any) -> None:
         o = org()
         old = record(o, expires_at=T0 + timedelta(minutes=5))
         store.add_key(old)
         updated = store.rotate_key(old.key_id, record(o), T0 + timedelta(days=1))
         assert updated.expires_at == T0 + timedelta(minutes=5)
 
-    def test_rotate_unknown_writes_nothing(self, store):
+    def test_rotate_unknown_writes_nothing(self, store: Any) -> None:
         new = record(org())
         assert store.rotate_key(generate_key_id(), new, T0) is None
         assert store.get_key(new.key_id) is None
 
-    def test_delete_is_permanent(self, store):
+    def test_delete_is_permanent(self, store: Any) -> None:
         r = record(org())
         store.add_key(r)
         assert store.delete_key(r.key_id) == r
@@ -146,7 +163,7 @@ class _StoreContractBase:
         assert store.list_keys(r.org_id) == []
 
     # -- legacy -----------------------------------------------------------
-    def test_legacy_put_get_replace_delete(self, store):
+    def test_legacy_put_get_replace_delete(self, store: Any) -> None:
         o = org()
         assert store.get_legacy(o) is None
         first = LegacyRecord(o, "$argon2id$v=19$m=65536,t=3,p=4$first", T0)
@@ -160,7 +177,7 @@ class _StoreContractBase:
         assert store.delete_legacy(o) is False
 
     # -- events -----------------------------------------------------------
-    def test_every_write_publishes_an_event(self, store):
+    def test_every_write_publishes_an_event(self, store: Any) -> None:
         events: list[KeyEvent] = []
         unsubscribe = store.subscribe(events.append)
         try:
@@ -191,7 +208,7 @@ class _StoreContractBase:
 
     # -- async twins ------------------------------------------------------
     @pytest.mark.anyio
-    async def test_async_twins_behave_like_sync(self, store):
+    async def test_async_twins_behave_like_sync(self, store: Any) -> None:
         o = org()
         r = record(o, scopes=frozenset({"a"}))
         await store.aadd_key(r)
@@ -216,9 +233,17 @@ class _StoreContractBase:
 
 
 class ReferenceMachine(RuleBasedStateMachine):
-    """Random operation sequences: the store under test must match the reference."""
+    """Random operation sequences: the store under test must match the reference.
 
-    store: Any = None  # set by run_against
+    A hypothesis state machine: each rule applies one write (add, update,
+    rotate, delete, put or delete a legacy record) to :attr:`store` and to an
+    :class:`~scout_auth.InMemoryKeyStore`, compares their answers, and the
+    invariant compares what both hold. Subclass it with ``store`` set (as
+    :class:`ReferenceContract` does) and run it with
+    ``hypothesis.stateful.run_state_machine_as_test``.
+    """
+
+    store: Any = None  # set on a subclass, see ReferenceContract
 
     def __init__(self) -> None:
         super().__init__()
@@ -288,11 +313,12 @@ class ReferenceMachine(RuleBasedStateMachine):
 
 
 class ReferenceContract:
-    """Mixed into StoreContract: the random-sequence comparison."""
+    """Mixed into StoreContract: the random-sequence comparison (:class:`ReferenceMachine`)."""
 
+    #: Random sequences per run (of up to 15 steps each); raise it for a soak.
     max_examples = 30
 
-    def test_behaves_like_the_in_memory_reference(self, store):
+    def test_behaves_like_the_in_memory_reference(self, store: Any) -> None:
         machine = type("Machine", (ReferenceMachine,), {"store": store})
         run_state_machine_as_test(
             machine,
@@ -306,7 +332,10 @@ class ReferenceContract:
 
 
 class StoreContract(
-    _StoreContractBase, ReferenceContract, AuditContract, RolesUsageContract, LegacyDigestContract
+    KeysContract, ReferenceContract, AuditContract, RolesUsageContract, LegacyDigestContract
 ):
     """The whole contract: behaviour tests, the random-sequence comparison, the audit
-    sink, roles / scopes / usage / the legacy switch."""
+    sink, roles / scopes / usage / the legacy switch, the legacy look-up digests.
+
+    Subclasses provide the ``store`` and ``legacy_dump`` fixtures.
+    """

@@ -19,9 +19,10 @@ from scout_auth import KeyEvent, KeyManager, LegacyRecord, Verifier
 from scout_auth.exceptions import StoreUnavailable
 from scout_auth.stores import KeyStore
 from scout_auth.stores.redis import FLUSH, Layout, RedisKeyStore, RedisNonceCache
+from scout_auth.testing import StoreContract
+from scout_auth.testing._propagation import wait_until
+from scout_auth.testing._store import T0, org, record
 from tests.conftest import require_server
-from tests.stores.contract import T0, StoreContract, org, record
-from tests.stores.propagation import wait_until
 
 pytestmark = pytest.mark.redis
 

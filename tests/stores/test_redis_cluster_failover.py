@@ -29,8 +29,8 @@ from examples.starlette_app import create_app
 from scout_auth import KeyManager, Verifier
 from scout_auth.exceptions import StoreUnavailable
 from scout_auth.stores.redis import RedisKeyStore
-from tests.stores.contract import org
-from tests.stores.propagation import wait_until
+from scout_auth.testing._propagation import wait_until
+from scout_auth.testing._store import org
 from tests.stores.redis_cluster import PrivateCluster, private_cluster
 
 pytestmark = pytest.mark.redis

@@ -31,9 +31,9 @@ from scout_auth import (
 )
 from scout_auth.exceptions import KeyDisabled, StoreError, StoreUnavailable
 from scout_auth.stores.redis import FLUSH, RedisKeyStore
+from scout_auth.testing._propagation import wait_until
+from scout_auth.testing._store import T0, org, record
 from tests.apps import starlette_app
-from tests.stores.contract import T0, org, record
-from tests.stores.propagation import wait_until
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis

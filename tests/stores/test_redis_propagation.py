@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from scout_auth.stores.redis import RedisKeyStore
-from tests.stores.propagation import PropagationContract
+from scout_auth.testing import PropagationContract
+from tests.stores.fleet_contract import FleetPropagationContract
 
 pytestmark = pytest.mark.redis
 
@@ -42,11 +43,11 @@ def fleet_store(redis_url, redis_prefix) -> tuple[str, str]:
     return redis_url, redis_prefix
 
 
-class TestRedisPropagation(PropagationContract):
+class TestRedisPropagation(PropagationContract, FleetPropagationContract):
     hammer_rounds = 8
 
 
-class TestRedisClusterPropagation(PropagationContract):
+class TestRedisClusterPropagation(PropagationContract, FleetPropagationContract):
     """The same contract on the session's Redis Cluster, every store from its cluster URL."""
 
     hammer_rounds = 4

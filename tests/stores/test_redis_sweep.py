@@ -11,7 +11,7 @@ import redis
 
 from scout_auth import LegacyRecord
 from scout_auth.stores.redis import RedisKeyStore
-from tests.stores.contract import T0, org, record
+from scout_auth.testing._store import T0, org, record
 
 pytestmark = pytest.mark.redis
 

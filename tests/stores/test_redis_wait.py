@@ -22,8 +22,8 @@ import redis
 
 from scout_auth import KeyUpdate
 from scout_auth.stores.redis import RedisKeyStore
+from scout_auth.testing._store import org, record
 from tests.conftest import IN_CI
-from tests.stores.contract import org, record
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
@@ -95,7 +95,7 @@ async def test_a_revocation_waits_for_replicas_and_reports_a_shortfall(
 )
 def test_every_write_that_takes_access_away_waits(waiting, proxy, method):
     from scout_auth import LegacyRecord, RoleRecord
-    from tests.stores.contract import T0
+    from scout_auth.testing._store import T0
 
     o = org()
     old = record(o)

@@ -27,8 +27,9 @@ from scout_auth.stores._sql import ops as ops
 from scout_auth.stores._sql.database import async_url, connect_args, read_timeout_for, sync_url
 from scout_auth.stores._sql.schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
+from scout_auth.testing import StoreContract
+from scout_auth.testing._store import T0, org, record
 from tests.stores.conftest import PER_TEST_LOOP
-from tests.stores.contract import T0, StoreContract, org, record
 
 
 def _store(url: str):

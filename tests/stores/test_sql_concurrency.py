@@ -32,7 +32,7 @@ import pytest
 from scout_auth import KeyRecord
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores.sql import SQLKeyStore
-from tests.stores.contract import T0, org, record
+from scout_auth.testing._store import T0, org, record
 
 CLIENTS = 4
 WORKERS = 16

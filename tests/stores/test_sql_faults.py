@@ -26,8 +26,8 @@ from scout_auth import AsyncKeyManager, AsyncVerifier, KeyManager, LegacyRecord,
 from scout_auth.exceptions import InvalidToken, KeyDisabled, StoreError, StoreUnavailable
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores.sql import SQLKeyStore
+from scout_auth.testing._store import T0, org, record
 from tests.stores.conftest import PER_TEST_LOOP
-from tests.stores.contract import T0, org, record
 from tests.stores.tcp_proxy import TcpProxy
 
 

@@ -29,8 +29,8 @@ from scout_auth.stores._sql.migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql.ops import key_values
 from scout_auth.stores._sql.schema import KEYS, LEGACY, METADATA, VERSION_TABLE
 from scout_auth.stores.sql import SQLKeyStore, alembic_config, create_all, upgrade
+from scout_auth.testing._store import T0, org, record
 from tests.stores.conftest import server_url
-from tests.stores.contract import T0, org, record
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 

@@ -23,9 +23,11 @@ from scout_auth import KeyEvent, KeyManager, KeyUpdate, Verifier
 from scout_auth.exceptions import KeyDisabled
 from scout_auth.stores._feed import FLUSH
 from scout_auth.stores.sql import SQLKeyStore
+from scout_auth.testing import PropagationContract
+from scout_auth.testing._propagation import wait_until
+from scout_auth.testing._store import T0, org, record
 from tests.stores.conftest import PER_TEST_LOOP
-from tests.stores.contract import T0, org, record
-from tests.stores.propagation import PropagationContract, wait_until
+from tests.stores.fleet_contract import FleetPropagationContract
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
@@ -309,5 +311,5 @@ def test_a_listen_that_gets_no_answer_is_given_up_and_tried_again(make_store, pr
 
 
 # -- the shared suite ------------------------------------------------------------
-class TestPostgresPropagation(PropagationContract):
+class TestPostgresPropagation(PropagationContract, FleetPropagationContract):
     """Warm caches, ordering, racing fills and a real fleet, as on every store with a feed."""
