@@ -19,8 +19,8 @@ from werkzeug.test import Client
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from tests._support import cheap_hasher
+from tests.adapters.test_middleware_table import normalised
 from tests.apps import flask_app, starlette_app, wsgi_app
-from tests.test_middleware_table import normalised
 
 PROXY = "10.9.9.9"
 

@@ -24,9 +24,9 @@ from scout_auth.exceptions import (
     ReplayDetected,
 )
 from tests._support import AsAsync, Clock
+from tests.adapters.test_signing_middleware import HOSTS, Req, sign
 from tests.apps import flask_app, starlette_app, wsgi_app
-from tests.test_signing_middleware import HOSTS, Req, sign
-from tests.test_verifier import signed
+from tests.drivers.test_verifier import signed
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from scout_auth.flask import ScoutAuth
 from scout_auth.starlette import ScoutAuthMiddleware as StarletteMiddleware
 from scout_auth.wsgi import ScoutAuthMiddleware as WSGIMiddleware
 from tests._support import cheap_hasher
-from tests.test_authz_table import World, answers
+from tests.adapters.test_authz_table import World, answers
 
 PROXY = "10.9.9.9"  # the proxy the app sees as its peer
 OUTER = "10.9.9.8"  # a second proxy in front of it

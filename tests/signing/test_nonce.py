@@ -24,9 +24,8 @@ from scout_auth._signing.nonce import (
 )
 from scout_auth._signing.signature import parse_request_signature
 from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
-
-from .nonce_contract import NonceQuotaContract
-from .test_httpsig import NOW, signed
+from tests.nonce_contract import NonceQuotaContract
+from tests.signing.signatures import NOW, signed
 
 
 class FakeClock:
