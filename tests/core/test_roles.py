@@ -210,7 +210,7 @@ async def test_async_manager_and_verifier(store):
 )
 def test_client_ip_believes_only_trusted_proxies(peer, xff, forwarded, expected):
     # The proxy writes one header family; the other is never read (more in
-    # tests/test_requests.py).
+    # tests/adapters/test_requests.py).
     family = "forwarded" if forwarded else "x-forwarded"
     proxies = TrustedProxies.parse(["10.0.0.0/8"], header=family)
     headers = {"x-forwarded-for": xff, "forwarded": forwarded}

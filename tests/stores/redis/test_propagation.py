@@ -5,8 +5,8 @@ with a revocation never brings the revoked key back: on one server, and on
 the session's Redis Cluster through ``redis+cluster://`` URLs (the feed
 subscribes on one node; the cluster forwards every ``PUBLISH`` to all of
 them), the fleet's service processes included. The feed's own life
-(reconnect, flush, pings) is tested in ``test_redis.py`` and
-``test_redis_faults.py``; a failover in ``test_redis_cluster_failover.py``.
+(reconnect, flush, pings) is tested in ``test_store.py`` and
+``test_faults.py``; a failover in ``test_cluster_failover.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 what only a SQL store has (URLs and engines, exact ids, one indexed query per
 look-up, no secret at rest).
 
-Faults live in ``test_sql_faults.py``, concurrency in
-``test_sql_concurrency.py``, migrations in ``test_sql_migrations.py``.
+Faults live in ``test_faults.py``, concurrency in ``test_concurrency.py``,
+migrations in ``test_migrations.py``.
 """
 
 from __future__ import annotations
