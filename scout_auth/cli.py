@@ -54,8 +54,9 @@ from ._core.tokens import TOKEN_REGEX, parse_token
 from ._drivers.manager import KeyManager
 from .exceptions import ScoutAuthError
 
-__all__ = ["main", "open_store"]
+__all__ = ["STORE_ENV", "main", "open_store"]
 
+#: The environment variable ``--store`` defaults to.
 STORE_ENV = "SCOUT_AUTH_STORE"
 
 #: URL schemes of the Redis store: one server, or a Redis Cluster (``+cluster``).

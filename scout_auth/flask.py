@@ -47,7 +47,7 @@ from ._drivers.verifier import Verifier
 from .exceptions import AuthError
 from .wsgi import ENVIRON_KEY, _authenticate, _deny, problem_response
 
-__all__ = ["ScoutAuth", "current_org", "require_scopes"]
+__all__ = ["ErrorHandler", "ScoutAuth", "current_org", "require_scopes"]
 
 logger = logging.getLogger("scout_auth")
 
@@ -55,6 +55,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
+#: ``on_error``: given the refusal, return a response to send, or ``None`` for the default.
 ErrorHandler = Callable[[AuthError], Response | None]
 
 

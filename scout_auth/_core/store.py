@@ -291,7 +291,19 @@ class KeyStore(Protocol):
 
 
 class StoreEventsMixin:
-    """Subscriber bookkeeping shared by store adapters."""
+    """Subscriber bookkeeping shared by store adapters: :meth:`subscribe` for a KeyStore.
+
+    A store that mixes it in calls ``super().__init__()`` and then, after each
+    write has taken effect (committed, visible to every reader):
+
+    * ``self._publish(event)`` for its own writes, in the writing thread: a
+      failing subscriber's exception reaches the writer;
+    * ``self._deliver_remote(event)`` for events its change feed received
+      from other processes, on the feed's thread: each subscriber is called,
+      a failing one is logged and the others still run.
+
+    Thread-safe; subscribers are called outside the lock.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
