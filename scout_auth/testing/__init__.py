@@ -28,11 +28,18 @@ which comes with anyio. See docs/writing-a-store.md.
 
 from __future__ import annotations
 
-from ._audit import AuditContract
-from ._legacy_digest import CONTRACT_LEGACY_PEPPER, LegacyDigestContract
-from ._propagation import PropagationContract
-from ._roles_usage import RolesUsageContract
-from ._store import KeysContract, ReferenceContract, ReferenceMachine, StoreContract
+import pytest as _pytest  # noqa: PT013 - private: a face exports every public name it binds
+
+# Before the contract modules are imported: a failed contract assertion then
+# shows its values, as in a test module of your own.
+_CONTRACTS = ("_audit", "_legacy_digest", "_propagation", "_roles_usage", "_store")
+_pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CONTRACTS))
+
+from ._audit import AuditContract  # noqa: E402
+from ._legacy_digest import CONTRACT_LEGACY_PEPPER, LegacyDigestContract  # noqa: E402
+from ._propagation import PropagationContract  # noqa: E402
+from ._roles_usage import RolesUsageContract  # noqa: E402
+from ._store import KeysContract, ReferenceContract, ReferenceMachine, StoreContract  # noqa: E402
 
 __all__ = [
     "CONTRACT_LEGACY_PEPPER",

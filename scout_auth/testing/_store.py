@@ -44,14 +44,17 @@ __all__ = [
     "record",
 ]
 
+#: The instant the contract's records are created at (microseconds included).
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def org() -> str:
+    """A fresh org id: unique per call, so tests sharing a database never meet."""
     return f"org_{uuid.uuid4().hex[:12]}"
 
 
 def record(org_id: str, **over: object) -> KeyRecord:
+    """A key record of ``org_id`` with test defaults; ``over`` replaces any field."""
     fields: dict[str, object] = {
         "key_id": generate_key_id(),
         "org_id": org_id,
