@@ -28,7 +28,12 @@ which comes with anyio. See docs/writing-a-store.md.
 
 from __future__ import annotations
 
-import pytest as _pytest  # noqa: PT013 - private: a face exports every public name it binds
+try:
+    import pytest as _pytest  # noqa: PT013 - private: a face exports every public name it binds
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "scout_auth.testing needs pytest and hypothesis: pip install 'scout-auth[test]'"
+    ) from None
 
 # Before the contract modules are imported: a failed contract assertion then
 # shows its values, as in a test module of your own.
