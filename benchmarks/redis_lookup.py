@@ -33,8 +33,7 @@ from datetime import UTC, datetime
 import redis
 
 from benchmarks._stats import header, percentile, row
-from scout_auth import KeyManager, KeyRecord, Verifier
-from scout_auth._core.tokens import generate_key_id
+from scout_auth import KeyManager, KeyRecord, Verifier, generate_key_id
 from scout_auth.stores._redis.layout import key_fields
 from scout_auth.stores.redis import RedisKeyStore
 

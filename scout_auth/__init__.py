@@ -31,7 +31,7 @@ from ._core.records import (
     OrgContext,
     RoleRecord,
 )
-from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX
+from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX, generate_key_id
 from ._drivers.manager import AsyncKeyManager, KeyManager
 from ._drivers.verifier import AsyncVerifier, VerifiedRequest, Verifier
 from ._signing.body import BodyGuard
@@ -72,4 +72,5 @@ __all__ = [
     "WeakKeyNameWarning",
     "__version__",
     "exceptions",
+    "generate_key_id",
 ]

@@ -56,8 +56,9 @@ from ._extras import missing_extra
 from .exceptions import ScoutAuthError
 from .stores._open import open_store as _open_store
 
-__all__ = ["main", "open_store"]
+__all__ = ["STORE_ENV", "main", "open_store"]
 
+#: The environment variable ``--store`` defaults to.
 STORE_ENV = "SCOUT_AUTH_STORE"
 
 

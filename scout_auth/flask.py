@@ -49,7 +49,14 @@ from .exceptions import AuthError, ConfigurationError
 from .stores._open import open_store
 from .wsgi import ENVIRON_KEY, _authenticate, _deny, problem_response
 
-__all__ = ["CONFIG_KEYS", "VERIFIER_CONFIG_KEYS", "ScoutAuth", "current_org", "require_scopes"]
+__all__ = [
+    "CONFIG_KEYS",
+    "VERIFIER_CONFIG_KEYS",
+    "ErrorHandler",
+    "ScoutAuth",
+    "current_org",
+    "require_scopes",
+]
 
 logger = logging.getLogger("scout_auth")
 
@@ -58,6 +65,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 V = TypeVar("V", bound="Callable[..., Any] | Blueprint")
 
+#: ``on_error``: given the refusal, return a response to send, or ``None`` for the default.
 ErrorHandler = Callable[[AuthError], Response | None]
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENVIRON_KEY",
     "ERROR_KEY",
+    "ErrorHandler",
     "ScoutAuthMiddleware",
     "authenticate_environ",
     "problem_response",
@@ -49,6 +50,8 @@ ERROR_KEY = "scout_auth.error"
 
 logger = logging.getLogger("scout_auth")
 
+#: ``on_error``: given the environ and the refusal, return a response, or ``None`` for the
+#: default problem response.
 ErrorHandler = Callable[["WSGIEnvironment", AuthError], Response | None]
 
 

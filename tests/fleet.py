@@ -1,7 +1,7 @@
 """A fleet of real service processes on one store, and a revocation stopwatch.
 
-Used by ``tests/stores/test_redis_propagation.py`` and
-``tests/stores/test_sql_propagation.py`` (a few trials, generous bounds) and
+Used by ``tests/stores/fleet_contract.py``, which ``tests/stores/redis/test_propagation.py``
+and ``tests/stores/sql/test_propagation.py`` mix in (a few trials, generous bounds), and
 ``benchmarks/revocation.py`` (the distribution).
 
 * The store is named by a URL (Redis or PostgreSQL) and a *namespace*: the

@@ -1,15 +1,37 @@
-"""The public face: ``scout_auth.__all__`` and ``scout_auth.exceptions.__all__``, locked."""
+"""The public face: every public module's ``__all__``, locked by hand and derived.
+
+The hand locks below say what the faces export, so that a change to the API
+is a change to this file. The derived check (as httpx's) says that
+``__all__`` tells the truth about each public module (every module whose
+dotted path has no ``_`` component):
+
+* every name a module *defines* at its top level (``def``, ``class``, an
+  assignment) and does not mark private with a leading ``_`` is in its
+  ``__all__``: a forgotten export fails. Exempt: a module's ``logger`` and
+  its ``TypeVar`` / ``ParamSpec`` objects, which are typing machinery.
+* a *face* (:data:`FACES`: a module that only gathers names from private
+  modules) imports only to re-export: every public name it imports is in
+  ``__all__`` too. A re-export counts as the face's own name. Other modules
+  may import what they use without exporting it (under its own name).
+* every name in ``__all__`` exists, and ``from module import *`` gives
+  exactly ``__all__``.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+import pkgutil
 import re
 from datetime import timedelta
+from types import ModuleType
+from typing import ParamSpec, TypeVar
 
 import pytest
 
 import scout_auth
-from scout_auth import audit, exceptions
+from scout_auth import audit, exceptions, signing, stores, testing
 from scout_auth.exceptions import AuthError, ScoutAuthError
 
 EXPORTED = sorted(
@@ -43,6 +65,7 @@ EXPORTED = sorted(
         "WeakKeyNameWarning",
         "__version__",
         "exceptions",
+        "generate_key_id",
     ]
 )
 
@@ -263,3 +286,180 @@ def test_audit_all_is_locked_and_documented():
     for name in set(AUDIT_EXPORTED) - {"DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "DropPolicy"}:
         assert own_docstring(getattr(audit, name)), f"scout_auth.audit.{name} has no docstring"
     assert (audit.DEFAULT_PAGE_SIZE, audit.MAX_PAGE_SIZE) == (50, 1000)
+
+
+STORES_EXPORTED = sorted(
+    [
+        "KEEP",
+        "InMemoryKeyStore",
+        "KeyEvent",
+        "KeyStore",
+        "KeyUpdate",
+        "Listener",
+        "StoreEventsMixin",
+    ]
+)
+
+
+def test_stores_all_is_locked_and_documented():
+    assert sorted(stores.__all__) == STORES_EXPORTED
+    for name in set(STORES_EXPORTED) - {"KEEP", "Listener"}:
+        assert own_docstring(getattr(stores, name)), f"scout_auth.stores.{name} has no docstring"
+
+
+SIGNING_EXPORTED = sorted(
+    [
+        "DEFAULT_MAX_BODY_SIZE",
+        "SUPPORTED_DIGEST_ALGORITHMS",
+        "BasePlan",
+        "BodyGuard",
+        "ComponentId",
+        "HttpRequest",
+        "InMemoryNonceCache",
+        "NonceCache",
+        "RequestSignature",
+        "SignaturePolicy",
+        "base_plan",
+        "build_base",
+        "check_nonce",
+        "content_digest",
+        "parse_request_signature",
+        "sign_request",
+        "signature_base",
+        "verify_ed25519",
+    ]
+)
+
+
+def test_signing_all_is_locked_and_documented():
+    assert sorted(signing.__all__) == SIGNING_EXPORTED
+    for name in set(SIGNING_EXPORTED) - {"DEFAULT_MAX_BODY_SIZE", "SUPPORTED_DIGEST_ALGORITHMS"}:
+        assert own_docstring(getattr(signing, name)), f"scout_auth.signing.{name} has no docstring"
+    assert signing.DEFAULT_MAX_BODY_SIZE == 10 * 1024 * 1024
+    assert frozenset({"sha-256", "sha-512"}) == signing.SUPPORTED_DIGEST_ALGORITHMS
+    assert signing.HttpRequest is scout_auth.HttpRequest  # one class, two doors
+
+
+TESTING_EXPORTED = sorted(
+    [
+        "CONTRACT_LEGACY_PEPPER",
+        "AuditContract",
+        "KeysContract",
+        "LegacyDigestContract",
+        "PropagationContract",
+        "ReferenceContract",
+        "ReferenceMachine",
+        "RolesUsageContract",
+        "StoreContract",
+    ]
+)
+
+
+def test_testing_all_is_locked_and_documented():
+    assert sorted(testing.__all__) == TESTING_EXPORTED
+    for name in set(TESTING_EXPORTED) - {"CONTRACT_LEGACY_PEPPER"}:
+        assert own_docstring(getattr(testing, name)), f"scout_auth.testing.{name} has no docstring"
+    contracts = {"KeysContract", "ReferenceContract", "AuditContract", "RolesUsageContract"}
+    assert {c.__name__ for c in testing.StoreContract.__mro__} >= contracts | {
+        "LegacyDigestContract"
+    }
+
+
+# -- derived: __all__ tells the truth ------------------------------------------
+
+#: Modules that only gather names from private modules: they re-export
+#: everything they import. (``scout_auth.stores.sql`` still defines its store
+#: class itself, so it is checked as an ordinary module.)
+FACES = {
+    "scout_auth",
+    "scout_auth.audit",
+    "scout_auth.signing",
+    "scout_auth.starlette",
+    "scout_auth.stores",
+    "scout_auth.stores.redis",
+    "scout_auth.testing",
+}
+
+#: Dunder names a module exports on purpose.
+EXPORTED_DUNDERS = {"__version__"}
+
+
+def public_modules() -> list[str]:
+    """Every module of the package whose dotted path has no ``_`` component."""
+    found = ["scout_auth"]
+    for info in pkgutil.walk_packages(scout_auth.__path__, "scout_auth."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            found.append(info.name)
+    return sorted(found)
+
+
+def top_level_bindings(module: ModuleType) -> tuple[set[str], set[str]]:
+    """``(defined, imported)``: names bound at the module's top level (inside a
+    top-level ``if`` / ``try`` / ``with`` too), by definition or by import."""
+    defined: set[str] = set()
+    imported: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    defined.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                imported.update(alias.asname or alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.If | ast.With):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for handler in node.handlers:
+                    visit(handler.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+
+    visit(ast.parse(inspect.getsource(module)).body)
+    return defined, imported
+
+
+def _exempt(module: ModuleType, name: str) -> bool:
+    value = getattr(module, name, None)
+    return name == "logger" or isinstance(value, TypeVar | ParamSpec)
+
+
+def _public(names: set[str]) -> set[str]:
+    return {n for n in names if not n.startswith("_") or n in EXPORTED_DUNDERS}
+
+
+def test_the_public_modules_are_the_ones_we_think():
+    assert set(FACES) <= set(public_modules())
+    assert "scout_auth.testing" in public_modules()
+
+
+@pytest.mark.parametrize("name", public_modules())
+def test_all_is_what_the_module_defines(name):
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    assert len(set(exported)) == len(exported), f"{name}.__all__ repeats a name"
+    defined, imported = top_level_bindings(module)
+    own = {n for n in _public(defined) if not _exempt(module, n)}
+    expected = own | _public(imported) if name in FACES else own
+    missing = expected - set(exported)
+    assert not missing, f"{name} defines or re-exports {sorted(missing)} but does not export it"
+    unbound = set(exported) - defined - imported
+    assert not unbound, f"{name}.__all__ names {sorted(unbound)}, which it never binds"
+    if name not in FACES:
+        # What else it exports must be a re-export on purpose (e.g. stores.sql's tables).
+        assert set(exported) - own <= imported
+
+
+@pytest.mark.parametrize("name", public_modules())
+def test_star_import_gives_exactly_all_everywhere(name):
+    module = importlib.import_module(name)
+    namespace: dict[str, object] = {}
+    exec(f"from {name} import *", namespace)  # noqa: S102 - a module name of our own
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(module.__all__)

@@ -3,7 +3,8 @@
 A store offers every operation twice, side by side: ``get_key`` and
 ``aget_key``, ``close`` and ``aclose`` (the httpx transport bases are the
 model). Both must behave the same; the shared contract suite in
-``tests/stores/contract.py`` holds every adapter to the in-memory reference.
+:mod:`scout_auth.testing` holds every adapter to the in-memory reference
+(docs/writing-a-store.md).
 
 Every write is atomic: it happens whole or not at all. After a successful
 write the store calls its subscribers with a :class:`KeyEvent`, so verifiers
@@ -290,7 +291,19 @@ class KeyStore(Protocol):
 
 
 class StoreEventsMixin:
-    """Subscriber bookkeeping shared by store adapters."""
+    """Subscriber bookkeeping shared by store adapters: :meth:`subscribe` for a KeyStore.
+
+    A store that mixes it in calls ``super().__init__()`` and then, after each
+    write has taken effect (committed, visible to every reader):
+
+    * ``self._publish(event)`` for its own writes, in the writing thread: a
+      failing subscriber's exception reaches the writer;
+    * ``self._deliver_remote(event)`` for events its change feed received
+      from other processes, on the feed's thread: each subscriber is called,
+      a failing one is logged and the others still run.
+
+    Thread-safe; subscribers are called outside the lock.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []

@@ -401,7 +401,7 @@ def sign_request(
 ) -> dict[str, str]:
     """Sign ``request`` with an Ed25519 seed; return the two headers to add.
 
-    Add ``Content-Digest`` (``_digest.content_digest``) to ``request.headers``
+    Add ``Content-Digest`` (:func:`~scout_auth.signing.content_digest`) to ``request.headers``
     *before* signing when there is a body, so it can be covered.
 
     Args:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "DEFAULT_CHANNEL",
     "KEYS",
     "LEGACY",
     "LEGACY_USAGE",

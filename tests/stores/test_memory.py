@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scout_auth import InMemoryKeyStore
-from tests.stores.contract import StoreContract
+from scout_auth.testing import StoreContract
 
 
 class TestInMemoryKeyStore(StoreContract):
