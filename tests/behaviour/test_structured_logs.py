@@ -7,13 +7,15 @@ record carries in ``extra=``; these tests read the record attributes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from tests._support import cheap_hasher
 from tests.apps import flask_app, starlette_app, wsgi_app
-from tests.behaviour.drivers import asgi, wsgi
+from tests.behaviour.drivers import Answer, asgi, wsgi
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def world():
     return store, paused
 
 
-ADAPTERS = {
+ADAPTERS: dict[str, Callable[[InMemoryKeyStore], tuple[Any, Callable[..., Answer]]]] = {
     "starlette": lambda s: (starlette_app(AsyncVerifier(s)), asgi),
     "flask": lambda s: (flask_app(Verifier(s)), wsgi),
     "wsgi": lambda s: (wsgi_app(Verifier(s)), wsgi),
