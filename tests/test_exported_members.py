@@ -36,6 +36,8 @@ EXPORTED = sorted(
         "NewKey",
         "NonceCache",
         "OrgContext",
+        "OrgCredential",
+        "OrgPublicKey",
         "RoleRecord",
         "SignaturePolicy",
         "VerifiedRequest",
@@ -43,6 +45,7 @@ EXPORTED = sorted(
         "WeakKeyNameWarning",
         "__version__",
         "exceptions",
+        "explain_signature",
     ]
 )
 
