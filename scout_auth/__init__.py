@@ -12,6 +12,10 @@ Quick start::
     ctx = Verifier(store).verify_token(new.token)
     assert ctx.org_id == "org_1"
 
+Key material (PEM, JWK) for other platforms: :class:`OrgCredential` (from a
+token) and :class:`OrgPublicKey` (from a stored record). A peer's signature
+that fails: :func:`explain_signature` shows the base the server rebuilt.
+
 Middlewares live in :mod:`scout_auth.starlette`, :mod:`scout_auth.wsgi` and
 :mod:`scout_auth.flask`.
 """
@@ -19,6 +23,7 @@ Middlewares live in :mod:`scout_auth.starlette`, :mod:`scout_auth.wsgi` and
 from __future__ import annotations
 
 from . import exceptions
+from ._core.keys import OrgCredential, OrgPublicKey
 from ._core.lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._core.pepper import LegacyPepper
 from ._core.records import (
@@ -36,6 +41,7 @@ from ._drivers.manager import AsyncKeyManager, KeyManager
 from ._drivers.verifier import AsyncVerifier, VerifiedRequest, Verifier
 from ._signing.body import BodyGuard
 from ._signing.components import HttpRequest
+from ._signing.explain import explain_signature
 from ._signing.nonce import InMemoryNonceCache, NonceCache
 from ._signing.policy import SignaturePolicy
 from .stores import InMemoryKeyStore, KeyEvent, KeyStore, KeyUpdate
@@ -65,6 +71,8 @@ __all__ = [
     "NewKey",
     "NonceCache",
     "OrgContext",
+    "OrgCredential",
+    "OrgPublicKey",
     "RoleRecord",
     "SignaturePolicy",
     "VerifiedRequest",
@@ -72,5 +80,6 @@ __all__ = [
     "WeakKeyNameWarning",
     "__version__",
     "exceptions",
+    "explain_signature",
     "generate_key_id",
 ]

@@ -3,6 +3,9 @@
     scout-auth check [TOKEN]                 # offline format + checksum check (stdin without TOKEN)
     scout-auth regex                         # the secret-scanner regex for scout_sk_ tokens
     scout-auth version
+    scout-auth export-key [--format pem|jwk] [--public]   # the token from stdin, as PEM or JWK
+    scout-auth [--store URL] explain-signature [--scheme S] [--method M --url URL] [--at T]
+                                             # a raw request on stdin: the base the server builds
 
     scout-auth --store URL migrate           # create / upgrade the SQL schema
     scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
@@ -10,6 +13,7 @@
     scout-auth --store URL rename KEY_ID NAME
     scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
     scout-auth --store URL rotate KEY_ID [--grace-hours H]
+    scout-auth --store URL public-key KEY_ID [--format pem|jwk]  # for verifiers elsewhere
     scout-auth --store URL legacy-import ORG # the secret is read from stdin, never argv
     scout-auth --store URL legacy-delete ORG
     scout-auth --store URL legacy-status ORG [--days N]
@@ -25,13 +29,17 @@ for a Redis Cluster. Changes made here reach every running instance through
 the store's change feed, like any other change.
 
 A token is printed once, by ``create`` and ``rotate``; ``check`` prints only
-the public key id. Nothing else ever prints a secret.
+the public key id. ``export-key`` prints the private key it was given on
+stdin (never argv: argv is in ``ps`` and shell history) in another format,
+or with ``--public`` only its public half. Nothing else ever prints a secret:
+``explain-signature`` shows covered credential fields by length only.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -40,6 +48,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import __version__
+from ._core.keys import OrgCredential, OrgPublicKey
 from ._core.pepper import (
     ENV_VAR,
     missing_pepper_error,
@@ -53,6 +62,7 @@ from ._core.store import KeyStore
 from ._core.tokens import TOKEN_REGEX, parse_token
 from ._drivers.manager import KeyManager
 from ._extras import missing_extra
+from ._signing.explain import explain_signature, parse_http_request
 from .exceptions import ScoutAuthError
 from .stores._open import open_store as _open_store
 
@@ -103,6 +113,64 @@ def _check(token: str | None) -> int:
     return 0
 
 
+def _print_key(key: OrgPublicKey | OrgCredential, fmt: str) -> None:
+    if isinstance(key, OrgPublicKey):
+        text = key.to_pem() if fmt == "pem" else json.dumps(key.to_jwk())
+    else:
+        text = key.private_pem() if fmt == "pem" else json.dumps(key.private_jwk())
+    print(text.rstrip("\n"))
+
+
+def _read_token() -> str:
+    # A terminal gets a prompt that does not echo; a pipe is read as is.
+    if sys.stdin.isatty():
+        return getpass.getpass("token: ")
+    return sys.stdin.readline()
+
+
+def _export_key(args: argparse.Namespace) -> int:
+    if args.argv_token:
+        print(
+            "scout-auth: export-key reads the token from stdin, never from the command line "
+            "(argv shows in ps and shell history); rotate a key whose token was typed there",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        credential = OrgCredential.from_token(_read_token())
+    except ValueError as exc:  # the message never quotes the token
+        print(f"scout-auth: {exc} (the token is read from stdin)", file=sys.stderr)
+        return 1
+    _print_key(credential.public if args.public else credential, args.format)
+    return 0
+
+
+def _explain(args: argparse.Namespace, store: KeyStore | None) -> int:
+    try:
+        request, body = parse_http_request(
+            sys.stdin.read(), scheme=args.scheme, method=args.method, url=args.url
+        )
+    except ValueError as exc:
+        print(f"scout-auth: {exc}", file=sys.stderr)
+        return 1
+
+    def public_key(key_id: str) -> bytes | None:
+        assert store is not None
+        record = store.get_key(key_id)
+        return None if record is None else record.public_key
+
+    sys.stdout.write(
+        explain_signature(
+            request,
+            body=body,
+            public_key=None if store is None else public_key,
+            label=args.label,
+            now=args.at,
+        )
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scout-auth", description="scout_auth key tool")
     parser.add_argument(
@@ -113,6 +181,27 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("token", nargs="?", help="the token (default: read from stdin)")
     sub.add_parser("regex", help="print the regex secret scanners can use")
     sub.add_parser("version", help="print the version")
+    export = sub.add_parser(
+        "export-key", help="print the key of a token read from stdin as PEM or JWK"
+    )
+    export.add_argument("--format", choices=["pem", "jwk"], default="pem")
+    export.add_argument("--public", action="store_true", help="the public key only")
+    # Caught so that a token pasted here is refused without argparse echoing it.
+    export.add_argument("argv_token", nargs="*", help=argparse.SUPPRESS)
+    public = sub.add_parser("public-key", help="print a key's stored public key (PEM or JWK)")
+    public.add_argument("key_id")
+    public.add_argument("--format", choices=["pem", "jwk"], default="pem")
+    explain = sub.add_parser(
+        "explain-signature",
+        help="read a raw HTTP request from stdin; show the signature base the server builds",
+    )
+    explain.add_argument("--scheme", default="https", help="the scheme the client used")
+    explain.add_argument("--method", help="the method, for header lines without a request line")
+    explain.add_argument("--url", help="the absolute URL the client addressed")
+    explain.add_argument("--label", help="the signature label the server verifies")
+    explain.add_argument(
+        "--at", type=float, help="judge freshness at this POSIX time (default: now)"
+    )
     sub.add_parser("migrate", help="create or upgrade the SQL schema")
     create = sub.add_parser("create", help="create a key; prints its token once")
     create.add_argument("org_id")
@@ -179,6 +268,8 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
     elif args.command == "rotate":
         new = manager.rotate_key(args.key_id, grace=timedelta(hours=args.grace_hours))
         out({"token": new.token, **_key_json(new.key)})
+    elif args.command == "public-key":
+        _print_key(OrgPublicKey.from_record(manager.get_key(args.key_id)), args.format)
     elif args.command == "legacy-import":
         secret = sys.stdin.readline().rstrip("\n")
         legacy = manager.import_legacy_key(args.org_id, secret)
@@ -261,6 +352,10 @@ def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
     if args.command == "legacy-pepper" and args.action == "new":
         print(new_pepper())
         return 0
+    if args.command == "export-key":
+        return _export_key(args)
+    if args.command == "explain-signature" and not args.store and store is None:
+        return _explain(args, None)
     given = store if not args.store else None
     if given is None and not args.store:
         print(f"scout-auth: --store URL (or ${STORE_ENV}) is required", file=sys.stderr)
@@ -285,6 +380,8 @@ def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
     try:
         if args.command == "legacy-pepper":
             return _pepper_status(store)
+        if args.command == "explain-signature":
+            return _explain(args, store)
         return _manage(args, KeyManager(store))
     except (ScoutAuthError, ValueError) as exc:
         print(f"scout-auth: {exc}", file=sys.stderr)

@@ -55,9 +55,10 @@ else:
         )
 
 from ._core.tokens import ParsedToken, parse_token
-from ._signing.components import HttpRequest
+from ._signing.components import ComponentId, HttpRequest
 from ._signing.digest import content_digest
 from ._signing.signature import sign_request
+from .exceptions import SignatureInvalid
 
 __all__ = ["ENV_VAR", "BearerAuth", "SigningAuth"]
 
@@ -74,6 +75,17 @@ def _load_token(token: str | None) -> tuple[str, ParsedToken]:
     if parsed is None:
         raise ValueError("not a well-formed scout_sk_ token (format or checksum)")
     return token.strip(), parsed
+
+
+def _field_names(components: Iterable[str]) -> Iterable[str]:
+    # The HTTP fields among the covered components ("@method" is derived).
+    for text in components:
+        try:
+            component = ComponentId.parse(text)
+        except SignatureInvalid:
+            continue  # sign_request() says what is wrong with it
+        if not component.name.startswith("@"):
+            yield component.name
 
 
 class BearerAuth(_HttpxAuth, _RequestsAuth):
@@ -115,9 +127,18 @@ class SigningAuth(_HttpxAuth, _RequestsAuth):
         digest_algorithms: RFC 9530 algorithms for ``Content-Digest``.
         label: The signature label.
         clock: POSIX time source (for tests).
+        allow_multiline_fields: Sign a covered field that the request carries
+            on several lines. Off by default: RFC 9421 §2.1 joins the lines
+            with ``", "``, but a WSGI server (werkzeug, gunicorn) hands the
+            application one value joined with ``","``, so the server rebuilds
+            another base and the signature fails. Send such a field on one
+            line (values joined with ``", "``) instead, or turn this on when
+            every verifier sees the lines apart (ASGI).
 
     Raises:
-        ValueError: No token, or a malformed one.
+        ValueError: No token, or a malformed one. When signing: a covered
+            field on several lines (see ``allow_multiline_fields``), raised
+            before anything is sent.
     """
 
     requires_request_body = True
@@ -130,9 +151,12 @@ class SigningAuth(_HttpxAuth, _RequestsAuth):
         digest_algorithms: Sequence[str] = ("sha-256",),
         label: str = "sig1",
         clock: Callable[[], float] = time.time,
+        allow_multiline_fields: bool = False,
     ) -> None:
         _, self._parsed = _load_token(token)
+        self._allow_multiline = allow_multiline_fields
         self._extra = tuple(c.lower() for c in components)
+        self._fields = tuple(_field_names(self._extra))
         self._digest_algorithms = tuple(digest_algorithms)
         self._label = label
         self._clock = clock
@@ -167,6 +191,8 @@ class SigningAuth(_HttpxAuth, _RequestsAuth):
         components = ["@method", "@authority", "@target-uri", *self._extra]
         if body:
             components.append("content-digest")
+        if not self._allow_multiline:
+            self._refuse_multiline(header_list)
         added.update(
             sign_request(
                 request,
@@ -178,6 +204,20 @@ class SigningAuth(_HttpxAuth, _RequestsAuth):
             )
         )
         return added
+
+    def _refuse_multiline(self, header_list: Sequence[tuple[str, str]]) -> None:
+        # Behind WSGI the server sees one value joined with "," where RFC 9421
+        # §2.1 joins with ", " (PEP 3333 environ has one value per name):
+        # such a signature can only fail there, so say so before sending.
+        for name in self._fields:
+            lines = sum(1 for k, _ in header_list if k == name)
+            if lines > 1:
+                raise ValueError(
+                    f"SigningAuth: the request carries the covered field {name!r} on "
+                    f"{lines} lines; a WSGI server merges them with ',' and the signature "
+                    "would fail there. Send it on one line (values joined with ', '), "
+                    "or pass allow_multiline_fields=True if every verifier is ASGI"
+                )
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """httpx (sync and async): sign the fully read request."""

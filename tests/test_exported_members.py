@@ -58,6 +58,8 @@ EXPORTED = sorted(
         "NewKey",
         "NonceCache",
         "OrgContext",
+        "OrgCredential",
+        "OrgPublicKey",
         "RoleRecord",
         "SignaturePolicy",
         "VerifiedRequest",
@@ -65,6 +67,7 @@ EXPORTED = sorted(
         "WeakKeyNameWarning",
         "__version__",
         "exceptions",
+        "explain_signature",
         "generate_key_id",
     ]
 )
