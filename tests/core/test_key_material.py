@@ -2,7 +2,7 @@
 
 The JWK checks follow RFC 8037 §2 (OKP keys) and RFC 7517 §4.5 (``kid``);
 the PEM checks load the exports back with pyca/cryptography and sign/verify
-across them. Node.js loads the same exports in tests/test_node_signing.py.
+across them. Node.js loads the same exports in tests/signing/test_node_signing.py.
 """
 
 from __future__ import annotations

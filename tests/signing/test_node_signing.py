@@ -39,7 +39,7 @@ from tests.apps import starlette_app, wsgi_app
 from tests.conftest import IN_CI
 from tests.live_servers import uvicorn_server, werkzeug_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "node"
 SCRIPT = EXAMPLE / "sign.mjs"
 BODY = '{"hello": "world", "n": 1}'
