@@ -24,7 +24,7 @@ from scout_auth import KeyEvent, KeyManager, LegacyRecord
 from scout_auth._core.tokens import parse_token
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores._sql import ops as ops
-from scout_auth.stores._sql.database import async_url, connect_args, read_timeout_for, sync_url
+from scout_auth.stores._sql.engines import async_url, connect_args, read_timeout_for, sync_url
 from scout_auth.stores._sql.schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
 from tests.stores.conftest import PER_TEST_LOOP

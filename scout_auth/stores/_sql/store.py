@@ -1,109 +1,62 @@
-"""The SQL key store: SQLAlchemy Core on SQLite, PostgreSQL and MariaDB.
+"""The SQL key store: the operations of :mod:`.ops` on a :class:`~.database.Database`.
 
-Needs the ``sql`` extra (``postgres`` / ``mariadb`` for those drivers). See
-``docs/sql-store.md`` for the schema, migrations, guarantees and the
-PostgreSQL change feed (``LISTEN``/``NOTIFY``).
-
-Example:
-    >>> from scout_auth import KeyManager, Verifier
-    >>> from scout_auth.stores.sql import SQLKeyStore
-    >>> store = SQLKeyStore("sqlite:///keys.db")  # doctest: +SKIP
-    >>> store.create_all()  # doctest: +SKIP
-    >>> new = KeyManager(store).create_key("org_1", "billing-sync prod")  # doctest: +SKIP
+The database runs each operation in one transaction; the store adds what is
+its own: on PostgreSQL the ``NOTIFY`` of a write's events inside that
+transaction (:func:`~.ops.announcing`), their delivery to this process's
+subscribers once it committed (or when its outcome is unknown), and the
+change feed that brings other processes' writes (:mod:`.feed`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import secrets
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from sqlalchemy import create_engine
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool, Pool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .._core.records import KeyRecord, LegacyRecord, RoleRecord
-from .._core.store import KeyUpdate, Listener, StoreEventsMixin
-from ._sql import ops as ops
-from ._sql.audit import SQLAuditSink
-from ._sql.database import (
-    ATTEMPTS,
-    Attempt,
-    async_url,
-    connect_args,
-    is_memory_sqlite,
-    merged_options,
-    read_timeout_for,
-    sync_url,
-    translate,
-)
-from ._sql.migrate import alembic_config, create_all, upgrade
-from ._sql.ops import MakeOp
-from ._sql.pepper import load_or_create, pepper_file
-from ._sql.schema import AUDIT, KEYS, LEGACY, LEGACY_USAGE, METADATA, ROLES
-from ._sql.watchdog import NO_WATCH, WATCHDOG, Watch
+from ..._core.records import KeyRecord, RoleRecord
+from ..._core.store import KeyUpdate, Listener
+from . import ops as ops
+from .audit import SQLAuditSink
+from .database import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, Database
+from .legacy import LegacyMethods
+from .migrate import create_all
 
 if TYPE_CHECKING:
-    from ._sql.feed import PostgresFeed
+    from .feed import PostgresFeed
 
-__all__ = [
-    "AUDIT",
-    "KEYS",
-    "LEGACY",
-    "LEGACY_USAGE",
-    "METADATA",
-    "ROLES",
-    "SQLAuditSink",
-    "SQLKeyStore",
-    "alembic_config",
-    "create_all",
-    "upgrade",
-]
-
-T = TypeVar("T")
+__all__ = ["DEFAULT_CHANNEL", "SQLKeyStore"]
 
 #: The default PostgreSQL notification channel (the tables' prefix + ``events``).
 DEFAULT_CHANNEL = "scout_auth_events"
 
 
-class SQLKeyStore(StoreEventsMixin):
+class SQLKeyStore(LegacyMethods):
     """A key store in a SQL database, with sync and async methods side by side.
 
     Build it from one URL (the store creates a sync engine and its async twin
-    lazily, on first use) or hand it the engines a service already has, so it
-    shares their connection pools.
+    lazily, on first use), hand it the engines a service already has, so it
+    shares their connection pools, or give it a :class:`Database` to share
+    with an :class:`SQLAuditSink`.
 
     Args:
         url: A SQLAlchemy URL with a sync or async driver, e.g.
             ``sqlite:///keys.db``, ``postgresql+psycopg://…``,
-            ``mysql+pymysql://…``. The async twin is derived (``aiosqlite``,
-            ``psycopg``, ``asyncmy``).
-        engine: An existing sync :class:`~sqlalchemy.engine.Engine`. Alone, the
-            ``a*`` methods run the sync ones in a worker thread.
+            ``mysql+pymysql://…``; or a :class:`Database` (then no engines,
+            timeouts or engine options here: they are the database's).
+        engine: An existing sync :class:`~sqlalchemy.engine.Engine`.
         async_engine: An existing :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
-            Alone, the sync methods raise ``RuntimeError``.
-        connect_timeout: Seconds to wait for a connection (engines built from
-            ``url`` only; PostgreSQL rounds up to at least 2).
+        connect_timeout: Seconds to wait for a connection.
         statement_timeout: Seconds a statement or lock wait may take, or
-            ``None`` for the server default (engines built from ``url`` only).
-        read_timeout: Seconds the client waits for any one answer of the
-            database before it gives the connection up (client side: a
-            silent connection, which ``statement_timeout`` on the server
-            cannot see). Default ``statement_timeout + 1`` (6 s; 30 s with
-            ``statement_timeout=None``), for engines built from ``url``; on
-            PostgreSQL engines passed in only if given (on a MySQL/MariaDB
-            engine set the driver's own ``read_timeout`` in its
-            ``connect_args`` instead). A silent database is then a
-            ``StoreUnavailable`` within about this long (see
-            ``docs/sql-store.md``, "Failure modes and guarantees").
+            ``None`` for the server default.
+        read_timeout: Seconds the client waits for any one answer (default
+            ``statement_timeout + 1``).
         engine_options: Extra :func:`~sqlalchemy.create_engine` arguments.
         async_engine_options: Extra
             :func:`~sqlalchemy.ext.asyncio.create_async_engine` arguments.
@@ -121,13 +74,12 @@ class SQLKeyStore(StoreEventsMixin):
             database but not the tables (another schema) should not.
         ping_interval: Seconds between liveness pings on the feed connection.
 
+    The engine arguments are :class:`Database`'s, documented there in full.
+
     Raises:
-        ValueError: Neither or both of ``url`` and engines, a bad timeout,
-            ``read_timeout`` with a MySQL/MariaDB engine passed in, a bad
-            ``channel``, ``listen=True`` on PostgreSQL without psycopg 3
-            installed, or an in-memory SQLite URL (each connection would see
-            its own empty database; use a file or
-            :class:`~scout_auth.InMemoryKeyStore`).
+        ValueError: What :class:`Database` refuses; engines, timeouts or
+            engine options beside a ``Database``; a bad ``ping_interval`` or
+            ``channel``; or ``listen=True`` on PostgreSQL without psycopg 3.
 
     Store methods raise :class:`~scout_auth.exceptions.StoreUnavailable` when
     the database cannot be reached or times out; the next call tries again, no
@@ -143,12 +95,12 @@ class SQLKeyStore(StoreEventsMixin):
 
     def __init__(
         self,
-        url: str | URL | None = None,
+        url: str | URL | Database | None = None,
         *,
         engine: Engine | None = None,
         async_engine: AsyncEngine | None = None,
-        connect_timeout: float = 5.0,
-        statement_timeout: float | None = 5.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float | None = STATEMENT_TIMEOUT,
         read_timeout: float | None = None,
         engine_options: Mapping[str, Any] | None = None,
         async_engine_options: Mapping[str, Any] | None = None,
@@ -156,108 +108,57 @@ class SQLKeyStore(StoreEventsMixin):
         channel: str = DEFAULT_CHANNEL,
         ping_interval: float = 5.0,
     ) -> None:
-        super().__init__()
-        if (url is None) == (engine is None and async_engine is None):
-            raise ValueError("pass either url or engine= / async_engine=")
-        if (
-            connect_timeout <= 0
-            or (statement_timeout is not None and statement_timeout <= 0)
-            or (read_timeout is not None and read_timeout <= 0)
-        ):
-            raise ValueError("timeouts must be positive")
+        if not isinstance(url, Database):
+            url = Database(
+                url,
+                engine=engine,
+                async_engine=async_engine,
+                connect_timeout=connect_timeout,
+                statement_timeout=statement_timeout,
+                read_timeout=read_timeout,
+                engine_options=engine_options,
+                async_engine_options=async_engine_options,
+            )
+        elif any(
+            given is not None
+            for given in (engine, async_engine, read_timeout, engine_options, async_engine_options)
+        ) or (connect_timeout, statement_timeout) != (CONNECT_TIMEOUT, STATEMENT_TIMEOUT):
+            raise ValueError("with a Database, give engines and timeouts to the Database")
         if ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
-        self.origin = uuid.uuid4().hex
-        self._announce = ops.Announce(channel, self.origin)
-        self._engine = engine
-        self._async_engine = async_engine
-        self._sync_url: URL | None = None
-        self._async_url: URL | None = None
-        if url is not None:
-            self._sync_url = sync_url(url)
-            self._async_url = async_url(url)
-            if is_memory_sqlite(self._sync_url):
-                raise ValueError("in-memory SQLite is per connection: use a file path")
-        if url is None and read_timeout is not None and self._backend in ("mysql", "mariadb"):
-            # The store cannot change a given engine's driver arguments.
-            raise ValueError("read_timeout with engine=: set the driver's own in its connect_args")
-        self._timeouts: dict[str, Any] = {
-            "connect_timeout": connect_timeout,
-            "statement_timeout": statement_timeout,
-            "read_timeout": read_timeout,
-        }
-        # The deadline the store itself enforces on PostgreSQL connections
-        # (libpq has no read timeout; the MySQL drivers and SQLite time their
-        # reads themselves): on the engines it builds, and on engines passed
-        # in only when asked to.
-        self._read_deadline = (
-            read_timeout_for(statement_timeout, read_timeout)
-            if self._backend == "postgresql" and (url is not None or read_timeout is not None)
-            else None
-        )
-        self._engine_options = dict(engine_options or {})
-        self._async_engine_options = dict(async_engine_options or {})
-        self._engine_lock = threading.Lock()
-        self._listen = listen and self._backend == "postgresql"
+        super().__init__(url, channel)
+        self._listen = listen and self.database.backend == "postgresql"
         if self._listen and importlib.util.find_spec("psycopg") is None:
             raise ValueError("listen=True on PostgreSQL needs psycopg 3: pass listen=False")
         self._ping_interval = ping_interval
         self._feed: PostgresFeed | None = None
-        self._feed_engine: Engine | None = None
-        self._feed_pool: Pool | None = None
         self._feed_lock = threading.Lock()
         self._closed = False
-        self._pepper: bytes | None = None
 
     def __repr__(self) -> str:
-        url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
-        return f"SQLKeyStore(url={str(url)!r})"  # str(URL) masks the password
+        return f"SQLKeyStore(url={str(self.database.url)!r})"  # str(URL) masks the password
 
-    @property
-    def _backend(self) -> str:
-        url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
-        return url.get_backend_name()
-
-    # -- engines --------------------------------------------------------
     @property
     def engine(self) -> Engine:
         """The sync engine (created on first use when built from a URL)."""
-        if self._engine is not None:
-            return self._engine
-        with self._engine_lock:
-            if self._engine is None:
-                if self._sync_url is None:
-                    raise RuntimeError("this SQLKeyStore has only an async engine: pass engine=")
-                options = merged_options(
-                    self._sync_url, False, self._timeouts, self._engine_options
-                )
-                self._engine = create_engine(self._sync_url, **options)
-            return self._engine
+        return self.database.engine
 
     @property
     def async_engine(self) -> AsyncEngine | None:
         """The async engine, or ``None`` if async calls go through a worker thread."""
-        if self._async_engine is not None:
-            return self._async_engine
-        with self._engine_lock:
-            if self._async_engine is None and self._async_url is not None:
-                options = merged_options(
-                    self._async_url, True, self._timeouts, self._async_engine_options
-                )
-                self._async_engine = create_async_engine(self._async_url, **options)
-            return self._async_engine
+        return self.database.async_engine
 
     def create_all(self) -> None:
         """Create the tables if missing and stamp the migration head (SQLite, tests)."""
         create_all(self.engine)
 
     def audit_sink(self) -> SQLAuditSink:
-        """An audit sink on this store's engines: the ``scout_auth_audit_events`` table.
+        """An audit sink on this store's database: the ``scout_auth_audit_events`` table.
 
         Example:
             >>> manager = KeyManager(store, audit=AuditBuffer(store.audit_sink()))  # doctest: +SKIP
         """
-        return SQLAuditSink(self)
+        return SQLAuditSink(self.database)
 
     # -- change feed (PostgreSQL) ---------------------------------------
     @property
@@ -290,10 +191,10 @@ class SQLKeyStore(StoreEventsMixin):
             return None
         with self._feed_lock:
             if self._feed is None and not self._closed:
-                from ._sql.feed import PostgresFeed
+                from .feed import PostgresFeed
 
                 self._feed = PostgresFeed(
-                    self._feed_connection,
+                    self.database.feed_connection,
                     self._announce.channel,
                     self.origin,
                     self._deliver_remote,
@@ -302,157 +203,12 @@ class SQLKeyStore(StoreEventsMixin):
                 self._feed.start()
             return self._feed
 
-    def _feed_connection(self) -> Any:
-        # Always a new connection, never one out of the store's pool: a pooled
-        # connection may have gone silent with the one the feed just lost, and
-        # LISTEN would wait on it for good. It comes from a pool of its own
-        # that is a copy of the sync engine's (its connect arguments, pool
-        # events and creator apply) and never keeps a connection: each one is
-        # detached at once. An engine on another driver, or an async engine
-        # alone, lends its URL to a psycopg engine of the feed's own.
-        raw = self._pool_for_feed().connect()
-        conn: Any = raw.driver_connection
-        raw.detach()
-        try:
-            conn.rollback()  # a new connection: no transaction, no round trip
-            conn.autocommit = True
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _pool_for_feed(self) -> Pool:
-        if self._feed_pool is None:  # only the feed thread gets here
-            has_sync = self._engine is not None or self._sync_url is not None
-            engine = self.engine if has_sync else None
-            if engine is None or engine.dialect.driver != "psycopg":
-                engine = self._engine_for_feed()
-                self._feed_pool = engine.pool  # NullPool: every connection new
-            else:
-                self._feed_pool = engine.pool.recreate()
-        return self._feed_pool
-
-    def _engine_for_feed(self) -> Engine:
-        with self._engine_lock:
-            if self._feed_engine is None:
-                given = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
-                url = given.set(drivername="postgresql+psycopg")
-                args = connect_args(url, is_async=False, **self._timeouts)
-                self._feed_engine = create_engine(url, poolclass=NullPool, connect_args=args)
-            return self._feed_engine
-
     def _stop_feed(self) -> None:
         with self._feed_lock:
             self._closed = True
             feed, self._feed = self._feed, None
         if feed is not None:
             feed.stop()
-        if self._feed_engine is not None:
-            self._feed_engine.dispose()
-
-    # -- drivers: one transaction per operation, events after commit ----
-    # (and, on PostgreSQL, a NOTIFY of them inside it: see _sql/ops.py, announcing)
-    def _read(self, make: MakeOp[T]) -> T:
-        return self._run(make, write=False)
-
-    def _write(self, make: MakeOp[T], *, rerun_on_conflict: bool = False) -> T:
-        made = ops.announcing(make, self._announce)
-        return self._run(made, write=True, rerun_on_conflict=rerun_on_conflict)
-
-    def _watch(self, raw: Any) -> Watch:
-        """The read deadline for one operation on ``raw`` (a pooled DBAPI connection)."""
-        if self._read_deadline is None:
-            return NO_WATCH
-        return WATCHDOG.watch(raw.driver_connection, self._read_deadline)
-
-    def _run(self, make: MakeOp[T], *, write: bool, rerun_on_conflict: bool = False) -> T:
-        # rerun_on_conflict: the operation looks up what could conflict before
-        # it writes, so a unique violation means another transaction committed
-        # the same value in between. The violation rolled the transaction back
-        # whole (on PostgreSQL it could not go on anyway); running it again
-        # lets its look-up see that value.
-        engine = self.engine
-        for attempt in range(1, ATTEMPTS + 1):
-            run = Attempt()
-            try:
-                # The watch spans every round trip, the COMMIT or ROLLBACK
-                # included, and ends before the connection goes back to the pool.
-                with (
-                    engine.connect() as conn,
-                    run.watched(self._watch(conn.connection)),
-                    conn.begin() as transaction,
-                ):
-                    outcome = run.drive(make(conn.dialect), conn.execute)
-                    if not write:
-                        transaction.rollback()
-                break
-            except Exception as exc:
-                self._unsure(run, write)
-                if attempt < ATTEMPTS and (
-                    run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
-                ):
-                    continue
-                mapped = translate(exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        for event in outcome.events:  # never for a rolled-back write
-            self._publish(event)
-        return outcome.value
-
-    def _unsure(self, run: Attempt, write: bool) -> None:
-        """Tell local subscribers of a write that failed once it reached its COMMIT.
-
-        Its outcome is unknown: the COMMIT may have been carried out and only
-        its reply lost. Other instances hear of it through the change feed if
-        it committed, but this store skips its own echo there; so its
-        subscribers get the write's events now. Invalidating a key that did
-        not change costs one look-up; keeping a key that was disabled would
-        accept it for the cache TTL. (A failure before the last statement was
-        answered rolls the transaction back: nothing to tell.)
-        """
-        if write and run.outcome is not None:
-            for event in run.outcome.events:
-                # As from the feed: a subscriber that raises is logged, and
-                # does not hide the write's own error from the caller.
-                self._deliver_remote(event)
-
-    async def _aread(self, make: MakeOp[T]) -> T:
-        return await self._arun(make, write=False)
-
-    async def _awrite(self, make: MakeOp[T], *, rerun_on_conflict: bool = False) -> T:
-        made = ops.announcing(make, self._announce)
-        return await self._arun(made, write=True, rerun_on_conflict=rerun_on_conflict)
-
-    async def _arun(self, make: MakeOp[T], *, write: bool, rerun_on_conflict: bool = False) -> T:
-        engine = self.async_engine
-        if engine is None:  # only a sync engine: share its pool from a worker thread
-            run_sync = partial(self._run, make, write=write, rerun_on_conflict=rerun_on_conflict)
-            return await anyio.to_thread.run_sync(run_sync)
-        for attempt in range(1, ATTEMPTS + 1):
-            run = Attempt()
-            try:
-                async with engine.connect() as conn:
-                    raw = await conn.get_raw_connection()
-                    with run.watched(self._watch(raw)):
-                        async with conn.begin() as transaction:
-                            outcome = await run.adrive(make(conn.dialect), conn.execute)
-                            if not write:
-                                await transaction.rollback()
-                break
-            except Exception as exc:
-                self._unsure(run, write)
-                if attempt < ATTEMPTS and (
-                    run.may_retry(exc, write=write) or _rerun(exc, rerun_on_conflict)
-                ):
-                    continue
-                mapped = translate(exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        for event in outcome.events:
-            self._publish(event)
-        return outcome.value
 
     # -- sync -----------------------------------------------------------
     def get_key(self, key_id: str) -> KeyRecord | None:
@@ -481,87 +237,6 @@ class SQLKeyStore(StoreEventsMixin):
         """Delete permanently; return the deleted record or ``None``."""
         return self._write(partial(ops.delete_key, key_id))
 
-    def get_legacy(self, org_id: str) -> LegacyRecord | None:
-        """Return the org's legacy key hash, or ``None``."""
-        return self._read(partial(ops.get_legacy, org_id))
-
-    def put_legacy(self, record: LegacyRecord) -> None:
-        """Create or replace the org's legacy key hash and its look-up digest, atomically.
-
-        A digest another org holds is not stored: the record gets none (see
-        :meth:`KeyStore.put_legacy <scout_auth.stores.KeyStore.put_legacy>`).
-        """
-        self._write(partial(ops.put_legacy, record), rerun_on_conflict=True)
-
-    def delete_legacy(self, org_id: str) -> bool:
-        """Delete the org's legacy key; ``False`` if there was none."""
-        return self._write(partial(ops.delete_legacy, org_id))
-
-    def set_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
-        """Switch legacy auth on or off for one org; ``None`` without a legacy key."""
-        return self._write(partial(ops.set_legacy_enabled, org_id, enabled))
-
-    def find_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
-        """The legacy record holding ``lookup_digest``, or ``None`` (one unique-index look-up)."""
-        return self._read(partial(ops.find_legacy, bytes(lookup_digest)))
-
-    def set_legacy_digest(
-        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
-    ) -> bool:
-        """Give the org's record this digest if it still holds ``secret_hash`` (no event).
-
-        ``False``, writing nothing, when the org has no record, its hash
-        changed, or another org holds the digest (see
-        :meth:`KeyStore.set_legacy_digest <scout_auth.stores.KeyStore.set_legacy_digest>`).
-        """
-        op = partial(ops.set_legacy_digest, org_id, secret_hash, bytes(lookup_digest), pepper_id)
-        try:
-            return self._write(op, rerun_on_conflict=True)
-        except ValueError as exc:
-            if _unique_violation(exc):  # still lost after the reruns: another org has it
-                return False
-            raise
-
-    def legacy_digest_counts(self) -> dict[str | None, int]:
-        """How many legacy records hold a digest of each pepper id (``None``: no digest)."""
-        return self._read(ops.legacy_digest_counts)
-
-    def legacy_pepper_ids(self) -> frozenset[str]:
-        """The pepper ids of the digests held now (one ``SELECT DISTINCT``)."""
-        return self._read(ops.legacy_pepper_ids)
-
-    def embedded_legacy_pepper(self) -> bytes | None:
-        """A pepper for legacy look-up digests kept outside the database, where one can be.
-
-        The digests are only as safe as the pepper is far from them: a pepper
-        stored in the database would make a dump of it test guesses at HMAC
-        speed. So:
-
-        * a SQLite file: 32 random bytes in ``<database path>.legacy-pepper``
-          (mode 0600), made atomically by the first store that needs it and
-          read by every later one. A copy of the database file alone (a
-          backup, an ``.dump``) then tests guesses only through argon2id.
-          Keep the pepper file out of database backups; back it up
-          separately, or digests stop matching after a restore (they are
-          made again as each org's secret is next used).
-        * in-memory SQLite: a random pepper of this store object, which lives
-          and dies with it, like the data.
-        * PostgreSQL and MariaDB: ``None``. Several hosts share the database
-          and no file is beside it; production configures the pepper in
-          ``$SCOUT_AUTH_LEGACY_PEPPER`` (:class:`~scout_auth.LegacyPepper`).
-
-        Raises:
-            ConfigurationError: The pepper file exists but is too short.
-        """
-        url = self._sync_url or (self._engine or self._async_engine).url  # type: ignore[union-attr]
-        if url.get_backend_name() != "sqlite":
-            return None
-        with self._engine_lock:
-            if self._pepper is None:
-                path = pepper_file(url)
-                self._pepper = secrets.token_bytes(32) if path is None else load_or_create(path)
-            return self._pepper
-
     def put_role(self, role: RoleRecord) -> None:
         """Create or replace a role (one upsert)."""
         self._write(partial(ops.put_role, role))
@@ -582,14 +257,6 @@ class SQLKeyStore(StoreEventsMixin):
         """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
         self._write(partial(ops.record_usage, key_id, uses, last_used_at))
 
-    def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
-        """Add ``uses`` to the org's legacy bucket of that UTC day (one upsert)."""
-        self._write(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
-
-    def legacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
-        """``(last legacy use, legacy uses on UTC days from since's day on)``."""
-        return self._read(partial(ops.legacy_usage, org_id, since))
-
     def close(self) -> None:
         """Stop the change feed; close the pooled connections of the sync engine made here.
 
@@ -599,8 +266,7 @@ class SQLKeyStore(StoreEventsMixin):
         start again: subscribers fall back to their cache TTL.
         """
         self._stop_feed()
-        if self._engine is not None and self._sync_url is not None:
-            self._engine.dispose()
+        self.database.close()
 
     # -- async ----------------------------------------------------------
     async def aget_key(self, key_id: str) -> KeyRecord | None:
@@ -629,46 +295,6 @@ class SQLKeyStore(StoreEventsMixin):
         """Async :meth:`delete_key`."""
         return await self._awrite(partial(ops.delete_key, key_id))
 
-    async def aget_legacy(self, org_id: str) -> LegacyRecord | None:
-        """Async :meth:`get_legacy`."""
-        return await self._aread(partial(ops.get_legacy, org_id))
-
-    async def aput_legacy(self, record: LegacyRecord) -> None:
-        """Async :meth:`put_legacy`."""
-        await self._awrite(partial(ops.put_legacy, record), rerun_on_conflict=True)
-
-    async def adelete_legacy(self, org_id: str) -> bool:
-        """Async :meth:`delete_legacy`."""
-        return await self._awrite(partial(ops.delete_legacy, org_id))
-
-    async def aset_legacy_enabled(self, org_id: str, enabled: bool) -> LegacyRecord | None:
-        """Async :meth:`set_legacy_enabled`."""
-        return await self._awrite(partial(ops.set_legacy_enabled, org_id, enabled))
-
-    async def afind_legacy(self, lookup_digest: bytes) -> LegacyRecord | None:
-        """Async :meth:`find_legacy`."""
-        return await self._aread(partial(ops.find_legacy, bytes(lookup_digest)))
-
-    async def aset_legacy_digest(
-        self, org_id: str, secret_hash: str, lookup_digest: bytes, pepper_id: str
-    ) -> bool:
-        """Async :meth:`set_legacy_digest`."""
-        op = partial(ops.set_legacy_digest, org_id, secret_hash, bytes(lookup_digest), pepper_id)
-        try:
-            return await self._awrite(op, rerun_on_conflict=True)
-        except ValueError as exc:
-            if _unique_violation(exc):
-                return False
-            raise
-
-    async def alegacy_digest_counts(self) -> dict[str | None, int]:
-        """Async :meth:`legacy_digest_counts`."""
-        return await self._aread(ops.legacy_digest_counts)
-
-    async def alegacy_pepper_ids(self) -> frozenset[str]:
-        """Async :meth:`legacy_pepper_ids`."""
-        return await self._aread(ops.legacy_pepper_ids)
-
     async def aput_role(self, role: RoleRecord) -> None:
         """Async :meth:`put_role`."""
         await self._awrite(partial(ops.put_role, role))
@@ -689,27 +315,7 @@ class SQLKeyStore(StoreEventsMixin):
         """Async :meth:`record_usage`."""
         await self._awrite(partial(ops.record_usage, key_id, uses, last_used_at))
 
-    async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
-        """Async :meth:`record_legacy_usage`."""
-        await self._awrite(partial(ops.record_legacy_usage, org_id, uses, last_used_at))
-
-    async def alegacy_usage(self, org_id: str, since: datetime) -> tuple[datetime | None, int]:
-        """Async :meth:`legacy_usage`."""
-        return await self._aread(partial(ops.legacy_usage, org_id, since))
-
     async def aclose(self) -> None:
         """:meth:`close`, and close the async pool too (the feed is stopped off the loop)."""
         await anyio.to_thread.run_sync(self._stop_feed)
-        if self._async_engine is not None and self._async_url is not None:
-            await self._async_engine.dispose()
-        self.close()
-
-
-def _rerun(exc: Exception, rerun_on_conflict: bool) -> bool:
-    return rerun_on_conflict and isinstance(exc, sa_exc.IntegrityError)
-
-
-def _unique_violation(exc: ValueError) -> bool:
-    # What translate() made of an IntegrityError. The digest UPDATE touches no
-    # other constraint, and the org's own row cannot collide with itself.
-    return isinstance(exc.__cause__, sa_exc.IntegrityError)
+        await self.database.aclose()
