@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
@@ -22,9 +23,10 @@ from redis.crc import key_slot
 from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.client import SigningAuth
 from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
-from scout_auth.stores._redis.nonce import _script_args, _set_args
+from scout_auth.stores._redis.nonce import REMEMBER, _script_args, _set_args
 from scout_auth.stores.redis import Layout, RedisNonceCache
 from tests.nonce_contract import NonceQuotaContract
+from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -306,6 +308,47 @@ async def test_an_owned_nonce_fails_closed_when_redis_is_unreachable():
         cache.remember(nonce(), 60, owner=owner())
     with pytest.raises(StoreUnavailable):
         await cache.aremember(nonce(), 60, owner=owner())
+    await cache.aclose()
+
+
+@pytest.fixture
+def proxy(redis_url) -> Iterator[TcpProxy]:
+    p = TcpProxy().start()
+    yield p
+    p.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("owned", [False, True], ids=["set-nx", "script"])
+async def test_a_nonce_write_whose_answer_is_late_is_503_never_sent_again(
+    proxy, redis_url, redis_prefix, owned, is_async
+):
+    # The write ran, its answer came too late. Sent again it would find the
+    # nonce it stored itself and call it a replay: a false 401
+    # replay_detected for a request seen once. It is sent once: 503.
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.script_load(REMEMBER.source)  # the held request is one that runs, not a NOSCRIPT
+    cache = RedisNonceCache.from_url(proxy.url, prefix=redis_prefix, socket_timeout=0.3)
+    n, who = nonce(), owner() if owned else None
+    sent: list[bytes] = []
+
+    def first_write(data: bytes) -> bool:
+        if n.encode() not in data:
+            return False
+        sent.append(data)
+        return len(sent) == 1
+
+    async def remember() -> bool:
+        return await cache.aremember(n, 60, owner=who) if is_async else cache.remember(n, 60, who)
+
+    proxy.hold_reply_when(first_write, 1.0)
+    with pytest.raises(StoreUnavailable):
+        await remember()
+    assert proxy.held_replies == 1
+    assert len(sent) == 1  # never resent, by redis-py or by the cache
+    proxy.hold_reply_when(None)
+    assert cache.remember(n, 60, owner=who) is False  # it did run: now it is a replay
     await cache.aclose()
 
 
