@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import pytest
 import redis
+import redis.asyncio
 from redis.crc import key_slot
 
 from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
@@ -350,6 +351,21 @@ async def test_a_nonce_write_whose_answer_is_late_is_503_never_sent_again(
     proxy.hold_reply_when(None)
     assert cache.remember(n, 60, owner=who) is False  # it did run: now it is a replay
     await cache.aclose()
+
+
+def test_a_nonce_cache_on_a_stores_connection_shares_its_clients(redis_url, redis_prefix):
+    from scout_auth.stores.redis import RedisKeyStore
+
+    store = RedisKeyStore.from_url(redis_url, prefix=redis_prefix, listen=False)
+    cache = RedisNonceCache(store.connection, prefix=redis_prefix)
+    assert cache.connection is store.connection
+    n, who = nonce(), owner()
+    assert cache.remember(n, 60, owner=who) is True
+    other = RedisNonceCache(store.connection, prefix=redis_prefix)
+    assert other.remember(n, 60, owner=who) is False  # one pool, one set of nonces
+    with pytest.raises(ValueError, match="RedisConnection"):
+        RedisNonceCache(store.connection, async_client=redis.asyncio.Redis())
+    store.close()
 
 
 def test_the_script_is_loaded_again_after_a_script_flush(make_cache, redis_url):
