@@ -42,7 +42,8 @@ class SQLKeyStore(LegacyMethods):
 
     Build it from one URL (the store creates a sync engine and its async twin
     lazily, on first use), hand it the engines a service already has, so it
-    shares their connection pools, or give it a :class:`Database` to share
+    shares their connection pools, or give it a
+    :class:`~scout_auth.stores.sql.Database` to share
     with an :class:`SQLAuditSink`.
 
     Args:
