@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 from ..._audit.events import AuditEvent, AuditPage
 from ..._audit.query import AuditQuery, QueryableSink
+from ..._core.store import StoreEventsMixin
 from .audit import AuditOps
-from .connection import AsyncClient, SyncClient
-
-if TYPE_CHECKING:
-    from .store import RedisKeyStore
+from .connection import AsyncClient, RedisConnection, SyncClient
+from .layout import Layout
 
 __all__ = ["RedisAuditSink"]
+
+
+class _OnConnection(Protocol):
+    """A :class:`~scout_auth.stores.redis.RedisKeyStore`, as far as the sink needs it."""
+
+    @property
+    def connection(self) -> RedisConnection: ...
+
+    @property
+    def layout(self) -> Layout: ...
 
 
 class RedisAuditSink(QueryableSink):
@@ -31,55 +40,61 @@ class RedisAuditSink(QueryableSink):
 
     Args:
         store_or_client: A :class:`RedisKeyStore` (usual:
-            ``store.audit_sink()``; its clients and prefix are shared) or a
-            sync ``redis.Redis`` / ``redis.cluster.RedisCluster``.
+            ``store.audit_sink()``; its connection and prefix are shared), a
+            store's ``connection``, or a sync ``redis.Redis`` /
+            ``redis.cluster.RedisCluster``.
         async_client: With a client: a ``redis.asyncio.Redis`` /
             ``redis.asyncio.cluster.RedisCluster`` for the ``a*`` methods
             (else they use the sync client in a worker thread).
-        prefix: With a client: the key prefix (the key store's, to keep the
-            audit trail next to the keys).
+        prefix: With a client or a connection: the key prefix (the key
+            store's, to keep the audit trail next to the keys).
         maxlen: Trim each stream to about this many entries (``XADD MAXLEN
             ~``); ``None`` (default) keeps everything.
 
     Raises:
         ValueError: ``maxlen`` below 1.
+        TypeError: Another kind of key store.
     """
 
     def __init__(
         self,
-        store_or_client: RedisKeyStore | SyncClient,
+        store_or_client: _OnConnection | RedisConnection | SyncClient,
         *,
         async_client: AsyncClient | None = None,
         prefix: str = "scout",
         maxlen: int | None = None,
     ) -> None:
-        from .store import RedisKeyStore
-
         if maxlen is not None and maxlen < 1:
             raise ValueError("maxlen must be at least 1 (or None)")
-        if isinstance(store_or_client, RedisKeyStore):
-            self.store = store_or_client
+        layout = Layout(prefix)
+        if isinstance(store_or_client, RedisConnection):
+            connection = store_or_client
+        elif isinstance(store_or_client, StoreEventsMixin):  # a key store: a RedisKeyStore?
+            store = cast(_OnConnection, store_or_client)
+            if not isinstance(getattr(store, "connection", None), RedisConnection):
+                raise TypeError("pass a RedisKeyStore, a RedisConnection or a Redis client")
+            connection, layout = store.connection, store.layout
         else:
-            self.store = RedisKeyStore(
-                store_or_client, async_client=async_client, prefix=prefix, listen=False
-            )
-        self._ops = AuditOps(self.store.layout, maxlen)
+            connection = RedisConnection(cast(SyncClient, store_or_client), async_client)
+        #: The clients and the driver the audit trail is written through.
+        self.connection = connection
+        self._ops = AuditOps(layout, maxlen)
 
     def __repr__(self) -> str:
-        return f"RedisAuditSink(prefix={self.store.layout.prefix!r}, maxlen={self._ops.maxlen})"
+        return f"RedisAuditSink(prefix={self._ops.layout.prefix!r}, maxlen={self._ops.maxlen})"
 
     def write(self, events: Sequence[AuditEvent]) -> None:
         """Append ``events`` to their org's (and key's) streams."""
         if events:
-            self.store._run(self._ops.write(tuple(events)))
+            self.connection.run(self._ops.write(tuple(events)))
 
     def _query(self, query: AuditQuery) -> AuditPage:
-        return self.store._run(self._ops.query(query))
+        return self.connection.run(self._ops.query(query))
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
         if events:
-            await self.store._arun(self._ops.write(tuple(events)))
+            await self.connection.arun(self._ops.write(tuple(events)))
 
     async def _aquery(self, query: AuditQuery) -> AuditPage:
-        return await self.store._arun(self._ops.query(query))
+        return await self.connection.arun(self._ops.query(query))

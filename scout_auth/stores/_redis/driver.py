@@ -4,20 +4,27 @@ Theory of operation
 -------------------
 The operations of :mod:`.ops` and :mod:`.legacy` are
 generators that yield needs; :class:`RedisDriver` sends each to Redis and
-the answer back, with a plain call or an ``await``. Three rules sit here,
-once for both:
+the answer back, with a plain call or an ``await`` (the one drive loop,
+:func:`~scout_auth._core.drive.drive`), for whoever runs operations on a
+:class:`~.connection.RedisConnection`: the key store, its audit sink, the
+nonce cache. Three rules sit here, once for both:
 
 * **Retry what is safe to repeat.** A need that fails with a connection
   error or a timeout is sent again at once, up to ``retries`` times, when
-  repeating it cannot change the outcome: every ``Call``, ``Batch`` and
-  ``Scan`` (reads and idempotent writes) and a ``Lua`` marked
-  ``repeatable`` — an idempotent script, or a lifecycle write, whose
+  repeating it cannot change the outcome nor its answer: every ``Batch``
+  and ``Scan``, every ``Call`` not marked ``repeatable=False`` (reads and
+  idempotent writes), and a ``Lua`` marked ``repeatable`` — an
+  idempotent script, or a lifecycle write, whose
   request id makes a second run return the first run's answer (see
-  "Exactly once" in :mod:`._redis_needs`). Usage counters are never retried.
-  The clients the store builds itself have redis-py's own ``Retry`` off
-  (redis-py 6+ retries timeouts too, which re-ran writes); a client the
-  application passes in keeps its own, which the request id makes harmless
-  for lifecycle writes.
+  "Exactly once" in :mod:`.needs`). Usage counters and nonce writes are
+  never retried: a usage flush sent twice would count twice, a nonce
+  write sent twice would find the nonce it stored itself and call it a
+  replay; their failure is a 503 instead.
+  The clients a ``RedisConnection`` builds from a URL have redis-py's own
+  ``Retry`` off (redis-py 6+ retries timeouts too, which re-ran writes); a
+  client the application passes in keeps its own, which the request id
+  makes harmless for lifecycle writes (not for those never retried: give
+  such a client ``retry=Retry(NoBackoff(), 0)``).
 * **A failed lifecycle write still tells this process.** Whatever ends a
   ``Lua`` need that publishes events (an error, a timeout, a cancelled
   task), the events are delivered to this process's subscribers before the
@@ -37,41 +44,87 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeAlias, TypeVar
 
-import anyio.to_thread
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from ..._core.drive import adrive, drive
 from ..._core.store import KeyEvent
 from ...exceptions import ConfigurationError, StoreUnavailable
 from .cluster import misrouted
-from .connection import AsyncClient, RedisClients, SyncClient
 from .needs import Batch, Call, Lua, Need, Notify, Op, Scan
 
-__all__ = ["RedisDriver", "WaitReplicas", "unavailable"]
+__all__ = [
+    "KEY_STORE",
+    "NONCE_CACHE",
+    "AsyncClient",
+    "Events",
+    "Failure",
+    "RedisDriver",
+    "SyncClient",
+    "WaitReplicas",
+    "unavailable",
+]
 
 logger = logging.getLogger("scout_auth")
 
 T = TypeVar("T")
 
+#: A sync client the Redis store and nonce cache take: one server or a cluster.
+SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+#: An async client they take: one server or a cluster.
+AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
 #: Failures after which the command may or may not have run: retried when safe.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
-    """The 503 a Redis failure becomes (its type is logged, never its text).
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Who failed, in the log and in the 503: ``component`` ("key store") and ``detail``."""
 
-    A ``MOVED`` / ``ASK`` reply to a client not in cluster mode is a
-    :class:`~scout_auth.exceptions.ConfigurationError` instead, logged once:
-    no retry can fix it (verifiers still answer 503).
+    component: str
+    detail: str
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | ConfigurationError:
+        """The 503 a Redis failure becomes (its type is logged, never its text).
+
+        A ``MOVED`` / ``ASK`` reply to a client not in cluster mode is a
+        :class:`~scout_auth.exceptions.ConfigurationError` instead, logged
+        once per component: no retry can fix it (verifiers still answer 503).
+        """
+        misconfigured = misrouted(exc, self.component)
+        if misconfigured is not None:
+            return misconfigured
+        logger.warning("redis %s error: %s", self.component, type(exc).__name__)
+        return StoreUnavailable(self.detail)
+
+
+#: The key store's failures (its audit sink's too).
+KEY_STORE = Failure("key store", "Key store unreachable")
+#: The nonce cache's failures.
+NONCE_CACHE = Failure("nonce cache", "Replay cache unreachable")
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
+    """:meth:`Failure.unavailable` of the key store."""
+    return KEY_STORE.unavailable(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Where a store's events go: ``publish`` after a write, ``tell`` after a failed one.
+
+    ``tell`` must not raise (a failed write's error is what the caller gets).
     """
-    misconfigured = misrouted(exc, "key store")
-    if misconfigured is not None:
-        return misconfigured
-    logger.warning("redis key store error: %s", type(exc).__name__)
-    return StoreUnavailable("Key store unreachable")
+
+    publish: Callable[[KeyEvent], None]
+    tell: Callable[[KeyEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +152,7 @@ class WaitReplicas:
 
 
 def _repeatable(need: Need) -> bool:
-    return not isinstance(need, Lua) or need.repeatable
+    return not isinstance(need, Call | Lua) or need.repeatable
 
 
 def _best_effort(need: Need) -> bool:
@@ -107,56 +160,57 @@ def _best_effort(need: Need) -> bool:
 
 
 class RedisDriver:
-    """Runs operations on a store's clients (see the module docstring).
+    """Runs operations on a client (see the module docstring).
 
     Args:
-        clients: The sync client and the async one (or how to make it).
         retries: Immediate retries of a need that is safe to repeat.
         wait: ``WAIT`` after writes marked ``replicate``; ``None``: never.
-        publish: Delivers a successful write's events to this process.
-        tell: Delivers a failed write's events to this process (must not raise).
+
+    Each run names where its events go (``None``: an operation that has
+    none) and how its failures are reported (:data:`KEY_STORE`,
+    :data:`NONCE_CACHE`).
     """
 
-    def __init__(
-        self,
-        clients: RedisClients,
-        *,
-        retries: int,
-        wait: WaitReplicas | None,
-        publish: Callable[[KeyEvent], None],
-        tell: Callable[[KeyEvent], None],
-    ) -> None:
-        self.clients = clients
+    def __init__(self, *, retries: int, wait: WaitReplicas | None) -> None:
         self.retries = retries
         self.wait = wait
-        self._publish = publish
-        self._tell = tell
 
     def _attempts(self, need: Need) -> int:
         return 1 + (self.retries if _repeatable(need) else 0)
 
-    def _failed_write(self, need: Need) -> None:
-        if isinstance(need, Lua):
+    @staticmethod
+    def _failed_write(need: Need, events: Events | None) -> None:
+        if isinstance(need, Lua) and events is not None:
             for event in need.events:
-                self._tell(event)
+                events.tell(event)
+
+    @staticmethod
+    def _notify(need: Notify, events: Events | None) -> None:
+        if events is not None:
+            for event in need.events:
+                events.publish(event)
 
     # -- sync ---------------------------------------------------------------
-    def run(self, op: Op[T]) -> T:
-        """Drive ``op`` with the sync client."""
-        client = self.clients.sync
-        try:
-            need = next(op)
-            while True:
-                need = op.send(self._perform(client, need))
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
+    def run(
+        self,
+        client: SyncClient,
+        op: Op[T],
+        events: Events | None = None,
+        failure: Failure = KEY_STORE,
+    ) -> T:
+        """Drive ``op`` with the sync ``client``."""
+        return drive(op, partial(self.perform, client, events=events, failure=failure))
 
-    def _perform(self, client: SyncClient, need: Need) -> Any:
+    def perform(
+        self,
+        client: SyncClient,
+        need: Need,
+        events: Events | None = None,
+        failure: Failure = KEY_STORE,
+    ) -> Any:
+        """Perform one need: its answer, or ``StoreUnavailable`` (retried first if safe)."""
         if isinstance(need, Notify):
-            for event in need.events:
-                self._publish(event)
+            self._notify(need, events)
             return None
         try:
             attempts = self._attempts(need)
@@ -168,13 +222,13 @@ class RedisDriver:
                         continue
                     if _best_effort(need):
                         return None
-                    raise unavailable(exc) from exc
+                    raise failure.unavailable(exc) from exc
                 except (RedisError, RedisClusterException) as exc:
                     if _best_effort(need):
                         return None
-                    raise unavailable(exc) from exc
+                    raise failure.unavailable(exc) from exc
         except BaseException:
-            self._failed_write(need)
+            self._failed_write(need, events)
             raise
 
     def _send(self, client: SyncClient, need: Need) -> Any:
@@ -207,24 +261,26 @@ class RedisDriver:
             return client.eval(need.script.source, len(need.keys), *keys_and_args)
 
     # -- async --------------------------------------------------------------
-    async def arun(self, op: Op[T]) -> T:
-        """Drive ``op`` with the async client (the sync one in a worker thread if none)."""
-        if not self.clients.has_async:
-            return await anyio.to_thread.run_sync(self.run, op)
-        client = self.clients.async_client()
-        try:
-            need = next(op)
-            while True:
-                need = op.send(await self._aperform(client, need))
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
+    async def arun(
+        self,
+        client: AsyncClient,
+        op: Op[T],
+        events: Events | None = None,
+        failure: Failure = KEY_STORE,
+    ) -> T:
+        """Drive ``op`` with the async ``client``."""
+        return await adrive(op, partial(self.aperform, client, events=events, failure=failure))
 
-    async def _aperform(self, client: AsyncClient, need: Need) -> Any:
+    async def aperform(
+        self,
+        client: AsyncClient,
+        need: Need,
+        events: Events | None = None,
+        failure: Failure = KEY_STORE,
+    ) -> Any:
+        """Async :meth:`perform`."""
         if isinstance(need, Notify):
-            for event in need.events:
-                self._publish(event)
+            self._notify(need, events)
             return None
         try:
             attempts = self._attempts(need)
@@ -236,13 +292,13 @@ class RedisDriver:
                         continue
                     if _best_effort(need):
                         return None
-                    raise unavailable(exc) from exc
+                    raise failure.unavailable(exc) from exc
                 except (RedisError, RedisClusterException) as exc:
                     if _best_effort(need):
                         return None
-                    raise unavailable(exc) from exc
+                    raise failure.unavailable(exc) from exc
         except BaseException:  # a cancelled task included: the write may have run
-            self._failed_write(need)
+            self._failed_write(need, events)
             raise
 
     async def _asend(self, client: AsyncClient, need: Need) -> Any:

@@ -9,7 +9,7 @@ only its key id, so a small *directory* entry (hash tag ``{k:<key id>}``)
 maps a key id to its org; it is written once before the key and never
 changes, so it needs no atomicity with the org's data (an orphan entry whose
 key record is missing reads as "no such key"; interrupted writes can leave
-such entries, which :mod:`._redis_sweep` removes).
+such entries, which :mod:`.sweep` removes).
 
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,
@@ -20,7 +20,7 @@ record is the truth and the directory only a pointer to check. A look-up
 reads the entry, then the org's record, and answers ``None`` unless that
 record holds exactly the digest asked for: a stale or orphan entry never
 names the wrong org. How writes claim, take over and release entries (and
-why two orgs never both hold a digest) is in :mod:`._redis_legacy`.
+why two orgs never both hold a digest) is in :mod:`.legacy`.
 
 ``legacy_digest_counts`` (run at startup and by ``doctor``, never per
 request) needs every org's legacy hash. A counter or a set of orgs would be

@@ -52,7 +52,7 @@ from .ops import RELEASE_DIRECTORY, published
 __all__ = ["LegacyOps"]
 
 # The three lifecycle scripts take the request's ``once`` entry as their last
-# key (see _redis_needs.once); the others are idempotent as they are.
+# key (see needs.once); the others are idempotent as they are.
 
 # KEYS[1] legacy record; ARGV channel, payload, fields... A new hash keeps the
 # switch. Returns {the digest the record held before, or ''}.

@@ -7,7 +7,7 @@ generator that yields needs — a :class:`Call` (one command), a
 :class:`Batch` (commands in one round trip), a :class:`Lua` (a script run
 atomically), a :class:`Scan` (key names by pattern, on every primary of a
 cluster), a :class:`Notify` (tell this process's subscribers) — and
-returns its result; :mod:`._redis_driver` performs them.
+returns its result; :mod:`.driver` performs them.
 
 Exactly once
 ------------
@@ -23,7 +23,9 @@ acts, then records its answer there for :data:`ONCE_TTL_MS` (far longer
 than any retry: they are immediate). A retry of the same need, by whoever
 sends it, is therefore exactly-once. Every other need is a read or an
 idempotent write and may be sent again freely, except the usage counters
-(``repeatable=False``): a lost usage flush is lost, never counted twice.
+and the nonce cache's writes (``repeatable=False``): a lost usage flush is
+lost, never counted twice, and a nonce write whose answer was lost is a
+503, never "already seen" because it found the nonce it stored itself.
 
 A lifecycle write that fails (the outcome is unknown) is reported by the
 driver as :class:`~scout_auth.exceptions.StoreUnavailable`, after it has
@@ -75,9 +77,11 @@ class Script:
 class Call:
     """Need: one command; the answer is its reply.
 
-    Every ``Call`` is a read or an idempotent write (``SET NX``, ``SADD``, a
+    A ``Call`` is a read or an idempotent write (``SET NX``, ``SADD``, a
     ``SET`` of the same value): the driver may send it again after a
-    connection error or timeout.
+    connection error or timeout, unless ``repeatable`` is ``False``: a
+    write whose *answer* a second run would change (the nonce cache's
+    ``SET NX``, which would answer "already there" to its own resend).
 
     ``best_effort``: a failure answers ``None`` instead of failing the
     operation (for clean-ups after the write already committed).
@@ -85,6 +89,7 @@ class Call:
 
     args: tuple[str, ...]
     best_effort: bool = False
+    repeatable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,33 +9,35 @@ a replay, enforces the key's bound and adds the nonce — atomic on one server
 and on a cluster alike, since it touches one key. The server's clock
 (``TIME``) decides expiry, so instances with skewed clocks agree. The set
 itself expires with its newest member, so an idle key costs nothing.
+
+A nonce write is sent once. Its answer may be lost after the server ran it
+(a timeout, a cut connection); sent again, it would find the nonce it had
+just stored and answer "seen before", a false ``replay_detected`` for a
+request seen once. So the write is a need that is never repeated
+(:mod:`.needs`), the clients built from a URL have redis-py's own retries
+off, and a lost answer is a 503 (``StoreUnavailable``): fail closed, and
+the client signs its retry anew.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
-import anyio.to_thread
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
-
 from ..._signing.nonce import DEFAULT_MAX_NONCES_PER_KEY
-from ...exceptions import ConfigurationError, NonceQuotaExceeded, StoreUnavailable
-from .cluster import misrouted
+from ...exceptions import NonceQuotaExceeded
 from .connection import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     AsyncClient,
-    RedisClients,
+    RedisConnection,
     SyncClient,
 )
+from .driver import NONCE_CACHE
 from .layout import Layout, bounded
-from .ops import Script
+from .needs import Call, Lua, Op, Script
 
-__all__ = ["RedisNonceCache"]
-
-logger = logging.getLogger("scout_auth")
+__all__ = ["REMEMBER", "RedisNonceCache", "remember"]
 
 
 #: KEYS[1]: the owner's nonces; ARGV: nonce entry, ttl (ms), most live nonces.
@@ -91,6 +93,16 @@ def _answer(reply: object) -> bool:
     return value == 1
 
 
+def remember(layout: Layout, key: str, ttl: float, owner: str | None, most: int) -> Op[bool]:
+    """Record ``key`` for ``ttl`` seconds: ``True`` if new (a need sent once, never again)."""
+    if owner is None:
+        reply = yield Call(_set_args(layout, key, ttl), repeatable=False)
+        return bool(reply)
+    name, *args = _script_args(layout, key, ttl, owner, most)
+    reply = yield Lua(REMEMBER, (name,), tuple(args))  # Lua: not repeatable by default
+    return _answer(reply)
+
+
 class RedisNonceCache:
     """Remember nonces in Redis so that every instance accepts each one once in total.
 
@@ -113,8 +125,16 @@ class RedisNonceCache:
     ``ASK``) raises :class:`~scout_auth.exceptions.ConfigurationError`,
     logged once (a verifier answers 503 all the same).
 
+    A nonce write whose answer is lost is never sent again (it would find
+    its own nonce and call it a replay): ``StoreUnavailable``. A client
+    passed in should not resend timed-out commands either: give it
+    ``retry=Retry(NoBackoff(), 0)`` (redis-py's default ``Retry`` resends
+    them).
+
     Args:
-        client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+        client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``, or
+            a :class:`~.connection.RedisConnection` to share (a key store's
+            ``connection``: one pool).
         async_client: A ``redis.asyncio.Redis`` or
             ``redis.asyncio.cluster.RedisCluster``; without one,
             :meth:`aremember` runs the sync client in a worker thread.
@@ -124,16 +144,20 @@ class RedisNonceCache:
 
     def __init__(
         self,
-        client: SyncClient,
+        client: SyncClient | RedisConnection,
         *,
         async_client: AsyncClient | None = None,
         prefix: str = "scout",
         max_per_key: int = DEFAULT_MAX_NONCES_PER_KEY,
-        _clients: RedisClients | None = None,
     ) -> None:
         if max_per_key < 1:
             raise ValueError("max_per_key must be at least 1")
-        self._clients = _clients or RedisClients(client, async_client)
+        if not isinstance(client, RedisConnection):
+            client = RedisConnection(client, async_client)
+        elif async_client is not None:
+            raise ValueError("with a RedisConnection, give the async client to it")
+        #: The clients and the driver the nonce writes run on.
+        self.connection = client
         self.layout = Layout(prefix)
         self.max_per_key = max_per_key
 
@@ -153,16 +177,22 @@ class RedisNonceCache:
 
         ``url`` is ``redis://``, ``rediss://``, ``unix://``, or for a Redis
         Cluster ``redis+cluster://host:port[,host:port...]/``
-        (``rediss+cluster://`` for TLS).
+        (``rediss+cluster://`` for TLS). The clients have redis-py's own
+        retries off; ``retries`` counts retries of what is safe to repeat,
+        which a nonce write is not (see the class): it is sent once.
         """
-        clients = RedisClients.from_url(
+        connection = RedisConnection.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
             retries=retries,
             **client_options,
         )
-        return cls(clients.sync, prefix=prefix, max_per_key=max_per_key, _clients=clients)
+        try:
+            return cls(connection, prefix=prefix, max_per_key=max_per_key)
+        except BaseException:
+            connection.close()  # a refused option must not leak the pool
+            raise
 
     def __repr__(self) -> str:
         return f"RedisNonceCache(prefix={self.layout.prefix!r})"
@@ -179,49 +209,18 @@ class RedisNonceCache:
             ConfigurationError: A Redis Cluster node answered ``MOVED`` /
                 ``ASK``: the client is not in cluster mode.
         """
-        client = self._clients.sync
-        try:
-            if owner is None:
-                return bool(client.execute_command(*_set_args(self.layout, key, ttl)))  # type: ignore[no-untyped-call]
-            name, *args = _script_args(self.layout, key, ttl, owner, self.max_per_key)
-            try:
-                reply = client.evalsha(REMEMBER.sha, 1, name, *args)
-            except NoScriptError:
-                reply = client.eval(REMEMBER.source, 1, name, *args)
-        except (RedisError, RedisClusterException, OSError) as exc:
-            raise _unavailable(exc) from exc
-        return _answer(reply)
+        op = remember(self.layout, key, ttl, owner, self.max_per_key)
+        return self.connection.run(op, failure=NONCE_CACHE)
 
     async def aremember(self, key: str, ttl: float, owner: str | None = None) -> bool:
         """Async :meth:`remember`."""
-        if not self._clients.has_async:
-            return await anyio.to_thread.run_sync(self.remember, key, ttl, owner)
-        client = self._clients.async_client()
-        try:
-            if owner is None:
-                args = _set_args(self.layout, key, ttl)
-                return bool(await client.execute_command(*args))
-            name, *args2 = _script_args(self.layout, key, ttl, owner, self.max_per_key)
-            try:
-                reply = await client.evalsha(REMEMBER.sha, 1, name, *args2)
-            except NoScriptError:
-                reply = await client.eval(REMEMBER.source, 1, name, *args2)
-        except (RedisError, RedisClusterException, OSError) as exc:
-            raise _unavailable(exc) from exc
-        return _answer(reply)
+        op = remember(self.layout, key, ttl, owner, self.max_per_key)
+        return await self.connection.arun(op, failure=NONCE_CACHE)
 
     def close(self) -> None:
         """Close the clients this cache made."""
-        self._clients.close()
+        self.connection.close()
 
     async def aclose(self) -> None:
         """Close the clients this cache made, async one included."""
-        await self._clients.aclose()
-
-
-def _unavailable(exc: BaseException) -> StoreUnavailable | ConfigurationError:
-    misconfigured = misrouted(exc, "nonce cache")  # MOVED/ASK: a cluster, not in cluster mode
-    if misconfigured is not None:
-        return misconfigured
-    logger.warning("redis nonce cache error: %s", type(exc).__name__)
-    return StoreUnavailable("Replay cache unreachable")
+        await self.connection.aclose()

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Each store operation is a generator that yields what it needs from Redis
-(the needs of :mod:`._redis_needs`: a command, a batch, a script, a scan, a
+(the needs of :mod:`.needs`: a command, a batch, a script, a scan, a
 notification of this process's subscribers) and returns the operation's
 result. The store drives it with a sync client or ``await``\\ s it on an
 async client (the httpx ``auth_flow`` pattern); neither driver knows what
@@ -17,10 +17,10 @@ new state (commands on one server execute in order), which is what lets a
 remote revocation never be undone by a cache fill that raced with it.
 
 Lifecycle writes are exactly-once (a request id their script checks, see
-:mod:`._redis_needs`); the driver retries only what is safe to repeat.
+:mod:`.needs`); the driver retries only what is safe to repeat.
 
 The org's legacy record and its look-up digest directory are in
-:mod:`._redis_legacy` (same needs, same drivers).
+:mod:`.legacy` (same needs, same drivers).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class Ops:
         yield Call(("SET", entry, record.org_id))
 
     def _confirm_directory(self, record: KeyRecord) -> Op[None]:
-        # Dekker, writer's half (see _redis_sweep): after the record, read the
+        # Dekker, writer's half (see sweep.py): after the record, read the
         # entry; a sweep that took it meanwhile gets it put back. Best effort:
         # the write has committed.
         entry = self.layout.directory(record.key_id)

@@ -1,18 +1,13 @@
 """The Redis key store: the operations of :mod:`.ops` and :mod:`.legacy`,
-driven sync or async."""
+run on a :class:`~.connection.RedisConnection`, sync or async."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.cluster
 
 from ..._core.records import KeyRecord, LegacyRecord, RoleRecord
 from ..._core.store import KeyUpdate, StoreEventsMixin
@@ -21,10 +16,10 @@ from .connection import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     AsyncClient,
-    RedisClients,
+    RedisConnection,
     SyncClient,
 )
-from .driver import RedisDriver, WaitReplicas
+from .driver import Events
 from .events import EventListener
 from .layout import Layout
 from .legacy import LegacyOps
@@ -61,7 +56,10 @@ class RedisKeyStore(StoreEventsMixin):
 
     Args:
         client: A sync ``redis.Redis`` or ``redis.cluster.RedisCluster``
-            (sync methods and the change feed).
+            (sync methods and the change feed), or a
+            :class:`~.connection.RedisConnection` to share (another store's
+            ``connection``; then its clients, ``retries`` and
+            ``wait_replicas`` are the connection's, not given here).
         async_client: A ``redis.asyncio.Redis`` or
             ``redis.asyncio.cluster.RedisCluster`` for the ``a*`` methods;
             without one they run the sync client in a worker thread.
@@ -85,7 +83,8 @@ class RedisKeyStore(StoreEventsMixin):
     Raises:
         ValueError: ``retries`` below 0; ``wait_replicas`` below 1, with a
             Redis Cluster client, or ``wait_timeout`` not positive or not
-            shorter than the client's socket timeout.
+            shorter than the client's socket timeout; ``async_client``,
+            ``retries`` or the ``wait_*`` options beside a connection.
 
     Example:
         >>> store = RedisKeyStore.from_url("redis://localhost:6379/0")  # doctest: +SKIP
@@ -95,7 +94,7 @@ class RedisKeyStore(StoreEventsMixin):
 
     def __init__(
         self,
-        client: SyncClient,
+        client: SyncClient | RedisConnection,
         *,
         async_client: AsyncClient | None = None,
         prefix: str = "scout",
@@ -104,13 +103,20 @@ class RedisKeyStore(StoreEventsMixin):
         retries: int = 1,
         wait_replicas: int | None = None,
         wait_timeout: float = 0.5,
-        _clients: RedisClients | None = None,
     ) -> None:
         super().__init__()
-        if retries < 0:
-            raise ValueError("retries must be 0 or more")
-        wait = _wait_replicas(client, async_client, wait_replicas, wait_timeout)
-        self._clients = _clients or RedisClients(client, async_client)
+        if not isinstance(client, RedisConnection):
+            client = RedisConnection(
+                client,
+                async_client,
+                retries=retries,
+                wait_replicas=wait_replicas,
+                wait_timeout=wait_timeout,
+            )
+        elif async_client is not None or (retries, wait_replicas, wait_timeout) != (1, None, 0.5):
+            raise ValueError("with a RedisConnection, give clients, retries and WAIT to it")
+        #: The clients and the driver (share them: ``RedisNonceCache(store.connection)``).
+        self.connection = client
         self.layout = Layout(prefix)
         self.origin = uuid.uuid4().hex
         self._ops = Ops(self.layout, self.origin)
@@ -118,18 +124,12 @@ class RedisKeyStore(StoreEventsMixin):
         self._sweep = SweepOps(self.layout)
         # A failed write tells this process's subscribers like a remote event
         # does: one failing subscriber neither hides the error nor the others.
-        self._driver = RedisDriver(
-            self._clients,
-            retries=retries,
-            wait=wait,
-            publish=self._publish,
-            tell=self._deliver_remote,
-        )
+        self._events = Events(publish=self._publish, tell=self._deliver_remote)
         self._closed = False
         self._listener: EventListener | None = None
         if listen:
             self._listener = EventListener(
-                self._clients.sync,
+                self.connection.sync,
                 self.layout.channel,
                 self.origin,
                 self._deliver_remote,
@@ -175,28 +175,21 @@ class RedisKeyStore(StoreEventsMixin):
             ValueError: A malformed cluster URL, or options a cluster cannot
                 take (checked here, not on first use).
         """
-        # redis-py's Retry would resend a timed-out command on its own; the
-        # store retries itself, only what is safe to repeat.
-        clients = RedisClients.from_url(
+        # The connection's clients have redis-py's Retry off: it would resend a
+        # timed-out command on its own; the driver retries only what is safe.
+        connection = RedisConnection.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
-            retries=0,
+            retries=retries,
+            wait_replicas=wait_replicas,
+            wait_timeout=wait_timeout,
             **client_options,
         )
         try:
-            return cls(
-                clients.sync,
-                prefix=prefix,
-                listen=listen,
-                ping_interval=ping_interval,
-                retries=retries,
-                wait_replicas=wait_replicas,
-                wait_timeout=wait_timeout,
-                _clients=clients,
-            )
+            return cls(connection, prefix=prefix, listen=listen, ping_interval=ping_interval)
         except BaseException:
-            clients.close()  # a refused option must not leak the pool
+            connection.close()  # a refused option must not leak the pool
             raise
 
     def __repr__(self) -> str:
@@ -218,7 +211,7 @@ class RedisKeyStore(StoreEventsMixin):
             maxlen: Trim each stream to about this many entries; ``None``
                 keeps everything.
         """
-        return RedisAuditSink(self, maxlen=maxlen)
+        return RedisAuditSink(self.connection, prefix=self.layout.prefix, maxlen=maxlen)
 
     def embedded_legacy_pepper(self) -> None:
         """No pepper of its own: configure ``$SCOUT_AUTH_LEGACY_PEPPER`` in production.
@@ -231,12 +224,12 @@ class RedisKeyStore(StoreEventsMixin):
         """
         return None
 
-    # -- drivers (the audit sink uses them too) ----------------------------
+    # -- every method: one operation on the connection --------------------
     def _run(self, op: Op[T]) -> T:
-        return self._driver.run(op)
+        return self.connection.run(op, self._events)
 
     async def _arun(self, op: Op[T]) -> T:
-        return await self._driver.arun(op)
+        return await self.connection.arun(op, self._events)
 
     # -- sync -------------------------------------------------------------
     def get_key(self, key_id: str) -> KeyRecord | None:
@@ -381,7 +374,7 @@ class RedisKeyStore(StoreEventsMixin):
         self._closed = True
         if self._listener is not None:
             self._listener.stop()
-        self._clients.close()
+        self.connection.close()
 
     # -- async ------------------------------------------------------------
     async def aget_key(self, key_id: str) -> KeyRecord | None:
@@ -484,44 +477,10 @@ class RedisKeyStore(StoreEventsMixin):
         self._closed = True
         if self._listener is not None:
             await anyio.to_thread.run_sync(self._listener.stop)
-        await self._clients.aclose()
+        await self.connection.aclose()
 
 
 def _idle(min_idle: float) -> float:
     if not min_idle >= 0:
         raise ValueError("min_idle must be 0 or more seconds")
     return min_idle
-
-
-def _is_cluster(client: object) -> bool:
-    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
-
-
-def _socket_timeout(client: object) -> float | None:
-    pool = getattr(client, "connection_pool", None)
-    value = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
-    return value if isinstance(value, int | float) else None
-
-
-def _wait_replicas(
-    client: SyncClient,
-    async_client: AsyncClient | None,
-    replicas: int | None,
-    timeout: float,
-) -> WaitReplicas | None:
-    """The validated ``WAIT`` setting (see the class docstring)."""
-    if replicas is None:
-        return None
-    if replicas < 1:
-        raise ValueError("wait_replicas must be at least 1 (or None)")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError("wait_timeout must be a positive number of seconds")
-    if _is_cluster(client) or _is_cluster(async_client):
-        # WAIT counts one connection's writes; a cluster client has no such
-        # connection to offer for a key's primary (yet).
-        raise ValueError("wait_replicas is not supported on Redis Cluster clients")
-    for c in (client, async_client):
-        limit = _socket_timeout(c)
-        if limit is not None and timeout >= limit:
-            raise ValueError("wait_timeout must be shorter than the client's socket_timeout")
-    return WaitReplicas(replicas, max(1, round(timeout * 1000)))

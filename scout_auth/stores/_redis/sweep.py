@@ -29,7 +29,7 @@ Step 2 is the sweeper's half of Dekker's mutual exclusion; the writer's
 half is in the writes: after its record is written, a create or rotation
 reads its entry and puts it back if it is gone (``ops``), and a
 legacy write drops a digest whose entry it no longer holds
-(``_redis_legacy``). Each side writes, then reads what the other writes, so
+(``legacy.py``). Each side writes, then reads what the other writes, so
 at least one sees the other: a sweep never leaves a live key without its
 entry.
 

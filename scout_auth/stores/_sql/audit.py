@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,17 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..._audit.events import AuditEvent, AuditPage
 from ..._audit.query import AuditQuery, QueryableSink
 from . import audit_ops as ops
-
-if TYPE_CHECKING:
-    from ..sql import SQLKeyStore
+from .database import Database
 
 __all__ = ["SQLAuditSink"]
+
+
+class _OnDatabase(Protocol):
+    """A :class:`~scout_auth.stores.sql.SQLKeyStore`, as far as the sink needs it."""
+
+    @property
+    def database(self) -> Database: ...
 
 
 class SQLAuditSink(QueryableSink):
     """Audit events in the ``scout_auth_audit_events`` table, next to the keys.
 
-    Shares a :class:`~scout_auth.stores.sql.SQLKeyStore`'s engines (its
+    Shares a :class:`~scout_auth.stores.sql.Database` with the key store (its
     pools, timeouts, reconnect-and-retry and
     :class:`~scout_auth.exceptions.StoreUnavailable` on outages), or is
     built on engines of its own. The table comes with migration ``0002``
@@ -33,9 +38,12 @@ class SQLAuditSink(QueryableSink):
     one indexed query.
 
     Args:
-        store_or_engine: A ``SQLKeyStore`` (usual: ``store.audit_sink()``), a
-            sync :class:`~sqlalchemy.engine.Engine` or an
-            :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
+        source: A ``SQLKeyStore`` (usual: ``store.audit_sink()``) or its
+            ``Database`` (shared), a sync :class:`~sqlalchemy.engine.Engine`
+            or an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
+
+    Raises:
+        TypeError: ``source`` is none of these.
 
     Example:
         >>> store = SQLKeyStore("postgresql+psycopg://app@db/app")  # doctest: +SKIP
@@ -43,33 +51,35 @@ class SQLAuditSink(QueryableSink):
         >>> store.audit_sink().query("org_1", limit=20)  # doctest: +SKIP
     """
 
-    def __init__(self, store_or_engine: SQLKeyStore | Engine | AsyncEngine) -> None:
-        from ..sql import SQLKeyStore
-
-        if isinstance(store_or_engine, SQLKeyStore):
-            self.store = store_or_engine
-        elif isinstance(store_or_engine, Engine):
-            self.store = SQLKeyStore(engine=store_or_engine)
-        elif isinstance(store_or_engine, AsyncEngine):
-            self.store = SQLKeyStore(async_engine=store_or_engine)
+    def __init__(self, source: _OnDatabase | Database | Engine | AsyncEngine) -> None:
+        if isinstance(source, Database):
+            database = source
+        elif isinstance(source, Engine):
+            database = Database(engine=source)
+        elif isinstance(source, AsyncEngine):
+            database = Database(async_engine=source)
+        elif isinstance(getattr(source, "database", None), Database):  # a SQLKeyStore
+            database = source.database
         else:
-            raise TypeError("pass a SQLKeyStore, an Engine or an AsyncEngine")
+            raise TypeError("pass a SQLKeyStore, a Database, an Engine or an AsyncEngine")
+        #: Where the audit table is.
+        self.database = database
 
     def __repr__(self) -> str:
-        return f"SQLAuditSink({self.store!r})"
+        return f"SQLAuditSink(url={str(self.database.url)!r})"  # str(URL) masks the password
 
     def write(self, events: Sequence[AuditEvent]) -> None:
         """Insert ``events`` in one transaction (ids already stored are skipped)."""
         if events:
-            self.store._write(partial(ops.write_events, tuple(events)))
+            self.database.run(partial(ops.write_events, tuple(events)), write=True)
 
     def _query(self, query: AuditQuery) -> AuditPage:
-        return self.store._read(partial(ops.query_events, query))
+        return self.database.run(partial(ops.query_events, query), write=False).value
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
         if events:
-            await self.store._awrite(partial(ops.write_events, tuple(events)))
+            await self.database.arun(partial(ops.write_events, tuple(events)), write=True)
 
     async def _aquery(self, query: AuditQuery) -> AuditPage:
-        return await self.store._aread(partial(ops.query_events, query))
+        return (await self.database.arun(partial(ops.query_events, query), write=False)).value

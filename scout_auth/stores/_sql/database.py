@@ -1,309 +1,364 @@
-"""Engines for :class:`~scout_auth.stores.sql.SQLKeyStore`: URLs, timeouts, errors, retries.
+"""One SQL database as the key store and the audit sink use it: engines, timeouts, transactions.
 
-A store built from one URL needs a sync and an async engine; the async URL is
-derived from the sync one (and back) by swapping the driver for its twin. For
-MySQL/MariaDB the async twin is asyncmy: aiomysql 0.3 cannot send binary
-parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
-Timeouts become driver connect arguments (and, on PostgreSQL, a deadline the
-store enforces: :mod:`._sql_watchdog`), so a dead, stuck or silent server
-fails a call within bounded time. Driver errors that mean "the database cannot answer
-now" become :class:`~scout_auth.exceptions.StoreUnavailable`. An
-:class:`Attempt` runs one operation of :mod:`.ops` on a connection and
-says whether a failure may be retried.
+Theory of operation
+-------------------
+A :class:`Database` owns the sync engine and its async twin (made lazily
+from one URL, or the engines a service passes in), the timeouts
+(:mod:`.engines`), the client-side read deadline on PostgreSQL
+(:mod:`.watchdog`) and the loop that runs one operation of :mod:`.ops` in
+one transaction: :meth:`Database.run` / :meth:`Database.arun`, each run an
+:class:`~.attempt.Attempt` that says whether a failure may be retried and
+when a write's outcome became unknown (every statement answered, the
+``COMMIT`` under way).
+
+The key store adds what is its own on top: the ``NOTIFY`` of a write's
+events and their delivery to its subscribers (:mod:`.store`). The audit
+sink runs its operations on the same object, so one ``Database`` (one pool)
+serves both.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import threading
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Final, TypeVar
 
+import anyio.to_thread
+from sqlalchemy import create_engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, CursorResult, make_url
-from sqlalchemy.sql import Executable
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, Pool
 
-from ...exceptions import StoreUnavailable
-from . import ops as ops
-from .watchdog import NO_WATCH, Watch
+from .attempt import ATTEMPTS, Attempt, translate
+from .engines import (
+    async_url,
+    connect_args,
+    is_memory_sqlite,
+    merged_options,
+    read_timeout_for,
+    sync_url,
+)
+from .ops import MakeOp, Outcome
+from .watchdog import NO_WATCH, WATCHDOG, Watch
 
-__all__ = [
-    "ATTEMPTS",
-    "Attempt",
-    "async_url",
-    "connect_args",
-    "is_retryable",
-    "merged_options",
-    "read_timeout_for",
-    "sync_url",
-    "timed_out",
-    "translate",
-    "unavailable",
-]
+__all__ = ["CONNECT_TIMEOUT", "STATEMENT_TIMEOUT", "Database"]
 
 T = TypeVar("T")
 
-# sync driver -> async twin; a bare dialect name means its default driver.
-_ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+pysqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+psycopg",
-    "postgresql+psycopg": "postgresql+psycopg",
-    "postgresql+psycopg2": "postgresql+psycopg",
-    "mysql": "mysql+asyncmy",
-    "mysql+pymysql": "mysql+asyncmy",
-    "mysql+mysqldb": "mysql+asyncmy",
-    "mariadb": "mariadb+asyncmy",
-    "mariadb+pymysql": "mariadb+asyncmy",
-    "mariadb+mysqldb": "mariadb+asyncmy",
-}
-_SYNC_DRIVERS = {
-    "sqlite+aiosqlite": "sqlite+pysqlite",
-    "postgresql+psycopg_async": "postgresql+psycopg",
-    "postgresql+asyncpg": "postgresql+psycopg",
-    "mysql+aiomysql": "mysql+pymysql",
-    "mysql+asyncmy": "mysql+pymysql",
-    "mariadb+aiomysql": "mariadb+pymysql",
-    "mariadb+asyncmy": "mariadb+pymysql",
-}
+#: Default seconds to wait for a connection.
+CONNECT_TIMEOUT: Final = 5.0
+#: Default seconds a statement or lock wait may take.
+STATEMENT_TIMEOUT: Final = 5.0
 
 
-def _swap(url: URL, table: dict[str, str]) -> URL | None:
-    name = url.drivername
-    if name in table:
-        return url.set(drivername=table[name])
-    return None
+class Database:
+    """A SQL database: its engines, timeouts, and one transaction per operation.
 
+    Build it from one URL (the sync engine and its async twin are created
+    lazily, on first use) or from the engines a service already has, so it
+    shares their connection pools. A :class:`~scout_auth.stores.sql.SQLKeyStore`
+    makes one from the same arguments; build one yourself to share it (one
+    pool, one set of timeouts) between a store and an
+    :class:`~scout_auth.stores.sql.SQLAuditSink`.
 
-def sync_url(url: str | URL) -> URL:
-    """The sync URL for ``url`` (itself if it already names a sync driver)."""
-    parsed = make_url(url)
-    return _swap(parsed, _SYNC_DRIVERS) or parsed
+    Args:
+        url: A SQLAlchemy URL with a sync or async driver, e.g.
+            ``sqlite:///keys.db``, ``postgresql+psycopg://…``,
+            ``mysql+pymysql://…``. The async twin is derived (``aiosqlite``,
+            ``psycopg``, ``asyncmy``).
+        engine: An existing sync :class:`~sqlalchemy.engine.Engine`. Alone, the
+            async calls run the sync ones in a worker thread.
+        async_engine: An existing :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
+            Alone, the sync calls raise ``RuntimeError``.
+        connect_timeout: Seconds to wait for a connection (engines built from
+            ``url`` only; PostgreSQL rounds up to at least 2).
+        statement_timeout: Seconds a statement or lock wait may take, or
+            ``None`` for the server default (engines built from ``url`` only).
+        read_timeout: Seconds the client waits for any one answer of the
+            database before it gives the connection up (client side: a
+            silent connection, which ``statement_timeout`` on the server
+            cannot see). Default ``statement_timeout + 1`` (6 s; 30 s with
+            ``statement_timeout=None``), for engines built from ``url``; on
+            PostgreSQL engines passed in only if given (on a MySQL/MariaDB
+            engine set the driver's own ``read_timeout`` in its
+            ``connect_args`` instead). A silent database is then a
+            ``StoreUnavailable`` within about this long (see
+            ``docs/sql-store.md``, "Failure modes and guarantees").
+        engine_options: Extra :func:`~sqlalchemy.create_engine` arguments.
+        async_engine_options: Extra
+            :func:`~sqlalchemy.ext.asyncio.create_async_engine` arguments.
 
+    Raises:
+        ValueError: Neither or both of ``url`` and engines, a bad timeout,
+            ``read_timeout`` with a MySQL/MariaDB engine passed in, or an
+            in-memory SQLite URL (each connection would see its own empty
+            database; use a file or :class:`~scout_auth.InMemoryKeyStore`).
 
-def async_url(url: str | URL) -> URL | None:
-    """The async twin of ``url``, or ``None`` if no async driver is known for it."""
-    parsed = make_url(url)
-    if parsed.drivername in _SYNC_DRIVERS or parsed.drivername == "postgresql+psycopg_async":
-        return parsed
-    return _swap(parsed, _ASYNC_DRIVERS)
-
-
-def is_memory_sqlite(url: URL) -> bool:
-    """Whether ``url`` is a per-connection in-memory SQLite database."""
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-
-
-#: TCP keepalives on PostgreSQL connections (libpq): an idle pooled connection
-#: whose peer is gone is found dead within about ``IDLE + tcp_user_timeout``
-#: seconds and replaced before a request waits on it.
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
-
-_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
-
-
-def read_timeout_for(statement_timeout: float | None, read_timeout: float | None) -> float:
-    """The client-side read timeout: ``read_timeout``, else ``statement_timeout + 1`` (or 30).
-
-    One second above the server's own limit, so a slow statement ends with
-    the server's clean error (the connection kept) before the client gives
-    the connection up; 30 s when the server has no statement limit of ours.
+    Example:
+        >>> database = Database("postgresql+psycopg://app@db/app")  # doctest: +SKIP
+        >>> store, audit = SQLKeyStore(database), SQLAuditSink(database)  # doctest: +SKIP
     """
-    if read_timeout is not None:
-        return read_timeout
-    return 30.0 if statement_timeout is None else statement_timeout + 1.0
 
-
-def connect_args(
-    url: URL,
-    *,
-    is_async: bool,
-    connect_timeout: float,
-    statement_timeout: float | None,
-    read_timeout: float | None = None,
-) -> dict[str, Any]:
-    """Driver connect arguments that bound connecting, each statement and each answer.
-
-    ``read_timeout`` (default: :func:`read_timeout_for`) is how long the
-    client waits for any one answer. MySQL/MariaDB drivers enforce it on
-    their socket; libpq has no such setting, so on PostgreSQL the store
-    enforces it (:mod:`._sql_watchdog`) and the connection gets TCP
-    keepalives and ``tcp_user_timeout`` (unacknowledged data for that long
-    ends the connection). Parameters given in the URL's query win.
-    """
-    backend, driver = url.get_backend_name(), url.get_driver_name()
-    answer = read_timeout_for(statement_timeout, read_timeout)
-    args: dict[str, Any] = {}
-    if backend == "sqlite":
-        # How long to wait for another writer's lock before "database is locked".
-        args["timeout"] = statement_timeout if statement_timeout is not None else 5.0
-    elif backend == "postgresql":
-        args["connect_timeout"] = max(2, math.ceil(connect_timeout))  # libpq's minimum
-        if statement_timeout is not None:
-            # Added to, never replacing, ``?options=`` in the URL (a search_path...).
-            given = url.query.get("options", ())
-            given = (given,) if isinstance(given, str) else given
-            timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-            args["options"] = " ".join((*given, timeout))
-        if driver in _LIBPQ_DRIVERS:
-            libpq = {
-                "keepalives": 1,
-                "keepalives_idle": KEEPALIVE_IDLE,
-                "keepalives_interval": KEEPALIVE_INTERVAL,
-                "keepalives_count": KEEPALIVE_COUNT,
-                "tcp_user_timeout": max(1, math.ceil(answer * 1000)),  # milliseconds
-            }
-            args.update({k: v for k, v in libpq.items() if k not in url.query})
-    elif backend in ("mysql", "mariadb"):
-        args["connect_timeout"] = max(1, math.ceil(connect_timeout))
-        if statement_timeout is not None and "init_command" not in url.query:  # the URL's wins
-            seconds = max(1, math.ceil(statement_timeout))
-            args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
-        # Socket timeouts: a server that stops answering fails the call (the
-        # handshake after connecting too).
-        if driver == "pymysql":
-            args["read_timeout"] = args["write_timeout"] = answer
-        elif driver == "mysqldb":  # whole seconds only
-            args["read_timeout"] = args["write_timeout"] = max(1, math.ceil(answer))
-        elif driver == "asyncmy":
-            args["read_timeout"] = answer
-    return args
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed transaction may simply be run again (deadlock victim)."""
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # PostgreSQL
-        return True
-    args: tuple[object, ...] = getattr(orig, "args", ())
-    return len(args) > 0 and args[0] in (1213, 1020)  # MySQL/MariaDB deadlock, changed row
-
-
-def unavailable(exc: BaseException) -> StoreUnavailable | None:
-    """The :class:`StoreUnavailable` for a "cannot answer now" error, else ``None``.
-
-    Connection failures, timeouts, lock waits and dropped connections qualify;
-    programming errors (a missing table, bad SQL) do not: they should be loud.
-    """
-    if isinstance(exc, sa_exc.DBAPIError):
-        if not (
-            exc.connection_invalidated
-            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        engine: Engine | None = None,
+        async_engine: AsyncEngine | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float | None = STATEMENT_TIMEOUT,
+        read_timeout: float | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        async_engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if (url is None) == (engine is None and async_engine is None):
+            raise ValueError("pass either url or engine= / async_engine=")
+        if (
+            connect_timeout <= 0
+            or (statement_timeout is not None and statement_timeout <= 0)
+            or (read_timeout is not None and read_timeout <= 0)
         ):
-            return None
-    elif not isinstance(exc, sa_exc.TimeoutError | TimeoutError | ConnectionError):
-        return None
-    # The default detail only: clients see it, and the driver's message may
-    # name hosts, users or the statement. The cause stays on ``__cause__``.
-    return StoreUnavailable()
+            raise ValueError("timeouts must be positive")
+        self._engine = engine
+        self._async_engine = async_engine
+        self._sync_url: URL | None = None
+        self._async_url: URL | None = None
+        if url is not None:
+            self._sync_url = sync_url(url)
+            self._async_url = async_url(url)
+            if is_memory_sqlite(self._sync_url):
+                raise ValueError("in-memory SQLite is per connection: use a file path")
+        if url is None and read_timeout is not None and self.backend in ("mysql", "mariadb"):
+            # A given engine's driver arguments cannot be changed from here.
+            raise ValueError("read_timeout with engine=: set the driver's own in its connect_args")
+        self._timeouts: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "statement_timeout": statement_timeout,
+            "read_timeout": read_timeout,
+        }
+        # The deadline enforced here on PostgreSQL connections (libpq has no
+        # read timeout; the MySQL drivers and SQLite time their reads
+        # themselves): on the engines built here, and on engines passed in
+        # only when asked to.
+        self._read_deadline = (
+            read_timeout_for(statement_timeout, read_timeout)
+            if self.backend == "postgresql" and (url is not None or read_timeout is not None)
+            else None
+        )
+        self._engine_options = dict(engine_options or {})
+        self._async_engine_options = dict(async_engine_options or {})
+        self._lock = threading.Lock()
+        self._feed_engine: Engine | None = None
+        self._feed_pool: Pool | None = None
 
+    def __repr__(self) -> str:
+        return f"Database(url={str(self.url)!r})"  # str(URL) masks the password
 
-#: How many times an operation runs at most (see :meth:`Attempt.may_retry`).
-ATTEMPTS = 3
+    @property
+    def url(self) -> URL:
+        """The database's URL (the sync one; ``str()`` of it masks the password)."""
+        if self._sync_url is not None:
+            return self._sync_url
+        given = self._engine or self._async_engine
+        assert given is not None  # the constructor checked
+        return given.url
 
+    @property
+    def backend(self) -> str:
+        """The dialect's name: ``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
+        return self.url.get_backend_name()
 
-class Attempt:
-    """One run of an operation: how far it got, and the deadline it runs under.
+    @property
+    def engine(self) -> Engine:
+        """The sync engine (created on first use when built from a URL)."""
+        if self._engine is not None:
+            return self._engine
+        with self._lock:
+            if self._engine is None:
+                if self._sync_url is None:
+                    raise RuntimeError("this SQLKeyStore has only an async engine: pass engine=")
+                options = merged_options(
+                    self._sync_url, False, self._timeouts, self._engine_options
+                )
+                self._engine = create_engine(self._sync_url, **options)
+            return self._engine
 
-    ``answered`` counts the statements the database answered; ``outcome`` is
-    set once the operation returned, i.e. every statement was answered and
-    only the ``COMMIT`` remains (a failure from then on leaves the write's
-    outcome unknown); ``watch`` is the read deadline of the connection
-    (:mod:`._sql_watchdog`), re-armed after each answer.
-    """
+    @property
+    def async_engine(self) -> AsyncEngine | None:
+        """The async engine, or ``None`` if async calls go through a worker thread."""
+        if self._async_engine is not None:
+            return self._async_engine
+        with self._lock:
+            if self._async_engine is None and self._async_url is not None:
+                options = merged_options(
+                    self._async_url, True, self._timeouts, self._async_engine_options
+                )
+                self._async_engine = create_async_engine(self._async_url, **options)
+            return self._async_engine
 
-    __slots__ = ("answered", "outcome", "watch")
+    # -- one transaction per operation ------------------------------------
+    def _watch(self, raw: Any) -> Watch:
+        """The read deadline for one operation on ``raw`` (a pooled DBAPI connection)."""
+        if self._read_deadline is None:
+            return NO_WATCH
+        return WATCHDOG.watch(raw.driver_connection, self._read_deadline)
 
-    def __init__(self) -> None:
-        self.answered = 0
-        self.outcome: ops.Outcome[Any] | None = None
-        self.watch: Watch = NO_WATCH
+    def run(
+        self,
+        make: MakeOp[T],
+        *,
+        write: bool,
+        rerun_on_conflict: bool = False,
+        unsure: Callable[[Outcome[Any]], None] | None = None,
+    ) -> Outcome[T]:
+        """Run ``make``'s operation in one transaction; its outcome once committed.
 
-    def watched(self, watch: Watch) -> Watch:
-        """Run under ``watch`` (returned, to be used as a context manager)."""
-        self.watch = watch
-        return watch
+        A read is rolled back at the end. A failure that may be retried
+        (see :meth:`Attempt.may_retry`) runs the operation again, at most
+        :data:`ATTEMPTS` times in all; driver errors are translated
+        (:func:`translate`).
 
-    def may_retry(self, exc: Exception, *, write: bool) -> bool:
-        # An answer that never came: the operation used up its time, and a
-        # second run would double the bound a caller waits (the pool is
-        # flushed: the next call gets a fresh connection).
-        if self.watch.fired or timed_out(exc):
-            return False
-        # A pooled connection found dead before any statement was answered:
-        # nothing can have been committed, so run again on a fresh connection
-        # (what pool_pre_ping does, without a ping round trip on every call).
-        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-            return self.answered == 0
-        # A deadlock victim was rolled back whole: running it again is safe.
-        return write and is_retryable(exc)
+        Args:
+            make: The operation, for this database's dialect.
+            write: Commit (``False``: roll back, never retry a deadlock).
+            rerun_on_conflict: The operation looks up what could conflict
+                before it writes, so a unique violation means another
+                transaction committed the same value in between: run it again
+                (the violation rolled the transaction back whole), and its
+                look-up sees that value.
+            unsure: Called with the outcome of a write that failed once every
+                statement was answered: its ``COMMIT`` may have been carried
+                out and only the reply lost.
+        """
+        engine = self.engine
+        for attempt in range(1, ATTEMPTS + 1):
+            run: Attempt[T] = Attempt()
+            try:
+                # The watch spans every round trip, the COMMIT or ROLLBACK
+                # included, and ends before the connection goes back to the pool.
+                with (
+                    engine.connect() as conn,
+                    run.watched(self._watch(conn.connection)),
+                    conn.begin() as transaction,
+                ):
+                    outcome = run.drive(make(conn.dialect), conn.execute)
+                    if not write:
+                        transaction.rollback()
+                break
+            except Exception as exc:
+                self._failed(run, exc, attempt, write, rerun_on_conflict, unsure)
+        return outcome
 
-    def _answered(self) -> None:
-        self.answered += 1
-        self.watch.arm()  # the next round trip (a statement, the COMMIT) gets a full timeout
+    async def arun(
+        self,
+        make: MakeOp[T],
+        *,
+        write: bool,
+        rerun_on_conflict: bool = False,
+        unsure: Callable[[Outcome[Any]], None] | None = None,
+    ) -> Outcome[T]:
+        """Async :meth:`run` (in a worker thread on the sync engine's pool if no async engine)."""
+        engine = self.async_engine
+        if engine is None:  # only a sync engine: share its pool from a worker thread
+            run_sync = partial(
+                self.run, make, write=write, rerun_on_conflict=rerun_on_conflict, unsure=unsure
+            )
+            return await anyio.to_thread.run_sync(run_sync)
+        for attempt in range(1, ATTEMPTS + 1):
+            run: Attempt[T] = Attempt()
+            try:
+                async with engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    with run.watched(self._watch(raw)):
+                        async with conn.begin() as transaction:
+                            outcome = await run.adrive(make(conn.dialect), conn.execute)
+                            if not write:
+                                await transaction.rollback()
+                break
+            except Exception as exc:
+                self._failed(run, exc, attempt, write, rerun_on_conflict, unsure)
+        return outcome
 
-    def drive(
-        self, op: ops.Op[T], execute: Callable[[Executable], CursorResult[Any]]
-    ) -> ops.Outcome[T]:
+    @staticmethod
+    def _failed(
+        run: Attempt[T],
+        exc: Exception,
+        attempt: int,
+        write: bool,
+        rerun_on_conflict: bool,
+        unsure: Callable[[Outcome[Any]], None] | None,
+    ) -> None:
+        """Return to try again, or raise what the caller gets for ``exc``."""
+        if write and unsure is not None and run.outcome is not None:
+            unsure(run.outcome)
+        if attempt < ATTEMPTS and (
+            run.may_retry(exc, write=write)
+            or (rerun_on_conflict and isinstance(exc, sa_exc.IntegrityError))
+        ):
+            return
+        mapped = translate(exc)
+        if mapped is None:
+            raise exc
+        raise mapped from exc
+
+    # -- the change feed's connections (PostgreSQL) ------------------------
+    def feed_connection(self) -> Any:
+        """A new DBAPI connection in autocommit mode, out of no pool, for ``LISTEN``.
+
+        Never one of the pool's: a pooled connection may have gone silent
+        with the one the feed just lost, and ``LISTEN`` would wait on it for
+        good. It comes from a pool of its own that is a copy of the sync
+        engine's (its connect arguments, pool events and creator apply) and
+        never keeps a connection: each one is detached at once. An engine on
+        another driver, or an async engine alone, lends its URL to a psycopg
+        engine of the feed's own.
+        """
+        raw = self._pool_for_feed().connect()
+        conn: Any = raw.driver_connection
+        raw.detach()
         try:
-            statement = next(op)
-            while True:
-                result = execute(statement)
-                self._answered()
-                statement = op.send(result)
-        except StopIteration as stop:
-            self.outcome = stop.value
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
+            conn.rollback()  # a new connection: no transaction, no round trip
+            conn.autocommit = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
-    async def adrive(
-        self, op: ops.Op[T], execute: Callable[[Executable], Awaitable[CursorResult[Any]]]
-    ) -> ops.Outcome[T]:
-        try:
-            statement = next(op)
-            while True:
-                result = await execute(statement)
-                self._answered()
-                statement = op.send(result)
-        except StopIteration as stop:
-            self.outcome = stop.value
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
+    def _pool_for_feed(self) -> Pool:
+        if self._feed_pool is None:  # only the feed thread gets here
+            has_sync = self._engine is not None or self._sync_url is not None
+            engine = self.engine if has_sync else None
+            if engine is None or engine.dialect.driver != "psycopg":
+                engine = self._engine_for_feed()
+                self._feed_pool = engine.pool  # NullPool: every connection new
+            else:
+                self._feed_pool = engine.pool.recreate()
+        return self._feed_pool
 
+    def _engine_for_feed(self) -> Engine:
+        with self._lock:
+            if self._feed_engine is None:
+                url = self.url.set(drivername="postgresql+psycopg")
+                args = connect_args(url, is_async=False, **self._timeouts)
+                self._feed_engine = create_engine(url, poolclass=NullPool, connect_args=args)
+            return self._feed_engine
 
-def timed_out(exc: BaseException) -> bool:
-    """Whether a driver's socket timeout lies behind ``exc`` (PyMySQL, asyncmy)."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, TimeoutError):  # socket.timeout, asyncio.TimeoutError
-            return True
-        orig = getattr(current, "orig", None)
-        stack += [current.__cause__, current.__context__]
-        if isinstance(orig, BaseException):
-            stack.append(orig)
-    return False
+    def close(self) -> None:
+        """Close the pooled connections of the sync engines made here.
 
+        Engines passed in are left alone (their owner disposes them). Call
+        :meth:`aclose` from async code to release the async pool too. The
+        database stays usable: a later call connects again.
+        """
+        if self._feed_engine is not None:
+            self._feed_engine.dispose()
+        if self._engine is not None and self._sync_url is not None:
+            self._engine.dispose()
 
-def merged_options(
-    url: URL, is_async: bool, timeouts: dict[str, Any], given: dict[str, Any]
-) -> dict[str, Any]:
-    """Engine options: the caller's ``given`` on top of our timeouts' connect arguments."""
-    # connect_args are merged key by key.
-    args = connect_args(url, is_async=is_async, **timeouts)
-    args.update(given.get("connect_args", {}))
-    return {**given, "connect_args": args}
-
-
-def translate(exc: Exception) -> Exception | None:
-    """What a store call raises instead of ``exc`` (``None``: ``exc`` itself)."""
-    if isinstance(exc, sa_exc.IntegrityError):
-        return ValueError("duplicate key id")
-    if type(exc) is sa_exc.StatementError and isinstance(exc.orig, ValueError):
-        return exc.orig  # a value our column types refused (a naive datetime)
-    return unavailable(exc)
+    async def aclose(self) -> None:
+        """:meth:`close`, and close the async pool made here too."""
+        if self._async_engine is not None and self._async_url is not None:
+            await self._async_engine.dispose()
+        self.close()

@@ -14,7 +14,7 @@ subscription, origin filter) around a PostgreSQL session:
 3. wait for notifications ``POLL`` seconds at a time, so a stop is noticed
    promptly; every ``ping_interval / 2`` send ``SELECT 1``.
 
-``LISTEN`` and every ping run under the SQL watchdog (:mod:`._sql_watchdog`):
+``LISTEN`` and every ping run under the SQL watchdog (:mod:`.watchdog`):
 an answer later than ``ping_interval / 2`` seconds (at least 0.25 s) gets
 the socket shut down under it, so a silently dead peer ends the session —
 and the loop opens a new one — instead of hanging it. A frozen feed is so

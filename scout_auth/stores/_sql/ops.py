@@ -349,9 +349,10 @@ def put_legacy(record: LegacyRecord, dialect: Dialect) -> Op[None]:
     carrying a digest another org holds would overwrite that org's row). The
     digest follows in an ``UPDATE`` if its holder, looked up first, is no
     other org. Another org taking the digest in between makes that ``UPDATE``
-    a unique violation, and the store runs the whole operation again (see
-    ``SQLKeyStore._run``): the look-up then sees the holder, and the record
-    is stored without a digest. The switch is never written: it survives.
+    a unique violation, and the store runs the whole operation again
+    (``Database.run``, ``rerun_on_conflict``): the look-up then sees the
+    holder, and the record is stored without a digest. The switch is never
+    written: it survives.
     """
     values = {
         "org_id": record.org_id,

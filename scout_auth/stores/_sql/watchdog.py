@@ -81,11 +81,12 @@ class Watch:
         tb: TracebackType | None,
     ) -> None:
         if self._dog is not None:
-            self._dog._release(self)
+            self._dog.release(self)
             self._dog = None
             os.close(self._pinned)
 
-    def _cut(self) -> None:
+    def cut(self) -> None:
+        """Mark the watch fired and shut its socket down (the watchdog's thread calls it)."""
         self.fired = True
         sever(self._pinned)
 
@@ -141,7 +142,8 @@ class Watchdog:
                 self._cond.notify()
         return watch
 
-    def _release(self, watch: Watch) -> None:
+    def release(self, watch: Watch) -> None:
+        """End ``watch``: it is never cut from now on (what leaving its block does)."""
         with self._cond:
             self._watches.discard(watch)
 
@@ -151,7 +153,7 @@ class Watchdog:
                 now = time.monotonic()
                 for watch in [w for w in self._watches if w.deadline <= now]:
                     self._watches.discard(watch)
-                    watch._cut()
+                    watch.cut()
                 self._wake_at = min((w.deadline for w in self._watches), default=math.inf)
                 self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
 import redis
+import redis.asyncio
 from redis.crc import key_slot
 
 from scout_auth import HttpRequest, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.client import SigningAuth
 from scout_auth.exceptions import NonceQuotaExceeded, ReplayDetected, StoreUnavailable
-from scout_auth.stores._redis.nonce import _script_args, _set_args
+from scout_auth.stores._redis.nonce import REMEMBER, _script_args, _set_args
 from scout_auth.stores.redis import Layout, RedisNonceCache
 from tests.nonce_contract import NonceQuotaContract
+from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -307,6 +310,62 @@ async def test_an_owned_nonce_fails_closed_when_redis_is_unreachable():
     with pytest.raises(StoreUnavailable):
         await cache.aremember(nonce(), 60, owner=owner())
     await cache.aclose()
+
+
+@pytest.fixture
+def proxy(redis_url) -> Iterator[TcpProxy]:
+    p = TcpProxy().start()
+    yield p
+    p.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("owned", [False, True], ids=["set-nx", "script"])
+async def test_a_nonce_write_whose_answer_is_late_is_503_never_sent_again(
+    proxy, redis_url, redis_prefix, owned, is_async
+):
+    # The write ran, its answer came too late. Sent again it would find the
+    # nonce it stored itself and call it a replay: a false 401
+    # replay_detected for a request seen once. It is sent once: 503.
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.script_load(REMEMBER.source)  # the held request is one that runs, not a NOSCRIPT
+    cache = RedisNonceCache.from_url(proxy.url, prefix=redis_prefix, socket_timeout=0.3)
+    n, who = nonce(), owner() if owned else None
+    sent: list[bytes] = []
+
+    def first_write(data: bytes) -> bool:
+        if n.encode() not in data:
+            return False
+        sent.append(data)
+        return len(sent) == 1
+
+    async def remember() -> bool:
+        return await cache.aremember(n, 60, owner=who) if is_async else cache.remember(n, 60, who)
+
+    proxy.hold_reply_when(first_write, 1.0)
+    with pytest.raises(StoreUnavailable):
+        await remember()
+    assert proxy.held_replies == 1
+    assert len(sent) == 1  # never resent, by redis-py or by the cache
+    proxy.hold_reply_when(None)
+    assert cache.remember(n, 60, owner=who) is False  # it did run: now it is a replay
+    await cache.aclose()
+
+
+def test_a_nonce_cache_on_a_stores_connection_shares_its_clients(redis_url, redis_prefix):
+    from scout_auth.stores.redis import RedisKeyStore
+
+    store = RedisKeyStore.from_url(redis_url, prefix=redis_prefix, listen=False)
+    cache = RedisNonceCache(store.connection, prefix=redis_prefix)
+    assert cache.connection is store.connection
+    n, who = nonce(), owner()
+    assert cache.remember(n, 60, owner=who) is True
+    other = RedisNonceCache(store.connection, prefix=redis_prefix)
+    assert other.remember(n, 60, owner=who) is False  # one pool, one set of nonces
+    with pytest.raises(ValueError, match="RedisConnection"):
+        RedisNonceCache(store.connection, async_client=redis.asyncio.Redis())
+    store.close()
 
 
 def test_the_script_is_loaded_again_after_a_script_flush(make_cache, redis_url):

@@ -363,7 +363,7 @@ async def test_a_cluster_store_is_made_while_the_cluster_is_down_and_answers_503
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     store = RedisKeyStore.from_url(f"redis+cluster://127.0.0.1:{port}/", prefix="down")
-    assert "connected=False" in repr(store._clients.sync)
+    assert "connected=False" in repr(store.connection.sync)
     with pytest.raises(StoreUnavailable):
         store.get_key("k" * 20)
     with pytest.raises(StoreUnavailable):
@@ -730,7 +730,7 @@ class Stepper:
     def run_until(self, stop: Callable[[object], bool] = lambda need: False) -> Stepper:
         """Perform needs until ``stop(need)`` holds for the next one (not performed yet)."""
         while not self.done and not stop(self.need):
-            answer = self.store._driver._perform(self.store._clients.sync, self.need)
+            answer = self.store.connection.perform(self.need)
             try:
                 self.need = self.op.send(answer)
             except StopIteration as stop_iteration:

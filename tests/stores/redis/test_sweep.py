@@ -46,14 +46,14 @@ def _drive(store: RedisKeyStore, op, until: Callable[[object], bool]):
     """Perform ``op``'s needs until the next one matches ``until``; return (op, that need)."""
     need = next(op)
     while not until(need):
-        need = op.send(store._driver._perform(store._clients.sync, need))
+        need = op.send(store.connection.perform(need))
     return need
 
 
 def _finish(store: RedisKeyStore, op, need):
     try:
         while True:
-            need = op.send(store._driver._perform(store._clients.sync, need))
+            need = op.send(store.connection.perform(need))
     except StopIteration as stop:
         return stop.value
 

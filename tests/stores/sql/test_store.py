@@ -24,7 +24,7 @@ from scout_auth import KeyEvent, KeyManager, LegacyRecord
 from scout_auth._core.tokens import parse_token
 from scout_auth.stores import KeyUpdate
 from scout_auth.stores._sql import ops as ops
-from scout_auth.stores._sql.database import async_url, connect_args, read_timeout_for, sync_url
+from scout_auth.stores._sql.engines import async_url, connect_args, read_timeout_for, sync_url
 from scout_auth.stores._sql.schema import METADATA
 from scout_auth.stores.sql import SQLKeyStore
 from scout_auth.testing import StoreContract
@@ -473,6 +473,26 @@ def test_audit_sink_on_engines_of_its_own(sqlite_url):
     engine.dispose()
     with pytest.raises(TypeError):
         SQLAuditSink("sqlite:///k.db")  # type: ignore[arg-type]
+
+
+def test_a_store_and_an_audit_sink_share_one_database(sqlite_url):
+    from scout_auth.audit import AuditEvent
+    from scout_auth.stores.sql import Database, SQLAuditSink
+
+    database = Database(sqlite_url, statement_timeout=2)
+    store, sink = SQLKeyStore(database), SQLAuditSink(database)
+    assert store.database is sink.database is store.audit_sink().database is database
+    assert store.engine is database.engine  # one pool
+    r = record(org())
+    store.add_key(r)
+    event = AuditEvent("created", r.org_id, key_id=r.key_id)
+    sink.write([event])
+    assert store.get_key(r.key_id) == r
+    assert store.audit_sink().query(r.org_id).events == (event,)
+    assert SQLAuditSink(store).database is database
+    with pytest.raises(ValueError, match="Database"):
+        SQLKeyStore(database, statement_timeout=1)  # the database's, not the store's
+    store.close()
 
 
 @pytest.mark.parametrize(

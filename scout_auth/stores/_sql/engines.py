@@ -1,0 +1,162 @@
+"""Engines for a :class:`~.database.Database`: URLs, and timeouts as driver arguments.
+
+A database built from one URL needs a sync and an async engine; the async
+URL is derived from the sync one (and back) by swapping the driver for its
+twin. For MySQL/MariaDB the async twin is asyncmy: aiomysql 0.3 cannot send
+binary parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
+Timeouts become driver connect arguments (and, on PostgreSQL, a deadline
+the database enforces itself: :mod:`.watchdog`), so a dead, stuck or silent
+server fails a call within bounded time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+
+__all__ = [
+    "async_url",
+    "connect_args",
+    "is_memory_sqlite",
+    "merged_options",
+    "read_timeout_for",
+    "sync_url",
+]
+
+# sync driver -> async twin; a bare dialect name means its default driver.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "mysql": "mysql+asyncmy",
+    "mysql+pymysql": "mysql+asyncmy",
+    "mysql+mysqldb": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+    "mariadb+pymysql": "mariadb+asyncmy",
+    "mariadb+mysqldb": "mariadb+asyncmy",
+}
+_SYNC_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+    "mariadb+aiomysql": "mariadb+pymysql",
+    "mariadb+asyncmy": "mariadb+pymysql",
+}
+
+
+def _swap(url: URL, table: dict[str, str]) -> URL | None:
+    name = url.drivername
+    if name in table:
+        return url.set(drivername=table[name])
+    return None
+
+
+def sync_url(url: str | URL) -> URL:
+    """The sync URL for ``url`` (itself if it already names a sync driver)."""
+    parsed = make_url(url)
+    return _swap(parsed, _SYNC_DRIVERS) or parsed
+
+
+def async_url(url: str | URL) -> URL | None:
+    """The async twin of ``url``, or ``None`` if no async driver is known for it."""
+    parsed = make_url(url)
+    if parsed.drivername in _SYNC_DRIVERS or parsed.drivername == "postgresql+psycopg_async":
+        return parsed
+    return _swap(parsed, _ASYNC_DRIVERS)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether ``url`` is a per-connection in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+#: TCP keepalives on PostgreSQL connections (libpq): an idle pooled connection
+#: whose peer is gone is found dead within about ``IDLE + tcp_user_timeout``
+#: seconds and replaced before a request waits on it.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+
+_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
+
+
+def read_timeout_for(statement_timeout: float | None, read_timeout: float | None) -> float:
+    """The client-side read timeout: ``read_timeout``, else ``statement_timeout + 1`` (or 30).
+
+    One second above the server's own limit, so a slow statement ends with
+    the server's clean error (the connection kept) before the client gives
+    the connection up; 30 s when the server has no statement limit of ours.
+    """
+    if read_timeout is not None:
+        return read_timeout
+    return 30.0 if statement_timeout is None else statement_timeout + 1.0
+
+
+def connect_args(
+    url: URL,
+    *,
+    is_async: bool,
+    connect_timeout: float,
+    statement_timeout: float | None,
+    read_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Driver connect arguments that bound connecting, each statement and each answer.
+
+    ``read_timeout`` (default: :func:`read_timeout_for`) is how long the
+    client waits for any one answer. MySQL/MariaDB drivers enforce it on
+    their socket; libpq has no such setting, so on PostgreSQL the database
+    enforces it (:mod:`.watchdog`) and the connection gets TCP
+    keepalives and ``tcp_user_timeout`` (unacknowledged data for that long
+    ends the connection). Parameters given in the URL's query win.
+    """
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    answer = read_timeout_for(statement_timeout, read_timeout)
+    args: dict[str, Any] = {}
+    if backend == "sqlite":
+        # How long to wait for another writer's lock before "database is locked".
+        args["timeout"] = statement_timeout if statement_timeout is not None else 5.0
+    elif backend == "postgresql":
+        args["connect_timeout"] = max(2, math.ceil(connect_timeout))  # libpq's minimum
+        if statement_timeout is not None:
+            # Added to, never replacing, ``?options=`` in the URL (a search_path...).
+            given = url.query.get("options", ())
+            given = (given,) if isinstance(given, str) else given
+            timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            args["options"] = " ".join((*given, timeout))
+        if driver in _LIBPQ_DRIVERS:
+            libpq = {
+                "keepalives": 1,
+                "keepalives_idle": KEEPALIVE_IDLE,
+                "keepalives_interval": KEEPALIVE_INTERVAL,
+                "keepalives_count": KEEPALIVE_COUNT,
+                "tcp_user_timeout": max(1, math.ceil(answer * 1000)),  # milliseconds
+            }
+            args.update({k: v for k, v in libpq.items() if k not in url.query})
+    elif backend in ("mysql", "mariadb"):
+        args["connect_timeout"] = max(1, math.ceil(connect_timeout))
+        if statement_timeout is not None and "init_command" not in url.query:  # the URL's wins
+            seconds = max(1, math.ceil(statement_timeout))
+            args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {seconds}"
+        # Socket timeouts: a server that stops answering fails the call (the
+        # handshake after connecting too).
+        if driver == "pymysql":
+            args["read_timeout"] = args["write_timeout"] = answer
+        elif driver == "mysqldb":  # whole seconds only
+            args["read_timeout"] = args["write_timeout"] = max(1, math.ceil(answer))
+        elif driver == "asyncmy":
+            args["read_timeout"] = answer
+    return args
+
+
+def merged_options(
+    url: URL, is_async: bool, timeouts: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    """Engine options: the caller's ``given`` on top of our timeouts' connect arguments."""
+    # connect_args are merged key by key.
+    args = connect_args(url, is_async=is_async, **timeouts)
+    args.update(given.get("connect_args", {}))
+    return {**given, "connect_args": args}
