@@ -399,3 +399,20 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, argv, extra):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
     assert f"pip install 'scout-auth[{extra}]'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "blocked", "extra"),
+    [
+        pytest.param("scout_auth.stores.sql", "sqlalchemy", "sql", id="sql"),
+        pytest.param("scout_auth.stores.redis", "redis", "redis", id="redis"),
+    ],
+)
+def test_importing_a_store_without_its_extra_names_the_extra(module, blocked, extra):
+    code = _WITHOUT_EXTRA.split("from scout_auth.cli")[0].format(blocked=(blocked,)) + (
+        f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == f"{blocked} is not installed: pip install 'scout-auth[{extra}]'"

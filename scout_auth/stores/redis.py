@@ -24,6 +24,14 @@ behaviour.
 
 from __future__ import annotations
 
+from .._extras import missing_extra
+
+try:  # a missing extra says which one, not just "No module named 'redis'"
+    import redis as _redis  # noqa: F401
+except ModuleNotFoundError as exc:
+    named = missing_extra(exc)
+    raise (named or exc) from None
+
 from ._redis.audit_sink import RedisAuditSink
 from ._redis.events import FLUSH
 from ._redis.layout import Layout
