@@ -34,8 +34,7 @@ import redis
 
 from benchmarks._stats import header, percentile, row
 from scout_auth import KeyManager, KeyRecord, Verifier, generate_key_id
-from scout_auth.stores._redis.layout import key_fields
-from scout_auth.stores.redis import RedisKeyStore
+from scout_auth.stores.redis import RedisKeyStore, key_fields
 
 REAL_KEYS = 1000
 SAMPLES = 5000

@@ -95,10 +95,10 @@ class OrgUser(BaseUser):
 
 def org_context(conn: HTTPConnection) -> OrgContext:
     """The verified org of a request (raises ``LookupError`` on exempt paths)."""
-    context = conn.scope.get(SCOPE_KEY)
+    context: OrgContext | None = conn.scope.get(SCOPE_KEY)
     if context is None:
         raise LookupError("this request was not authenticated (exempt path?)")
-    return context  # type: ignore[no-any-return]
+    return context
 
 
 def require_scopes(conn: HTTPConnection, *scopes: str) -> OrgContext:

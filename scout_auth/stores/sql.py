@@ -20,13 +20,13 @@ an audit sink built apart::
 
 from __future__ import annotations
 
-from .._extras import missing_extra
+from .._extras import missing_extra as _missing_extra
 
 try:  # a missing extra says which one, not just "No module named 'sqlalchemy'"
     import sqlalchemy as _sqlalchemy  # noqa: F401
 except ModuleNotFoundError as exc:
-    named = missing_extra(exc)
-    raise (named or exc) from None
+    _named = _missing_extra(exc)
+    raise (_named or exc) from None
 
 from ._sql.audit import SQLAuditSink
 from ._sql.database import Database

@@ -643,6 +643,7 @@ def test_public_names_are_locked():
         "RedisAuditSink",
         "RedisKeyStore",
         "RedisNonceCache",
+        "key_fields",
     ]
 
 
