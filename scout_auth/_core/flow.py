@@ -414,7 +414,9 @@ def signature_flow(
     """The flow for an RFC 9421 signature already parsed and policy-checked.
 
     The nonce is remembered only after the signature verified, so nobody can
-    burn another client's nonces with forged requests (RFC 9421 §7.2.2), and
+    burn another client's nonces with forged signatures (RFC 9421 §7.2.2; a
+    copy of a genuine request with another body does spend its nonce: the
+    body is checked after the headers, see docs/signing.md), and
     only once the request passed :func:`check_access` (``required`` scopes,
     ``client_ip`` against the allowlist): a request that is refused anyway
     must not spend a place in the replay cache, or refused requests could
