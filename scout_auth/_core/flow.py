@@ -437,8 +437,13 @@ def signature_flow(
     context = verified.context
     if required or context.allowed_ips is not None:
         check_access(context, required, client_ip)
-    if sig.nonce is not None:
-        need = RememberNonce(nonce_key(sig.key_id, sig.nonce), sig.replay_ttl(now), record.key_id)
-        if (yield need) is not True:
-            raise ReplayDetected().about(record.org_id, record.key_id, record.name)
+    # Without a nonce (RFC 9421 peers send none by default, nor does the
+    # RFC's own B.2.6 example) the signature value itself is what may be
+    # used once: Ed25519 signatures are deterministic, so a replay carries
+    # the very same bytes. The same bounded per-key cache holds both kinds;
+    # a NUL cannot occur in a nonce (an sf-string), so they never collide.
+    once = sig.nonce if sig.nonce is not None else "\x00sig:" + sig.signature.hex()
+    need = RememberNonce(nonce_key(sig.key_id, once), sig.replay_ttl(now), record.key_id)
+    if (yield need) is not True:
+        raise ReplayDetected().about(record.org_id, record.key_id, record.name)
     return verified

@@ -32,7 +32,9 @@ class SignaturePolicy:
             (``Content-Length`` > 0 or ``Transfer-Encoding``).
         max_age: Seconds a signature stays valid after ``created``.
         max_skew: Seconds ``created`` may lie in the future (clock skew).
-        require_nonce: Whether a ``nonce`` parameter is mandatory.
+        require_nonce: Whether a ``nonce`` parameter is mandatory (default
+            ``False``: a signature without one is accepted once, its value
+            remembered for the window as a nonce would be).
         algorithms: Accepted values of the ``alg`` parameter.
         allow_missing_alg: Accept signatures without ``alg``; the key type
             (Ed25519) then decides, as RFC 9421 §3.3 permits.
@@ -47,7 +49,7 @@ class SignaturePolicy:
     body_components: tuple[str, ...] = ("content-digest",)
     max_age: float = 300.0
     max_skew: float = 5.0
-    require_nonce: bool = True
+    require_nonce: bool = False
     algorithms: frozenset[str] = frozenset({ED25519})
     allow_missing_alg: bool = True
     # What missing_components() compares against, per has_body; derived from
@@ -87,5 +89,6 @@ class SignaturePolicy:
 
 
 #: The default policy: method, authority and target URI (or path + query),
-#: content-digest with a body, 300 s window, 5 s skew, nonce required.
+#: content-digest with a body, 300 s window, 5 s skew; each signature (by
+#: its nonce, or its value without one) accepted once.
 DEFAULT_POLICY = SignaturePolicy()

@@ -109,7 +109,6 @@ def test_a_raw_request_gives_the_same_report(new_key):
         pytest.param(
             lambda k: signed(k, now=NOW + 60)[0], "signature_not_yet_valid", id="from-the-future"
         ),
-        pytest.param(lambda k: signed(k, nonce=False)[0], "nonce_required", id="no-nonce"),
         pytest.param(
             lambda k: signed(k, components=["@method", "@authority", "@target-uri"])[0],
             "signature_missing_component",

@@ -353,7 +353,12 @@ TAMPERING: list[Any] = [
     pytest.param(resign(expires=NOW - 10, created=NOW - 20), {}, SignatureExpired, id="expired"),
     pytest.param(resign(expires=NOW - 10), {}, SignatureInvalid, id="expires-before-created"),
     # Nonce.
-    pytest.param(resign(nonce=False), {}, NonceRequired, id="nonce-missing"),
+    pytest.param(
+        resign(nonce=False),
+        {"policy": SignaturePolicy(require_nonce=True)},
+        NonceRequired,
+        id="nonce-missing-when-required",
+    ),
     pytest.param(resign(nonce="x" * 129), {}, SignatureInvalid, id="nonce-too-long"),
     # Algorithm.
     pytest.param(resign(alg="rsa-pss-sha512"), {}, UnsupportedAlgorithm, id="alg-rsa"),

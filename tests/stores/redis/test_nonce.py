@@ -211,6 +211,45 @@ def test_two_verifier_instances_accept_a_signed_request_once_in_total(make_cache
     assert sorted(outcomes) == ["accepted"] + ["replay"] * 7
 
 
+def test_a_signature_without_a_nonce_is_accepted_once_across_instances(make_cache):
+    """RFC 9421 peers send no nonce by default: the signature value is used once (issue 14)."""
+    import time as _time
+
+    from scout_auth._core.tokens import parse_token
+    from scout_auth.signing import sign_request
+
+    store = InMemoryKeyStore()
+    token = KeyManager(store).create_key("org_peer", "rfc 9421 peer").token
+    parsed = parse_token(token)
+    assert parsed is not None
+    request = HttpRequest(
+        "GET", "https", "api.example.com", "/files", "", [("host", "api.example.com")]
+    )
+    headers = sign_request(
+        request,
+        key_id=parsed.key_id,
+        private_seed=parsed.seed,
+        now=_time.time(),
+        components=["@method", "@authority", "@target-uri"],
+        nonce=False,
+    )
+    assert "nonce" not in headers["Signature-Input"]
+    signed = HttpRequest(
+        "GET",
+        "https",
+        "api.example.com",
+        "/files",
+        "",
+        [("host", "api.example.com"), *((k.lower(), v) for k, v in headers.items())],
+    )
+    instances = [Verifier(store, nonce_cache=make_cache()) for _ in range(2)]
+    assert instances[0].verify_request(signed).org_id == "org_peer"
+    with pytest.raises(ReplayDetected):
+        instances[1].verify_request(signed)
+    with pytest.raises(ReplayDetected):
+        instances[0].verify_request(signed)
+
+
 # -- per-key bounds (issue 9, defect 7) ---------------------------------------
 
 
