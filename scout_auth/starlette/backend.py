@@ -58,8 +58,10 @@ class ScoutAuthBackend(AuthenticationBackend):
 
     Returns ``None`` when the request carries no scout credential, so another
     backend may authenticate it: no credential header, a scheme other than
-    ``Bearer`` / ``Basic``, or a bearer token that is neither an Org
-    Credential nor a known legacy secret (an OAuth access token, say). A
+    ``Bearer`` / ``Basic``, a bearer token that is neither an Org Credential
+    nor a known legacy secret (an OAuth access token, say), or a Basic
+    credential that is no org's legacy secret (a person's login for another
+    backend). A
     credential that *is* scout's and is refused (a malformed ``scout_sk_``
     token, a disabled key, a missing scope, a store outage) raises
     :class:`ScoutAuthenticationError`: pass :func:`on_auth_error` as the
@@ -133,8 +135,10 @@ class ScoutAuthBackend(AuthenticationBackend):
                 authorization, required_scopes=self.required_scopes, client_ip=client_ip
             )
         except InvalidToken as exc:
-            if scheme == "bearer" and rest[: len(TOKEN_PREFIX)].lower() != TOKEN_PREFIX:
-                return None  # not an Org Credential nor a legacy secret: not ours
+            if scheme == "basic" or rest[: len(TOKEN_PREFIX)].lower() != TOKEN_PREFIX:
+                # Not an Org Credential, nor a known legacy secret: an OAuth
+                # token, or a person's HTTP Basic login for another backend.
+                return None
             raise self._refused(conn, exc, client_ip) from None
         except AuthError as exc:
             raise self._refused(conn, exc, client_ip) from None

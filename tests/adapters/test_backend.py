@@ -123,6 +123,12 @@ def make_app(store: InMemoryKeyStore, audit: Any = None, **options: Any) -> Star
             {"user": "legacy", "org": "org_old"},
             id="legacy-as-basic",
         ),
+        pytest.param(
+            {"authorization": basic_authorization("alice", "her-password")},
+            200,
+            {"user": None, "org": None},
+            id="a-persons-basic-login: abstains",
+        ),
     ],
 )
 def test_the_backend_authenticates_scout_credentials_and_abstains_otherwise(
