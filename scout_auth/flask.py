@@ -247,7 +247,9 @@ class ScoutAuth:
 
     @property
     def verifier(self) -> Verifier:
-        """The verifier of the app this extension was last initialised on."""
+        """The verifier passed in, else that of the app last initialised."""
+        if self._verifier is not None:
+            return self._verifier
         return self._app_state().verifier
 
     @property
