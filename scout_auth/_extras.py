@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["EXTRAS", "missing_extra"]
+import importlib
+
+__all__ = ["EXTRAS", "missing_extra", "require"]
 
 #: Top-level module -> the ``scout-auth[...]`` extra that installs it.
 EXTRAS = {
@@ -29,3 +31,17 @@ def missing_extra(exc: ModuleNotFoundError) -> ImportError | None:
     if extra is None:
         return None
     return ImportError(f"{name} is not installed: pip install 'scout-auth[{extra}]'")
+
+
+def require(module: str) -> None:
+    """Import ``module`` or raise an ``ImportError`` naming the extra that installs it.
+
+    Called first by the faces of optional back ends, so ``import
+    scout_auth.stores.sql`` without the extra says what to install instead
+    of just ``No module named 'sqlalchemy'``.
+    """
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        named = missing_extra(exc)
+        raise (named or exc) from None

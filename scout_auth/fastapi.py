@@ -34,7 +34,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._adapters.proxies import TrustedProxies
+from ._adapters.options import AdapterOptions
 from ._adapters.requests import asgi_client_ip
 from ._core.flow import check_scopes
 from ._core.problem import problem_for
@@ -129,9 +129,10 @@ class ScoutSecurity(SecurityBase):
         if verifier is not None and not isinstance(verifier, AsyncVerifier):
             raise TypeError("ScoutSecurity needs an AsyncVerifier (or none, behind the middleware)")
         self.verifier = verifier
-        self.header = header.strip().lower()
+        # The adapters' own option parsing: header name, its Bearer wrapping, proxies.
+        self.options = AdapterOptions.build(header=header, trusted_proxies=trusted_proxies)
+        self.header = self.options.header
         self.auto_error = auto_error
-        self.proxies = TrustedProxies.parse(trusted_proxies)
         self.scheme_name = scheme_name
         text = description or (
             "An Org Credential (`scout_sk_…`) or an org's legacy secret."
@@ -172,13 +173,12 @@ class ScoutSecurity(SecurityBase):
             raise MissingCredentials(
                 "This route is not behind ScoutAuthMiddleware: give ScoutSecurity a verifier"
             )
-        value = ", ".join(values)
-        authorization = value if self.header == "authorization" else "Bearer " + value.strip()
-        client_ip = asgi_client_ip(request.scope, self.proxies)
+        # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
+        authorization = self.options.authorization(", ".join(values))
+        client_ip = asgi_client_ip(request.scope, self.options.proxies)
         try:
-            context = self.verifier.cached_authorization(
-                authorization, tuple(scopes), client_ip
-            ) or await self.verifier.verify_authorization(
+            # verify_authorization answers a cached credential from the cache.
+            context = await self.verifier.verify_authorization(
                 authorization, required_scopes=scopes, client_ip=client_ip
             )
         except AuthError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -38,14 +38,17 @@ def server_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def require_server(name: str, host: str, port: int) -> None:
-    """Skip (laptop) or fail (``CI=true``) unless ``name`` listens on ``host:port``."""
-    if server_reachable(host, port):
-        return
-    reason = f"{name} not reachable on {host}:{port}"
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a laptop, fail under ``CI=true``: what a suite does when its server is missing."""
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: server suites must not skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip (laptop) or fail (``CI=true``) unless ``name`` listens on ``host:port``."""
+    if not server_reachable(host, port):
+        unavailable(f"{name} not reachable on {host}:{port}")
 
 
 @pytest.fixture

@@ -123,18 +123,16 @@ class ScoutAuthBackend(AuthenticationBackend):
         authorization = self.options.authorization(", ".join(values))
         client_ip = asgi_client_ip(conn.scope, self.options.proxies)
         try:
-            scheme, rest = split_authorization(authorization)
-        except MissingCredentials:
-            return None  # another scheme: another backend's
-        except AuthError as exc:
-            raise self._refused(conn, exc, client_ip) from None
-        try:
-            context = self.verifier.cached_authorization(
-                authorization, self.required_scopes, client_ip
-            ) or await self.verifier.verify_authorization(
+            # verify_authorization answers a cached credential from the cache.
+            context = await self.verifier.verify_authorization(
                 authorization, required_scopes=self.required_scopes, client_ip=client_ip
             )
+        except MissingCredentials:
+            return None  # another scheme: another backend's
         except InvalidToken as exc:
+            # The verifier already split the header; only this refusal needs
+            # to know which scheme it was, so it is split again here alone.
+            scheme, rest = split_authorization(authorization)
             if scheme == "basic" or rest[: len(TOKEN_PREFIX)].lower() != TOKEN_PREFIX:
                 # Not an Org Credential, nor a known legacy secret: an OAuth
                 # token, or a person's HTTP Basic login for another backend.

@@ -24,14 +24,6 @@ behaviour.
 
 from __future__ import annotations
 
-from .._extras import missing_extra as _missing_extra
-
-try:  # a missing extra says which one, not just "No module named 'redis'"
-    import redis as _redis  # noqa: F401
-except ModuleNotFoundError as exc:
-    _named = _missing_extra(exc)
-    raise (_named or exc) from None
-
 from ._redis.audit_sink import RedisAuditSink
 from ._redis.events import FLUSH
 from ._redis.layout import Layout, key_fields

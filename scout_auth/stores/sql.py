@@ -20,14 +20,6 @@ an audit sink built apart::
 
 from __future__ import annotations
 
-from .._extras import missing_extra as _missing_extra
-
-try:  # a missing extra says which one, not just "No module named 'sqlalchemy'"
-    import sqlalchemy as _sqlalchemy  # noqa: F401
-except ModuleNotFoundError as exc:
-    _named = _missing_extra(exc)
-    raise (_named or exc) from None
-
 from ._sql.audit import SQLAuditSink
 from ._sql.database import Database
 from ._sql.migrate import alembic_config, create_all, upgrade

@@ -36,7 +36,7 @@ from scout_auth import (
     explain_signature,
 )
 from tests.apps import starlette_app, wsgi_app
-from tests.conftest import IN_CI
+from tests.conftest import unavailable
 from tests.live_servers import uvicorn_server, werkzeug_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,25 +45,19 @@ SCRIPT = EXAMPLE / "sign.mjs"
 BODY = '{"hello": "world", "n": 1}'
 
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the Node example must run)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """The ``node`` binary, with the example's pinned packages installed (``npm ci``)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        _unavailable("node and npm are not on the PATH")
+        unavailable("node and npm are not on the PATH")
     assert node is not None
     assert npm is not None
     version = subprocess.run(  # noqa: S603 - the node found on PATH
         [node, "--version"], capture_output=True, text=True, check=True
     )
     if int(version.stdout.strip().lstrip("v").split(".")[0]) < 20:
-        _unavailable(f"the example needs Node.js 20 or later, not {version.stdout.strip()}")
+        unavailable(f"the example needs Node.js 20 or later, not {version.stdout.strip()}")
     installed = subprocess.run(  # noqa: S603 - npm ci of our own lock file
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=EXAMPLE,
@@ -73,7 +67,7 @@ def node() -> str:
         check=False,
     )
     if installed.returncode != 0:
-        _unavailable(f"npm ci failed in examples/node: {installed.stderr.strip()[-500:]}")
+        unavailable(f"npm ci failed in examples/node: {installed.stderr.strip()[-500:]}")
     return node
 
 

@@ -26,12 +26,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NoReturn
-
-import pytest
 
 from scout_auth.stores._redis.cluster import is_cluster_url, parse_cluster_url
-from tests.conftest import IN_CI
+from tests.conftest import unavailable
 
 ENV = "SCOUT_TEST_REDIS_CLUSTER_URL"
 PRIMARIES = 3
@@ -81,12 +78,6 @@ def _free_port(taken: set[int]) -> int:
                 continue
         taken.add(port)
         return port
-
-
-def _missing(reason: str) -> NoReturn:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: server suites must not skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _cli(cli: str, port: int, *args: str) -> str:
@@ -194,7 +185,7 @@ def private_cluster(
     """
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
-        _missing("redis-server / redis-cli not on the PATH: no Redis Cluster")
+        unavailable("redis-server / redis-cli not on the PATH: no Redis Cluster")
     workdir = tempfile.mkdtemp(prefix="scout-cluster-")
     taken: set[int] = set()
     ports = [_free_port(taken) for _ in range(primaries * (1 + replicas))]

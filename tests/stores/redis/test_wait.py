@@ -23,7 +23,7 @@ import redis
 from scout_auth import KeyUpdate
 from scout_auth.stores.redis import RedisKeyStore
 from scout_auth.testing._store import org, record
-from tests.conftest import IN_CI
+from tests.conftest import unavailable
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
@@ -162,9 +162,7 @@ def replicated() -> Iterator[str]:
     """The URL of a private primary that has one replica (both stopped afterwards)."""
     server = shutil.which("redis-server")
     if server is None:
-        if IN_CI:
-            pytest.fail("redis-server not on the PATH (CI=true)", pytrace=False)
-        pytest.skip("redis-server not on the PATH")
+        unavailable("redis-server not on the PATH")
     workdir = tempfile.mkdtemp(prefix="scout-replica-")
     primary_port, replica_port = _free_port(), _free_port()
     nodes = [_start(server, primary_port, workdir)]
