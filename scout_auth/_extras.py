@@ -21,6 +21,7 @@ EXTRAS = {
     "fastapi": "fastapi",
     "httpx": "client",
     "requests": "client",
+    "jinja2": "manage",
 }
 
 

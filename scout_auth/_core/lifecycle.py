@@ -161,6 +161,15 @@ def _audit(
     )
 
 
+#: The weak-name rule as a pattern the keys page's script tests too (case-insensitive).
+WEAK_NAME_PATTERN = _WEAK_NAME.pattern
+
+
+def is_weak_name(name: str) -> bool:
+    """Whether ``name`` says nothing about what a key is for (``key1``, ``test``)."""
+    return bool(_WEAK_NAME.fullmatch(name.strip()))
+
+
 def check_name(name: str) -> str:
     """Validate a key name; warn (not fail) on names that say nothing."""
     if not isinstance(name, str):

@@ -1,0 +1,315 @@
+"""The JSON API's handlers, written once (each a flow of needs, see ``__init__``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from .._audit.events import MAX_PAGE_SIZE, AuditPage
+from .._core.lifecycle import is_weak_name
+from .._core.records import KeyRecord, NewKey, RoleRecord
+from .._core.store import KEEP
+from ..exceptions import KeyNotFound
+from .access import check_ceiling
+from .context import Context
+from .http import ManageProblem, ManageResponse, json_response
+from .needs import Call, Flow, QueryAudit
+from .parse import Body, Query, invalid, json_body
+from .views import (
+    KEY_STATUSES,
+    event_view,
+    key_view,
+    keys_page,
+    legacy_view,
+    role_view,
+    scope_view,
+)
+
+#: Longest rotation grace period the API accepts (30 days).
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+#: Longest expiry preset, in days (10 years).
+MAX_EXPIRY_DAYS = 3650
+#: Keys per page at most.
+MAX_KEYS_PAGE = 200
+
+
+def _no_content() -> ManageResponse:
+    response = json_response(None, 204)
+    # 204 has no body (RFC 9110 §15.3.5): no content-type either.
+    return ManageResponse(204, [h for h in response.headers if h[0] != "content-type"], b"")
+
+
+def org_key(ctx: Context, key_id: str) -> Flow[KeyRecord]:
+    """The key ``key_id`` of the path's org; 404 for another org's key (not revealed)."""
+    key: KeyRecord = yield Call("get_key", (key_id,))
+    if key.org_id != ctx.org_id:
+        raise KeyNotFound(key_id)
+    return key
+
+
+def _role_scopes(roles: Iterable[RoleRecord], names: Iterable[str]) -> set[str]:
+    wanted = set(names)
+    return {s for r in roles if r.name in wanted for s in r.scopes}
+
+
+def _check_key_grants(
+    ctx: Context, scopes: object, roles: list[str] | None, what: str
+) -> Flow[None]:
+    """A key acting as principal grants nothing it does not hold (scopes and roles)."""
+    if ctx.principal.scopes is None:
+        return
+    if scopes is not KEEP:
+        check_ceiling(ctx.principal, scopes, what)  # type: ignore[arg-type]
+    if roles:
+        known: list[RoleRecord] = yield Call("list_roles", (ctx.org_id,))
+        check_ceiling(ctx.principal, _role_scopes(known, roles), f"{what}: roles")
+
+
+def list_keys(ctx: Context) -> Flow[ManageResponse]:
+    """GET keys: one page of the org's keys, with the legacy status."""
+    query = Query(ctx.request.query)
+    limit = query.integer("limit", 50, 1, MAX_KEYS_PAGE)
+    statuses = query.texts("status")
+    for status in statuses:
+        if status not in KEY_STATUSES:
+            raise invalid("status", f"must be one of {', '.join(KEY_STATUSES)}")
+    keys = yield Call("list_keys", (ctx.org_id,))
+    items, next_cursor, total = keys_page(
+        keys,
+        ctx.now,
+        limit=limit,
+        cursor=query.text("cursor", 512),
+        statuses=statuses,
+        search=query.text("q", 200),
+    )
+    body = {
+        "items": items,
+        "next_cursor": next_cursor,
+        "total": total,
+        "legacy": legacy_view(keys.legacy),
+    }
+    return json_response(body)
+
+
+def _expiry(ctx: Context, body: Body) -> Any:
+    """``expires_at`` or ``expires_in_days`` (never both); a past expiry is refused."""
+    if "expires_at" in body and "expires_in_days" in body:
+        raise invalid("expires_in_days", "give expires_at or expires_in_days, not both")
+    days = body.integer("expires_in_days", 1, MAX_EXPIRY_DAYS)
+    if days is not None:
+        return ctx.now + timedelta(days=days)
+    if "expires_at" not in body:
+        body.moment("expires_at")  # mark it read
+        return KEEP
+    moment = body.moment("expires_at")
+    if moment is not None and moment <= ctx.now:
+        raise invalid("expires_at", "must be in the future")
+    return moment
+
+
+def _new_key_body(ctx: Context, new: NewKey, **more: Any) -> ManageResponse:
+    body: dict[str, Any] = {"token": new.token, "key": key_view(new.key, ctx.now), **more}
+    body["warnings"] = ["weak_name"] if is_weak_name(new.key.name) else []
+    location = ctx.url(f"/api/orgs/{ctx.org_id}/keys/{new.key.key_id}")
+    return json_response(body, 201, [("location", location)])
+
+
+def create_key(ctx: Context) -> Flow[ManageResponse]:
+    """POST keys: a new key; the token is in this response only."""
+    ctx.require_admin()
+    body = json_body(ctx.request)
+    name = body.text("name", required=True, max_length=200)
+    description = body.text("description", max_length=1000) or ""
+    scopes = body.strings("scopes", nullable=True)
+    roles = body.strings("roles")
+    allowed_ips = body.strings("allowed_ips", nullable=True)
+    expires = _expiry(ctx, body)
+    body.done()
+    yield from _check_key_grants(ctx, scopes, roles, "new key")
+    ctx.settings.limiter.take(ctx.org_id, ctx.request.now)
+    new: NewKey = yield Call(
+        "create_key",
+        (ctx.org_id, name),
+        {
+            "description": description,
+            "scopes": scopes,
+            "roles": roles,
+            "allowed_ips": allowed_ips,
+            "expires_at": None if expires is KEEP else expires,
+            "actor": ctx.actor,
+        },
+    )
+    return _new_key_body(ctx, new)
+
+
+def get_key(ctx: Context) -> Flow[ManageResponse]:
+    """GET one key."""
+    key = yield from org_key(ctx, ctx.params["key"])
+    return json_response(key_view(key, ctx.now))
+
+
+def update_key(ctx: Context) -> Flow[ManageResponse]:
+    """PATCH a key: any of its editable fields, in one atomic write."""
+    ctx.require_admin()
+    body = json_body(ctx.request)
+    changes: dict[str, Any] = {
+        "name": body.text("name", max_length=200),
+        "description": body.text("description", max_length=1000),
+        "enabled": body.boolean("enabled"),
+        "roles": body.strings("roles"),
+    }
+    scopes = body.strings("scopes", nullable=True)
+    changes["scopes"] = scopes if "scopes" in body else KEEP
+    allowed_ips = body.strings("allowed_ips", nullable=True)
+    changes["allowed_ips"] = allowed_ips if "allowed_ips" in body else KEEP
+    changes["expires_at"] = _expiry(ctx, body)
+    body.done()
+    key_id = ctx.params["key"]
+    yield from org_key(ctx, key_id)
+    yield from _check_key_grants(ctx, changes["scopes"], changes["roles"], "key update")
+    updated: KeyRecord = yield Call("update_key", (key_id,), {**changes, "actor": ctx.actor})
+    return json_response(key_view(updated, ctx.now))
+
+
+def set_enabled(enabled: bool) -> Any:
+    """POST enable / disable."""
+
+    def handler(ctx: Context) -> Flow[ManageResponse]:
+        ctx.require_admin()
+        key_id = ctx.params["key"]
+        yield from org_key(ctx, key_id)
+        method = "enable_key" if enabled else "disable_key"
+        key: KeyRecord = yield Call(method, (key_id,), {"actor": ctx.actor})
+        return json_response(key_view(key, ctx.now))
+
+    return handler
+
+
+def rotate_key(ctx: Context) -> Flow[ManageResponse]:
+    """POST rotate: a successor key; the old one works for the grace period."""
+    ctx.require_admin()
+    body = json_body(ctx.request)
+    grace = body.integer("grace_seconds", 0, MAX_GRACE_SECONDS)
+    body.done()
+    key_id = ctx.params["key"]
+    old = yield from org_key(ctx, key_id)
+    if old.replaced_by is not None:
+        raise ManageProblem(409, "already_rotated", "This key was already rotated.")
+    # The successor's token holds the old key's grants: a key may rotate only
+    # what it could have created.
+    yield from _check_key_grants(ctx, old.scopes, sorted(old.roles), "rotated key")
+    ctx.settings.limiter.take(ctx.org_id, ctx.request.now)
+    new: NewKey = yield Call(
+        "rotate_key",
+        (key_id,),
+        {"grace": timedelta(seconds=86400 if grace is None else grace), "actor": ctx.actor},
+    )
+    previous: KeyRecord = yield Call("get_key", (key_id,))
+    return _new_key_body(ctx, new, previous=key_view(previous, ctx.now))
+
+
+def delete_key(ctx: Context) -> Flow[ManageResponse]:
+    """DELETE a key: permanent, immediate on every instance."""
+    ctx.require_admin()
+    key_id = ctx.params["key"]
+    yield from org_key(ctx, key_id)
+    yield Call("delete_key", (key_id,), {"actor": ctx.actor})
+    return _no_content()
+
+
+def legacy_status(ctx: Context) -> Flow[ManageResponse]:
+    """GET legacy: the org's legacy secret, its use over 30 days, the switch."""
+    status = yield Call("legacy_status", (ctx.org_id, 30))
+    return json_response(legacy_view(status))
+
+
+def set_legacy(enabled: bool) -> Any:
+    """POST legacy/enable, legacy/disable (404 when the org has no legacy secret)."""
+
+    def handler(ctx: Context) -> Flow[ManageResponse]:
+        ctx.require_admin()
+        method = "enable_legacy" if enabled else "disable_legacy"
+        yield Call(method, (ctx.org_id,), {"actor": ctx.actor})
+        status = yield Call("legacy_status", (ctx.org_id, 30))
+        return json_response(legacy_view(status))
+
+    return handler
+
+
+def list_roles(ctx: Context) -> Flow[ManageResponse]:
+    """GET roles."""
+    roles = yield Call("list_roles", (ctx.org_id,))
+    return json_response({"items": [role_view(r) for r in roles]})
+
+
+def put_role(ctx: Context) -> Flow[ManageResponse]:
+    """PUT a role's scopes (create or replace)."""
+    ctx.require_admin()
+    body = json_body(ctx.request)
+    scopes = body.strings("scopes")
+    body.done()
+    if scopes is None:
+        raise invalid("scopes", "is required")
+    check_ceiling(ctx.principal, scopes, "role")
+    role = yield Call("put_role", (ctx.org_id, ctx.params["name"], scopes), {"actor": ctx.actor})
+    return json_response(role_view(role))
+
+
+def delete_role(ctx: Context) -> Flow[ManageResponse]:
+    """DELETE a role."""
+    ctx.require_admin()
+    yield Call("delete_role", (ctx.org_id, ctx.params["name"]), {"actor": ctx.actor})
+    return _no_content()
+
+
+def list_catalogue(ctx: Context) -> Flow[ManageResponse]:
+    """GET scopes: the org's scope catalogue."""
+    entries = yield Call("list_scope_catalogue", (ctx.org_id,))
+    return json_response({"items": [scope_view(e) for e in entries]})
+
+
+def put_catalogue(ctx: Context) -> Flow[ManageResponse]:
+    """PUT a catalogue entry (name in the path, description in the body)."""
+    ctx.require_admin()
+    body = json_body(ctx.request)
+    description = body.text("description", max_length=500) or ""
+    body.done()
+    info = yield Call(
+        "publish_scope", (ctx.org_id, ctx.params["name"], description), {"actor": ctx.actor}
+    )
+    return json_response(scope_view(info))
+
+
+def delete_catalogue(ctx: Context) -> Flow[ManageResponse]:
+    """DELETE a catalogue entry."""
+    ctx.require_admin()
+    yield Call("unpublish_scope", (ctx.org_id, ctx.params["name"]), {"actor": ctx.actor})
+    return _no_content()
+
+
+def audit_page(ctx: Context, query: Query, **fixed: Any) -> Flow[AuditPage]:
+    """One page of the org's audit trail, filtered by the query (and ``fixed``)."""
+    if not ctx.settings.has_audit:
+        raise ManageProblem(404, "audit_not_configured", "No audit trail is configured.")
+    kwargs: dict[str, Any] = {
+        "org_id": ctx.org_id,
+        "key_id": query.text("key_id"),
+        "limit": query.integer("limit", 50, 1, MAX_PAGE_SIZE),
+        "before": query.text("cursor", 512),
+        "actor": query.text("actor", 200),
+        "since": query.moment("since"),
+        "until": query.moment("until"),
+    }
+    actions = query.texts("action")
+    if actions:
+        kwargs["actions"] = actions
+    kwargs.update(fixed)
+    page: AuditPage = yield QueryAudit(kwargs)
+    return page
+
+
+def audit(ctx: Context) -> Flow[ManageResponse]:
+    """GET audit: the org's trail, newest first, filtered, cursor-paginated."""
+    page = yield from audit_page(ctx, Query(ctx.request.query))
+    return json_response({"items": [event_view(e) for e in page], "next_cursor": page.next})

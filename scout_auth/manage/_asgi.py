@@ -1,0 +1,240 @@
+"""The management API and page as an ASGI app (Starlette, FastAPI, any ASGI server)."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from .._adapters.gate import content_length, route_path
+from .._adapters.proxies import TrustedProxies
+from .._adapters.requests import asgi_client_ip, asgi_request
+from .._audit.events import AuditSink
+from .._core.drive import adrive
+from .._core.records import OrgContext
+from .._drivers.manager import AsyncKeyManager
+from .._drivers.verifier import AsyncVerifier
+from .._manage.access import Principal
+from .._manage.http import (
+    ManageProblem,
+    ManageRequest,
+    ManageResponse,
+    error_response,
+    problem_response,
+)
+from .._manage.needs import Asset, Authorize, Call, ManageNeed, QueryAudit, Render, VerifyKey
+from .._manage.routes import MAX_BODY, handle
+from ..exceptions import BodyTooLarge, InvalidRequest
+from ._common import asset, audit_error, query_sink, render, settings
+
+__all__ = ["AsyncAuthorize", "ManagementApp"]
+
+#: ``authorize(request)``: the host's answer to "who is this?" (sync runs in a thread).
+AsyncAuthorize = Callable[[Request], "Principal | None | Awaitable[Principal | None]"]
+
+
+class ManagementApp:
+    """The Settings → API Keys page and its JSON API, as one ASGI app to mount.
+
+    Args:
+        manager: The :class:`~scout_auth.AsyncKeyManager` every change goes through.
+        authorize: ``authorize(request) -> Principal | None`` (sync or async),
+            given the Starlette :class:`~starlette.requests.Request`: who
+            the host application says this is (``None``: not signed in).
+        verifier: Verifies Org Credentials used for machine access (a key
+            with the ``keys:manage`` scope). Default: an
+            :class:`~scout_auth.AsyncVerifier` over the manager's store that
+            reads no legacy secrets (they never manage keys).
+        audit: The sink the audit views read. Default: the manager's.
+        login_url: Where a page visit without a principal is sent (``?next=``
+            added); ``None``: 401.
+        create_per_minute: Keys an org may create (or rotate) per minute,
+            per process.
+        trusted_proxies: Proxies whose ``X-Forwarded-*`` headers give the
+            origin (for the same-origin check) and client address, as for
+            :class:`~scout_auth.starlette.ScoutAuthMiddleware`.
+        proxy_header: ``"x-forwarded"`` or ``"forwarded"``.
+        title: The page title.
+        clock: POSIX time source (tests).
+
+    Example::
+
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+        from scout_auth.manage import ManagementApp, Principal
+
+        def authorize(request):
+            user = request.session.get("user")          # your login
+            if user is None:
+                return None
+            return Principal(user["email"], admin_orgs=user["admin_of"])
+
+        keys = ManagementApp(AsyncKeyManager(store, audit=buffer), authorize=authorize)
+        app = Starlette(routes=[Mount("/settings/api-keys", app=keys)])
+    """
+
+    def __init__(
+        self,
+        manager: AsyncKeyManager,
+        *,
+        authorize: AsyncAuthorize,
+        verifier: AsyncVerifier | None = None,
+        audit: AuditSink | None = None,
+        login_url: str | None = None,
+        create_per_minute: float = 20.0,
+        trusted_proxies: Iterable[str] = (),
+        proxy_header: str = "x-forwarded",
+        title: str = "API Keys",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(manager, AsyncKeyManager):
+            raise TypeError("ManagementApp needs an AsyncKeyManager (Flask: management_blueprint)")
+        if not callable(authorize):
+            raise TypeError("authorize must be a callable: authorize(request) -> Principal | None")
+        self.manager = manager
+        self.authorize = authorize
+        self._verifier = verifier
+        self.audit = query_sink(audit, manager.audit)
+        self.settings = settings(
+            has_audit=self.audit is not None,
+            login_url=login_url,
+            title=title,
+            create_per_minute=create_per_minute,
+        )
+        self.proxies = TrustedProxies.parse(trusted_proxies, header=proxy_header)
+        self._clock = clock
+
+    @property
+    def verifier(self) -> AsyncVerifier:
+        """The verifier of machine credentials (made on first use)."""
+        if self._verifier is None:
+            self._verifier = AsyncVerifier(self.manager.store, legacy_bearer=False)
+        return self._verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        response = await self._respond(scope, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in [*response.headers, ("content-length", str(len(response.body)))]
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _respond(self, scope: Scope, receive: Receive) -> ManageResponse:
+        try:
+            body = await _read_body(scope, receive)
+        except ManageProblem as problem:
+            return problem_response(problem)
+        http = asgi_request(scope, self.proxies)
+        request = ManageRequest(
+            method=scope["method"].upper(),
+            path=route_path(scope["path"], scope.get("root_path", "")) or "/",
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=_joined(http.headers),
+            body=body,
+            origin=f"{http.scheme}://{http.authority}",
+            mount=scope.get("root_path", ""),
+            now=self._clock(),
+        )
+
+        async def perform(need: ManageNeed) -> object:
+            if isinstance(need, Call):
+                return await getattr(self.manager, need.method)(*need.args, **need.kwargs)
+            if isinstance(need, Authorize):
+                return await self._authorize(scope)
+            if isinstance(need, VerifyKey):
+                return await self._verify(scope, http, body)
+            if isinstance(need, QueryAudit):
+                assert self.audit is not None
+                try:
+                    return await self.audit.aquery(**need.kwargs)
+                except ValueError as exc:
+                    raise audit_error(exc) from exc
+            if isinstance(need, Render):
+                return render(need.template, need.context)
+            if isinstance(need, Asset):
+                return asset(need.name)
+            raise AssertionError(need)
+
+        try:
+            return await adrive(handle(request, self.settings), perform)
+        except Exception as exc:
+            answer = error_response(exc)
+            if answer is None:
+                raise
+            return answer
+
+    async def _authorize(self, scope: Scope) -> Principal | None:
+        async def no_body() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        request = Request(scope, no_body)
+        if inspect.iscoroutinefunction(self.authorize):
+            result = await self.authorize(request)
+        else:
+            result = await run_in_threadpool(self.authorize, request)
+            if inspect.isawaitable(result):
+                result = await result
+        return result  # type: ignore[no-any-return]
+
+    async def _verify(self, scope: Scope, http: Any, body: bytes) -> OrgContext:
+        client_ip = asgi_client_ip(scope, self.proxies)
+        headers = _joined(http.headers)
+        if "signature" in headers or "signature-input" in headers:
+            verified = await self.verifier.verify_signed_request(http, client_ip=client_ip)
+            verified.body.feed(body, final=True)
+            return verified.context
+        return await self.verifier.verify_authorization(
+            headers.get("authorization"), client_ip=client_ip
+        )
+
+
+def _joined(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    """The whole body, or 413 past :data:`MAX_BODY` (read no further)."""
+    declared = None
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                declared = content_length(value.decode("latin-1"))
+            except InvalidRequest:
+                raise ManageProblem(400, "invalid_request", "Bad Content-Length.") from None
+            except BodyTooLarge:
+                declared = MAX_BODY + 1
+    if declared is not None and declared > MAX_BODY:
+        raise ManageProblem(413, "body_too_large", "The request body is too large.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ManageProblem(413, "body_too_large", "The request body is too large.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
