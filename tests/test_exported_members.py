@@ -61,6 +61,7 @@ EXPORTED = sorted(
         "OrgCredential",
         "OrgPublicKey",
         "RoleRecord",
+        "ScopeInfo",
         "SignaturePolicy",
         "VerifiedRequest",
         "Verifier",
