@@ -35,6 +35,7 @@ from ._core.records import (
     NewKey,
     OrgContext,
     RoleRecord,
+    ScopeInfo,
 )
 from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX, generate_key_id
 from ._drivers.manager import AsyncKeyManager, KeyManager
@@ -74,6 +75,7 @@ __all__ = [
     "OrgCredential",
     "OrgPublicKey",
     "RoleRecord",
+    "ScopeInfo",
     "SignaturePolicy",
     "VerifiedRequest",
     "Verifier",

@@ -9,6 +9,7 @@
 
     scout-auth --store URL migrate           # create / upgrade the SQL schema
     scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
+                                          [--description TEXT]
     scout-auth --store URL list ORG          # keys, then the org's legacy secret if any
     scout-auth --store URL rename KEY_ID NAME
     scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
@@ -86,6 +87,8 @@ def _key_json(record: KeyRecord) -> dict[str, Any]:
         "key_id": record.key_id,
         "org_id": record.org_id,
         "name": record.name,
+        "description": record.description,
+        "created_by": record.created_by,
         "enabled": record.enabled,
         "created_at": record.created_at.isoformat(),
         "expires_at": _iso(record.expires_at),
@@ -208,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--scope", action="append", dest="scopes", help="granted scope (repeat)")
     create.add_argument("--expires", help="expiry, ISO 8601 with a timezone")
+    create.add_argument("--description", default="", help="what the key is for (plain text)")
     create.add_argument("--role", action="append", dest="roles", help="org role (repeat)")
     create.add_argument(
         "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
@@ -250,6 +254,7 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
             expires_at=expires,
             roles=args.roles,
             allowed_ips=args.allowed_ips,
+            description=args.description,
         )
         out({"token": new.token, **_key_json(new.key)})
     elif args.command == "list":

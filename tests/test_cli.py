@@ -157,6 +157,28 @@ def test_roles_allowlist_and_the_legacy_switch_through_the_cli(
     store.close()
 
 
+def test_create_takes_a_description_that_list_shows(sqlite_store_url, capsys):
+    url = sqlite_store_url
+    code, [created] = run(
+        capsys,
+        "--store", url, "create", "org_cli_described", "invoice exporter",
+        "--description", "Nightly export.\nOwner: billing",
+    )  # fmt: skip
+    assert code == 0
+    assert (created["description"], created["created_by"]) == (
+        "Nightly export.\nOwner: billing",
+        None,
+    )
+    code, listed = run(capsys, "--store", url, "list", "org_cli_described")
+    assert [k["description"] for k in listed] == ["Nightly export.\nOwner: billing"]
+    code, _ = run(
+        capsys, "--store", url, "create", "org_cli_described", "other exporter",
+        "--description", "bell\x07",
+    )  # fmt: skip
+    assert code != 0
+    assert len(run(capsys, "--store", url, "list", "org_cli_described")[1]) == 1
+
+
 def test_list_ends_with_the_legacy_secret_and_its_usage(sqlite_store_url, capsys, monkeypatch):
     from scout_auth.stores.sql import SQLKeyStore
 

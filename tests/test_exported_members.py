@@ -61,6 +61,7 @@ EXPORTED = sorted(
         "OrgCredential",
         "OrgPublicKey",
         "RoleRecord",
+        "ScopeInfo",
         "SignaturePolicy",
         "VerifiedRequest",
         "Verifier",
@@ -347,6 +348,7 @@ TESTING_EXPORTED = sorted(
     [
         "CONTRACT_LEGACY_PEPPER",
         "AuditContract",
+        "CatalogueContract",
         "KeysContract",
         "LegacyDigestContract",
         "PropagationContract",
@@ -364,7 +366,8 @@ def test_testing_all_is_locked_and_documented():
         assert own_docstring(getattr(testing, name)), f"scout_auth.testing.{name} has no docstring"
     contracts = {"KeysContract", "ReferenceContract", "AuditContract", "RolesUsageContract"}
     assert {c.__name__ for c in testing.StoreContract.__mro__} >= contracts | {
-        "LegacyDigestContract"
+        "LegacyDigestContract",
+        "CatalogueContract",
     }
 
 

@@ -71,6 +71,13 @@ class AuditAction(enum.StrEnum):
     ROLE_UPDATED = "role_updated"
     #: A role was deleted (``key_name`` holds the role's name).
     ROLE_DELETED = "role_deleted"
+    DESCRIPTION_CHANGED = "description_changed"
+    EXPIRY_CHANGED = "expiry_changed"
+    #: A scope was published in the org's catalogue, or its description
+    #: changed (``key_name`` holds the scope).
+    SCOPE_PUBLISHED = "scope_published"
+    #: A scope was removed from the org's catalogue (``key_name`` holds the scope).
+    SCOPE_UNPUBLISHED = "scope_unpublished"
     #: A request that named a real key was refused; ``reason`` says why.
     DENIED = "denied"
 

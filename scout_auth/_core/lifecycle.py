@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import unicodedata
 import warnings
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from .._audit.events import AuditAction, AuditEvent
 from ..exceptions import InvalidKeyOperation, KeyNotFound
 from .pepper import LegacyPepper
 from .records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
-from .store import KeyUpdate
+from .store import KEEP, KeyUpdate, _Keep
 from .tokens import TOKEN_PREFIX, format_token, generate_key_id, public_key_from_seed
 
 logger = logging.getLogger("scout_auth")
@@ -50,6 +51,7 @@ __all__ = [
 #: How long a rotated-out key keeps working unless told otherwise.
 DEFAULT_ROTATION_GRACE = timedelta(hours=24)
 MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 1000
 
 # Names that say nothing about what a key is for (the seed's naming guidance:
 # name a key after the integration that holds it).
@@ -75,14 +77,17 @@ StoreMethod = Literal[
     "delete_key",
     "delete_legacy",
     "delete_role",
+    "delete_scope_info",
     "get_key",
     "get_legacy",
     "get_role",
     "legacy_usage",
     "list_keys",
     "list_roles",
+    "list_scope_infos",
     "put_legacy",
     "put_role",
+    "put_scope_info",
     "rotate_key",
     "set_legacy_enabled",
     "update_key",
@@ -191,6 +196,21 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_description(value: str, what: str, limit: int) -> str:
+    """Validate free text shown to people (a key's or a scope's description).
+
+    At most ``limit`` characters; line breaks and tabs are fine, other
+    control characters (they forge log lines and terminal output) and lone
+    surrogates (no UTF-8 back end can store them) are refused.
+    """
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidKeyOperation(f"{what} must be a string of at most {limit} characters")
+    for c in value:
+        if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cs"):
+            raise InvalidKeyOperation(f"{what} may not contain control characters")
+    return value
+
+
 def _scopes(scopes: Iterable[str] | None) -> frozenset[str] | None:
     if scopes is None:
         return None
@@ -252,6 +272,8 @@ def _new_key(
     now: datetime,
     roles: frozenset[str] = frozenset(),
     allowed_ips: tuple[str, ...] | None = None,
+    description: str = "",
+    created_by: str | None = None,
 ) -> NewKey:
     key_id = generate_key_id()
     seed = secrets.token_bytes(32)
@@ -266,6 +288,8 @@ def _new_key(
         scopes=scopes,
         roles=roles,
         allowed_ips=allowed_ips,
+        description=description,
+        created_by=created_by,
     )
     return NewKey(token=format_token(key_id, seed), key=record)
 
@@ -285,6 +309,7 @@ def create_key(
     actor: str | None = None,
     roles: Iterable[str] | None = None,
     allowed_ips: Iterable[str] | None = None,
+    description: str = "",
 ) -> Op[NewKey]:
     new = _new_key(
         _check_id(org_id, "org_id"),
@@ -294,8 +319,9 @@ def create_key(
         _now(now),
         _roles(roles),
         _allowed_ips(allowed_ips),
+        check_description(description, "a key description", MAX_DESCRIPTION_LENGTH),
+        check_actor(actor),
     )
-    check_actor(actor)
     yield StoreCall("add_key", (new.key,))
     yield _audit(AuditAction.CREATED, new.key, actor, now)
     return new
@@ -352,7 +378,17 @@ def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = No
     check_actor(actor)
     old = yield from get_key(key_id)
     at = _now(now)
-    new = _new_key(old.org_id, old.name, old.scopes, old.expires_at, at, old.roles, old.allowed_ips)
+    new = _new_key(
+        old.org_id,
+        old.name,
+        old.scopes,
+        old.expires_at,
+        at,
+        old.roles,
+        old.allowed_ips,
+        old.description,
+        created_by=actor,
+    )
     updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
     if updated is None:  # deleted meanwhile: the store wrote nothing
         raise KeyNotFound(key_id)
@@ -438,6 +474,87 @@ def set_allowed_ips(
     record = yield from update_key(key_id, update)
     yield _audit(AuditAction.ALLOWED_IPS_CHANGED, record, actor, now)
     return record
+
+
+def _future_expiry(expires_at: datetime | None, now: float) -> datetime | None:
+    if expires_at is None:
+        return None
+    if not isinstance(expires_at, datetime):
+        raise InvalidKeyOperation("expires_at must be a datetime or None")
+    _check_expiry(expires_at)
+    if expires_at <= _now(now):
+        raise InvalidKeyOperation("expires_at must be in the future (None: never expires)")
+    return expires_at
+
+
+def change_key(
+    key_id: str,
+    now: float,
+    actor: str | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    scopes: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+    roles: Iterable[str] | None = None,
+    allowed_ips: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+    expires_at: datetime | Literal[_Keep.KEEP] | None = KEEP,
+    enabled: bool | None = None,
+) -> Op[KeyRecord]:
+    """Several fields of one key in one atomic store write, one audit event per change.
+
+    Every field is checked before anything is read; fields whose new value
+    is the current one are left out, and an update that changes nothing
+    writes and records nothing.
+    """
+    if enabled is not None and not isinstance(enabled, bool):
+        raise InvalidKeyOperation("enabled must be True, False or None")
+    asked = KeyUpdate(
+        name=None if name is None else check_name(name),
+        enabled=enabled,
+        scopes=KEEP if scopes is KEEP else _scopes(scopes),
+        roles=None if roles is None else _roles(roles),
+        allowed_ips=KEEP if allowed_ips is KEEP else _allowed_ips(allowed_ips),
+        description=None
+        if description is None
+        else check_description(description, "a key description", MAX_DESCRIPTION_LENGTH),
+        expires_at=KEEP if expires_at is KEEP else _future_expiry(expires_at, now),
+    )
+    check_actor(actor)
+    old = yield from get_key(key_id)
+    changes: dict[str, Any] = {}
+    actions: list[AuditAction] = []
+    for field_name, value, action in (
+        ("name", asked.name, AuditAction.RENAMED),
+        ("description", asked.description, AuditAction.DESCRIPTION_CHANGED),
+        ("enabled", asked.enabled, AuditAction.ENABLED if enabled else AuditAction.DISABLED),
+        ("scopes", asked.scopes, AuditAction.SCOPES_CHANGED),
+        ("roles", asked.roles, AuditAction.ROLES_CHANGED),
+        ("allowed_ips", asked.allowed_ips, AuditAction.ALLOWED_IPS_CHANGED),
+        ("expires_at", asked.expires_at, AuditAction.EXPIRY_CHANGED),
+    ):
+        # None leaves name, description, enabled and roles as they are; KEEP the others.
+        keep = KEEP if field_name in ("scopes", "allowed_ips", "expires_at") else None
+        if value is keep or value == getattr(old, field_name):
+            continue
+        changes[field_name] = value
+        actions.append(action)
+    if "expires_at" in changes and old.replaced_by is not None:
+        # min(expiry, grace) ended it at rotation; moving it would undo that.
+        raise InvalidKeyOperation("a rotated key's expiry is its grace period")
+    if not changes:
+        return old
+    record = yield from update_key(key_id, KeyUpdate(**changes))
+    for action in actions:
+        yield _audit(action, record, actor, now)
+    return record
+
+
+def set_description(
+    key_id: str, description: str, now: float, actor: str | None = None
+) -> Op[KeyRecord]:
+    if description is None:  # change_key reads None as "keep": say so instead
+        raise InvalidKeyOperation("a key description is a string ('' for none)")
+    return (yield from change_key(key_id, now, actor, description=description))
 
 
 def _role_audit(

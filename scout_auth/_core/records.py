@@ -19,6 +19,7 @@ __all__ = [
     "NewKey",
     "OrgContext",
     "RoleRecord",
+    "ScopeInfo",
 ]
 
 
@@ -50,6 +51,11 @@ class KeyRecord:
         last_used_at: When the key last verified (written in the background,
             at most once per interval per instance), or ``None``.
         use_count: How many requests the key verified (same bookkeeping).
+        description: What the key is for, in a person's words (``""``: none).
+            Plain text, never a secret: it is shown wherever the key is.
+        created_by: Who created the key (the ``actor=`` of the creating or
+            rotating call), or ``None`` when not known (keys created before
+            the field existed, or without an actor).
     """
 
     key_id: str
@@ -65,6 +71,8 @@ class KeyRecord:
     allowed_ips: tuple[str, ...] | None = None
     last_used_at: datetime | None = None
     use_count: int = 0
+    description: str = ""
+    created_by: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
         """Whether the key has expired at ``now``."""
@@ -115,6 +123,25 @@ class RoleRecord:
     org_id: str
     name: str
     scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeInfo:
+    """A scope the org publishes, with a human description, that a key-creation
+    form offers as a picker.
+
+    The catalogue only describes scopes: a key may be granted a scope that is
+    not in it, and publishing or unpublishing one changes no key.
+
+    Attributes:
+        org_id: The organization that publishes the scope.
+        name: The scope itself (``drive:read``): a scope token, no wildcard.
+        description: What the scope allows, for people (plain text).
+    """
+
+    org_id: str
+    name: str
+    description: str
 
 
 @dataclass(frozen=True, slots=True)

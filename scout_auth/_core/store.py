@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from .records import KeyRecord, LegacyRecord, RoleRecord
+from .records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
 
 __all__ = [
     "KEEP",
@@ -77,7 +77,9 @@ class KeyUpdate:
     something) leaves a field as it is.
 
     ``scopes=None`` makes a key unrestricted by scopes, ``allowed_ips=None``
-    usable from anywhere; ``roles=frozenset()`` removes every role.
+    usable from anywhere, ``expires_at=None`` never expire;
+    ``roles=frozenset()`` removes every role, ``description=""`` the
+    description. A store applies every field of one update atomically.
     """
 
     name: str | None = None
@@ -85,6 +87,8 @@ class KeyUpdate:
     scopes: frozenset[str] | Literal[_Keep.KEEP] | None = KEEP
     roles: frozenset[str] | None = None
     allowed_ips: tuple[str, ...] | Literal[_Keep.KEEP] | None = KEEP
+    description: str | None = None
+    expires_at: datetime | Literal[_Keep.KEEP] | None = KEEP
 
 
 def apply_update(record: KeyRecord, update: KeyUpdate) -> KeyRecord:
@@ -95,6 +99,8 @@ def apply_update(record: KeyRecord, update: KeyUpdate) -> KeyRecord:
         scopes=record.scopes if update.scopes is KEEP else update.scopes,
         roles=record.roles if update.roles is None else update.roles,
         allowed_ips=record.allowed_ips if update.allowed_ips is KEEP else update.allowed_ips,
+        description=record.description if update.description is None else update.description,
+        expires_at=record.expires_at if update.expires_at is KEEP else update.expires_at,
     )
 
 
@@ -198,6 +204,19 @@ class KeyStore(Protocol):
     def list_roles(self, org_id: str) -> list[RoleRecord]:
         """Return the org's roles, by name."""
 
+    def put_scope_info(self, info: ScopeInfo) -> None:
+        """Create or replace one scope of the org's catalogue (``(org_id, name)``).
+
+        No event: the catalogue describes scopes for people and changes no
+        credential.
+        """
+
+    def delete_scope_info(self, org_id: str, name: str) -> bool:
+        """Delete one scope from the org's catalogue; ``False`` if it was not there."""
+
+    def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Return the org's scope catalogue, by name."""
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` to the key's count and raise ``last_used_at`` to at least this.
 
@@ -276,6 +295,15 @@ class KeyStore(Protocol):
 
     async def alist_roles(self, org_id: str) -> list[RoleRecord]:
         """Async :meth:`list_roles`."""
+
+    async def aput_scope_info(self, info: ScopeInfo) -> None:
+        """Async :meth:`put_scope_info`."""
+
+    async def adelete_scope_info(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_scope_info`."""
+
+    async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Async :meth:`list_scope_infos`."""
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import anyio.to_thread
 from argon2 import PasswordHasher
 
 from .._audit.events import AuditEvent, AuditSink, event_json
+from .._core import catalogue
 from .._core import lifecycle as ops
 from .._core.drive import adrive, drive
 from .._core.lifecycle import (
@@ -23,8 +24,16 @@ from .._core.lifecycle import (
     Op,
 )
 from .._core.pepper import LegacyPepper, missing_pepper_error, resolve_pepper
-from .._core.records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
-from .._core.store import KeyStore
+from .._core.records import (
+    KeyList,
+    KeyRecord,
+    LegacyRecord,
+    LegacyStatus,
+    NewKey,
+    RoleRecord,
+    ScopeInfo,
+)
+from .._core.store import KEEP, KeyStore, _Keep
 from ..exceptions import StoreError, StoreUnavailable
 from .audit_buffer import AuditBuffer
 
@@ -150,6 +159,7 @@ class KeyManager(_BaseManager):
         expires_at: datetime | None = None,
         roles: Iterable[str] | None = None,
         allowed_ips: Iterable[str] | None = None,
+        description: str = "",
         actor: str | None = None,
     ) -> NewKey:
         """Create a key for ``org_id``.
@@ -165,13 +175,18 @@ class KeyManager(_BaseManager):
                 key also grants; a role's later changes apply at once.
             allowed_ips: Addresses / CIDR ranges (IPv4, IPv6) the key may be
                 used from; ``None`` (default): anywhere.
-            actor: Who creates it (for the audit trail).
+            description: What the key is for, for people: at most 1000
+                characters, line breaks and tabs allowed, no other control
+                characters. Never put a secret in it: it is shown wherever
+                the key is listed.
+            actor: Who creates it (for the audit trail); stored as the
+                key's ``created_by``.
 
         Returns:
             A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
         """
         op = ops.create_key(
-            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips, description
         )
         return self._run(op)
 
@@ -221,7 +236,8 @@ class KeyManager(_BaseManager):
         grace: timedelta = DEFAULT_ROTATION_GRACE,
         actor: str | None = None,
     ) -> NewKey:
-        """Replace a key with a new one of the same name, scopes and expiry.
+        """Replace a key with a new one of the same name, description, scopes,
+        roles, IP allowlist and expiry; its ``created_by`` is ``actor``.
 
         The old key keeps working for ``grace`` (default 24 h) and then
         answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
@@ -273,6 +289,107 @@ class KeyManager(_BaseManager):
     ) -> KeyRecord:
         """Replace a key's IP allowlist (``None``: usable from anywhere)."""
         return self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
+
+    def update_key(
+        self,
+        key_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        scopes: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+        expires_at: datetime | Literal[_Keep.KEEP] | None = KEEP,
+        enabled: bool | None = None,
+        actor: str | None = None,
+    ) -> KeyRecord:
+        """Change several fields of a key at once, in one atomic store write.
+
+        Each argument left at its default keeps its field; ``None`` clears
+        ``scopes`` (no scopes of its own), ``allowed_ips`` (anywhere) and
+        ``expires_at`` (never expires), which therefore default to
+        :data:`~scout_auth.stores.KEEP`. Every value is checked as by the
+        single-field methods before anything is written; the audit trail
+        gets one event per field that changed (``renamed``,
+        ``description_changed``, ``enabled`` / ``disabled``,
+        ``scopes_changed``, ``roles_changed``, ``allowed_ips_changed``,
+        ``expiry_changed``). An update that changes nothing writes and
+        records nothing and returns the key as it is.
+
+        Args:
+            key_id: The key.
+            name: A new name (see :meth:`create_key`).
+            description: A new description (``""``: none).
+            scopes: The key's own scopes (see :meth:`set_scopes`).
+            roles: The roles it references (``[]``: none).
+            allowed_ips: Its IP allowlist (see :meth:`set_allowed_ips`).
+            expires_at: A timezone-aware time in the future, or ``None``.
+                Refused for a key in its rotation grace period
+                (``replaced_by`` set): its expiry is that grace.
+            enabled: ``True`` / ``False`` to enable / disable it.
+            actor: Who changes it (for the audit trail).
+
+        Returns:
+            The key as stored after the update.
+
+        Raises:
+            KeyNotFound: No such key (nothing written).
+            InvalidKeyOperation: Any bad value (nothing written).
+        """
+        op = ops.change_key(
+            key_id,
+            self._clock(),
+            actor,
+            name=name,
+            description=description,
+            scopes=scopes,
+            roles=roles,
+            allowed_ips=allowed_ips,
+            expires_at=expires_at,
+            enabled=enabled,
+        )
+        return self._run(op)
+
+    def set_description(
+        self, key_id: str, description: str, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Replace a key's description (``""``: none); see :meth:`update_key`."""
+        op = ops.set_description(key_id, description, self._clock(), actor)
+        return self._run(op)
+
+    def set_expiry(
+        self, key_id: str, expires_at: datetime | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """Move a key's expiry (``None``: never expires); see :meth:`update_key`."""
+        op = ops.change_key(key_id, self._clock(), actor, expires_at=expires_at)
+        return self._run(op)
+
+    def publish_scope(
+        self, org_id: str, name: str, description: str, *, actor: str | None = None
+    ) -> ScopeInfo:
+        """Publish a scope in the org's catalogue, or replace its description.
+
+        The catalogue is what a key-creation form offers as a picker; it
+        grants nothing and changes no key.
+
+        Args:
+            org_id: The organization.
+            name: The scope (``drive:read``), as :meth:`create_key` takes
+                scopes, without ``*``.
+            description: What it allows, for people: at most 500
+                characters, line breaks and tabs allowed.
+            actor: Who publishes it (for the audit trail).
+        """
+        op = catalogue.publish_scope(org_id, name, description, self._clock(), actor)
+        return self._run(op)
+
+    def unpublish_scope(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """Remove a scope from the catalogue (``KeyNotFound`` if absent); keys keep it."""
+        self._run(catalogue.unpublish_scope(org_id, name, self._clock(), actor))
+
+    def list_scope_catalogue(self, org_id: str) -> list[ScopeInfo]:
+        """The org's published scopes, by name."""
+        return self._run(catalogue.list_scope_catalogue(org_id))
 
     def put_role(
         self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None
@@ -350,11 +467,12 @@ class AsyncKeyManager(_BaseManager):
         expires_at: datetime | None = None,
         roles: Iterable[str] | None = None,
         allowed_ips: Iterable[str] | None = None,
+        description: str = "",
         actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.create_key`."""
         op = ops.create_key(
-            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips
+            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips, description
         )
         return await self._run(op)
 
@@ -424,6 +542,63 @@ class AsyncKeyManager(_BaseManager):
     ) -> KeyRecord:
         """See :meth:`KeyManager.set_allowed_ips`."""
         return await self._run(ops.set_allowed_ips(key_id, allowed_ips, self._clock(), actor))
+
+    async def update_key(
+        self,
+        key_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        scopes: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+        roles: Iterable[str] | None = None,
+        allowed_ips: Iterable[str] | Literal[_Keep.KEEP] | None = KEEP,
+        expires_at: datetime | Literal[_Keep.KEEP] | None = KEEP,
+        enabled: bool | None = None,
+        actor: str | None = None,
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.update_key`."""
+        op = ops.change_key(
+            key_id,
+            self._clock(),
+            actor,
+            name=name,
+            description=description,
+            scopes=scopes,
+            roles=roles,
+            allowed_ips=allowed_ips,
+            expires_at=expires_at,
+            enabled=enabled,
+        )
+        return await self._run(op)
+
+    async def set_description(
+        self, key_id: str, description: str, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_description`."""
+        op = ops.set_description(key_id, description, self._clock(), actor)
+        return await self._run(op)
+
+    async def set_expiry(
+        self, key_id: str, expires_at: datetime | None, *, actor: str | None = None
+    ) -> KeyRecord:
+        """See :meth:`KeyManager.set_expiry`."""
+        op = ops.change_key(key_id, self._clock(), actor, expires_at=expires_at)
+        return await self._run(op)
+
+    async def publish_scope(
+        self, org_id: str, name: str, description: str, *, actor: str | None = None
+    ) -> ScopeInfo:
+        """See :meth:`KeyManager.publish_scope`."""
+        op = catalogue.publish_scope(org_id, name, description, self._clock(), actor)
+        return await self._run(op)
+
+    async def unpublish_scope(self, org_id: str, name: str, *, actor: str | None = None) -> None:
+        """See :meth:`KeyManager.unpublish_scope`."""
+        await self._run(catalogue.unpublish_scope(org_id, name, self._clock(), actor))
+
+    async def list_scope_catalogue(self, org_id: str) -> list[ScopeInfo]:
+        """See :meth:`KeyManager.list_scope_catalogue`."""
+        return await self._run(catalogue.list_scope_catalogue(org_id))
 
     async def put_role(
         self, org_id: str, name: str, scopes: Iterable[str], *, actor: str | None = None

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from .._audit.sinks import InMemoryAuditSink
-from .._core.records import KeyRecord, LegacyRecord, RoleRecord
+from .._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
 from .._core.store import KeyEvent, KeyUpdate, StoreEventsMixin, apply_update, utc_day
 
 __all__ = ["InMemoryKeyStore"]
@@ -35,6 +35,7 @@ class InMemoryKeyStore(StoreEventsMixin):
         self._legacy: dict[str, LegacyRecord] = {}
         self._digests: dict[bytes, str] = {}  # lookup digest -> org id
         self._roles: dict[tuple[str, str], RoleRecord] = {}
+        self._scope_infos: dict[tuple[str, str], ScopeInfo] = {}
         # org -> {UTC day: uses}, and org -> last legacy use
         self._legacy_days: dict[str, dict[str, int]] = {}
         self._legacy_last: dict[str, datetime] = {}
@@ -217,6 +218,22 @@ class InMemoryKeyStore(StoreEventsMixin):
             roles = [r for (o, _), r in self._roles.items() if o == org_id]
         return sorted(roles, key=lambda r: r.name)
 
+    def put_scope_info(self, info: ScopeInfo) -> None:
+        """Create or replace one scope of the org's catalogue (no event)."""
+        with self._lock:
+            self._scope_infos[(info.org_id, info.name)] = info
+
+    def delete_scope_info(self, org_id: str, name: str) -> bool:
+        """Delete one scope from the catalogue; ``False`` if it was not there."""
+        with self._lock:
+            return self._scope_infos.pop((org_id, name), None) is not None
+
+    def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Return the org's scope catalogue, by name."""
+        with self._lock:
+            infos = [i for (o, _), i in self._scope_infos.items() if o == org_id]
+        return sorted(infos, key=lambda i: i.name)
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` (no event)."""
         with self._lock:
@@ -325,6 +342,18 @@ class InMemoryKeyStore(StoreEventsMixin):
     async def alist_roles(self, org_id: str) -> list[RoleRecord]:
         """Async :meth:`list_roles`."""
         return self.list_roles(org_id)
+
+    async def aput_scope_info(self, info: ScopeInfo) -> None:
+        """Async :meth:`put_scope_info`."""
+        self.put_scope_info(info)
+
+    async def adelete_scope_info(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_scope_info`."""
+        return self.delete_scope_info(org_id, name)
+
+    async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Async :meth:`list_scope_infos`."""
+        return self.list_scope_infos(org_id)
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

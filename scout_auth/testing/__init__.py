@@ -19,8 +19,10 @@ and subclass::
 
 :class:`StoreContract` is :class:`KeysContract`, :class:`ReferenceContract`
 (the hypothesis :class:`ReferenceMachine` against the in-memory reference),
-:class:`AuditContract`, :class:`RolesUsageContract` and
-:class:`LegacyDigestContract`; mix in the parts alone if your store does less.
+:class:`AuditContract`, :class:`RolesUsageContract`,
+:class:`LegacyDigestContract` and :class:`CatalogueContract` (key
+descriptions, multi-field updates, the scope catalogue); mix in the parts
+alone if your store does less.
 :class:`PropagationContract` is for stores with a change feed (fixtures
 ``writer`` and ``reader``). Async tests run through anyio's pytest plugin,
 which comes with anyio. See docs/writing-a-store.md.
@@ -37,10 +39,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Before the contract modules are imported: a failed contract assertion then
 # shows its values, as in a test module of your own.
-_CONTRACTS = ("_audit", "_legacy_digest", "_propagation", "_roles_usage", "_store")
+_CONTRACTS = ("_audit", "_catalogue", "_legacy_digest", "_propagation", "_roles_usage", "_store")
 _pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CONTRACTS))
 
 from ._audit import AuditContract  # noqa: E402
+from ._catalogue import CatalogueContract  # noqa: E402
 from ._legacy_digest import CONTRACT_LEGACY_PEPPER, LegacyDigestContract  # noqa: E402
 from ._propagation import PropagationContract  # noqa: E402
 from ._roles_usage import RolesUsageContract  # noqa: E402
@@ -49,6 +52,7 @@ from ._store import KeysContract, ReferenceContract, ReferenceMachine, StoreCont
 __all__ = [
     "CONTRACT_LEGACY_PEPPER",
     "AuditContract",
+    "CatalogueContract",
     "KeysContract",
     "LegacyDigestContract",
     "PropagationContract",

@@ -30,7 +30,9 @@ from hypothesis.stateful import (
 )
 
 from .. import InMemoryKeyStore, KeyEvent, KeyRecord, KeyUpdate, LegacyRecord, generate_key_id
+from ..stores import KEEP
 from ._audit import AuditContract
+from ._catalogue import CatalogueContract
 from ._legacy_digest import LegacyDigestContract
 from ._roles_usage import RolesUsageContract
 
@@ -274,9 +276,18 @@ class ReferenceMachine(RuleBasedStateMachine):
         key_id=keys,
         name=st.sampled_from([None, "renamed", "ünï"]),
         enabled=st.sampled_from([None, True, False]),
+        description=st.sampled_from([None, "", "syncs\ninvoices"]),
+        expires_at=st.sampled_from([KEEP, None, T0 + timedelta(days=2)]),
     )
-    def update(self, key_id: str, name: str | None, enabled: bool | None) -> None:
-        u = KeyUpdate(name=name, enabled=enabled)
+    def update(
+        self,
+        key_id: str,
+        name: str | None,
+        enabled: bool | None,
+        description: str | None,
+        expires_at: Any,
+    ) -> None:
+        u = KeyUpdate(name=name, enabled=enabled, description=description, expires_at=expires_at)
         assert self.store.update_key(key_id, u) == self.ref.update_key(key_id, u)
 
     @rule(target=keys, key_id=keys, hours=st.integers(0, 100))
@@ -335,10 +346,16 @@ class ReferenceContract:
 
 
 class StoreContract(
-    KeysContract, ReferenceContract, AuditContract, RolesUsageContract, LegacyDigestContract
+    KeysContract,
+    ReferenceContract,
+    AuditContract,
+    RolesUsageContract,
+    LegacyDigestContract,
+    CatalogueContract,
 ):
     """The whole contract: behaviour tests, the random-sequence comparison, the audit
-    sink, roles / scopes / usage / the legacy switch, the legacy look-up digests.
+    sink, roles / scopes / usage / the legacy switch, the legacy look-up digests,
+    key descriptions and the scope catalogue.
 
     Subclasses provide the ``store`` and ``legacy_dump`` fixtures.
     """

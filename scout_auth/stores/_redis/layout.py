@@ -41,6 +41,7 @@ With ``prefix="scout"``::
                                               ``lookup_digest`` hex, ``pepper_id``)
     scout:{o:<org_id>}:legacy:usage   hash    legacy uses per UTC day, ``last`` use
     scout:{o:<org_id>}:roles          hash    role name -> JSON scopes
+    scout:{o:<org_id>}:scopes         hash    scope catalogue: scope -> description
     scout:{o:<org_id>}:once:<id>      string  a lifecycle write's answer, by request id
                                               (expires after 5 minutes)
     scout:{o:<org_id>}:audit          stream  the org's audit events
@@ -173,6 +174,10 @@ class Layout:
         """The org's roles: name -> JSON list of scopes."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:roles"
 
+    def scope_catalogue(self, org_id: str) -> str:
+        """The org's scope catalogue: scope name -> description."""
+        return f"{self.prefix}:{{o:{_quote(org_id)}}}:scopes"
+
     def once(self, org_id: str, request_id: str) -> str:
         """The recorded answer of one lifecycle write (its retries replay it)."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:once:{_quote(request_id)}"
@@ -246,8 +251,13 @@ def index_member(record: KeyRecord) -> str:
 
 
 def key_fields(record: KeyRecord) -> list[str]:
-    """A key record as flat ``HSET`` field/value pairs (text only, no secret exists)."""
+    """A key record as flat ``HSET`` field/value pairs (text only, no secret exists).
+
+    ``created_by`` is left out when ``None``, so such a record reads the same
+    as one written before the field existed (``""`` is a creator's name).
+    """
     scopes = None if record.scopes is None else sorted(record.scopes)
+    creator = [] if record.created_by is None else ["created_by", record.created_by]
     return [
         "key_id", record.key_id,
         "org_id", record.org_id,
@@ -262,6 +272,8 @@ def key_fields(record: KeyRecord) -> list[str]:
         "allowed_ips", json.dumps(None if record.allowed_ips is None else list(record.allowed_ips)),
         "use_count", str(record.use_count),
         "last_used_at", "" if record.last_used_at is None else format_time(record.last_used_at),
+        "description", record.description,
+        *creator,
     ]  # fmt: skip
 
 
@@ -292,6 +304,8 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
         allowed_ips=None if ips is None else tuple(ips),
         use_count=int(fields.get("use_count", "0")),
         last_used_at=_parse_time(fields.get("last_used_at", "")),
+        description=fields.get("description", ""),
+        created_by=fields.get("created_by"),
     )
 
 

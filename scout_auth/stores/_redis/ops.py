@@ -30,7 +30,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..._core.records import KeyRecord, RoleRecord
+from ..._core.records import KeyRecord, RoleRecord, ScopeInfo
 from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
 from .._feed import encode_event_payload
 from .layout import (
@@ -152,6 +152,15 @@ return 1
 """,
 )
 
+# KEYS[1] scope catalogue; ARGV scope name. No PUBLISH: the catalogue is no
+# credential. A once() script all the same: a resent HDEL would answer 0.
+DELETE_SCOPE_INFO = once(
+    "delete_scope_info",
+    """
+return redis.call('HDEL', KEYS[1], ARGV[1])
+""",
+)
+
 # KEYS[1] record; ARGV uses, last used at. Increment and max: flushes from
 # several instances merge exactly. No PUBLISH: usage is not a credential change.
 RECORD_USAGE = Script(
@@ -195,6 +204,7 @@ SCRIPTS = (
     RELEASE_DIRECTORY,
     PUT_ROLE,
     DELETE_ROLE,
+    DELETE_SCOPE_INFO,
     RECORD_USAGE,
     RECORD_LEGACY_USAGE,
 )
@@ -326,6 +336,11 @@ class Ops:
             pairs += ["roles", json_list(update.roles)]
         if update.allowed_ips is not KEEP:
             pairs += ["allowed_ips", json_list(update.allowed_ips)]
+        if update.description is not None:
+            pairs += ["description", update.description]
+        if update.expires_at is not KEEP:
+            expires = update.expires_at
+            pairs += ["expires_at", "" if expires is None else format_time(expires)]
         event = KeyEvent("updated", org, key_id)
         reply = yield self._write(
             UPDATE_KEY, org, (self.layout.key(org, key_id),), (event,), *pairs
@@ -412,6 +427,26 @@ class Ops:
             return False
         yield Notify((event,))
         return True
+
+    # -- the scope catalogue: one hash in the org's slot, no events ---------
+    def put_scope_info(self, info: ScopeInfo) -> Op[None]:
+        """See :meth:`KeyStore.put_scope_info`: one ``HSET`` (safe to resend)."""
+        key = self.layout.scope_catalogue(info.org_id)
+        yield Call(("HSET", key, info.name, info.description))
+
+    def delete_scope_info(self, org_id: str, name: str) -> Op[bool]:
+        """See :meth:`KeyStore.delete_scope_info`: one exactly-once ``HDEL``."""
+        keys = (
+            self.layout.scope_catalogue(org_id),
+            self.layout.once(org_id, secrets.token_hex(16)),
+        )
+        removed = yield Lua(DELETE_SCOPE_INFO, keys, (name,), repeatable=True)
+        return bool(removed)
+
+    def list_scope_infos(self, org_id: str) -> Op[list[ScopeInfo]]:
+        """See :meth:`KeyStore.list_scope_infos`: one ``HGETALL``, sorted here."""
+        fields = fields_from_reply((yield Call(("HGETALL", self.layout.scope_catalogue(org_id)))))
+        return [ScopeInfo(org_id, name, fields[name]) for name in sorted(fields)]
 
     # -- usage --------------------------------------------------------------
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> Op[None]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from ..._core.records import KeyRecord, LegacyRecord, RoleRecord
+from ..._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
 from ..._core.store import KeyUpdate, StoreEventsMixin
 from .audit_sink import RedisAuditSink
 from .connection import (
@@ -351,6 +351,18 @@ class RedisKeyStore(StoreEventsMixin):
         """Return the org's roles, by name."""
         return self._run(self._ops.list_roles(org_id))
 
+    def put_scope_info(self, info: ScopeInfo) -> None:
+        """Create or replace one scope of the org's catalogue (no event)."""
+        self._run(self._ops.put_scope_info(info))
+
+    def delete_scope_info(self, org_id: str, name: str) -> bool:
+        """Delete one scope from the catalogue; ``False`` if it was not there."""
+        return self._run(self._ops.delete_scope_info(org_id, name))
+
+    def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Return the org's scope catalogue, by name."""
+        return self._run(self._ops.list_scope_infos(org_id))
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` atomically (no event)."""
         self._run(self._ops.record_usage(key_id, uses, last_used_at))
@@ -457,6 +469,18 @@ class RedisKeyStore(StoreEventsMixin):
     async def alist_roles(self, org_id: str) -> list[RoleRecord]:
         """Async :meth:`list_roles`."""
         return await self._arun(self._ops.list_roles(org_id))
+
+    async def aput_scope_info(self, info: ScopeInfo) -> None:
+        """Async :meth:`put_scope_info`."""
+        await self._arun(self._ops.put_scope_info(info))
+
+    async def adelete_scope_info(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_scope_info`."""
+        return await self._arun(self._ops.delete_scope_info(org_id, name))
+
+    async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Async :meth:`list_scope_infos`."""
+        return await self._arun(self._ops.list_scope_infos(org_id))
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

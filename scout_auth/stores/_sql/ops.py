@@ -44,10 +44,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Row
 from sqlalchemy.sql import Executable
 
-from ..._core.records import KeyRecord, LegacyRecord, RoleRecord
+from ..._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
 from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
 from .._feed import encode_event_payload
-from .schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, UTCDateTime
+from .schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, SCOPE_CATALOGUE, UTCDateTime
 
 __all__ = ["Announce", "MakeOp", "Op", "Outcome", "announcing"]
 
@@ -140,6 +140,8 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "allowed_ips": _encode_list(record.allowed_ips),
         "use_count": record.use_count,
         "last_used_at": record.last_used_at,
+        "description": record.description,
+        "created_by": record.created_by,
     }
 
 
@@ -158,6 +160,8 @@ def _key(row: Row[Any]) -> KeyRecord:
         allowed_ips=_decode_ips(row.allowed_ips),
         use_count=int(row.use_count),
         last_used_at=row.last_used_at,
+        description=row.description or "",
+        created_by=row.created_by,
     )
 
 
@@ -264,7 +268,8 @@ def add_key(record: KeyRecord, dialect: Dialect) -> Op[None]:
 
 
 def update_key(key_id: str, update: KeyUpdate, dialect: Dialect) -> Op[KeyRecord | None]:
-    """Change name and/or enabled; return the record as this transaction left it."""
+    """Change the fields ``update`` names, in one UPDATE; return the record as
+    this transaction left it."""
     values: dict[str, Any] = {}
     if update.name is not None:
         values["name"] = update.name
@@ -276,6 +281,10 @@ def update_key(key_id: str, update: KeyUpdate, dialect: Dialect) -> Op[KeyRecord
         values["roles"] = _encode_roles(update.roles)
     if update.allowed_ips is not KEEP:
         values["allowed_ips"] = _encode_list(update.allowed_ips)
+    if update.description is not None:
+        values["description"] = update.description
+    if update.expires_at is not KEEP:
+        values["expires_at"] = update.expires_at
     where = KEYS.c.key_id == key_id
     if values:
         result = yield sa.update(KEYS).where(where).values(values)
@@ -460,6 +469,30 @@ def delete_role(org_id: str, name: str, dialect: Dialect) -> Op[bool]:
     if result.rowcount == 0:
         return Outcome(False)
     return Outcome(True, (KeyEvent("role_deleted", org_id),))
+
+
+# -- the scope catalogue: no events (it changes no credential) ---------------
+def put_scope_info(info: ScopeInfo, dialect: Dialect) -> Op[None]:
+    """Create or replace one catalogue entry (one upsert)."""
+    values = {"org_id": info.org_id, "name": info.name, "description": info.description}
+    yield _upsert(SCOPE_CATALOGUE, values, lambda new: {"description": new.description}, dialect)
+    return Outcome(None)
+
+
+def delete_scope_info(org_id: str, name: str, dialect: Dialect) -> Op[bool]:
+    """Delete one catalogue entry; ``False`` if there was none."""
+    t = SCOPE_CATALOGUE.c
+    result = yield sa.delete(SCOPE_CATALOGUE).where(t.org_id == org_id, t.name == name)
+    return Outcome(result.rowcount > 0)
+
+
+def list_scope_infos(org_id: str, dialect: Dialect) -> Op[list[ScopeInfo]]:
+    """An org's catalogue by name (a primary-key range; sorted again here)."""
+    t = SCOPE_CATALOGUE.c
+    result = yield sa.select(SCOPE_CATALOGUE).where(t.org_id == org_id).order_by(t.name)
+    infos = [ScopeInfo(row.org_id, row.name, row.description) for row in result]
+    # By code point, as every store: a PostgreSQL collation may order otherwise.
+    return Outcome(sorted((i for i in infos if i.org_id == org_id), key=lambda i: i.name))
 
 
 # -- usage: atomic increments and max(), so instances merge exactly ----------

@@ -1,9 +1,10 @@
 """The SQL schema of :class:`~scout_auth.stores.sql.SQLKeyStore`.
 
-Five tables, each answering its look-ups with one indexed query:
+Six tables, each answering its look-ups with one indexed query:
 
 * ``scout_auth_keys`` — one row per Org Credential (public key only, its
-  scopes, roles and IP allowlist as JSON text, and its usage counters).
+  scopes, roles and IP allowlist as JSON text, its usage counters, its
+  description and who created it).
   ``get_key`` hits the primary key; ``list_keys`` the ``(org_id, created_at, key_id)``
   index, which also serves the "oldest first" order.
 * ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``,
@@ -13,6 +14,8 @@ Five tables, each answering its look-ups with one indexed query:
   keeps two orgs from ever holding one digest (``NULL`` is "no digest" and
   may repeat).
 * ``scout_auth_roles`` — an org's roles, keyed by ``(org_id, name)``.
+* ``scout_auth_scope_catalogue`` — the scopes an org publishes, with their
+  descriptions, keyed by ``(org_id, name)`` (listing by name is a range of it).
 * ``scout_auth_legacy_usage`` — legacy requests per org and UTC day
   (``YYYY-MM-DD``), keyed by ``(org_id, day)``: "the last N days" is a
   range scan of that key.
@@ -49,6 +52,7 @@ __all__ = [
     "LEGACY_USAGE",
     "METADATA",
     "ROLES",
+    "SCOPE_CATALOGUE",
     "VERSION_TABLE",
     "UTCDateTime",
 ]
@@ -116,6 +120,8 @@ KEYS = sa.Table(
     sa.Column("allowed_ips", sa.Text(), nullable=True),
     sa.Column("use_count", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("ix_scout_auth_keys_org_id", "org_id", "created_at", "key_id"),
     **_MYSQL_TABLE_ARGS,
 )
@@ -139,6 +145,15 @@ ROLES = sa.Table(
     sa.Column("org_id", sa.String(200), primary_key=True),
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("scopes", sa.Text(), nullable=False),
+    **_MYSQL_TABLE_ARGS,
+)
+
+SCOPE_CATALOGUE = sa.Table(
+    "scout_auth_scope_catalogue",
+    METADATA,
+    sa.Column("org_id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("description", sa.Text(), nullable=False),
     **_MYSQL_TABLE_ARGS,
 )
 

@@ -20,7 +20,7 @@ import anyio.to_thread
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..._core.records import KeyRecord, RoleRecord
+from ..._core.records import KeyRecord, RoleRecord, ScopeInfo
 from ..._core.store import KeyUpdate, Listener
 from . import ops as ops
 from .audit import SQLAuditSink
@@ -254,6 +254,18 @@ class SQLKeyStore(LegacyMethods):
         """Return the org's roles, by name."""
         return self._read(partial(ops.list_roles, org_id))
 
+    def put_scope_info(self, info: ScopeInfo) -> None:
+        """Create or replace one scope of the org's catalogue (one upsert, no event)."""
+        self._write(partial(ops.put_scope_info, info))
+
+    def delete_scope_info(self, org_id: str, name: str) -> bool:
+        """Delete one scope from the catalogue; ``False`` if it was not there."""
+        return self._write(partial(ops.delete_scope_info, org_id, name))
+
+    def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Return the org's scope catalogue, by name."""
+        return self._read(partial(ops.list_scope_infos, org_id))
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
         self._write(partial(ops.record_usage, key_id, uses, last_used_at))
@@ -311,6 +323,18 @@ class SQLKeyStore(LegacyMethods):
     async def alist_roles(self, org_id: str) -> list[RoleRecord]:
         """Async :meth:`list_roles`."""
         return await self._aread(partial(ops.list_roles, org_id))
+
+    async def aput_scope_info(self, info: ScopeInfo) -> None:
+        """Async :meth:`put_scope_info`."""
+        await self._awrite(partial(ops.put_scope_info, info))
+
+    async def adelete_scope_info(self, org_id: str, name: str) -> bool:
+        """Async :meth:`delete_scope_info`."""
+        return await self._awrite(partial(ops.delete_scope_info, org_id, name))
+
+    async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
+        """Async :meth:`list_scope_infos`."""
+        return await self._aread(partial(ops.list_scope_infos, org_id))
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

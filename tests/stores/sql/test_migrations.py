@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
-from scout_auth import LegacyRecord, RoleRecord
+from scout_auth import KeyUpdate, LegacyRecord, RoleRecord, ScopeInfo
 from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql.migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql.ops import key_values
@@ -186,6 +186,14 @@ def _old_key_ids(engine: Engine) -> list[str]:
         return [row[0] for row in conn.exec_driver_sql("SELECT key_id FROM scout_auth_keys")]
 
 
+def _old_key_usage(engine: Engine) -> list[tuple[str, str | None, str | None, int]]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT key_id, roles, allowed_ips, use_count FROM scout_auth_keys ORDER BY key_id"
+        )
+        return [(k, roles, ips, int(n)) for k, roles, ips, n in rows]
+
+
 def _old_legacy_rows(engine: Engine) -> list[tuple[str, str, bool]]:
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
@@ -232,14 +240,12 @@ def test_0002_to_0003_adds_roles_usage_and_the_legacy_switch(empty_databases):
     with engine.connect() as conn:
         assert current_revision(conn) == "0003"
     store = SQLKeyStore(engine=engine)
-    assert store.get_key(r.key_id) == r  # no roles, anywhere, never used
-    # (The store of today reads 0004's legacy columns too: read 0003's by hand.)
+    # (The store of today reads 0004's and 0005's columns too: read 0003's by hand.)
+    assert _old_key_usage(engine) == [(r.key_id, None, None, 0)]  # no roles, anywhere, unused
     assert _old_legacy_rows(engine) == [(r.org_id, "$argon2id$h", True)]
     store.record_usage(r.key_id, 2, T0)
     store.put_role(RoleRecord(r.org_id, "reader", frozenset({"drive:read"})))
-    used = store.get_key(r.key_id)
-    assert used is not None
-    assert used.use_count == 2
+    assert _old_key_usage(engine) == [(r.key_id, None, None, 2)]
     with engine.begin() as conn:  # and back: 0003's downgrade keeps keys and legacy rows
         config = alembic_config()
         config.attributes["connection"] = conn
@@ -259,7 +265,7 @@ def test_0003_to_0004_adds_lookup_digests_and_keeps_the_legacy_rows(empty_databa
             # Only 0003's columns: an INSERT names just the values it is given.
             values = {"org_id": org_id, "secret_hash": hashed, "created_at": T0, "enabled": enabled}
             conn.execute(sa.insert(LEGACY).values(values))
-    upgrade(engine)
+    upgrade(engine, "0004")
     with engine.connect() as conn:
         assert current_revision(conn) == "0004"
     store = SQLKeyStore(engine=engine)
@@ -286,3 +292,32 @@ def test_0003_to_0004_adds_lookup_digests_and_keeps_the_legacy_rows(empty_databa
         (on, f"$argon2id${on}", True),
         (off, f"$argon2id${off}", False),
     ]
+
+
+def test_0004_to_0005_adds_descriptions_creators_and_the_scope_catalogue(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0004")
+    r = record(org(), scopes=frozenset({"drive:read"}), allowed_ips=("10.0.0.0/8",))
+    values = {k: v for k, v in key_values(r).items() if k not in ("description", "created_by")}
+    with engine.begin() as conn:  # a 0004 database in use
+        conn.execute(sa.insert(KEYS).values(values))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0005" == HEAD
+    store = SQLKeyStore(engine=engine)
+    old = store.get_key(r.key_id)
+    assert old == r
+    assert old is not None
+    assert (old.description, old.created_by) == ("", None)  # old rows: none, not known
+    updated = store.update_key(r.key_id, KeyUpdate(description="what it is for"))
+    assert updated == r.evolve(description="what it is for")
+    store.put_scope_info(ScopeInfo(r.org_id, "drive:read", "Read files"))
+    assert store.list_scope_infos(r.org_id) == [ScopeInfo(r.org_id, "drive:read", "Read files")]
+    with engine.begin() as conn:  # and back: 0005's downgrade keeps the keys
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    assert "scout_auth_scope_catalogue" not in sa.inspect(engine).get_table_names()
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_keys")}
+    assert not {"description", "created_by"} & columns
+    assert _old_key_ids(engine) == [r.key_id]
