@@ -173,9 +173,8 @@ class AuditQuery:
     @property
     def filtered(self) -> bool:
         """Whether a filter besides ``org_id`` / ``key_id`` is set."""
-        return not (
-            self.actions is None and self.actor is None and self.since is None and self.until is None
-        )
+        filters = (self.actions, self.actor, self.since, self.until)
+        return any(value is not None for value in filters)
 
     @property
     def fetch(self) -> int:
