@@ -112,7 +112,10 @@ def _instant(name: str, value: datetime | None) -> datetime | None:
         raise TypeError(f"{name} must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 in a zone that UTC puts past the calendar
+        raise ValueError(f"{name} is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,6 +354,19 @@ class AuditContract:
         assert list(sink.query(key_id=k, since=t[3]).events) == [events[4], events[3]]
         assert walk(sink, o, limit=1, since=t[1], until=t[4]) == [events[3], events[2], events[1]]
 
+    def test_audit_time_range_at_the_ends_of_the_calendar(self, sink: Any) -> None:
+        o = org()
+        e = event(o)
+        sink.write([e])
+        first = datetime.min.replace(tzinfo=UTC)
+        last = datetime.max.replace(tzinfo=UTC)
+        assert sink.query(o, since=first, until=last).events == (e,)
+        assert sink.query(o, since=first + timedelta(minutes=1)).events == (e,)
+        assert sink.query(o, until=first).events == ()
+        assert sink.query(o, since=last).events == ()
+        with pytest.raises(ValueError, match="out of range"):
+            sink.query(o, since=datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
+
     def test_audit_filters_combine(self, sink: Any) -> None:
         o, k, other = org(), key(), key()
         rows = [

@@ -215,5 +215,5 @@ def stream_floor(since: datetime) -> str:
     bounds the other end: an event before ``until`` may arrive any time
     later, so ``until`` is checked entry by entry.
     """
-    millis = (since - CLOCK_SKEW - _EPOCH) // timedelta(milliseconds=1)
+    millis = (since - _EPOCH - CLOCK_SKEW) // timedelta(milliseconds=1)  # never overflows
     return str(millis) if millis > 0 else "-"
