@@ -20,7 +20,7 @@ not fit are refused: they come from our own code, never from a client.
 
 Sinks list events newest first, a page (:class:`AuditPage`) at a time;
 how a query is checked, paged and continued by cursor lives in
-``_audit_query.py``.
+``query.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import enum
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -111,6 +111,32 @@ def redact(value: str) -> str:
     return _TOKEN.sub(REDACTED, value) if "sk" in value.lower() else value
 
 
+def clean_text(name: str, value: str) -> str | None:
+    """Free text ``value`` of field ``name`` as an event stores it (``None`` if empty).
+
+    Also for a query's filter on that field, so it compares with what was stored.
+    """
+    if name == "path":
+        value = value.split("?", 1)[0].split("#", 1)[0]
+    return _storable(redact(value)[: TEXT_WIDTHS[name]]) or None
+
+
+def action_code(value: object) -> str:
+    """``value`` as a plain action string, if it has the form of one (known or not).
+
+    Raises:
+        TypeError: Not a string.
+        ValueError: Not a lower-case code of 1 to 64 characters.
+    """
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if not isinstance(value, str):
+        raise TypeError("an action must be a string")
+    if len(value) > ID_WIDTHS["action"] or not _CODE.fullmatch(value):
+        raise ValueError("an action must be a lower-case code like 'denied'")
+    return str(value)
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -175,16 +201,13 @@ class AuditEvent:
                 object.__setattr__(self, name, cleaned)
         if self.action == AuditAction.DENIED and self.reason is None:
             raise ValueError("a 'denied' event needs a reason code")
-        for name, width in TEXT_WIDTHS.items():
+        for name in TEXT_WIDTHS:
             value = getattr(self, name)
             if value is None:
                 continue
             if not isinstance(value, str):
                 raise TypeError(f"{name} must be a string or None")
-            if name == "path":
-                value = value.split("?", 1)[0].split("#", 1)[0]
-            value = _storable(redact(value)[:width])
-            object.__setattr__(self, name, value or None)
+            object.__setattr__(self, name, clean_text(name, value))
 
 
 #: The event fields in storage order.
@@ -220,9 +243,10 @@ class AuditSink(Protocol):
 
     ``write`` is append-only and idempotent per event id where the back end
     allows it (a retried batch is not stored twice). ``query`` needs at
-    least one of ``org_id`` / ``key_id`` and lists newest first; a sink that
-    can only write (:class:`~scout_auth.audit.LoggingAuditSink`) raises
-    ``NotImplementedError``.
+    least one of ``org_id`` / ``key_id``, takes keyword-only filters
+    (``actions``, ``actor``, ``since``, ``until``) and lists newest first; a
+    sink that can only write (:class:`~scout_auth.audit.LoggingAuditSink`)
+    raises ``NotImplementedError``.
     """
 
     def write(self, events: Sequence[AuditEvent]) -> None:
@@ -235,8 +259,17 @@ class AuditSink(Protocol):
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
-        """The newest ``limit`` events of an org and/or a key, below cursor ``before``."""
+        """The newest ``limit`` events of an org and/or a key, below cursor ``before``.
+
+        The filters narrow the events down, all together: ``actions`` (any
+        of these), ``actor`` (exactly), ``since <= at < until``. A cursor
+        continues the query it came from, filters included.
+        """
 
     async def awrite(self, events: Sequence[AuditEvent]) -> None:
         """Async :meth:`write`."""
@@ -248,6 +281,10 @@ class AuditSink(Protocol):
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
         """Async :meth:`query`."""
 

@@ -11,7 +11,17 @@ A cursor is opaque to callers: :func:`encode_cursor` packs the ``(at, id)``
 of the last event shown, :func:`decode_cursor` unpacks it and refuses
 anything else with ``ValueError``. A sink whose positions are not
 ``(at, id)`` (Redis: stream entry ids) brings its own cursor to
-:meth:`AuditQuery.page`. A cursor continues the query it came from.
+:meth:`AuditQuery.page`. A cursor continues the query it came from. It
+holds a position only, no filter: carried to a query with other filters it
+continues below that position under the new filters (no error; rarely what
+a caller wants, so a caller that changes a filter starts from the top).
+
+Filters (``actions``, ``actor``, ``since`` / ``until``) narrow a query
+down, all together; :meth:`AuditQuery.matches` is their one definition,
+which a sink may push down to its back end (SQL ``WHERE``) but must agree
+with. The ``actor`` filter is cleaned like the event field it compares
+with (trimmed, redacted, unstorable characters replaced), so it matches
+what was stored and never sends a back end a value it refuses.
 
 :class:`AuditQuery` checks a query's arguments and cuts its page for every
 sink: the sink fetches one event past the page, and that event only tells
@@ -23,15 +33,33 @@ from __future__ import annotations
 
 import abc
 import base64
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .events import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, AuditEvent, AuditPage
+from .events import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    AuditEvent,
+    AuditPage,
+    action_code,
+    clean_text,
+)
 
-__all__ = ["AuditQuery", "QueryableSink", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "MAX_ACTIONS",
+    "AuditQuery",
+    "QueryableSink",
+    "action_set",
+    "decode_cursor",
+    "encode_cursor",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The most distinct actions one ``actions=`` filter may name (an SQL ``IN``
+#: list stays far below every back end's parameter limit).
+MAX_ACTIONS = 100
 
 
 def encode_cursor(at: datetime, event_id: str) -> str:
@@ -54,6 +82,42 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return at, event_id
 
 
+def action_set(actions: Iterable[str] | None) -> frozenset[str] | None:
+    """The ``actions=`` filter as a set of plain action strings (``None``: no filter).
+
+    An action need not be a known :class:`~scout_auth.audit.AuditAction`
+    (an unknown one matches nothing), but it must have the form of one.
+
+    Raises:
+        TypeError: A single string instead of a collection; an item not a string.
+        ValueError: No action at all, more than :data:`MAX_ACTIONS`, or one
+            that is not a lower-case code of 1 to 64 characters.
+    """
+    if actions is None:
+        return None
+    if isinstance(actions, str | bytes):  # "denied" would be six one-letter actions
+        raise TypeError("actions must be a collection of action codes, not one string")
+    codes = frozenset(action_code(action) for action in actions)
+    if not codes:
+        raise ValueError("actions must name at least one action (or be None: any action)")
+    if len(codes) > MAX_ACTIONS:
+        raise ValueError(f"actions may name at most {MAX_ACTIONS} actions")
+    return codes
+
+
+def _instant(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 in a zone that UTC puts past the calendar
+        raise ValueError(f"{name} is out of range") from None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     """The arguments of one :meth:`AuditSink.query`, checked the same for every sink.
@@ -62,14 +126,32 @@ class AuditQuery:
     first from below ``before``, and returns :meth:`page` of them: the one
     event past ``limit`` only tells that another page follows.
 
+    Attributes:
+        org_id: Only this org's events.
+        key_id: Only this key's events.
+        limit: The page size.
+        before: The cursor the page starts below.
+        actions: Only events with one of these actions (``None``: any).
+        actor: Only events of exactly this actor, cleaned like the event
+            field (``None``: any, also none).
+        since: Only events at or after this instant (UTC).
+        until: Only events before this instant (UTC).
+
     Raises:
-        ValueError: No ``org_id`` nor ``key_id``; ``limit`` not an int from 1 to 1000.
+        TypeError: A filter of the wrong type (see :func:`action_set`).
+        ValueError: No ``org_id`` nor ``key_id``; ``limit`` not an int from 1
+            to 1000; a malformed action; an empty ``actor``; a naive
+            ``since`` / ``until``; ``since`` later than ``until``.
     """
 
     org_id: str | None
     key_id: str | None
     limit: int
     before: str | None
+    actions: frozenset[str] | None = field(default=None, kw_only=True)
+    actor: str | None = field(default=None, kw_only=True)
+    since: datetime | None = field(default=None, kw_only=True)
+    until: datetime | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.org_id is None and self.key_id is None:
@@ -77,6 +159,25 @@ class AuditQuery:
         limit = self.limit
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}")
+        object.__setattr__(self, "actions", action_set(self.actions))
+        if self.actor is not None:
+            if not isinstance(self.actor, str):
+                raise TypeError("actor must be a string or None")
+            actor = clean_text("actor", self.actor)
+            if actor is None:  # no event has an empty actor: that would be "no actor"
+                raise ValueError("actor must be a non-empty string (or None: any actor)")
+            object.__setattr__(self, "actor", actor)
+        since, until = _instant("since", self.since), _instant("until", self.until)
+        if since is not None and until is not None and since > until:
+            raise ValueError("since must not be later than until")
+        object.__setattr__(self, "since", since)
+        object.__setattr__(self, "until", until)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a filter besides ``org_id`` / ``key_id`` is set."""
+        filters = (self.actions, self.actor, self.since, self.until)
+        return any(value is not None for value in filters)
 
     @property
     def fetch(self) -> int:
@@ -84,9 +185,14 @@ class AuditQuery:
         return self.limit + 1
 
     def matches(self, event: AuditEvent) -> bool:
-        """Whether ``event`` is of the org and the key asked for."""
-        return (self.org_id is None or event.org_id == self.org_id) and (
-            self.key_id is None or event.key_id == self.key_id
+        """Whether ``event`` is of the org and the key asked for, and passes every filter."""
+        return (
+            (self.org_id is None or event.org_id == self.org_id)
+            and (self.key_id is None or event.key_id == self.key_id)
+            and (self.actions is None or event.action in self.actions)
+            and (self.actor is None or event.actor == self.actor)
+            and (self.since is None or event.at >= self.since)
+            and (self.until is None or event.at < self.until)
         )
 
     def page(
@@ -94,9 +200,9 @@ class AuditQuery:
     ) -> AuditPage:
         """The page of ``fetched``: what the sink found for this query, newest first.
 
-        An event of another org or key is left out, should a back end compare
-        ids more loosely than Python (a case-insensitive collation): a page
-        never shows another org's events.
+        An event that does not :meth:`match <matches>` is left out, should a
+        back end compare more loosely than Python (a case-insensitive
+        collation): a page never shows another org's events.
 
         Args:
             fetched: At most :attr:`fetch` events, newest first, below ``before``.
@@ -128,9 +234,23 @@ class QueryableSink(abc.ABC):
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
-        """Newest first; see :class:`~scout_auth.audit.AuditSink`."""
-        return self._query(AuditQuery(org_id, key_id, limit, before))
+        """Newest first; see :class:`~scout_auth.audit.AuditSink` and :class:`AuditQuery`."""
+        query = AuditQuery(
+            org_id,
+            key_id,
+            limit,
+            before,
+            actions=action_set(actions),
+            actor=actor,
+            since=since,
+            until=until,
+        )
+        return self._query(query)
 
     async def aquery(
         self,
@@ -139,9 +259,23 @@ class QueryableSink(abc.ABC):
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
         """Async :meth:`query`."""
-        return await self._aquery(AuditQuery(org_id, key_id, limit, before))
+        query = AuditQuery(
+            org_id,
+            key_id,
+            limit,
+            before,
+            actions=action_set(actions),
+            actor=actor,
+            since=since,
+            until=until,
+        )
+        return await self._aquery(query)
 
     @abc.abstractmethod
     def _query(self, query: AuditQuery) -> AuditPage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from .events import DEFAULT_PAGE_SIZE, AuditEvent, AuditPage, event_json, event_to_dict
@@ -68,8 +68,14 @@ class InMemoryAuditSink(QueryableSink):
             end = len(positions)
             if query.before is not None:
                 end = bisect.bisect_left(positions, decode_cursor(query.before))
+            # Event ids are never empty: (t, "") sorts before every event at t.
+            if query.until is not None:
+                end = min(end, bisect.bisect_left(positions, (query.until, "")))
+            start = 0
+            if query.since is not None:
+                start = bisect.bisect_left(positions, (query.since, ""))
             found: list[AuditEvent] = []
-            while end > 0 and len(found) < query.fetch:
+            while end > start and len(found) < query.fetch:
                 end -= 1
                 event = self._events[positions[end][1]]
                 if query.matches(event):
@@ -124,6 +130,10 @@ class LoggingAuditSink:
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
         """Not supported: logs are read where the log shipper puts them."""
         raise NotImplementedError("a LoggingAuditSink is write-only")
@@ -139,6 +149,10 @@ class LoggingAuditSink:
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         before: str | None = None,
+        actions: Iterable[str] | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AuditPage:
         """Not supported: see :meth:`query`."""
         raise NotImplementedError("a LoggingAuditSink is write-only")

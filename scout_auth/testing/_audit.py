@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from .. import KeyManager
-from ..audit import AuditEvent, InMemoryAuditSink, denial_event
+from .._audit.query import AuditQuery
+from ..audit import AuditAction, AuditEvent, InMemoryAuditSink, denial_event
 from ._support import cheap_hasher
 
 __all__ = ["AuditContract"]
@@ -48,13 +49,13 @@ def event(org_id: str, key_id: str | None = None, **over: Any) -> AuditEvent:
 
 
 def walk(
-    sink: Any, org_id: str | None = None, key_id: str | None = None, *, limit: int
+    sink: Any, org_id: str | None = None, key_id: str | None = None, *, limit: int, **filters: Any
 ) -> list[AuditEvent]:
-    """Every event, page by page."""
+    """Every event, page by page (the same ``filters`` on every page)."""
     found: list[AuditEvent] = []
     cursor = None
     for _ in range(1000):
-        page = sink.query(org_id, key_id, limit=limit, before=cursor)
+        page = sink.query(org_id, key_id, limit=limit, before=cursor, **filters)
         assert len(page.events) <= limit
         found += page.events
         if page.next is None:
@@ -280,6 +281,196 @@ class AuditContract:
                 limit = rng.randint(1, 4)
                 assert walk(sink, o, k, limit=limit) == walk(ref, o, k, limit=limit)
 
+    # -- filters ---------------------------------------------------------
+    def test_audit_filter_by_actions(self, sink: Any) -> None:
+        o, k = org(), key()
+        actions = ["created", "denied", "disabled", "denied", "rotated", "legacy_imported"]
+        events = [
+            event(o, None if a.startswith("legacy") else k, action=a, reason="key_disabled")
+            for a in actions
+        ]
+        sink.write(events)
+        newest_first = events[::-1]
+
+        def only(*wanted: str) -> tuple[AuditEvent, ...]:
+            return tuple(e for e in newest_first if e.action in wanted)
+
+        assert sink.query(o, actions=["denied"]).events == only("denied")
+        assert sink.query(o, actions=("denied", "created")).events == only("denied", "created")
+        assert sink.query(o, actions={AuditAction.ROTATED}).events == only("rotated")
+        assert sink.query(o, actions=iter(["legacy_imported"])).events == only("legacy_imported")
+        assert sink.query(key_id=k, actions=["legacy_imported"]).events == ()
+        assert sink.query(o, k, actions=["denied", "rotated"]).events == only("denied", "rotated")
+        unknown = sink.query(o, actions=["no_such_action"])  # well-formed, unknown: nothing
+        assert unknown.events == ()
+        assert unknown.next is None
+        assert sink.query(o, actions=[*actions, "no_such_action"]).events == tuple(newest_first)
+
+    def test_audit_filter_by_actor_is_exact(self, sink: Any) -> None:
+        o, k = org(), key()
+        long_name = "x" * 250  # stored trimmed to 200
+        events = [
+            event(o, k, actor="alice"),
+            event(o, k, actor="Alice"),
+            event(o, k, actor="alice "),
+            event(o, k),  # no actor
+            event(o, None, actor="alice"),
+            event(o, k, actor=long_name),
+            event(o, k, actor=f"bot {TOKEN}"),  # stored redacted
+        ]
+        sink.write(events)
+        assert sink.query(o, actor="alice").events == (events[4], events[0])
+        assert sink.query(o, actor="Alice").events == (events[1],)
+        assert sink.query(o, actor="alice ").events == (events[2],)
+        assert sink.query(key_id=k, actor="alice").events == (events[0],)
+        assert sink.query(o, actor="bob").events == ()
+        # The filter is cleaned like the field: what was passed as actor= matches.
+        assert sink.query(o, actor=long_name).events == (events[5],)
+        assert sink.query(o, actor=f"bot {TOKEN}").events == (events[6],)
+        assert sink.query(o, actor="bot scout_sk_…").events == (events[6],)
+        assert sink.query(o, actor="a\x00b").events == ()  # never sent as NUL to a back end
+
+    def test_audit_time_range_is_since_inclusive_until_exclusive(self, sink: Any) -> None:
+        o, k = org(), key()
+        events = [event(o, k) for _ in range(5)]
+        sink.write(events)
+        t = [e.at for e in events]
+        micro = timedelta(microseconds=1)
+
+        def between(since: Any, until: Any, **more: Any) -> list[AuditEvent]:
+            return list(sink.query(o, since=since, until=until, **more).events)
+
+        assert between(t[1], t[3]) == [events[2], events[1]]
+        assert between(t[1], None) == events[:0:-1]
+        assert between(None, t[3]) == [events[2], events[1], events[0]]
+        assert between(t[1] + micro, t[3] + micro) == [events[3], events[2]]
+        assert between(t[1] - micro, t[3] - micro) == [events[2], events[1]]
+        assert between(t[2], t[2]) == []  # an empty range is no error
+        assert between(t[4] + micro, None) == []
+        assert between(None, t[0]) == []
+        tz = timezone(timedelta(hours=-7))  # any zone: instants compare
+        assert between(t[1].astimezone(tz), t[3].astimezone(tz)) == [events[2], events[1]]
+        assert between(t[1], t[3], limit=1) == [events[2]]
+        assert list(sink.query(key_id=k, since=t[3]).events) == [events[4], events[3]]
+        assert walk(sink, o, limit=1, since=t[1], until=t[4]) == [events[3], events[2], events[1]]
+
+    def test_audit_time_range_at_the_ends_of_the_calendar(self, sink: Any) -> None:
+        o = org()
+        e = event(o)
+        sink.write([e])
+        first = datetime.min.replace(tzinfo=UTC)
+        last = datetime.max.replace(tzinfo=UTC)
+        assert sink.query(o, since=first, until=last).events == (e,)
+        assert sink.query(o, since=first + timedelta(minutes=1)).events == (e,)
+        assert sink.query(o, until=first).events == ()
+        assert sink.query(o, since=last).events == ()
+        with pytest.raises(ValueError, match="out of range"):
+            sink.query(o, since=datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
+
+    def test_audit_filters_combine(self, sink: Any) -> None:
+        o, k, other = org(), key(), key()
+        rows = [
+            ("alice", "disabled", k),
+            ("alice", "enabled", k),
+            ("bob", "disabled", k),
+            ("alice", "disabled", other),
+            ("alice", "disabled", k),
+            ("alice", "disabled", k),
+            ("alice", "renamed", k),
+        ]
+        events = [event(o, kid, actor=a, action=act) for a, act, kid in rows]
+        sink.write(events)
+        got = sink.query(
+            o,
+            k,
+            actions=["disabled", "renamed"],
+            actor="alice",
+            since=events[0].at,
+            until=events[6].at,
+        )
+        assert got.events == (events[5], events[4], events[0])
+        by_org = sink.query(o, actions=["disabled"], actor="alice", since=events[3].at)
+        assert by_org.events == (events[5], events[4], events[3])
+
+    def test_audit_filtered_pages_never_repeat_or_skip(self, sink: Any) -> None:
+        o, k = org(), key()
+        rng = random.Random(13)  # noqa: S311 - a reproducible test sequence
+        events = [
+            event(
+                o,
+                rng.choice([k, key(), None]),
+                action=rng.choice(["created", "disabled", "denied"]),
+                reason="key_disabled",
+                actor=rng.choice(["alice", "bob", None]),
+            )
+            for _ in range(40)
+        ]
+        for start in range(0, 40, 7):
+            sink.write(events[start : start + 7])
+        other = [event(org(), k, action="denied", reason="x", actor="alice") for _ in range(3)]
+        sink.write(other)  # another org, same key id and actor: never shown
+        ref = InMemoryAuditSink()
+        ref.write(events)
+        cases: list[dict[str, Any]] = [
+            {"actions": ["denied"]},
+            {"actor": "alice"},
+            {"since": events[5].at, "until": events[33].at},
+            {"actions": ["created", "denied"], "actor": "bob", "since": events[10].at},
+            {"until": events[20].at, "actor": "alice"},
+        ]
+        for filters in cases:
+            expected = [
+                e for e in events[::-1] if AuditQuery(o, None, 1, None, **filters).matches(e)
+            ]
+            assert expected, filters
+            for limit in (1, 2, 3, 50):
+                got = walk(sink, o, limit=limit, **filters)
+                assert got == expected, (filters, limit)
+                assert walk(ref, o, limit=limit, **filters) == expected
+                assert walk(sink, o, k, limit=limit, **filters) == [
+                    e for e in expected if e.key_id == k
+                ]
+
+    def test_audit_filters_never_cross_orgs(self, sink: Any) -> None:
+        o1, o2, k = org(), org(), key()
+        mine = event(o1, k, action="denied", reason="key_disabled", actor="alice")
+        theirs = event(o2, k, action="denied", reason="key_disabled", actor="alice")
+        sink.write([mine, theirs])
+        filters: dict[str, Any] = {"actions": ["denied"], "actor": "alice", "since": mine.at}
+        assert sink.query(o1, **filters).events == (mine,)
+        assert sink.query(o2, **filters).events == (theirs,)
+        assert sink.query(o1, k, **filters).events == (mine,)
+        assert sink.query(org(), **filters).events == ()
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error"),
+        [
+            pytest.param({"actions": "denied"}, TypeError, id="actions-one-string"),
+            pytest.param({"actions": [1]}, TypeError, id="actions-not-strings"),
+            pytest.param({"actions": []}, ValueError, id="actions-empty"),
+            pytest.param({"actions": ["Denied"]}, ValueError, id="actions-upper-case"),
+            pytest.param({"actions": ["no spaces"]}, ValueError, id="actions-malformed"),
+            pytest.param({"actions": [""]}, ValueError, id="actions-empty-code"),
+            pytest.param({"actions": ["a" * 65]}, ValueError, id="actions-too-long"),
+            pytest.param({"actions": [f"a{i}" for i in range(101)]}, ValueError, id="actions-many"),
+            pytest.param({"actor": ""}, ValueError, id="actor-empty"),
+            pytest.param({"actor": 7}, TypeError, id="actor-not-a-string"),
+            pytest.param({"since": datetime(2026, 1, 1)}, ValueError, id="since-naive"),
+            pytest.param({"until": datetime(2026, 1, 1)}, ValueError, id="until-naive"),
+            pytest.param({"since": "2026-01-01T00:00:00Z"}, TypeError, id="since-a-string"),
+            pytest.param(
+                {"since": _T, "until": _T - timedelta(microseconds=1)},
+                ValueError,
+                id="since-after-until",
+            ),
+        ],
+    )
+    def test_audit_bad_filters_are_refused(
+        self, sink: Any, kwargs: dict[str, Any], error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            sink.query("org_x", **kwargs)
+
     # -- async twins ------------------------------------------------------
     @pytest.mark.anyio
     async def test_audit_async_twins_behave_like_sync(self, sink: Any) -> None:
@@ -297,6 +488,27 @@ class AuditContract:
         assert sink.query(o).events == tuple(events[::-1])  # what async wrote, sync reads
         with pytest.raises(ValueError):  # noqa: PT011
             await sink.aquery()
+
+    @pytest.mark.anyio
+    async def test_audit_async_filters_behave_like_sync(self, sink: Any) -> None:
+        o, k = org(), key()
+        events = [
+            event(o, k, action=a, actor=who, reason="key_disabled")
+            for a, who in [("denied", None), ("disabled", "alice"), ("denied", None)] * 3
+        ]
+        await sink.awrite(events)
+        filters: dict[str, Any] = {"actions": ["denied"], "since": events[1].at}
+        first = await sink.aquery(o, limit=2, **filters)
+        rest = await sink.aquery(o, limit=10, before=first.next, **filters)
+        assert [*first.events, *rest.events] == walk(sink, o, limit=2, **filters)
+        assert [*first.events, *rest.events] == [e for e in events[:1:-1] if e.action == "denied"]
+        assert (await sink.aquery(key_id=k, actor="alice", until=events[4].at)).events == (
+            events[1],
+        )
+        with pytest.raises(ValueError):  # noqa: PT011
+            await sink.aquery(o, since=events[2].at, until=events[1].at)
+        with pytest.raises(TypeError):
+            await sink.aquery(o, actions="denied")
 
 
 def vars_of(e: AuditEvent) -> list[str]:

@@ -193,6 +193,94 @@ def test_a_page_never_shows_another_orgs_event():
     assert page.next == encode_cursor(fetched[1].at, "e1")  # the walk goes on below it
 
 
+# -- filters: checked once, for every sink -------------------------------------------
+def test_a_query_normalizes_its_filters():
+    plus2 = timezone(timedelta(hours=2))
+    query = AuditQuery(
+        "org_1",
+        None,
+        10,
+        None,
+        actions=frozenset({AuditAction.DENIED, "no_such_action"}),
+        actor=f"  bot {TOKEN} ",
+        since=T.astimezone(plus2),
+        until=T + timedelta(days=1),
+    )
+    assert query.actions == frozenset({"denied", "no_such_action"})
+    assert all(type(a) is str for a in query.actions)  # plain strings, not the enum
+    assert query.actor == "  bot scout_sk_… "  # cleaned like the field, not stripped
+    assert query.since == T
+    assert query.since.tzinfo is UTC
+    assert query.filtered
+    assert not AuditQuery("org_1", None, 10, None).filtered
+    assert AuditQuery("o", None, 1, None, actor="a" * 300).actor == "a" * 200
+
+
+def test_a_query_matches_every_filter_at_once():
+    e = AuditEvent("denied", "org_1", T, key_id="k" * 20, actor="alice", reason="key_disabled")
+    micro = timedelta(microseconds=1)
+
+    def q(**filters):
+        return AuditQuery("org_1", None, 10, None, **filters).matches(e)
+
+    assert q()
+    assert q(actions=frozenset({"denied", "created"}), actor="alice", since=T, until=T + micro)
+    assert not q(actions=frozenset({"created"}))
+    assert not q(actor="Alice")
+    assert not q(since=T + micro)
+    assert not q(until=T)  # until is exclusive
+    assert q(since=T, until=T + micro)
+    assert not q(since=T, until=T)  # an empty range matches nothing, and is allowed
+
+
+@pytest.mark.parametrize(
+    ("filters", "error", "message"),
+    [
+        pytest.param({"actions": "denied"}, TypeError, "not one string", id="one-string"),
+        pytest.param({"actions": b"denied"}, TypeError, "not one string", id="bytes"),
+        pytest.param({"actions": [None]}, TypeError, "string", id="not-a-string"),
+        pytest.param({"actions": []}, ValueError, "at least one", id="empty"),
+        pytest.param({"actions": ["DENIED"]}, ValueError, "lower-case", id="upper-case"),
+        pytest.param({"actions": ["x" * 65]}, ValueError, "lower-case", id="too-long"),
+        pytest.param({"actions": [f"a{i}" for i in range(101)]}, ValueError, "at most", id="many"),
+        pytest.param({"actor": ""}, ValueError, "non-empty", id="actor-empty"),
+        pytest.param({"actor": b"alice"}, TypeError, "actor", id="actor-bytes"),
+        pytest.param({"since": datetime(2026, 1, 1)}, ValueError, "since", id="naive-since"),
+        pytest.param({"until": datetime(2026, 1, 1)}, ValueError, "until", id="naive-until"),
+        pytest.param({"until": 0}, TypeError, "until", id="until-a-number"),
+        pytest.param(
+            {"since": T, "until": T - timedelta(microseconds=1)},
+            ValueError,
+            "later",
+            id="since-after-until",
+        ),
+    ],
+)
+def test_bad_filters_are_refused_before_any_io(filters, error, message):
+    with pytest.raises(error, match=message):
+        AuditQuery("org_1", None, 10, None, **filters)
+    with pytest.raises(error, match=message):
+        InMemoryAuditSink().query("org_1", **filters)
+
+
+def test_the_memory_sink_bounds_its_walk_by_the_time_range():
+    sink = InMemoryAuditSink()
+    events = [
+        AuditEvent("created", "org_1", T + timedelta(seconds=i), id=f"e{i}") for i in range(5)
+    ]
+    tie = AuditEvent("created", "org_1", T + timedelta(seconds=2), id="e2b")  # same at as e2
+    sink.write([*events, tie])
+    at2 = T + timedelta(seconds=2)
+    assert [e.id for e in sink.query("org_1", since=at2)] == ["e4", "e3", "e2b", "e2"]
+    assert [e.id for e in sink.query("org_1", until=at2)] == ["e1", "e0"]
+    first = sink.query("org_1", limit=1, since=at2, until=at2 + timedelta(seconds=1))
+    assert [e.id for e in first] == ["e2b"]
+    rest = sink.query(
+        "org_1", limit=1, since=at2, until=at2 + timedelta(seconds=1), before=first.next
+    )
+    assert ([e.id for e in rest], rest.next) == (["e2"], None)
+
+
 # -- sinks ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "sink", [InMemoryAuditSink(), LoggingAuditSink()], ids=["memory", "logging"]

@@ -9,6 +9,14 @@ atomic script, on a single server or a Redis Cluster alike. Entries are the
 event's non-empty fields as text; stream ids are Redis's own (arrival
 order), which is the "newest first" order of a query (``XREVRANGE``).
 
+A query reads one stream newest first, in batches, and checks the
+filters in Python: stream ids are arrival times, not the events' ``at``,
+so only ``since`` bounds the range read (with a margin for clock skew). A
+query reads at most :data:`SCAN_CAP` entries: a filter that matches rarely
+gives a short page (maybe empty) whose cursor continues below the last
+entry read, so memory and time per call stay bounded and pagination
+neither repeats nor skips.
+
 A per-key query names only the key: a small directory entry
 ``<prefix>:{k:<key>}:audit`` (written once, ``SET NX``, never deleted, so
 a deleted key's history stays reachable) says which org holds its stream.
@@ -27,6 +35,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..._audit.events import AuditEvent, AuditPage, event_from_dict, event_to_dict
@@ -34,7 +43,27 @@ from ..._audit.query import AuditQuery
 from .layout import Layout, fields_from_reply, text
 from .ops import Batch, Call, Lua, Op, Script
 
-__all__ = ["WRITE_AUDIT", "AuditOps", "decode_stream_cursor", "encode_stream_cursor"]
+__all__ = [
+    "CLOCK_SKEW",
+    "SCAN_BATCH",
+    "SCAN_CAP",
+    "WRITE_AUDIT",
+    "AuditOps",
+    "decode_stream_cursor",
+    "encode_stream_cursor",
+    "stream_floor",
+]
+
+#: The most stream entries one query reads: a filtered page that has not
+#: found ``limit`` events by then comes back short, with a ``next`` cursor.
+SCAN_CAP = 5000
+#: Entries per ``XREVRANGE`` of a filtered query (one past the page if larger).
+SCAN_BATCH = 500
+#: How far ahead of Redis's clock an event's ``at`` may be and still be
+#: found by a ``since`` query (see :func:`stream_floor`).
+CLOCK_SKEW = timedelta(minutes=5)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # KEYS[1] org stream, KEYS[2] recent batch digests, KEYS[3..] key streams.
 # ARGV[1] batch digest, ARGV[2] MAXLEN ('' = none), ARGV[3] event count, then
@@ -130,8 +159,15 @@ class AuditOps:
         return Lua(WRITE_AUDIT, tuple(keys), tuple(args), repeatable=True)
 
     def query(self, query: AuditQuery) -> Op[AuditPage]:
-        """One page, newest first (``XREVRANGE`` from below the cursor)."""
+        """One page, newest first (``XREVRANGE`` from below the cursor).
+
+        Filters are checked in Python on entries read in batches of
+        :data:`SCAN_BATCH`; ``since`` also bounds the range read (see
+        :func:`stream_floor`). After :data:`SCAN_CAP` entries a page ends
+        short, with a cursor below the last entry read.
+        """
         end = "+" if query.before is None else "(" + decode_stream_cursor(query.before)
+        start = "-" if query.since is None else stream_floor(query.since)
         org_id = query.org_id
         if org_id is None:
             assert query.key_id is not None
@@ -143,7 +179,41 @@ class AuditOps:
             stream = self.layout.audit(org_id)
         else:
             stream = self.layout.audit_key(org_id, query.key_id)
-        reply = yield Call(("XREVRANGE", stream, end, "-", "COUNT", str(query.fetch)))
-        entries = _entries(reply)
-        events = [event_from_dict(fields) for _, fields in entries]
-        return query.page(events, lambda i: encode_stream_cursor(entries[i][0]))
+        # Unfiltered, every entry matches: one read of one past the page.
+        batch = max(query.fetch, SCAN_BATCH) if query.filtered else query.fetch
+        found: list[tuple[str, AuditEvent]] = []
+        examined = 0
+        while True:
+            count = min(batch, SCAN_CAP - examined)
+            reply = yield Call(("XREVRANGE", stream, end, start, "COUNT", str(count)))
+            entries = _entries(reply)
+            examined += len(entries)
+            for entry_id, fields in entries:
+                event = event_from_dict(fields)
+                if query.matches(event):
+                    found.append((entry_id, event))
+                    if len(found) == query.fetch:
+                        return _page(query, found)
+            if len(entries) < count:  # the range is read to its end
+                return _page(query, found)
+            if examined >= SCAN_CAP:  # short page; the cursor is past all that was read
+                return AuditPage(tuple(e for _, e in found), encode_stream_cursor(entries[-1][0]))
+            end = "(" + entries[-1][0]
+
+
+def _page(query: AuditQuery, found: list[tuple[str, AuditEvent]]) -> AuditPage:
+    return query.page([e for _, e in found], lambda i: encode_stream_cursor(found[i][0]))
+
+
+def stream_floor(since: datetime) -> str:
+    """The lowest stream id an event at or after ``since`` can have (``-``: any).
+
+    Stream ids are Redis's arrival times, not the events' ``at``: an event
+    arrives after it happened (a buffered one, long after), so no entry
+    below ``since`` holds a later event — unless the writer's clock ran
+    ahead of Redis's, hence :data:`CLOCK_SKEW` below ``since``. Nothing
+    bounds the other end: an event before ``until`` may arrive any time
+    later, so ``until`` is checked entry by entry.
+    """
+    millis = (since - _EPOCH - CLOCK_SKEW) // timedelta(milliseconds=1)  # never overflows
+    return str(millis) if millis > 0 else "-"

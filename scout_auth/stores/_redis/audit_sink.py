@@ -34,7 +34,15 @@ class RedisAuditSink(QueryableSink):
     the stream it was read from (the org's or the key's), so it continues
     only the query it came from: with another ``org_id`` / ``key_id`` it
     gives a wrong page, without an error (the memory and SQL sinks'
-    ``(at, id)`` cursors continue any query). Redis errors raise
+    ``(at, id)`` cursors continue any query).
+
+    Filters are checked in Python on the entries read, newest first, in
+    batches; ``since`` also bounds the range read (stream ids are arrival
+    times: an event whose ``at`` is more than 5 minutes ahead of Redis's
+    clock when it arrives is missed by a ``since`` query), ``until`` cannot.
+    One query reads at most 5000 entries: a filter that matches rarely may
+    give a short page, even an empty one, whose ``next`` continues below the
+    last entry read — keep paging until ``next`` is ``None``. Redis errors raise
     :class:`~scout_auth.exceptions.StoreUnavailable` (an
     :class:`~scout_auth.audit.AuditBuffer` retries the batch).
 

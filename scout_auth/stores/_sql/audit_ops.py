@@ -5,7 +5,7 @@ return an :class:`~.ops.Outcome`; the store runs them in one
 transaction. Inserts skip an event id already stored (a batch retried after
 a lost commit reply is not stored twice). Queries walk the
 ``(org_id, at, id)`` or ``(key_id, at, id)`` index backwards from a keyset
-cursor, one statement per page.
+cursor (or from ``until``) down to ``since``, one statement per page.
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ def write_events(events: Sequence[AuditEvent], dialect: Dialect) -> Op[None]:
 
 
 def query_events(query: AuditQuery, dialect: Dialect) -> Op[AuditPage]:
-    """One page, newest first: ``(at, id)`` descending, strictly below ``query.before``."""
+    """One page, newest first: ``(at, id)`` descending, strictly below ``query.before``.
+
+    Every filter is a ``WHERE`` clause: ``since`` / ``until`` narrow the
+    ``(org_id, at, id)`` / ``(key_id, at, id)`` index range, ``actions`` /
+    ``actor`` are checked on each row it reaches.
+    """
     stmt = sa.select(AUDIT)
     if query.key_id is not None:
         stmt = stmt.where(AUDIT.c.key_id == query.key_id)
@@ -68,6 +73,16 @@ def query_events(query: AuditQuery, dialect: Dialect) -> Op[AuditPage]:
         at, event_id = decode_cursor(query.before)
         # "at <= x" alone bounds the index range; the OR breaks ties by id.
         stmt = stmt.where(AUDIT.c.at <= at, sa.or_(AUDIT.c.at < at, AUDIT.c.id < event_id))
+    # The time range bounds the same index range; actions and actor are
+    # checked on the rows the index walk reaches (no index of their own).
+    if query.since is not None:
+        stmt = stmt.where(AUDIT.c.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AUDIT.c.at < query.until)
+    if query.actions is not None:
+        stmt = stmt.where(AUDIT.c.action.in_(sorted(query.actions)))
+    if query.actor is not None:
+        stmt = stmt.where(AUDIT.c.actor == query.actor)
     stmt = stmt.order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(query.fetch)
     result = yield stmt
     return Outcome(query.page([_event(row) for row in result]))

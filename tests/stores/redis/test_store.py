@@ -705,6 +705,87 @@ def test_audit_sink_from_a_plain_client(redis_url, redis_prefix):
     client.close()
 
 
+def test_audit_a_rare_filter_reads_a_bounded_number_of_entries_per_page(make_store, monkeypatch):
+    from scout_auth.stores._redis import audit as redis_audit
+    from scout_auth.testing._audit import event, walk
+
+    monkeypatch.setattr(redis_audit, "SCAN_CAP", 7)
+    monkeypatch.setattr(redis_audit, "SCAN_BATCH", 2)
+    store = make_store(listen=False)
+    sink = store.audit_sink()
+    o, k = org(), uuid.uuid4().hex[:20]  # a key's directory entry names its first org
+    events = [
+        event(o, k, action="rotated", actor="carol") if i in (3, 25) else event(o, k)
+        for i in range(30)
+    ]
+    sink.write(events)
+    rare = [e for e in events[::-1] if e.action == "rotated"]
+    reads: list[tuple[str, ...]] = []
+    real_run = store.connection.run
+
+    def counting_run(op):
+        def spy():
+            reply = None
+            try:
+                call = op.send(None)
+                while True:
+                    if getattr(call, "args", ("",))[0] == "XREVRANGE":
+                        reads.append(call.args)
+                    reply = yield call
+                    call = op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+
+        return real_run(spy())
+
+    monkeypatch.setattr(store.connection, "run", counting_run)
+    first = sink.query(o, limit=5, actions=["rotated"])
+    # 7 entries read (a batch holds one past the page), one match: a short
+    # page whose cursor is past them.
+    assert [int(r[-1]) for r in reads] == [6, 1]
+    assert first.events == (rare[0],)
+    assert first.next is not None
+    second = sink.query(o, limit=5, actions=["rotated"], before=first.next)
+    assert second.events == ()  # entries 22..16: nothing, but pagination goes on
+    assert second.next is not None
+    for limit in (1, 2, 5):
+        assert walk(sink, o, limit=limit, actions=["rotated"]) == rare
+        assert walk(sink, key_id=k, limit=limit, actor="carol") == rare
+    # Unfiltered pages still read one past the page, once.
+    reads.clear()
+    assert len(sink.query(o, limit=4).events) == 4
+    assert [int(r[-1]) for r in reads] == [5]
+
+
+def test_audit_since_bounds_the_stream_read_with_a_clock_margin(make_store):
+    from datetime import UTC, datetime
+
+    from scout_auth._audit.query import AuditQuery
+    from scout_auth.audit import AuditEvent
+    from scout_auth.stores._redis.audit import CLOCK_SKEW, AuditOps, stream_floor
+
+    since = datetime(2026, 3, 4, 5, 6, 7, 8000, tzinfo=UTC)
+    floor = stream_floor(since)
+    assert int(floor) == int((since - CLOCK_SKEW).timestamp() * 1000)
+    assert stream_floor(datetime(1970, 1, 1, tzinfo=UTC)) == "-"
+    ops = AuditOps(Layout("p"))
+    call = next(ops.query(AuditQuery("org_1", None, 2, None, since=since)))
+    assert call.args == ("XREVRANGE", "p:{o:org_1}:audit", "+", floor, "COUNT", "500")
+    call = next(ops.query(AuditQuery("org_1", None, 2, None, until=since)))
+    assert call.args[2:4] == ("+", "-")  # a late event may arrive after until: no bound
+
+    store = make_store(listen=False)
+    sink = store.audit_sink()
+    o = org()
+    now = datetime.now(UTC)
+    assert timedelta(minutes=2) < CLOCK_SKEW
+    ahead = AuditEvent("created", o, now + timedelta(minutes=2))  # a writer's clock running ahead
+    old = AuditEvent("created", o, now - timedelta(days=300))  # a late arrival
+    sink.write([old, ahead])
+    assert sink.query(o, since=now + timedelta(minutes=1)).events == (ahead,)
+    assert sink.query(o, until=now).events == (old,)
+
+
 # -- legacy look-up digests (issue 10) ------------------------------------------
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 
