@@ -152,7 +152,9 @@ def error_response(exc: Exception) -> ManageResponse | None:
     if isinstance(exc, InvalidKeyOperation):
         detail = str(exc)
         return problem_response(
-            ManageProblem(422, "invalid_argument", detail, errors=[{"field": "", "message": detail}])
+            ManageProblem(
+                422, "invalid_argument", detail, errors=[{"field": "", "message": detail}]
+            )
         )
     if isinstance(exc, AuthError):
         status, headers, body = problem_for(exc, realm="scout-auth-manage")

@@ -157,4 +157,3 @@ def handle(request: ManageRequest, settings: Settings) -> Flow[ManageResponse]:
 def _head(request: ManageRequest, response: ManageResponse) -> ManageResponse:
     # HEAD: the GET answer's status and headers, no body (RFC 9110 §9.3.2).
     return replace(response, body=b"") if request.method == "HEAD" else response
-

@@ -146,6 +146,8 @@ def keys_page(
         )
     page = matching[start : start + limit]
     more = start + limit < len(matching)
-    return [key_view(k, now) for k in page], (_key_cursor(page[-1]) if more else None), len(
-        matching
+    return (
+        [key_view(k, now) for k in page],
+        (_key_cursor(page[-1]) if more else None),
+        len(matching),
     )

@@ -23,7 +23,14 @@ from ._asgi import ManagementApp
 if TYPE_CHECKING:
     from ._flask import management_blueprint
 
-__all__ = ["CSRF_HEADER", "MANAGE_SCOPE", "ROUTES", "ManagementApp", "Principal", "management_blueprint"]
+__all__ = [
+    "CSRF_HEADER",
+    "MANAGE_SCOPE",
+    "ROUTES",
+    "ManagementApp",
+    "Principal",
+    "management_blueprint",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -237,4 +237,3 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
