@@ -151,11 +151,8 @@ def error_response(exc: Exception) -> ManageResponse | None:
         return problem_response(ManageProblem(404, "not_found", "No such key, role or scope."))
     if isinstance(exc, InvalidKeyOperation):
         detail = str(exc)
-        return problem_response(
-            ManageProblem(
-                422, "invalid_argument", detail, errors=[{"field": "", "message": detail}]
-            )
-        )
+        errors = [{"field": "", "message": detail}]
+        return problem_response(ManageProblem(422, "invalid_argument", detail, errors=errors))
     if isinstance(exc, AuthError):
         status, headers, body = problem_for(exc, realm="scout-auth-manage")
         return ManageResponse(status, [*headers, *BASE_HEADERS[1:]], body)

@@ -25,7 +25,11 @@ Kind = Literal["api", "page"]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """``method`` + ``path`` (``{name}`` segments) → ``handler``; ``name`` is the OpenAPI operationId."""
+    """``method`` + ``path`` (``{name}`` segments) → ``handler``.
+
+    ``name`` is the OpenAPI ``operationId``; ``kind`` says whether a visitor
+    without a principal is sent to the login page (``page``) or answered 401.
+    """
 
     method: str
     path: str
@@ -143,8 +147,8 @@ def handle(request: ManageRequest, settings: Settings) -> Flow[ManageResponse]:
     if principal is None:
         if route.kind == "page" and settings.login_url is not None:
             return pages.login_redirect(settings.login_url, request.mount + request.path)
-        raise ManageProblem(401, "not_signed_in", "Sign in to manage API keys.",
-                            headers=[("www-authenticate", 'Bearer realm="scout-auth-manage"')])  # fmt: skip
+        challenge = ("www-authenticate", 'Bearer realm="scout-auth-manage"')
+        raise ManageProblem(401, "not_signed_in", "Sign in to manage API keys.", headers=[challenge])
     org = params.get("org")
     if org is not None and not principal.can_view(org):
         # Not "forbidden": whether the org exists is none of their business.

@@ -35,7 +35,7 @@ from ._common import asset, audit_error, query_sink, render, settings
 __all__ = ["AsyncAuthorize", "ManagementApp"]
 
 #: ``authorize(request)``: the host's answer to "who is this?" (sync runs in a thread).
-AsyncAuthorize = Callable[[Request], "Principal | None | Awaitable[Principal | None]"]
+AsyncAuthorize = Callable[[Request], "Principal | Awaitable[Principal | None] | None"]
 
 
 class ManagementApp:

@@ -68,7 +68,8 @@ def _environment() -> Any:
 
 def render(template: str, context: Mapping[str, Any]) -> bytes:
     """A page template rendered to UTF-8."""
-    return _environment().get_template(template).render(**context).encode("utf-8")
+    page: str = _environment().get_template(template).render(**context)
+    return page.encode("utf-8")
 
 
 @functools.cache
