@@ -148,7 +148,7 @@ def handle(request: ManageRequest, settings: Settings) -> Flow[ManageResponse]:
         if route.kind == "page" and settings.login_url is not None:
             return pages.login_redirect(settings.login_url, request.mount + request.path)
         challenge = ("www-authenticate", 'Bearer realm="scout-auth-manage"')
-        raise ManageProblem(401, "not_signed_in", "Sign in to manage API keys.", headers=[challenge])
+        raise ManageProblem(401, "not_signed_in", "Sign in to manage keys.", headers=[challenge])
     org = params.get("org")
     if org is not None and not principal.can_view(org):
         # Not "forbidden": whether the org exists is none of their business.
