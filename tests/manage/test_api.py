@@ -70,7 +70,8 @@ def test_lifecycle_through_the_api(api: Harness) -> None:
     new = rotated.json()
     assert new["previous"]["status"] == "rotation_grace"
     assert new["previous"]["replaced_by"] == new["key"]["id"]
-    assert verifies(api.store, token) and verifies(api.store, new["token"])
+    assert verifies(api.store, token)
+    assert verifies(api.store, new["token"])
     again = api.call("POST", f"{base}/rotate", json={})
     assert (again.status, again.code) == (409, "already_rotated")
 
@@ -79,7 +80,9 @@ def test_lifecycle_through_the_api(api: Harness) -> None:
     assert api.call("GET", base).status == 404
 
     actions = [e["action"] for e in api.call("GET", "/api/orgs/org_1/audit").json()["items"]]
-    assert actions[0] == "deleted" and "rotated" in actions and "created" in actions
+    assert actions[0] == "deleted"
+    assert "rotated" in actions
+    assert "created" in actions
     actors = {e["actor"] for e in api.call("GET", "/api/orgs/org_1/audit").json()["items"]}
     assert actors == {"alice@example.com"}
 
@@ -134,7 +137,8 @@ def test_audit_filters(api: Harness) -> None:
     page = api.call("GET", "/api/orgs/org_1/audit?actor=nobody").json()
     assert page["items"] == []
     page = api.call("GET", "/api/orgs/org_1/audit?limit=1").json()
-    assert len(page["items"]) == 1 and page["next_cursor"]
+    assert len(page["items"]) == 1
+    assert page["next_cursor"]
     rest = api.call("GET", f"/api/orgs/org_1/audit?limit=10&cursor={page['next_cursor']}")
     assert len(rest.json()["items"]) == 2
     future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -183,7 +187,8 @@ def test_rate_limit_on_create() -> None:
 
 def test_head_405_and_unknown_paths(api: Harness) -> None:
     head = api.call("HEAD", "/api/orgs/org_1/keys")
-    assert head.status == 200 and head.body == b""
+    assert head.status == 200
+    assert head.body == b""
     wrong = api.call("PUT", "/api/orgs/org_1/keys", json={})
     assert wrong.status == 405
     assert wrong.headers["allow"] == "GET, HEAD, POST"

@@ -21,7 +21,8 @@ def test_a_manage_key_manages_its_own_org_within_its_scopes(
 ) -> None:
     how = {"user": None, "csrf": False, "token": bot, "signed": signed}
     listed = api.call("GET", "/api/orgs/org_1/keys", **how)
-    assert listed.status == 200 and listed.json()["total"] == 1
+    assert listed.status == 200
+    assert listed.json()["total"] == 1
     created = api.call(
         "POST", "/api/orgs/org_1/keys", json={"name": "drive sync", "scopes": ["drive:read"]}, **how
     )

@@ -89,7 +89,7 @@ def test_bad_update_writes_nothing(api: Harness) -> None:
         "form",
         "text-plain",
         "too-large",
-    ],  # fmt: skip
+    ],
 )
 def test_bodies_that_are_not_a_json_object(
     api: Harness, body: bytes, content_type: str, status: int, code: str
