@@ -23,7 +23,7 @@ Rules (docs/keys-page.md, "Who may use it"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .._core.records import CredentialKind, OrgContext
 from .._core.scopes import missing_scopes, scope_granted
@@ -48,7 +48,7 @@ CSRF_HEADER = "x-scout-auth-request"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Principal:
     """Who makes a management request, as the host application knows them.
 
@@ -58,6 +58,7 @@ class Principal:
         viewer_orgs: Orgs they may only view.
         scopes: For a key acting as a principal: the scopes it holds, the
             ceiling of what it may grant. ``None`` for people (no ceiling).
+        is_key: Whether an Org Credential acts (set by scout_auth itself).
 
     Example:
         >>> p = Principal("alice@example.com", admin_orgs=["org_1"], viewer_orgs=["org_2"])
@@ -66,21 +67,29 @@ class Principal:
     """
 
     user: str
-    admin_orgs: frozenset[str] = field(default=frozenset())
-    viewer_orgs: frozenset[str] = field(default=frozenset())
-    scopes: frozenset[str] | None = None
-    is_key: bool = False
+    admin_orgs: frozenset[str]
+    viewer_orgs: frozenset[str]
+    scopes: frozenset[str] | None
+    is_key: bool
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.user, str) or not self.user or len(self.user) > 200:
+    def __init__(
+        self,
+        user: str,
+        admin_orgs: Iterable[str] = (),
+        viewer_orgs: Iterable[str] = (),
+        scopes: Iterable[str] | None = None,
+        *,
+        is_key: bool = False,
+    ) -> None:
+        if not isinstance(user, str) or not user or len(user) > 200:
             raise ValueError("Principal.user must be a non-empty string of at most 200 characters")
-        for name in ("admin_orgs", "viewer_orgs"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                raise TypeError(f"Principal.{name} must be a collection of org ids, not a string")
-            object.__setattr__(self, name, frozenset(value))
-        if self.scopes is not None:
-            object.__setattr__(self, "scopes", frozenset(self.scopes))
+        if isinstance(admin_orgs, str) or isinstance(viewer_orgs, str):
+            raise TypeError("Principal's orgs are collections of org ids, not a string")
+        object.__setattr__(self, "user", user)
+        object.__setattr__(self, "admin_orgs", frozenset(admin_orgs))
+        object.__setattr__(self, "viewer_orgs", frozenset(viewer_orgs))
+        object.__setattr__(self, "scopes", None if scopes is None else frozenset(scopes))
+        object.__setattr__(self, "is_key", is_key)
 
     def can_view(self, org_id: str) -> bool:
         """Whether they may read ``org_id``'s keys."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .harness import Harness
@@ -19,7 +21,7 @@ def bot(api: Harness) -> str:
 def test_a_manage_key_manages_its_own_org_within_its_scopes(
     api: Harness, bot: str, signed: bool
 ) -> None:
-    how = {"user": None, "csrf": False, "token": bot, "signed": signed}
+    how: dict[str, Any] = {"user": None, "csrf": False, "token": bot, "signed": signed}
     listed = api.call("GET", "/api/orgs/org_1/keys", **how)
     assert listed.status == 200
     assert listed.json()["total"] == 1
@@ -57,7 +59,7 @@ def test_a_key_never_grants_more_than_it_holds(
 
 
 def test_a_key_cannot_widen_rotate_or_role_past_its_ceiling(api: Harness, bot: str) -> None:
-    how = {"user": None, "csrf": False, "token": bot}
+    how: dict[str, Any] = {"user": None, "csrf": False, "token": bot}
     wide = api.manager.create_key("org_1", "billing export", scopes=["billing:read"]).key.key_id
     narrow = api.manager.create_key("org_1", "drive export", scopes=["drive:read"]).key.key_id
     refused = [

@@ -74,7 +74,7 @@ def make_token(api: Harness, scopes: list[str] | None, *, enabled: bool = True) 
 
 
 # (case, how to call, expected status and code for reads, for changes)
-CALLERS: list[tuple[str, dict[str, Any], tuple[int, str] | None, tuple[int, str]]] = [
+CALLERS: list[tuple[str, dict[str, Any], tuple[int, str] | None, tuple[int, str] | None]] = [
     ("nobody", {"user": None}, (401, "not_signed_in"), (401, "not_signed_in")),
     ("unknown user", {"user": "mallory"}, (401, "not_signed_in"), (401, "not_signed_in")),
     ("another org's admin", {"user": "other"}, (404, "not_found"), (404, "not_found")),
