@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from .._audit.events import MAX_PAGE_SIZE, AuditPage
 from .._core.lifecycle import is_weak_name
 from .._core.records import KeyRecord, NewKey, RoleRecord
-from .._core.store import KEEP
+from .._core.store import KEEP, _Keep
 from ..exceptions import KeyNotFound
 from .access import check_ceiling
 from .context import Context
@@ -25,6 +25,9 @@ from .views import (
     role_view,
     scope_view,
 )
+
+Keep = Literal[_Keep.KEEP]
+Handler = Callable[[Context], Flow[ManageResponse]]
 
 #: Longest rotation grace period the API accepts (30 days).
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -54,13 +57,13 @@ def _role_scopes(roles: Iterable[RoleRecord], names: Iterable[str]) -> set[str]:
 
 
 def _check_key_grants(
-    ctx: Context, scopes: object, roles: list[str] | None, what: str
+    ctx: Context, scopes: Iterable[str] | Keep | None, roles: Iterable[str] | None, what: str
 ) -> Flow[None]:
     """A key acting as principal grants nothing it does not hold (scopes and roles)."""
     if ctx.principal.scopes is None:
         return
-    if scopes is not KEEP:
-        check_ceiling(ctx.principal, scopes, what)  # type: ignore[arg-type]
+    if not isinstance(scopes, _Keep):
+        check_ceiling(ctx.principal, scopes, what)
     if roles:
         known: list[RoleRecord] = yield Call("list_roles", (ctx.org_id,))
         check_ceiling(ctx.principal, _role_scopes(known, roles), f"{what}: roles")
@@ -92,7 +95,7 @@ def list_keys(ctx: Context) -> Flow[ManageResponse]:
     return json_response(body)
 
 
-def _expiry(ctx: Context, body: Body) -> Any:
+def _expiry(ctx: Context, body: Body) -> datetime | Keep | None:
     """``expires_at`` or ``expires_in_days`` (never both); a past expiry is refused."""
     if "expires_at" in body and "expires_in_days" in body:
         raise invalid("expires_in_days", "give expires_at or expires_in_days, not both")
@@ -136,7 +139,7 @@ def create_key(ctx: Context) -> Flow[ManageResponse]:
             "scopes": scopes,
             "roles": roles,
             "allowed_ips": allowed_ips,
-            "expires_at": None if expires is KEEP else expires,
+            "expires_at": None if isinstance(expires, _Keep) else expires,
             "actor": ctx.actor,
         },
     )
@@ -172,7 +175,7 @@ def update_key(ctx: Context) -> Flow[ManageResponse]:
     return json_response(key_view(updated, ctx.now))
 
 
-def set_enabled(enabled: bool) -> Any:
+def set_enabled(enabled: bool) -> Handler:
     """POST enable / disable."""
 
     def handler(ctx: Context) -> Flow[ManageResponse]:
@@ -224,7 +227,7 @@ def legacy_status(ctx: Context) -> Flow[ManageResponse]:
     return json_response(legacy_view(status))
 
 
-def set_legacy(enabled: bool) -> Any:
+def set_legacy(enabled: bool) -> Handler:
     """POST legacy/enable, legacy/disable (404 when the org has no legacy secret)."""
 
     def handler(ctx: Context) -> Flow[ManageResponse]:

@@ -26,12 +26,12 @@ _MEDIA_TYPES = {
 
 def query_sink(audit: AuditSink | None, manager_audit: object) -> AuditSink | None:
     """The sink audit pages read: ``audit``, else the manager's (through its buffer)."""
-    sink = audit
-    if sink is None:
-        sink = manager_audit.sink if isinstance(manager_audit, AuditBuffer) else manager_audit  # type: ignore[assignment]
-    if sink is None or isinstance(sink, LoggingAuditSink) or not isinstance(sink, AuditSink):
-        return None  # nothing to read back: the pages say so
-    return sink
+    found: object = audit
+    if found is None:
+        found = manager_audit.sink if isinstance(manager_audit, AuditBuffer) else manager_audit
+    if isinstance(found, LoggingAuditSink) or not isinstance(found, AuditSink):
+        return None  # nothing to read back (or no sink): the pages say so
+    return found
 
 
 def settings(
