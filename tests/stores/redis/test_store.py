@@ -763,6 +763,7 @@ def test_audit_since_bounds_the_stream_read_with_a_clock_margin(make_store):
     from scout_auth._audit.query import AuditQuery
     from scout_auth.audit import AuditEvent
     from scout_auth.stores._redis.audit import CLOCK_SKEW, AuditOps, stream_floor
+    from scout_auth.stores._redis.needs import Call
 
     since = datetime(2026, 3, 4, 5, 6, 7, 8000, tzinfo=UTC)
     floor = stream_floor(since)
@@ -770,8 +771,10 @@ def test_audit_since_bounds_the_stream_read_with_a_clock_margin(make_store):
     assert stream_floor(datetime(1970, 1, 1, tzinfo=UTC)) == "-"
     ops = AuditOps(Layout("p"))
     call = next(ops.query(AuditQuery("org_1", None, 2, None, since=since)))
+    assert isinstance(call, Call)
     assert call.args == ("XREVRANGE", "p:{o:org_1}:audit", "+", floor, "COUNT", "500")
     call = next(ops.query(AuditQuery("org_1", None, 2, None, until=since)))
+    assert isinstance(call, Call)
     assert call.args[2:4] == ("+", "-")  # a late event may arrive after until: no bound
 
     store = make_store(listen=False)
