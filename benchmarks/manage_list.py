@@ -144,7 +144,7 @@ def key_records(org_id: str, count: int, seed: int) -> list[KeyRecord]:
     return records
 
 
-def fill(url: str, size: int) -> SQLKeyStore:
+def fill(url: str, size: int, *, quiet: bool = False) -> SQLKeyStore:
     """The schema, ``size`` keys in :data:`ORG` and as many in each other org, a legacy secret."""
     create_all(url)
     loader = sa.create_engine(url, poolclass=NullPool)
@@ -165,7 +165,9 @@ def fill(url: str, size: int) -> SQLKeyStore:
     for day in range(0, 30, 3):
         store.record_legacy_usage(ORG, 17, NOW - timedelta(days=day))
     total = (OTHER_ORGS + 1) * size
-    print(f"    filled {total:,} keys ({size:,} in {ORG}) in {time.perf_counter() - started:.1f} s")
+    if not quiet:
+        took = time.perf_counter() - started
+        print(f"    filled {total:,} keys ({size:,} in {ORG}) in {took:.1f} s")
     return store
 
 
@@ -382,7 +384,7 @@ async def run_one(
     kind: str, size: int, rounds: int, want_profile: bool, quiet: bool
 ) -> dict[str, Any]:
     with scratch(kind, "manage") as url:
-        store = fill(url, size)
+        store = fill(url, size, quiet=quiet)
         try:
             variants, notes = await variants_for(store, size)
             started = time.perf_counter()
