@@ -32,6 +32,7 @@ for (an org id differing only in case or trailing spaces is another org).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Generator
@@ -108,8 +109,17 @@ def _encode_scopes(scopes: frozenset[str] | None) -> str | None:
     return None if scopes is None else json.dumps(sorted(scopes))
 
 
+# An org's keys share a handful of distinct scope, role and allowlist texts:
+# decoding each once (the results are immutable) makes listing 1,000 keys
+# cheaper by a third (benchmarks/manage_list.py). Bounded: texts come from
+# admins, not from requests.
+@functools.lru_cache(maxsize=1024)
+def _decode_set(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
 def _decode_scopes(text: str | None) -> frozenset[str] | None:
-    return None if text is None else frozenset(json.loads(text))
+    return None if text is None else _decode_set(text)
 
 
 def _encode_list(values: frozenset[str] | tuple[str, ...] | None) -> str | None:
@@ -120,8 +130,13 @@ def _encode_roles(roles: frozenset[str]) -> str | None:
     return json.dumps(sorted(roles)) if roles else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _decode_tuple(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
 def _decode_ips(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(json.loads(text))
+    return None if text is None else _decode_tuple(text)
 
 
 def key_values(record: KeyRecord) -> dict[str, Any]:
@@ -156,7 +171,7 @@ def _key(row: Row[Any]) -> KeyRecord:
         expires_at=row.expires_at,
         scopes=_decode_scopes(row.scopes),
         replaced_by=row.replaced_by,
-        roles=frozenset(json.loads(row.roles)) if row.roles else frozenset(),
+        roles=_decode_set(row.roles) if row.roles else frozenset(),
         allowed_ips=_decode_ips(row.allowed_ips),
         use_count=int(row.use_count),
         last_used_at=row.last_used_at,
