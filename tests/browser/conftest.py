@@ -54,7 +54,7 @@ class Site:
         return f"{self.origin}{MOUNT}{path}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     store = InMemoryKeyStore()
     manager = KeyManager(store, audit=store.audit_sink())
@@ -65,7 +65,10 @@ def site() -> Iterator[Site]:
         yield Site(store, manager, port)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop
+# running in this thread while it is open, and the async tests of other
+# modules (anyio) cannot start one beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
