@@ -1,34 +1,39 @@
 """End-to-end demo: real apps on loopback, real HTTP, the whole key story.
 
-Starts the example Starlette app under uvicorn and the example Flask app
+Starts the example Starlette app under uvicorn (with the Settings → API
+Keys page beside it, ``examples/keys_app.py``) and the example Flask app
 under werkzeug's server, both on 127.0.0.1 and both protected by scout_auth
 over one shared key store, then walks an org's key lifecycle over real HTTP
-with httpx, printing every step. Exits non-zero if any answer is not the
-expected one.
+with httpx, printing every step, including a key made through the keys
+page's own API calls. Exits non-zero if any answer is not the expected one.
 
-    python -m examples.demo
+    python -m examples.demo            # the walk, then exit
+    python -m examples.demo --serve    # the walk, then keep the keys page open
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import logging
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 import requests
 import uvicorn
 from werkzeug.serving import make_server
 
-from examples import flask_app, starlette_app
+from examples import flask_app, keys_app
 from scout_auth import InMemoryKeyStore, KeyManager
 from scout_auth.client import SigningAuth
+from scout_auth.manage import CSRF_HEADER
 
 failures = 0
 
@@ -39,12 +44,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def org_for(name: str) -> str:
+    return f"org_acme_{name}"
+
+
 @contextmanager
-def serve_starlette(store: InMemoryKeyStore) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        starlette_app.create_app(store), host="127.0.0.1", port=port, log_level="warning"
-    )
+def serve_starlette(store: InMemoryKeyStore, port: int = 0) -> Iterator[str]:
+    """The Starlette example API with the keys page, signed in as admin of its org."""
+    port = port or free_port()
+    app = keys_app.create_app(store, org_id=org_for("starlette"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -109,7 +118,7 @@ def bearer(token: str) -> str:
 
 def walk(name: str, base_url: str, store: InMemoryKeyStore) -> None:
     manager = KeyManager(store)
-    org = f"org_acme_{name}"
+    org = org_for(name)
     print(f"\n== {name} app at {base_url} (org {org})")
     sync = manager.create_key(org, "billing-sync prod", scopes=["files:read", "files:write"])
     report = manager.create_key(org, "reporting dashboard", scopes=["files:read"])
@@ -307,19 +316,87 @@ def signed_steps(base_url: str, manager: KeyManager, org: str) -> None:
         check("signed request after disable", http.get("/files"), 401, "key_disabled")
 
 
-def main() -> int:
+def page_steps(base_url: str, org: str) -> None:
+    """A key made, switched off and deleted by the keys page's own API calls.
+
+    The same requests the page's JavaScript sends: the demo login's cookie,
+    JSON bodies and the CSRF header; the key is then used against the API.
+    """
+    api = f"{keys_app.KEYS_PAGE}/api/orgs/{quote(org, safe='')}"
+    page_headers = {CSRF_HEADER: "1"}  # what the page sets on every change
+    print(f"  the keys page's API at {api}: a key made, switched off and deleted there")
+    with (
+        httpx.Client(base_url=base_url, timeout=10) as browser,
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
+        check("keys page: demo login (cookie)", browser.get(keys_app.LOGIN), 303)
+        created = browser.post(
+            f"{api}/keys",
+            json={"name": "page-made export job", "scopes": ["files:read"], "expires_in_days": 30},
+            headers=page_headers,
+        )
+        check("keys page: Create New Key (POST .../keys)", created, 201)
+        if created.status_code != 201:
+            return
+        token = created.json()["token"]
+        kid = created.json()["key"]["id"]
+        step(http, "the page's key calls the API", "GET", "/files", auth=bearer(token), expect=200)
+        off = browser.post(f"{api}/keys/{quote(kid, safe='')}/disable", headers=page_headers)
+        check("keys page: switch the key off (POST .../disable)", off, 200)
+        step(
+            http,
+            "the page's key once switched off",
+            "GET",
+            "/files",
+            auth=bearer(token),
+            expect=401,
+            expect_code="key_disabled",
+        )
+        gone = browser.delete(f"{api}/keys/{quote(kid, safe='')}", headers=page_headers)
+        check("keys page: delete the key (DELETE .../keys/{id})", gone, 204)
+        step(
+            http,
+            "the page's key once deleted",
+            "GET",
+            "/files",
+            auth=bearer(token),
+            expect=401,
+            expect_code="invalid_token",
+        )
+        refused = browser.post(f"{api}/keys", json={"name": "no csrf header"})
+        check("keys page: a change without the CSRF header", refused, 403, "csrf_header_missing")
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
+    parser.add_argument(
+        "--serve", action="store_true", help="after the walk, keep the keys page open (Ctrl-C)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="the Starlette app's port (--serve)")
+    args = parser.parse_args(list(argv))
     store = InMemoryKeyStore()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    servers: list[tuple[str, Callable[[InMemoryKeyStore], AbstractContextManager[str]]]] = [
-        ("starlette", serve_starlette),
-        ("flask", serve_flask),
-    ]
-    for name, serve in servers:
-        with serve(store) as base_url:
-            walk(name, base_url, store)
-    print("\nall steps answered as expected" if not failures else f"\n{failures} step(s) FAILED")
+    with serve_starlette(store, args.port) as page_url:
+        walk("starlette", page_url, store)
+        page_steps(page_url, org_for("starlette"))
+        with serve_flask(store) as base_url:
+            walk("flask", base_url, store)
+        print(
+            "\nall steps answered as expected" if not failures else f"\n{failures} step(s) FAILED"
+        )
+        login = f"{page_url}{keys_app.LOGIN}"
+        if not args.serve:
+            print(f"\nkeys page: {login} (run with --serve to keep it open)")
+            return 1 if failures else 0
+        print(f"\nkeys page: open {login}")
+        print(f"  signed in as admin of {org_for('starlette')}; Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print()
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

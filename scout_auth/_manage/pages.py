@@ -125,6 +125,7 @@ def key_page(ctx: Context) -> Flow[ManageResponse]:
         "denials": denials,
         "has_audit": ctx.settings.has_audit,
         "api": ctx.url(f"/api/orgs/{quote(ctx.org_id, safe='')}"),
+        "expiry_presets": EXPIRY_PRESETS,
         "grace_presets": GRACE_PRESETS,
     }
     body: bytes = yield Render("key.html", context)
