@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote
 
 from .._audit.events import MAX_PAGE_SIZE, AuditPage
 from .._core.lifecycle import is_weak_name
@@ -114,7 +115,8 @@ def _expiry(ctx: Context, body: Body) -> datetime | Keep | None:
 def _new_key_body(ctx: Context, new: NewKey, **more: Any) -> ManageResponse:
     body: dict[str, Any] = {"token": new.token, "key": key_view(new.key, ctx.now), **more}
     body["warnings"] = ["weak_name"] if is_weak_name(new.key.name) else []
-    location = ctx.url(f"/api/orgs/{ctx.org_id}/keys/{new.key.key_id}")
+    org, key = quote(ctx.org_id, safe=""), quote(new.key.key_id, safe="")
+    location = ctx.url(f"/api/orgs/{org}/keys/{key}")
     return json_response(body, 201, [("location", location)])
 
 
