@@ -113,7 +113,7 @@ class Harness:
                 )
             )
         if self.kind == "starlette":
-            r = self.client.request(method, url, content=body, headers=sent)
+            r = self.client.request(method, url, content=body, headers=sent, follow_redirects=False)
             return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
         r = self.client.open(url, method=method, data=body, headers=sent, base_url=BASE)
         return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data())
