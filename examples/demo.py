@@ -388,14 +388,31 @@ def main(argv: Sequence[str] = ()) -> int:
         if not args.serve:
             print(f"\nkeys page: {login} (run with --serve to keep it open)")
             return 1 if failures else 0
+        org = org_for("starlette")
         print(f"\nkeys page: open {login}")
-        print(f"  signed in as admin of {org_for('starlette')}; Ctrl-C to stop")
+        print(f"  signed in as admin of {org}; Ctrl-C to stop")
+        print("  create a key there, copy its export line into a shell, then call the API:")
+        print(f'    curl -i -H "Authorization: Bearer $SCOUT_API_KEY" {page_url}/files')
+        print("  200 now; switch the key off in the page: 401 key_disabled; delete it: 401.")
+        print("  what you do in the page shows up here, from the audit trail:")
         try:
-            while True:
-                time.sleep(3600)
+            watch(store, org)
         except KeyboardInterrupt:
             print()
     return 1 if failures else 0
+
+
+def watch(store: InMemoryKeyStore, org: str) -> None:
+    """Print the org's new audit events as the page makes them (until Ctrl-C)."""
+    sink = store.audit_sink()
+    seen = {e.id for e in sink.query(org, limit=1000)}
+    while True:
+        time.sleep(0.5)
+        fresh = [e for e in sink.query(org, limit=50) if e.id not in seen]
+        for event in reversed(fresh):
+            seen.add(event.id)
+            print(f"  {event.at:%H:%M:%S} {event.action:<20} {event.key_name or ''} "
+                  f"({event.key_id or '-'}) by {event.actor or '-'}")  # fmt: skip
 
 
 if __name__ == "__main__":
