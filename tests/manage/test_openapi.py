@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema_rs
 import pytest
@@ -28,6 +29,8 @@ from scout_auth.manage import CSRF_HEADER, ManagementApp, Principal, management_
 
 MOUNT = "/settings/api-keys"
 ORG = "org_1"
+#: An org id outside latin-1 (found by schemathesis: its Location header was a 500).
+WIDE_ORG = "org-\u0100\u00e9"
 DOC = document(MOUNT, ROUTES)
 API_ROUTES = [r for r in ROUTES if r.kind == "api"]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -125,7 +128,7 @@ Call = Callable[..., Answer]
 def _authorize(headers: Mapping[str, str]) -> Principal | None:
     user = headers.get("x-test-user")
     if user == "admin":
-        return Principal("alice@example.com", admin_orgs=[ORG])
+        return Principal("alice@example.com", admin_orgs=[ORG, WIDE_ORG])
     if user == "viewer":
         return Principal("victor@example.com", viewer_orgs=[ORG])
     return None
@@ -339,6 +342,17 @@ def test_served_document_is_the_document(mounted: Mounted) -> None:
     assert answer.status == 200
     assert answer.headers["content-type"] == "application/json"
     assert answer.json() == DOC
+
+
+def test_location_of_a_non_ascii_org_is_percent_encoded(mounted: Mounted) -> None:
+    path = f"/api/orgs/{quote(WIDE_ORG, safe='')}/keys"
+    answer = mounted.call("POST", path, headers=ADMIN, json={"name": "billing-sync prod"})
+    assert answer.status == 201
+    key = answer.json()["key"]
+    assert key["org_id"] == WIDE_ORG
+    assert answer.headers["location"] == f"{MOUNT}{path}/{key['id']}"
+    conforms("POST", path, answer)
+    assert mounted.call("GET", answer.headers["location"][len(MOUNT) :], headers=ADMIN).status == 200
 
 
 def test_method_not_allowed_is_a_problem_with_allow(mounted: Mounted) -> None:
