@@ -352,7 +352,9 @@ def test_location_of_a_non_ascii_org_is_percent_encoded(mounted: Mounted) -> Non
     assert key["org_id"] == WIDE_ORG
     assert answer.headers["location"] == f"{MOUNT}{path}/{key['id']}"
     conforms("POST", path, answer)
-    assert mounted.call("GET", answer.headers["location"][len(MOUNT) :], headers=ADMIN).status == 200
+    assert (
+        mounted.call("GET", answer.headers["location"][len(MOUNT) :], headers=ADMIN).status == 200
+    )
 
 
 def test_method_not_allowed_is_a_problem_with_allow(mounted: Mounted) -> None:
