@@ -8,26 +8,21 @@ validates (formats included), documented required headers are sent.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
 import pytest
-from flask import Flask
 from schemathesis.specs.openapi.definitions import OPENAPI_31
-from starlette.applications import Starlette
-from starlette.routing import Mount
-from starlette.testclient import TestClient
 
-from scout_auth import AsyncKeyManager, InMemoryKeyStore, KeyManager, WeakKeyNameWarning
+from scout_auth import WeakKeyNameWarning
 from scout_auth._manage.openapi import OPERATIONS, document
 from scout_auth._manage.routes import ROUTES, Route
-from scout_auth.manage import CSRF_HEADER, ManagementApp, Principal, management_blueprint
+from scout_auth.manage import Principal
 
-MOUNT = "/settings/api-keys"
+from .harness import MOUNT, Answer, Harness
+
 ORG = "org_1"
 #: An org id outside latin-1 (found by schemathesis: its Location header was a 500).
 WIDE_ORG = "org-\u0100\u00e9"
@@ -112,75 +107,6 @@ def test_document_is_a_fresh_copy() -> None:
 # --- real answers against it -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Call = Callable[..., Answer]
-
-
-def _authorize(headers: Mapping[str, str]) -> Principal | None:
-    user = headers.get("x-test-user")
-    if user == "admin":
-        return Principal("alice@example.com", admin_orgs=[ORG, WIDE_ORG])
-    if user == "viewer":
-        return Principal("victor@example.com", viewer_orgs=[ORG])
-    return None
-
-
-@dataclass
-class Mounted:
-    """One mounting over a fresh store, and a sync manager to seed it."""
-
-    call: Call
-    manager: KeyManager
-
-
-def _asgi(store: InMemoryKeyStore) -> Call:
-    app = ManagementApp(
-        AsyncKeyManager(store, audit=store.audit_sink()),
-        authorize=lambda request: _authorize(request.headers),
-    )
-    client = TestClient(Starlette(routes=[Mount(MOUNT, app=app)]))
-
-    def call(method: str, url: str, **kwargs: Any) -> Answer:
-        r = client.request(method, MOUNT + url, **kwargs)
-        return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
-
-    return call
-
-
-def _flask(store: InMemoryKeyStore) -> Call:
-    app = Flask(__name__)
-    blueprint = management_blueprint(
-        KeyManager(store, audit=store.audit_sink()),
-        authorize=lambda request: _authorize(request.headers),
-    )
-    app.register_blueprint(blueprint, url_prefix=MOUNT)
-    client = app.test_client()
-
-    def call(method: str, url: str, *, content: bytes | None = None, **kwargs: Any) -> Answer:
-        if content is not None:
-            kwargs["data"] = content
-        r = client.open(MOUNT + url, method=method, **kwargs)
-        return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.data)
-
-    return call
-
-
-@pytest.fixture(params=["asgi", "flask"])
-def mounted(request: pytest.FixtureRequest) -> Mounted:
-    store = InMemoryKeyStore()
-    call = _asgi(store) if request.param == "asgi" else _flask(store)
-    return Mounted(call, KeyManager(store, audit=store.audit_sink()))
-
-
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         target: Any = DOC
@@ -222,24 +148,20 @@ def conforms(method: str, path: str, answer: Answer) -> str:
     return route.name
 
 
-ADMIN = {"x-test-user": "admin", CSRF_HEADER: "1"}
-VIEWER = {"x-test-user": "viewer", CSRF_HEADER: "1"}
 KEYS = f"/api/orgs/{ORG}/keys"
 
 
-def test_real_answers_conform(mounted: Mounted) -> None:
-    call = mounted.call
+def test_real_answers_conform(api: Harness) -> None:
     seen: set[tuple[str, int]] = set()
 
     def check(method: str, path: str, status: int, **kwargs: Any) -> Any:
-        kwargs.setdefault("headers", ADMIN)
-        answer = call(method, path, **kwargs)
+        answer = api.call(method, path, **kwargs)
         assert answer.status == status, (method, path, answer.body)
         seen.add((conforms(method, path, answer), status))
         return answer.json() if answer.body else None
 
-    mounted.manager.import_legacy_key(ORG, "an-old-shared-secret-0123456789")
-    mounted.manager.put_role(ORG, "reader", ["drive:read"])
+    api.manager.import_legacy_key(ORG, "an-old-shared-secret-0123456789")
+    api.manager.put_role(ORG, "reader", ["drive:read"])
     new = check("POST", KEYS, 201, json={
         "name": "billing-sync prod", "description": "Nightly billing export",
         "scopes": ["drive:read"], "roles": ["reader"], "allowed_ips": ["10.0.0.0/8"],
@@ -277,13 +199,13 @@ def test_real_answers_conform(mounted: Mounted) -> None:
     check("DELETE", f"{KEYS}/{key}", 204)
 
     # Problems.
-    check("GET", KEYS, 401, headers={})
-    check("GET", KEYS, 401, headers={"authorization": "Bearer scout_sk_nope_nope"})
-    check("POST", KEYS, 403, headers=VIEWER, json={"name": "x"})
-    check("POST", KEYS, 403, headers={"x-test-user": "admin"}, json={"name": "x"})
-    check("POST", KEYS, 403, headers={**ADMIN, "sec-fetch-site": "cross-site"}, json={})
-    plain = mounted.manager.create_key(ORG, "reporting", scopes=["drive:read"]).token
-    check("GET", KEYS, 403, headers={"authorization": f"Bearer {plain}"})
+    check("GET", KEYS, 401, user=None, csrf=False)
+    check("GET", KEYS, 401, user=None, token="scout_sk_nope_nope")
+    check("POST", KEYS, 403, user="viewer", json={"name": "x"})
+    check("POST", KEYS, 403, csrf=False, json={"name": "x"})
+    check("POST", KEYS, 403, headers={"sec-fetch-site": "cross-site"}, json={})
+    plain = api.manager.create_key(ORG, "reporting", scopes=["drive:read"]).token
+    check("GET", KEYS, 403, user=None, token=plain)
     check("GET", "/api/orgs/org_2/keys", 404)
     check("GET", f"{KEYS}/{key}", 404)
     check("DELETE", f"/api/orgs/{ORG}/roles/nobody", 404)
@@ -292,17 +214,17 @@ def test_real_answers_conform(mounted: Mounted) -> None:
     check("POST", KEYS, 422, json={"name": "x", "colour": "red"})
     check("POST", KEYS, 422, json={"name": "x", "expires_at": None, "expires_in_days": 3})
     check("PUT", f"/api/orgs/{ORG}/roles/bad%20name", 422, json={"scopes": []})
-    check("POST", KEYS, 400, content=b"{", headers={**ADMIN, "content-type": "application/json"})
-    check("POST", KEYS, 415, content=b"name=x", headers={**ADMIN, "content-type": "text/plain"})
-    check("POST", KEYS, 413, content=b"x" * 70_000, headers=ADMIN)
+    check("POST", KEYS, 400, body=b"{", headers={"content-type": "application/json"})
+    check("POST", KEYS, 415, body=b"name=x", headers={"content-type": "text/plain"})
+    check("POST", KEYS, 413, body=b"x" * 70_000)
 
     # A key with keys:manage is a principal of its own org.
-    manager_token = mounted.manager.create_key(
+    manager_token = api.manager.create_key(
         ORG, "key admin", scopes=["keys:manage", "drive:read"]
     ).token
-    bearer = {"authorization": f"Bearer {manager_token}"}
-    check("GET", KEYS, 200, headers=bearer)
-    check("POST", KEYS, 403, headers=bearer, json={"name": "wider", "scopes": ["drive:write"]})
+    check("GET", KEYS, 200, user=None, token=manager_token)
+    check("POST", KEYS, 403, user=None, token=manager_token,
+          json={"name": "wider", "scopes": ["drive:write"]})  # fmt: skip
 
     wanted = {
         ("create_key", 201), ("list_keys", 200), ("get_key", 200), ("update_key", 200),
@@ -337,29 +259,29 @@ def test_the_check_catches_a_wrong_answer() -> None:
     )
 
 
-def test_served_document_is_the_document(mounted: Mounted) -> None:
-    answer = mounted.call("GET", "/openapi.json")
+def test_served_document_is_the_document(api: Harness) -> None:
+    answer = api.call("GET", "/openapi.json", user=None)
     assert answer.status == 200
     assert answer.headers["content-type"] == "application/json"
     assert answer.json() == DOC
 
 
-def test_location_of_a_non_ascii_org_is_percent_encoded(mounted: Mounted) -> None:
+@pytest.mark.parametrize("kind", ["starlette", "flask"])
+def test_location_of_a_non_ascii_org_is_percent_encoded(kind: str) -> None:
+    api = Harness(kind, authorize=lambda request: Principal("ann", admin_orgs=[WIDE_ORG]))
     path = f"/api/orgs/{quote(WIDE_ORG, safe='')}/keys"
-    answer = mounted.call("POST", path, headers=ADMIN, json={"name": "billing-sync prod"})
+    answer = api.call("POST", path, json={"name": "billing-sync prod"})
     assert answer.status == 201
     key = answer.json()["key"]
     assert key["org_id"] == WIDE_ORG
     assert answer.headers["location"] == f"{MOUNT}{path}/{key['id']}"
     conforms("POST", path, answer)
-    assert (
-        mounted.call("GET", answer.headers["location"][len(MOUNT) :], headers=ADMIN).status == 200
-    )
+    assert api.call("GET", answer.headers["location"][len(MOUNT) :]).status == 200
 
 
-def test_method_not_allowed_is_a_problem_with_allow(mounted: Mounted) -> None:
+def test_method_not_allowed_is_a_problem_with_allow(api: Harness) -> None:
     # 405 belongs to no operation (the method is not one): still a Problem.
-    answer = mounted.call("PUT", KEYS, headers=ADMIN)
+    answer = api.call("PUT", KEYS)
     assert answer.status == 405
     assert answer.headers["allow"] == "GET, HEAD, POST"
     assert answer.headers["content-type"] == "application/problem+json"
