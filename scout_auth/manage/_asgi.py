@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from .._adapters.gate import content_length, route_path
+from .._adapters.gate import route_path
 from .._adapters.proxies import TrustedProxies
 from .._adapters.requests import asgi_client_ip, asgi_request
 from .._audit.events import AuditSink
@@ -27,10 +27,17 @@ from .._manage.http import (
     error_response,
     problem_response,
 )
-from .._manage.needs import Asset, Authorize, Call, ManageNeed, QueryAudit, Render, VerifyKey
+from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
 from .._manage.routes import MAX_BODY, handle
-from ..exceptions import BodyTooLarge, InvalidRequest
-from ._common import asset, audit_error, query_sink, render, settings
+from ._common import (
+    answer_locally,
+    audit_error,
+    check_declared_length,
+    joined,
+    query_sink,
+    settings,
+    too_large,
+)
 
 __all__ = ["AsyncAuthorize", "ManagementApp"]
 
@@ -144,7 +151,7 @@ class ManagementApp:
             method=scope["method"].upper(),
             path=route_path(scope["path"], scope.get("root_path", "")) or "/",
             query=scope.get("query_string", b"").decode("latin-1"),
-            headers=_joined(http.headers),
+            headers=joined(http.headers),
             body=body,
             origin=f"{http.scheme}://{http.authority}",
             mount=scope.get("root_path", ""),
@@ -164,14 +171,10 @@ class ManagementApp:
                     return await self.audit.aquery(**need.kwargs)
                 except ValueError as exc:
                     raise audit_error(exc) from exc
-            if isinstance(need, Render):
-                return render(need.template, need.context)
-            if isinstance(need, Asset):
-                return asset(need.name)
             raise AssertionError(need)
 
         try:
-            return await adrive(handle(request, self.settings), perform)
+            return await adrive(handle(request, self.settings), perform, answer_locally)
         except Exception as exc:
             answer = error_response(exc)
             if answer is None:
@@ -193,7 +196,7 @@ class ManagementApp:
 
     async def _verify(self, scope: Scope, http: Any, body: bytes) -> OrgContext:
         client_ip = asgi_client_ip(scope, self.proxies)
-        headers = _joined(http.headers)
+        headers = joined(http.headers)
         if "signature" in headers or "signature-input" in headers:
             verified = await self.verifier.verify_signed_request(http, client_ip=client_ip)
             verified.body.feed(body, final=True)
@@ -203,26 +206,10 @@ class ManagementApp:
         )
 
 
-def _joined(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers:
-        out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
-
-
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
     """The whole body, or 413 past :data:`MAX_BODY` (read no further)."""
-    declared = None
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                declared = content_length(value.decode("latin-1"))
-            except InvalidRequest:
-                raise ManageProblem(400, "invalid_request", "Bad Content-Length.") from None
-            except BodyTooLarge:
-                declared = MAX_BODY + 1
-    if declared is not None and declared > MAX_BODY:
-        raise ManageProblem(413, "body_too_large", "The request body is too large.")
+    lengths = [v for k, v in scope.get("headers", []) if k == b"content-length"]
+    check_declared_length(b", ".join(lengths).decode("latin-1") if lengths else None)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -232,7 +219,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise ManageProblem(413, "body_too_large", "The request body is too large.")
+            raise too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
             break

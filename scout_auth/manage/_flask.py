@@ -9,7 +9,6 @@ from typing import Any
 
 import flask
 
-from .._adapters.gate import content_length
 from .._adapters.proxies import TrustedProxies
 from .._adapters.requests import wsgi_client_ip, wsgi_request
 from .._audit.events import AuditSink
@@ -25,10 +24,17 @@ from .._manage.http import (
     error_response,
     problem_response,
 )
-from .._manage.needs import Asset, Authorize, Call, ManageNeed, QueryAudit, Render, VerifyKey
+from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
 from .._manage.routes import MAX_BODY, handle
-from ..exceptions import BodyTooLarge, InvalidRequest
-from ._common import asset, audit_error, query_sink, render, settings
+from ._common import (
+    answer_locally,
+    audit_error,
+    check_declared_length,
+    joined,
+    query_sink,
+    settings,
+    too_large,
+)
 
 __all__ = ["SyncAuthorize", "management_blueprint"]
 
@@ -107,14 +113,11 @@ def management_blueprint(
         sub = "/" + path
         full = request.script_root + request.path
         mount = full[: len(full) - len(sub)] if full.endswith(sub) else full.rstrip("/")
-        headers: dict[str, str] = {}
-        for key, value in http.headers:
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
         manage_request = ManageRequest(
             method=request.method.upper(),
             path=sub,
             query=request.query_string.decode("latin-1"),
-            headers=headers,
+            headers=joined(http.headers),
             body=body,
             origin=f"{http.scheme}://{http.authority}",
             mount=mount,
@@ -134,14 +137,10 @@ def management_blueprint(
                     return sink.query(**need.kwargs)
                 except ValueError as exc:
                     raise audit_error(exc) from exc
-            if isinstance(need, Render):
-                return render(need.template, need.context)
-            if isinstance(need, Asset):
-                return asset(need.name)
             raise AssertionError(need)
 
         try:
-            return drive(handle(manage_request, app_settings), perform)
+            return drive(handle(manage_request, app_settings), perform, answer_locally)
         except Exception as exc:
             answer = error_response(exc)
             if answer is None:
@@ -164,15 +163,8 @@ def management_blueprint(
 
 
 def _read_body(request: flask.Request) -> bytes:
-    try:
-        declared = content_length(request.headers.get("content-length"))
-    except InvalidRequest:
-        raise ManageProblem(400, "invalid_request", "Bad Content-Length.") from None
-    except BodyTooLarge:
-        declared = MAX_BODY + 1
-    if declared is not None and declared > MAX_BODY:
-        raise ManageProblem(413, "body_too_large", "The request body is too large.")
+    check_declared_length(request.headers.get("content-length"))
     data = request.stream.read(MAX_BODY + 1)
     if len(data) > MAX_BODY:
-        raise ManageProblem(413, "body_too_large", "The request body is too large.")
+        raise too_large()
     return data
