@@ -250,7 +250,12 @@ def test_the_check_catches_a_wrong_answer() -> None:
     ):
         with pytest.raises(AssertionError):
             conforms("GET", f"/api/orgs/{ORG}/roles", wrong)
-    event = {"id": "e", "at": "yesterday", "action": "created", "org_id": ORG}
+    event: dict[str, str | None] = {
+        "id": "e",
+        "at": "yesterday",
+        "action": "created",
+        "org_id": ORG,
+    }
     event |= {f: None for f in ("key_id", "key_name", "actor", "reason", "method", "path")}
     event |= {"client_ip": None, "replaced_by": None}
     assert not _validator({"$ref": "#/components/schemas/AuditEvent"}).is_valid(event)
