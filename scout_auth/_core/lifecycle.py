@@ -138,7 +138,7 @@ def _check_id(value: str, what: str) -> str:
         raise InvalidKeyOperation(f"{what} must be a non-empty string of at most 200 characters")
     # An id is written to stores and log lines as is: a NUL fails PostgreSQL,
     # CR/LF forge log lines (the same rule as for key names, check_name).
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if unprintable(value):
         raise InvalidKeyOperation(f"{what} may not contain control characters")
     return value
 
@@ -182,7 +182,7 @@ def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidKeyOperation("a key name is required (1 to 200 characters)")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if unprintable(name):
         raise InvalidKeyOperation("a key name may not contain control characters")
     if _WEAK_NAME.fullmatch(name):
         warnings.warn(
@@ -196,6 +196,16 @@ def check_name(name: str) -> str:
     return name
 
 
+def unprintable(value: str, allowed: str = "") -> bool:
+    """Whether ``value`` holds a control character (C0, DEL, C1) or a lone surrogate.
+
+    Control characters forge log lines and terminal output; no UTF-8 back
+    end, page or JSON encoder can carry a lone surrogate (a page that
+    renders one cannot be encoded at all). ``allowed``: exceptions (``"\n\t"``).
+    """
+    return any(c not in allowed and unicodedata.category(c) in ("Cc", "Cs") for c in value)
+
+
 def check_description(value: str, what: str, limit: int) -> str:
     """Validate free text shown to people (a key's or a scope's description).
 
@@ -205,9 +215,8 @@ def check_description(value: str, what: str, limit: int) -> str:
     """
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidKeyOperation(f"{what} must be a string of at most {limit} characters")
-    for c in value:
-        if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cs"):
-            raise InvalidKeyOperation(f"{what} may not contain control characters")
+    if unprintable(value, "\n\t"):
+        raise InvalidKeyOperation(f"{what} may not contain control characters")
     return value
 
 

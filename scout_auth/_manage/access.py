@@ -6,11 +6,14 @@ Rules (docs/keys-page.md, "Who may use it"):
   :class:`Principal` (or ``None``: 401). An org the principal may neither
   view nor administer is answered 404, so membership is not revealed; a
   viewer may read (403 on every change).
-* An Org Credential whose granted scopes name :data:`MANAGE_SCOPE`
-  explicitly (an unrestricted key does not count; legacy secrets never do)
-  administers its own org. It may grant no scope it does not hold itself:
-  not to a new key, not to an existing one, not through a role, and it may
-  not rotate a key that holds more than it (the new token would).
+* An Org Credential whose granted scopes contain :data:`MANAGE_SCOPE`
+  itself (not through ``*`` or ``keys:*``; an unrestricted key does not
+  count; legacy secrets never do) administers its own org, under a
+  ceiling: every key it creates, changes, enables or rotates must end up
+  within what the acting key has — no scope it lacks (its effective
+  scopes, roles included, judged *after* the change), never unrestricted,
+  no later expiry than its own, no wider allowlist than its own. It may
+  disable and delete any key of its org (that hands it nothing).
 * A principal from ``authorize`` rides on the host's cookies, so every
   change it makes must prove it came from the page: no cross-site
   ``Sec-Fetch-Site`` / ``Origin``, and the :data:`CSRF_HEADER` that only
@@ -22,11 +25,13 @@ Rules (docs/keys-page.md, "Who may use it"):
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from .._core.records import CredentialKind, OrgContext
-from .._core.scopes import missing_scopes, scope_granted
+from .._core.records import CredentialKind, IPNetwork, OrgContext
+from .._core.scopes import missing_scopes
 from .http import ManageProblem
 
 __all__ = [
@@ -59,6 +64,8 @@ class Principal:
         scopes: For a key acting as a principal: the scopes it holds, the
             ceiling of what it may grant. ``None`` for people (no ceiling).
         is_key: Whether an Org Credential acts (set by scout_auth itself).
+        expires_at: For a key: its own expiry, the latest one it may give.
+        allowed_ips: For a key: its own allowlist, the widest it may give.
 
     Example:
         >>> p = Principal("alice@example.com", admin_orgs=["org_1"], viewer_orgs=["org_2"])
@@ -71,6 +78,8 @@ class Principal:
     viewer_orgs: frozenset[str]
     scopes: frozenset[str] | None
     is_key: bool
+    expires_at: datetime | None
+    allowed_ips: tuple[IPNetwork, ...] | None
 
     def __init__(
         self,
@@ -80,6 +89,8 @@ class Principal:
         scopes: Iterable[str] | None = None,
         *,
         is_key: bool = False,
+        expires_at: datetime | None = None,
+        allowed_ips: tuple[IPNetwork, ...] | None = None,
     ) -> None:
         if not isinstance(user, str) or not user or len(user) > 200:
             raise ValueError("Principal.user must be a non-empty string of at most 200 characters")
@@ -90,6 +101,8 @@ class Principal:
         object.__setattr__(self, "viewer_orgs", frozenset(viewer_orgs))
         object.__setattr__(self, "scopes", None if scopes is None else frozenset(scopes))
         object.__setattr__(self, "is_key", is_key)
+        object.__setattr__(self, "expires_at", expires_at)
+        object.__setattr__(self, "allowed_ips", allowed_ips)
 
     def can_view(self, org_id: str) -> bool:
         """Whether they may read ``org_id``'s keys."""
@@ -118,21 +131,100 @@ def is_key_request(headers: Mapping[str, str]) -> bool:
     return scheme.lower() == "bearer" and token.strip().startswith("scout_sk_")
 
 
-def key_principal(context: OrgContext) -> Principal:
-    """The principal of a verified Org Credential, or 403 if it may not manage keys."""
-    if context.kind is not CredentialKind.ORG_CREDENTIAL:
-        raise ManageProblem(403, "insufficient_scope", "A legacy secret cannot manage keys.")
-    # Explicit only: an unrestricted key (scopes None) was not made to manage keys.
-    if context.scopes is None or not scope_granted(context.scopes, MANAGE_SCOPE):
-        raise ManageProblem(
-            403, "insufficient_scope", f"This key needs the {MANAGE_SCOPE!r} scope to manage keys."
+def may_manage(context: OrgContext) -> bool:
+    """Whether a verified credential may manage keys: an Org Credential naming the scope.
+
+    Exactly :data:`MANAGE_SCOPE`: an unrestricted key, ``*`` and ``keys:*``
+    were granted for the API, not made root keys by accident of matching.
+    """
+    return (
+        context.kind is CredentialKind.ORG_CREDENTIAL
+        and context.scopes is not None
+        and MANAGE_SCOPE in context.scopes
+    )
+
+
+def key_principal(context: OrgContext, expires_at: datetime | None) -> Principal:
+    """The principal of a verified Org Credential (``expires_at``: its key's expiry)."""
+    if not may_manage(context):
+        detail = (
+            "A legacy secret cannot manage keys."
+            if context.kind is not CredentialKind.ORG_CREDENTIAL
+            else f"This key needs the {MANAGE_SCOPE!r} scope itself to manage keys."
         )
+        raise ManageProblem(403, "insufficient_scope", detail)
     return Principal(
         f"key:{context.key_id}",
         admin_orgs=frozenset({context.org_id}),
         scopes=context.scopes,
         is_key=True,
+        expires_at=expires_at,
+        allowed_ips=context.allowed_ips,
     )
+
+
+def effective_scopes(
+    scopes: frozenset[str] | None, roles: frozenset[str], role_scopes: Mapping[str, frozenset[str]]
+) -> frozenset[str] | None:
+    """What a key grants: its scopes, plus its roles' (no scopes and no roles: everything).
+
+    The verifier's rule (``_core/flow.py``); ``role_scopes`` are the org's roles.
+    """
+    if not roles:
+        return scopes
+    granted = set(scopes or ())
+    for name in roles:
+        granted |= role_scopes.get(name, frozenset())
+    return frozenset(granted)
+
+
+def _networks(entries: Iterable[str]) -> list[IPNetwork]:
+    try:
+        return [ipaddress.ip_network(e.strip(), strict=False) for e in entries]
+    except ValueError:
+        raise ManageProblem(
+            422, "invalid_argument", "allowed_ips: each entry must be an IP address or CIDR range",
+            errors=[{"field": "allowed_ips", "message": "must be IP addresses or CIDR ranges"}],
+        ) from None  # fmt: skip
+
+
+def check_result(
+    principal: Principal,
+    *,
+    granted: frozenset[str] | None,
+    expires_at: datetime | None,
+    allowed_ips: Iterable[str] | None,
+    what: str,
+) -> None:
+    """403 unless a key principal could hold a key that ends up like this itself.
+
+    ``granted``: the key's effective scopes after the change (``None``:
+    unrestricted), then its expiry and allowlist. People have no ceiling.
+    """
+    if not principal.is_key:
+        return
+    if granted is None:
+        raise ManageProblem(403, "scope_ceiling", f"A key cannot make a key unrestricted ({what}).")
+    check_ceiling(principal, granted, what)
+    own_expiry = principal.expires_at
+    if own_expiry is not None and (expires_at is None or expires_at > own_expiry):
+        raise ManageProblem(
+            403,
+            "expiry_ceiling",
+            f"A key cannot give a key a later expiry than its own ({what}).",
+        )
+    own_ips = principal.allowed_ips
+    if own_ips is not None:
+        wanted = None if allowed_ips is None else _networks(allowed_ips)
+        if wanted is None or not all(
+            any(n.version == o.version and n.subnet_of(o) for o in own_ips)  # type: ignore[arg-type]
+            for n in wanted
+        ):
+            raise ManageProblem(
+                403,
+                "allowlist_ceiling",
+                f"A key cannot give a key a wider IP allowlist than its own ({what}).",
+            )
 
 
 def check_ceiling(principal: Principal, scopes: Iterable[str] | None, what: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from .._audit.events import MAX_PAGE_SIZE, AuditPage
@@ -12,7 +12,7 @@ from .._core.lifecycle import is_weak_name
 from .._core.records import KeyRecord, NewKey, RoleRecord
 from .._core.store import KEEP, _Keep
 from ..exceptions import KeyNotFound
-from .access import check_ceiling
+from .access import check_ceiling, check_result, effective_scopes
 from .context import Context
 from .http import ManageProblem, ManageResponse, json_response
 from .needs import Call, Flow, QueryAudit
@@ -38,6 +38,13 @@ MAX_EXPIRY_DAYS = 3650
 MAX_KEYS_PAGE = 200
 
 
+T = TypeVar("T")
+
+
+def _kept(value: T | Keep, current: T) -> T:
+    return current if isinstance(value, _Keep) else value
+
+
 def _no_content() -> ManageResponse:
     response = json_response(None, 204)
     # 204 has no body (RFC 9110 §15.3.5): no content-type either.
@@ -52,22 +59,43 @@ def org_key(ctx: Context, key_id: str) -> Flow[KeyRecord]:
     return key
 
 
-def _role_scopes(roles: Iterable[RoleRecord], names: Iterable[str]) -> set[str]:
-    wanted = set(names)
-    return {s for r in roles if r.name in wanted for s in r.scopes}
-
-
-def _check_key_grants(
-    ctx: Context, scopes: Iterable[str] | Keep | None, roles: Iterable[str] | None, what: str
+def _check_result(
+    ctx: Context,
+    *,
+    scopes: Iterable[str] | None,
+    roles: Iterable[str],
+    expires_at: datetime | None,
+    allowed_ips: Iterable[str] | None,
+    what: str,
 ) -> Flow[None]:
-    """A key acting as principal grants nothing it does not hold (scopes and roles)."""
-    if ctx.principal.scopes is None:
+    """A key acting as principal: the key as it will be must fit within the acting key.
+
+    Judged on the result, not the request: dropping a role from a key with
+    no scopes of its own makes it unrestricted although nothing was "added".
+    """
+    if not ctx.principal.is_key:
         return
-    if not isinstance(scopes, _Keep):
-        check_ceiling(ctx.principal, scopes, what)
-    if roles:
+    names = frozenset(roles)
+    role_scopes: dict[str, frozenset[str]] = {}
+    if names:
         known: list[RoleRecord] = yield Call("list_roles", (ctx.org_id,))
-        check_ceiling(ctx.principal, _role_scopes(known, roles), f"{what}: roles")
+        role_scopes = {r.name: r.scopes for r in known}
+    own = None if scopes is None else frozenset(scopes)
+    check_result(
+        ctx.principal,
+        granted=effective_scopes(own, names, role_scopes),
+        expires_at=expires_at,
+        allowed_ips=allowed_ips,
+        what=what,
+    )
+
+
+def _check_key(ctx: Context, key: KeyRecord, what: str) -> Flow[None]:
+    """:func:`_check_result` of an existing key as it stands (enable, rotate)."""
+    yield from _check_result(
+        ctx, scopes=key.scopes, roles=key.roles, expires_at=key.expires_at,
+        allowed_ips=key.allowed_ips, what=what,
+    )  # fmt: skip
 
 
 def list_keys(ctx: Context) -> Flow[ManageResponse]:
@@ -131,7 +159,10 @@ def create_key(ctx: Context) -> Flow[ManageResponse]:
     allowed_ips = body.strings("allowed_ips", nullable=True)
     expires = _expiry(ctx, body)
     body.done()
-    yield from _check_key_grants(ctx, scopes, roles, "new key")
+    yield from _check_result(
+        ctx, scopes=scopes, roles=roles or (), allowed_ips=allowed_ips,
+        expires_at=None if isinstance(expires, _Keep) else expires, what="new key",
+    )  # fmt: skip
     ctx.settings.limiter.take(ctx.org_id, ctx.request.now)
     new: NewKey = yield Call(
         "create_key",
@@ -171,8 +202,21 @@ def update_key(ctx: Context) -> Flow[ManageResponse]:
     changes["expires_at"] = _expiry(ctx, body)
     body.done()
     key_id = ctx.params["key"]
-    yield from org_key(ctx, key_id)
-    yield from _check_key_grants(ctx, changes["scopes"], changes["roles"], "key update")
+    key = yield from org_key(ctx, key_id)
+    only_disables = (
+        changes["enabled"] is False
+        and all(changes[f] is None for f in ("name", "description", "roles"))
+        and all(isinstance(changes[f], _Keep) for f in ("scopes", "allowed_ips", "expires_at"))
+    )
+    if not only_disables:  # disabling hands nobody anything
+        yield from _check_result(
+            ctx,
+            scopes=key.scopes if isinstance(changes["scopes"], _Keep) else changes["scopes"],
+            roles=key.roles if changes["roles"] is None else changes["roles"],
+            expires_at=_kept(changes["expires_at"], key.expires_at),
+            allowed_ips=_kept(changes["allowed_ips"], key.allowed_ips),
+            what="key update",
+        )
     updated: KeyRecord = yield Call("update_key", (key_id,), {**changes, "actor": ctx.actor})
     return json_response(key_view(updated, ctx.now))
 
@@ -183,10 +227,12 @@ def set_enabled(enabled: bool) -> Handler:
     def handler(ctx: Context) -> Flow[ManageResponse]:
         ctx.require_admin()
         key_id = ctx.params["key"]
-        yield from org_key(ctx, key_id)
+        key = yield from org_key(ctx, key_id)
+        if enabled:  # switching a key back on gives its grants back: the ceiling applies
+            yield from _check_key(ctx, key, "enabled key")
         method = "enable_key" if enabled else "disable_key"
-        key: KeyRecord = yield Call(method, (key_id,), {"actor": ctx.actor})
-        return json_response(key_view(key, ctx.now))
+        changed: KeyRecord = yield Call(method, (key_id,), {"actor": ctx.actor})
+        return json_response(key_view(changed, ctx.now))
 
     return handler
 
@@ -203,7 +249,7 @@ def rotate_key(ctx: Context) -> Flow[ManageResponse]:
         raise ManageProblem(409, "already_rotated", "This key was already rotated.")
     # The successor's token holds the old key's grants: a key may rotate only
     # what it could have created.
-    yield from _check_key_grants(ctx, old.scopes, sorted(old.roles), "rotated key")
+    yield from _check_key(ctx, old, "rotated key")
     ctx.settings.limiter.take(ctx.org_id, ctx.request.now)
     new: NewKey = yield Call(
         "rotate_key",
@@ -234,6 +280,11 @@ def set_legacy(enabled: bool) -> Handler:
 
     def handler(ctx: Context) -> Flow[ManageResponse]:
         ctx.require_admin()
+        if enabled and ctx.principal.is_key:
+            # A legacy secret is unrestricted: no key may switch one back on.
+            raise ManageProblem(
+                403, "scope_ceiling", "A key cannot switch a legacy secret back on."
+            )
         method = "enable_legacy" if enabled else "disable_legacy"
         yield Call(method, (ctx.org_id,), {"actor": ctx.actor})
         status = yield Call("legacy_status", (ctx.org_id, 30))

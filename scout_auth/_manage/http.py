@@ -49,7 +49,8 @@ class ManageRequest:
     method: str
     path: str
     query: str
-    headers: Mapping[str, str]
+    # Never in a repr (tracebacks that record locals): Authorization, Cookie.
+    headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
     origin: str
     mount: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -48,7 +48,10 @@ def _datetime(name: str, value: object) -> datetime:
         raise invalid(name, "must be an RFC 3339 date-time string") from None
     if parsed.tzinfo is None:
         raise invalid(name, "must include a time zone offset (Z or +00:00)")
-    return parsed
+    try:  # 9999-12-31T23:59-12:00 is past the last UTC datetime Python has
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise invalid(name, "is out of range") from None
 
 
 def _strings(name: str, value: object, max_items: int = 100) -> list[str]:

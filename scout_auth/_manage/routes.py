@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .._core.records import OrgContext
+from .._core.lifecycle import unprintable
+from .._core.records import KeyRecord, OrgContext
 from . import api, pages
-from .access import Principal, check_csrf, is_key_request, key_principal
+from .access import Principal, check_csrf, is_key_request, key_principal, may_manage
 from .context import Context, Settings
 from .http import ManageProblem, ManageRequest, ManageResponse, json_response
-from .needs import Authorize, Flow, VerifyKey
+from .needs import Authorize, Call, Flow, VerifyKey
 from .openapi import document
 
 __all__ = ["MAX_BODY", "ROUTES", "Route", "handle"]
@@ -81,9 +82,10 @@ def _segments(path: str) -> list[str] | None:
     if path in ("", "/"):
         return []
     segments = path.strip("/").split("/") if path.endswith("/") else path[1:].split("/")
-    # A path parameter is an id: no empty segment, no control character, bounded.
+    # A path parameter is an id: no empty segment, no control character or lone
+    # surrogate (a page naming it could not be encoded), bounded.
     for segment in segments:
-        if not segment or len(segment) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in segment):
+        if not segment or len(segment) > 255 or unprintable(segment):
             return None
     return segments
 
@@ -113,7 +115,11 @@ def _route(request: ManageRequest) -> tuple[Route, dict[str, str]]:
 def _principal(request: ManageRequest) -> Flow[Principal | None]:
     if is_key_request(request.headers):
         context: OrgContext = yield VerifyKey()
-        return key_principal(context)
+        if not may_manage(context):
+            return key_principal(context, None)  # raises: says why
+        # Its own expiry is its ceiling for the keys it makes.
+        own: KeyRecord = yield Call("get_key", (context.key_id,))
+        return key_principal(context, own.expires_at)
     principal = yield Authorize()
     if principal is not None and not isinstance(principal, Principal):
         raise TypeError("authorize() must return a scout_auth.manage.Principal or None")

@@ -32,7 +32,12 @@ KEY_STATUSES = ("disabled", "expired", "rotation_grace", "expires_soon", "active
 
 
 def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="seconds")
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC).isoformat(timespec="seconds")
+    except OverflowError:  # a stored instant past UTC's year 9999: show it as it is
+        return value.isoformat(timespec="seconds")
 
 
 def key_status(key: KeyRecord, now: datetime) -> str:

@@ -41,7 +41,13 @@ __all__ = ["SyncAuthorize", "management_blueprint"]
 #: ``authorize(request) -> Principal | None``, given ``flask.request``.
 SyncAuthorize = Callable[[flask.Request], "Principal | None"]
 
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Every method a client may plausibly send goes to the handlers, which answer
+# 405 as problem+json like the ASGI app; werkzeug answers a method outside
+# this list itself (its HTML 405) before any view runs.
+_METHODS = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH",
+]  # fmt: skip
 
 
 def management_blueprint(
@@ -149,8 +155,13 @@ def management_blueprint(
 
     blueprint = flask.Blueprint(name, __name__)
 
-    @blueprint.route("/", defaults={"path": ""}, methods=_METHODS, strict_slashes=False)
-    @blueprint.route("/<path:path>", methods=_METHODS)
+    # merge_slashes=False: "/api//keys" is the handlers' 404, not werkzeug's
+    # redirect. (A path right after the prefix that starts with "/" matches
+    # no rule: werkzeug's own 404 page.)
+    @blueprint.route(
+        "/", defaults={"path": ""}, methods=_METHODS, strict_slashes=False, merge_slashes=False
+    )
+    @blueprint.route("/<path:path>", methods=_METHODS, merge_slashes=False)
     def view(path: str) -> flask.Response:
         answer = respond(path)
         response = flask.Response(answer.body, status=answer.status)
