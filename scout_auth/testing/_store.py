@@ -33,6 +33,7 @@ from .. import InMemoryKeyStore, KeyEvent, KeyRecord, KeyUpdate, LegacyRecord, g
 from ..stores import KEEP
 from ._audit import AuditContract
 from ._catalogue import CatalogueContract
+from ._vault import VaultContract
 from ._legacy_digest import LegacyDigestContract
 from ._roles_usage import RolesUsageContract
 
@@ -352,10 +353,11 @@ class StoreContract(
     RolesUsageContract,
     LegacyDigestContract,
     CatalogueContract,
+    VaultContract,
 ):
     """The whole contract: behaviour tests, the random-sequence comparison, the audit
     sink, roles / scopes / usage / the legacy switch, the legacy look-up digests,
-    key descriptions and the scope catalogue.
+    key descriptions and the scope catalogue, and recoverable keys' sealed seeds.
 
     Subclasses provide the ``store`` and ``legacy_dump`` fixtures.
     """
