@@ -35,8 +35,9 @@ the store's change feed, like any other change.
 
 A token is printed once, by ``create`` and ``rotate``, and again by
 ``reveal`` for a key created ``--recoverable`` (with ``$SCOUT_AUTH_VAULT_KEKS``
-set: docs/vault.md); ``check`` prints only the public key id. ``export-key`` prints the private key it was given on
-stdin (never argv: argv is in ``ps`` and shell history) in another format,
+set: docs/vault.md); ``check`` prints only the public key id. ``export-key``
+prints the private key it was given on stdin (never argv: argv is in ``ps``
+and shell history) in another format,
 or with ``--public`` only its public half. Nothing else ever prints a secret:
 ``explain-signature`` shows covered credential fields by length only.
 """
@@ -368,11 +369,11 @@ def _vault_command(args: argparse.Namespace, manager: KeyManager) -> int:
             )
             return 1
         return 0
-    report = manager.rewrap_vault()
-    print(json.dumps(dataclasses.asdict(report)))
-    if report.failed:
+    rewrap = manager.rewrap_vault()
+    print(json.dumps(dataclasses.asdict(rewrap)))
+    if rewrap.failed:
         print(
-            f"scout-auth: {len(report.failed)} key(s) did not open and were left as they were",
+            f"scout-auth: {len(rewrap.failed)} key(s) did not open and were left as they were",
             file=sys.stderr,
         )
         return 1

@@ -491,7 +491,9 @@ def test_recoverable_keys_reveal_status_and_rewrap_through_the_cli(
     assert revealed["token"] == created["token"]
     code, [rotated] = run(capsys, "--store", url, "rotate", created["key_id"])
     assert rotated["recoverable"] is True
-    assert run(capsys, "--store", url, "reveal", rotated["key_id"])[1][0]["token"] == rotated["token"]
+    assert (
+        run(capsys, "--store", url, "reveal", rotated["key_id"])[1][0]["token"] == rotated["token"]
+    )
     # A KEK id the vault lacks: status says so and exits 1.
     monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", KeyVault.new_kek("kek-other"))
     code, [status] = run(capsys, "--store", url, "vault", "status")

@@ -221,7 +221,9 @@ class KeyStore(Protocol):
     def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Return the org's scope catalogue, by name."""
 
-    def list_sealed_seeds(self, after: str | None = None, limit: int = 500) -> list[tuple[str, str]]:
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
         """``(key_id, kek_id)`` of keys holding a sealed seed, a page at a time.
 
         Every org's keys, ordered by key id as the store compares ids, the

@@ -190,7 +190,9 @@ class _Callbacks:
         try:
             data_key = self._unwrap(kek_id, wrapped)
         except Exception as exc:
-            raise VaultError(f"the KMS could not unwrap a data key of KEK {_shown(kek_id)}") from exc
+            raise VaultError(
+                f"the KMS could not unwrap a data key of KEK {_shown(kek_id)}"
+            ) from exc
         if not isinstance(data_key, bytes) or len(data_key) != KEK_LENGTH:
             raise VaultError("the KMS unwrap callback must return the 32-byte data key")
         return data_key
@@ -296,7 +298,9 @@ class KeyVault:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"cannot read the KEK file {os.fspath(path)!r}: {exc}") from None
+            raise ConfigurationError(
+                f"cannot read the KEK file {os.fspath(path)!r}: {exc}"
+            ) from None
         return cls.from_string(text, source=f"KEK file {os.fspath(path)!r}")
 
     @classmethod
@@ -403,7 +407,9 @@ class KeyVault:
             and len(sealed.nonce) == _NONCE_LENGTH
             and len(sealed.ciphertext) == _SEED_LENGTH + _TAG_LENGTH
         ):
-            raise VaultError(f"the sealed seed of key {key_id!r} is malformed (changed in the store?)")
+            raise VaultError(
+                f"the sealed seed of key {key_id!r} is malformed (changed in the store?)"
+            )
         data_key = self._wrapper.unwrap(sealed.kek_id, sealed.wrapped_key)
         try:
             return AESGCM(data_key).decrypt(
@@ -428,4 +434,3 @@ class KeyVault:
         data_key = self._wrapper.unwrap(sealed.kek_id, sealed.wrapped_key)
         kek_id, wrapped = self._wrapper.wrap(data_key)
         return SealedSeed(sealed.ciphertext, sealed.nonce, wrapped, kek_id)
-

@@ -234,7 +234,9 @@ class InMemoryKeyStore(StoreEventsMixin):
             infos = [i for (o, _), i in self._scope_infos.items() if o == org_id]
         return sorted(infos, key=lambda i: i.name)
 
-    def list_sealed_seeds(self, after: str | None = None, limit: int = 500) -> list[tuple[str, str]]:
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
         """``(key_id, kek_id)`` of keys with a sealed seed, by key id, after ``after``."""
         with self._lock:
             pairs = [

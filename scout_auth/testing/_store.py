@@ -33,9 +33,9 @@ from .. import InMemoryKeyStore, KeyEvent, KeyRecord, KeyUpdate, LegacyRecord, g
 from ..stores import KEEP
 from ._audit import AuditContract
 from ._catalogue import CatalogueContract
-from ._vault import VaultContract
 from ._legacy_digest import LegacyDigestContract
 from ._roles_usage import RolesUsageContract
+from ._vault import VaultContract
 
 __all__ = [
     "T0",

@@ -112,6 +112,8 @@ class VaultContract:
         updated = store.rotate_key(old.key_id, new, T0 + timedelta(hours=1))
         assert updated.sealed_seed == old.sealed_seed
         assert store.get_key(new.key_id) == new
+        assert old.sealed_seed is not None
+        assert new.sealed_seed is not None
         assert _ours(store, {old.key_id, new.key_id}) == {
             old.key_id: old.sealed_seed.kek_id,
             new.key_id: new.sealed_seed.kek_id,
@@ -157,7 +159,9 @@ class VaultContract:
         await store.aadd_key(r)
         assert await store.aget_key(r.key_id) == r
         other = _sealed()
-        assert (await store.aupdate_key(r.key_id, KeyUpdate(sealed_seed=other))).sealed_seed == other
+        assert (
+            await store.aupdate_key(r.key_id, KeyUpdate(sealed_seed=other))
+        ).sealed_seed == other
         page = await store.alist_sealed_seeds(None, 100_000)
         assert (r.key_id, other.kek_id) in page
         assert (await store.adelete_key(r.key_id)).sealed_seed == other

@@ -301,7 +301,7 @@ def test_from_callbacks_checks_its_arguments():
 
 
 def test_seal_takes_a_32_byte_seed_only():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="32 bytes"):
         vault().seal(secrets.token_bytes(31), key_id="k", org_id="o")
 
 

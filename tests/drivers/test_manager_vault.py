@@ -68,9 +68,7 @@ def actions(sink: InMemoryAuditSink, org_id: str = "org_1") -> list[tuple[str, s
     return [(e.action, e.actor) for e in events]
 
 
-async def test_a_recoverable_key_reveals_its_token_and_the_reveal_is_audited(
-    manager, store, sink
-):
+async def test_a_recoverable_key_reveals_its_token_and_the_reveal_is_audited(manager, store, sink):
     new = await manager.create_key("org_1", "billing-sync prod", recoverable=True, actor="ada")
     assert new.key.recoverable
     assert store.inner.get_key(new.key.key_id) == new.key  # sealed seed and all
@@ -186,7 +184,9 @@ async def test_a_sealed_seed_of_another_key_pair_is_refused(manager, store):
 
 async def test_rewrap_moves_every_data_key_to_the_current_kek(kind, store, sink):
     old = make(kind, store, sink, KeyVault({"k1": KEK}))
-    keys = [await old.create_key(f"org_{i}", "billing-sync prod", recoverable=True) for i in range(3)]
+    keys = [
+        await old.create_key(f"org_{i}", "billing-sync prod", recoverable=True) for i in range(3)
+    ]
     await old.create_key("org_1", "billing-sync staging")  # not recoverable: not counted
     assert await old.vault_status() == {"k1": 3}
     both = make(kind, store, sink, KeyVault({"k2": OTHER_KEK, "k1": KEK}))
@@ -210,7 +210,9 @@ async def test_rewrap_names_keys_that_do_not_open_and_goes_on(kind, store, sink,
     broken = dataclasses.replace(b.key.sealed_seed, wrapped_key=bytes(60))
     store.inner._keys[b.key.key_id] = b.key.evolve(sealed_seed=broken)
     with caplog.at_level(logging.WARNING, logger="scout_auth"):
-        report = await make(kind, store, sink, KeyVault({"k2": OTHER_KEK, "k1": KEK, "k0": KEK})).rewrap_vault()
+        report = await make(
+            kind, store, sink, KeyVault({"k2": OTHER_KEK, "k1": KEK, "k0": KEK})
+        ).rewrap_vault()
     assert (report.rewrapped, report.failed) == (1, (b.key.key_id,))
     assert store.inner.get_key(a.key.key_id).sealed_seed.kek_id == "k2"
     assert store.inner.get_key(b.key.key_id).sealed_seed == broken  # left as it was

@@ -94,9 +94,9 @@ __all__ = [
     "json_list",
     "key_fields",
     "key_from_fields",
-    "sealed_fields",
     "legacy_fields",
     "legacy_from_fields",
+    "sealed_fields",
     "text",
 ]
 
@@ -314,13 +314,16 @@ def sealed_fields(sealed: SealedSeed | None) -> list[str]:
     """
     if sealed is None:
         return []
-    b64 = lambda value: base64.b64encode(value).decode("ascii")  # noqa: E731
     return [
-        "sealed_ciphertext", b64(sealed.ciphertext),
-        "sealed_nonce", b64(sealed.nonce),
-        "sealed_wrapped_key", b64(sealed.wrapped_key),
+        "sealed_ciphertext", _b64(sealed.ciphertext),
+        "sealed_nonce", _b64(sealed.nonce),
+        "sealed_wrapped_key", _b64(sealed.wrapped_key),
         "sealed_kek_id", sealed.kek_id,
     ]  # fmt: skip
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
 def _sealed_from_fields(fields: Mapping[str, str]) -> SealedSeed | None:

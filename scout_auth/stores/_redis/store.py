@@ -363,7 +363,9 @@ class RedisKeyStore(StoreEventsMixin):
         """Return the org's scope catalogue, by name."""
         return self._run(self._ops.list_scope_infos(org_id))
 
-    def list_sealed_seeds(self, after: str | None = None, limit: int = 500) -> list[tuple[str, str]]:
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
         """``(key_id, kek_id)`` of recoverable keys, by key id, after ``after``.
 
         A ``SCAN`` of the whole database (every primary of a cluster) per

@@ -266,7 +266,9 @@ class SQLKeyStore(LegacyMethods):
         """Return the org's scope catalogue, by name."""
         return self._read(partial(ops.list_scope_infos, org_id))
 
-    def list_sealed_seeds(self, after: str | None = None, limit: int = 500) -> list[tuple[str, str]]:
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
         """``(key_id, kek_id)`` of recoverable keys, a page of the primary key after ``after``."""
         return self._read(partial(ops.list_sealed_seeds, after, limit))
 

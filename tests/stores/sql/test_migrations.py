@@ -344,9 +344,7 @@ def test_0005_to_0006_adds_sealed_seeds_and_old_keys_are_not_recoverable(empty_d
     assert old.sealed_seed is None
     assert not old.recoverable  # shown once, and it stays that way
     sealed = SealedSeed(b"c" * 48, b"n" * 12, b"w" * 60, "kek-1")
-    assert store.update_key(r.key_id, KeyUpdate(sealed_seed=sealed)) == r.evolve(
-        sealed_seed=sealed
-    )
+    assert store.update_key(r.key_id, KeyUpdate(sealed_seed=sealed)) == r.evolve(sealed_seed=sealed)
     assert [p for p in store.list_sealed_seeds() if p[0] == r.key_id] == [(r.key_id, "kek-1")]
     with engine.begin() as conn:  # and back: 0006's downgrade keeps the keys
         config = alembic_config()
