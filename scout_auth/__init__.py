@@ -12,6 +12,8 @@ Quick start::
     ctx = Verifier(store).verify_token(new.token)
     assert ctx.org_id == "org_1"
 
+Viewing a key again is opt-in: :class:`KeyVault` (docs/vault.md).
+
 Key material (PEM, JWK) for other platforms: :class:`OrgCredential` (from a
 token) and :class:`OrgPublicKey` (from a stored record). A peer's signature
 that fails: :func:`explain_signature` shows the base the server rebuilt.
@@ -36,8 +38,10 @@ from ._core.records import (
     OrgContext,
     RoleRecord,
     ScopeInfo,
+    SealedSeed,
 )
 from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX, generate_key_id
+from ._core.vault import KeyVault, RewrapReport
 from ._drivers.manager import AsyncKeyManager, KeyManager
 from ._drivers.verifier import AsyncVerifier, VerifiedRequest, Verifier
 from ._signing.body import BodyGuard
@@ -66,6 +70,7 @@ __all__ = [
     "KeyRecord",
     "KeyStore",
     "KeyUpdate",
+    "KeyVault",
     "LegacyPepper",
     "LegacyRecord",
     "LegacyStatus",
@@ -74,8 +79,10 @@ __all__ = [
     "OrgContext",
     "OrgCredential",
     "OrgPublicKey",
+    "RewrapReport",
     "RoleRecord",
     "ScopeInfo",
+    "SealedSeed",
     "SignaturePolicy",
     "VerifiedRequest",
     "Verifier",

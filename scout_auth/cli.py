@@ -9,18 +9,22 @@
 
     scout-auth --store URL migrate           # create / upgrade the SQL schema
     scout-auth --store URL create ORG NAME [--scope S ...] [--expires ISO-8601]
-                                          [--description TEXT]
+                                          [--description TEXT] [--recoverable]
     scout-auth --store URL list ORG          # keys, then the org's legacy secret if any
     scout-auth --store URL rename KEY_ID NAME
     scout-auth --store URL disable KEY_ID | enable KEY_ID | delete KEY_ID
     scout-auth --store URL rotate KEY_ID [--grace-hours H]
     scout-auth --store URL public-key KEY_ID [--format pem|jwk]  # for verifiers elsewhere
+    scout-auth --store URL reveal KEY_ID     # a recoverable key's token, again (needs the vault)
     scout-auth --store URL legacy-import ORG # the secret is read from stdin, never argv
     scout-auth --store URL legacy-delete ORG
     scout-auth --store URL legacy-status ORG [--days N]
     scout-auth --store URL legacy-disable ORG | legacy-enable ORG
     scout-auth legacy-pepper new             # a fresh pepper for $SCOUT_AUTH_LEGACY_PEPPER
     scout-auth --store URL legacy-pepper status  # digests per pepper id; exit 1 if none fits
+    scout-auth vault new-kek [--id ID]       # a fresh KEK entry for $SCOUT_AUTH_VAULT_KEKS
+    scout-auth --store URL vault status      # recoverable keys per KEK id
+    scout-auth --store URL vault rewrap      # re-wrap every data key under the current KEK
 
 ``--store`` (or ``$SCOUT_AUTH_STORE``) is a SQLAlchemy URL
 (``sqlite:///keys.db``, ``postgresql+psycopg://…``, ``mysql+pymysql://…``)
@@ -29,9 +33,11 @@ or a Redis URL: ``redis://…``, ``rediss://…``, ``unix://…`` for one server
 for a Redis Cluster. Changes made here reach every running instance through
 the store's change feed, like any other change.
 
-A token is printed once, by ``create`` and ``rotate``; ``check`` prints only
-the public key id. ``export-key`` prints the private key it was given on
-stdin (never argv: argv is in ``ps`` and shell history) in another format,
+A token is printed once, by ``create`` and ``rotate``, and again by
+``reveal`` for a key created ``--recoverable`` (with ``$SCOUT_AUTH_VAULT_KEKS``
+set: docs/vault.md); ``check`` prints only the public key id. ``export-key``
+prints the private key it was given on stdin (never argv: argv is in ``ps``
+and shell history) in another format,
 or with ``--public`` only its public half. Nothing else ever prints a secret:
 ``explain-signature`` shows covered credential fields by length only.
 """
@@ -61,6 +67,8 @@ from ._core.pepper import (
 from ._core.records import KeyRecord, LegacyStatus
 from ._core.store import KeyStore
 from ._core.tokens import TOKEN_REGEX, parse_token
+from ._core.vault import ENV_VAR as VAULT_ENV
+from ._core.vault import KeyVault
 from ._drivers.manager import KeyManager
 from ._extras import missing_extra
 from ._signing.explain import explain_signature, parse_http_request
@@ -98,6 +106,7 @@ def _key_json(record: KeyRecord) -> dict[str, Any]:
         "allowed_ips": None if record.allowed_ips is None else list(record.allowed_ips),
         "last_used_at": _iso(record.last_used_at),
         "use_count": record.use_count,
+        "recoverable": record.recoverable,
     }
 
 
@@ -216,6 +225,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--allow-ip", action="append", dest="allowed_ips", help="address or CIDR range (repeat)"
     )
+    create.add_argument(
+        "--recoverable",
+        action="store_true",
+        help=f"seal the private key with the vault (${VAULT_ENV}) so `reveal` can show it again",
+    )
+    sub.add_parser(
+        "reveal", help="print a recoverable key's token again (audited; needs the vault)"
+    ).add_argument("key_id")
     sub.add_parser(
         "list", help="list an org's keys, then its legacy secret if any (JSON lines)"
     ).add_argument("org_id")
@@ -240,6 +257,11 @@ def _parser() -> argparse.ArgumentParser:
         "legacy-pepper", help=f"make a pepper for ${ENV_VAR}, or check the store against it"
     )
     pepper.add_argument("action", choices=["new", "status"])
+    vault = sub.add_parser(
+        "vault", help=f"make a KEK for ${VAULT_ENV}, count sealed keys per KEK, or re-wrap them"
+    )
+    vault.add_argument("action", choices=["new-kek", "status", "rewrap"])
+    vault.add_argument("--id", dest="kek_id", help="the new KEK's id (new-kek; default: dated)")
     return parser
 
 
@@ -255,8 +277,12 @@ def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
             roles=args.roles,
             allowed_ips=args.allowed_ips,
             description=args.description,
+            recoverable=args.recoverable,
         )
         out({"token": new.token, **_key_json(new.key)})
+    elif args.command == "reveal":
+        token = manager.reveal_key(args.key_id, actor="cli")
+        out({"token": token, **_key_json(manager.get_key(args.key_id))})
     elif args.command == "list":
         listed = manager.list_keys(args.org_id)
         for record in listed:
@@ -322,6 +348,38 @@ def _pepper_status(store: KeyStore) -> int:
     return 0
 
 
+def _vault_command(args: argparse.Namespace, manager: KeyManager) -> int:
+    """``vault status``: sealed keys per KEK id; ``vault rewrap``: move them to the current."""
+    vault = manager.vault
+    if args.action == "status":
+        counts = manager.vault_status()
+        unknown = sorted(k for k in counts if vault is None or not vault.knows(k))
+        report = {
+            "configured": None if vault is None else vault.kek_ids,
+            "current": None if vault is None else vault.current_kek_id,
+            "keys": counts,
+            "unknown": unknown,
+        }
+        print(json.dumps(report))
+        if vault is not None and unknown:
+            print(
+                f"scout-auth: {sum(counts[k] for k in unknown)} recoverable key(s) are sealed "
+                f"under KEK ids ${VAULT_ENV} does not hold: {', '.join(unknown)}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    rewrap = manager.rewrap_vault()
+    print(json.dumps(dataclasses.asdict(rewrap)))
+    if rewrap.failed:
+        print(
+            f"scout-auth: {len(rewrap.failed)} key(s) did not open and were left as they were",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, *, store: KeyStore | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -359,6 +417,13 @@ def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
         return 0
     if args.command == "export-key":
         return _export_key(args)
+    if args.command == "vault" and args.action == "new-kek":
+        try:
+            print(KeyVault.new_kek(args.kek_id))
+        except ValueError as exc:
+            print(f"scout-auth: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "explain-signature" and not args.store and store is None:
         return _explain(args, None)
     given = store if not args.store else None
@@ -387,7 +452,18 @@ def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
             return _pepper_status(store)
         if args.command == "explain-signature":
             return _explain(args, store)
-        return _manage(args, KeyManager(store))
+        # The vault is read from the environment only where a command uses it.
+        # (rotate too: a recoverable key's successor is sealed as well.)
+        uses_vault = args.command in ("reveal", "rotate", "vault") or getattr(
+            args, "recoverable", False
+        )
+        vault = KeyVault.from_env() if uses_vault else None
+        # A reveal is always audited, in the store's own trail when it has one.
+        sink = getattr(store, "audit_sink", None) if args.command == "reveal" else None
+        manager = KeyManager(store, vault=vault, audit=None if sink is None else sink())
+        if args.command == "vault":
+            return _vault_command(args, manager)
+        return _manage(args, manager)
     except (ScoutAuthError, ValueError) as exc:
         print(f"scout-auth: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,8 @@ the core never builds a response itself.
 
 Management operations (:class:`~scout_auth.KeyManager`) raise
 :class:`KeyNotFound`, :class:`InvalidKeyOperation` or, on a store outage,
-:class:`StoreError` (not an authentication failure).
+:class:`StoreError` (not an authentication failure); revealing a key raises
+:class:`KeyNotRecoverable` or :class:`VaultError` too (docs/vault.md).
 
 The tree::
 
@@ -41,6 +42,9 @@ The tree::
     ├── StoreError                    503: a management call met a store outage
     ├── KeyNotFound (also LookupError)
     ├── InvalidKeyOperation (also ValueError)
+    │   └── KeyNotRecoverable         the key was created without recoverable=True
+    ├── VaultError                    a sealed seed that cannot be opened (wrong
+    │                                 KEK, unknown KEK id, tampered bytes)
     └── ConfigurationError (also ValueError): a setup that cannot work
 
 Messages never contain a secret or a full token. ``KeyDisabled`` and
@@ -68,6 +72,7 @@ __all__ = [
     "KeyDisabled",
     "KeyExpired",
     "KeyNotFound",
+    "KeyNotRecoverable",
     "LegacyBusy",
     "LegacyDisabled",
     "MissingCredentials",
@@ -83,6 +88,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnsupportedAlgorithm",
+    "VaultError",
     "WrongAuthority",
 ]
 
@@ -428,6 +434,37 @@ class KeyNotFound(ScoutAuthError, LookupError):
 
 class InvalidKeyOperation(ScoutAuthError, ValueError):
     """A management operation was given invalid arguments (empty name, bad grace...)."""
+
+
+class KeyNotRecoverable(InvalidKeyOperation):
+    """:meth:`~scout_auth.KeyManager.reveal_key` named a key created without
+    ``recoverable=True``: its private key exists nowhere server-side, so it can
+    never be shown again (rotate it to hand out a new one).
+
+    An HTTP API answers it 409: the key exists, it just cannot do this.
+    """
+
+    def __init__(self, key_id: str) -> None:
+        if isinstance(key_id, str) and "scout_sk_" in key_id:
+            key_id = "scout_sk_…"
+        self.key_id = key_id
+        super().__init__(
+            f"key {key_id!r} was created without recoverable=True: "
+            "its private key was shown once and cannot be revealed again"
+        )
+
+
+class VaultError(ScoutAuthError):
+    """A sealed seed could not be opened or made (:class:`~scout_auth.KeyVault`).
+
+    The KEK it names is not configured, the KEK configured under that id is
+    another one, a byte of the sealed seed (ciphertext, nonce, wrapped data
+    key, KEK id) was changed, it was copied from another key's row (the
+    AES-GCM tag covers the key and org ids), or a KMS callback failed. Not an
+    :class:`AuthError`: no request is refused with it; verification never
+    opens a sealed seed. Messages name the key and KEK ids only, never key
+    material.
+    """
 
 
 class ConfigurationError(ScoutAuthError, ValueError):

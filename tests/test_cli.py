@@ -438,3 +438,81 @@ def test_importing_a_store_without_its_extra_names_the_extra(module, blocked, ex
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.strip() == f"{blocked} is not installed: pip install 'scout-auth[{extra}]'"
+
+
+# -- the vault ------------------------------------------------------------------
+
+
+def test_vault_new_kek_prints_a_loadable_entry(capsys):
+    from scout_auth import KeyVault
+
+    assert main(["vault", "new-kek", "--id", "kek-a"]) == 0
+    entry = capsys.readouterr().out.strip()
+    assert entry.startswith("kek-a:")
+    assert KeyVault.from_string(entry).current_kek_id == "kek-a"
+    assert main(["vault", "new-kek"]) == 0
+    assert capsys.readouterr().out.strip() != entry
+    assert main(["vault", "new-kek", "--id", "bad id"]) == 2
+
+
+def test_recoverable_keys_reveal_status_and_rewrap_through_the_cli(
+    sqlite_store_url, capsys, monkeypatch
+):
+    from scout_auth import KeyVault
+    from scout_auth.stores.sql import SQLKeyStore
+
+    url = sqlite_store_url
+    old, new = KeyVault.new_kek("kek-old"), KeyVault.new_kek("kek-new")
+    monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", old)
+    code, [created] = run(capsys, "--store", url, "create", "org_v", "ci deploys", "--recoverable")
+    assert code == 0
+    assert created["recoverable"] is True
+    code, [plain] = run(capsys, "--store", url, "create", "org_v", "ci deploys (plain)")
+    assert plain["recoverable"] is False
+    code, [revealed] = run(capsys, "--store", url, "reveal", created["key_id"])
+    assert code == 0
+    assert revealed["token"] == created["token"]
+    store = SQLKeyStore(url)
+    [event] = [e for e in store.audit_sink().query("org_v").events if e.action == "revealed"]
+    assert (event.key_id, event.actor) == (created["key_id"], "cli")
+    store.close()
+    assert main(["--store", url, "reveal", plain["key_id"]]) == 1
+    assert "shown once" in capsys.readouterr().err
+    code, [status] = run(capsys, "--store", url, "vault", "status")
+    assert (code, status["keys"], status["unknown"]) == (0, {"kek-old": 1}, [])
+    # A new current KEK, the old one still configured: rewrap, then drop the old.
+    monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", f"{new},{old}")
+    code, [report] = run(capsys, "--store", url, "vault", "rewrap")
+    assert (code, report["rewrapped"], report["current"], report["failed"]) == (0, 1, 0, [])
+    code, [report] = run(capsys, "--store", url, "vault", "rewrap")  # idempotent
+    assert (report["rewrapped"], report["current"]) == (0, 1)
+    monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", new)
+    code, [revealed] = run(capsys, "--store", url, "reveal", created["key_id"])
+    assert revealed["token"] == created["token"]
+    code, [rotated] = run(capsys, "--store", url, "rotate", created["key_id"])
+    assert rotated["recoverable"] is True
+    assert (
+        run(capsys, "--store", url, "reveal", rotated["key_id"])[1][0]["token"] == rotated["token"]
+    )
+    # A KEK id the vault lacks: status says so and exits 1.
+    monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", KeyVault.new_kek("kek-other"))
+    code, [status] = run(capsys, "--store", url, "vault", "status")
+    assert (code, status["unknown"]) == (1, ["kek-new"])
+    assert main(["--store", url, "reveal", created["key_id"]]) == 1
+    err = capsys.readouterr().err
+    assert "not configured" in err
+    assert created["token"] not in err
+
+
+def test_without_the_vault_variable_recoverable_and_reveal_exit_1(
+    sqlite_store_url, capsys, monkeypatch
+):
+    monkeypatch.delenv("SCOUT_AUTH_VAULT_KEKS", raising=False)
+    url = sqlite_store_url
+    assert main(["--store", url, "create", "org_v", "ci deploys", "--recoverable"]) == 1
+    assert "SCOUT_AUTH_VAULT_KEKS" in capsys.readouterr().err
+    assert run(capsys, "--store", url, "list", "org_v")[1] == []  # nothing written
+    assert main(["--store", url, "vault", "rewrap"]) == 1
+    monkeypatch.setenv("SCOUT_AUTH_VAULT_KEKS", "k1:not-a-key")
+    assert main(["--store", url, "vault", "status"]) == 1
+    assert "entry 1" in capsys.readouterr().err

@@ -52,6 +52,7 @@ EXPORTED = sorted(
         "KeyRecord",
         "KeyStore",
         "KeyUpdate",
+        "KeyVault",
         "LegacyPepper",
         "LegacyRecord",
         "LegacyStatus",
@@ -60,8 +61,10 @@ EXPORTED = sorted(
         "OrgContext",
         "OrgCredential",
         "OrgPublicKey",
+        "RewrapReport",
         "RoleRecord",
         "ScopeInfo",
+        "SealedSeed",
         "SignaturePolicy",
         "VerifiedRequest",
         "Verifier",
@@ -92,6 +95,7 @@ EXCEPTIONS_EXPORTED = sorted(
         "KeyDisabled",
         "KeyExpired",
         "KeyNotFound",
+        "KeyNotRecoverable",
         "LegacyBusy",
         "LegacyDisabled",
         "MissingCredentials",
@@ -107,6 +111,7 @@ EXCEPTIONS_EXPORTED = sorted(
         "StoreError",
         "StoreUnavailable",
         "UnsupportedAlgorithm",
+        "VaultError",
         "WrongAuthority",
     ]
 )
@@ -266,6 +271,9 @@ def test_management_errors_are_also_builtin_errors():
     assert issubclass(exceptions.InvalidKeyOperation, ValueError)
     assert not issubclass(exceptions.KeyNotFound, AuthError)
     assert not issubclass(exceptions.InvalidKeyOperation, AuthError)
+    # A key that cannot be revealed is a refused operation, not a missing key.
+    assert issubclass(exceptions.KeyNotRecoverable, exceptions.InvalidKeyOperation)
+    assert not issubclass(exceptions.VaultError, AuthError | ValueError)
 
 
 AUDIT_EXPORTED = sorted(
@@ -356,6 +364,7 @@ TESTING_EXPORTED = sorted(
         "ReferenceMachine",
         "RolesUsageContract",
         "StoreContract",
+        "VaultContract",
     ]
 )
 
@@ -368,6 +377,7 @@ def test_testing_all_is_locked_and_documented():
     assert {c.__name__ for c in testing.StoreContract.__mro__} >= contracts | {
         "LegacyDigestContract",
         "CatalogueContract",
+        "VaultContract",
     }
 
 

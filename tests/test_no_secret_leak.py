@@ -243,3 +243,70 @@ def test_log_output_across_a_full_cycle_through_both_middlewares(caplog):
     s.assert_absent(caplog.text, "caplog.text")
     for form in (rotated.token, rotated.token[-49:-6]):
         assert form not in caplog.text
+
+
+# -- the vault: recoverable keys ----------------------------------------------
+VAULT_KEK = bytes(range(7, 39))
+
+
+def _vault_forms(s: Secrets, sealed: Any) -> list[str]:
+    raw = [VAULT_KEK, sealed.ciphertext, sealed.wrapped_key]
+    return [
+        *s.forms(),
+        *(b.hex() for b in raw),
+        *(base64.b64encode(b).decode() for b in raw),
+        *(repr(b)[2:30] for b in raw),
+    ]
+
+
+def test_the_vault_and_sealed_seeds_never_show_key_material(caplog):
+    from scout_auth import KeyVault
+    from scout_auth._core.lifecycle import VaultCall
+    from scout_auth.exceptions import KeyNotRecoverable, VaultError
+
+    store = InMemoryKeyStore()
+    vault = KeyVault({"kek-1": VAULT_KEK})
+    manager = KeyManager(store, vault=vault, password_hasher=cheap_hasher(), clock=Clock())
+    new = manager.create_key("org_1", "billing-sync prod", recoverable=True)
+    parsed = parse_token(new.token)
+    assert parsed is not None
+    s = Secrets(new=new, token=new.token, seed=parsed.seed)
+    sealed = new.key.sealed_seed
+    assert sealed is not None
+    forms = _vault_forms(s, sealed)
+    plain = manager.create_key("org_1", "billing-sync staging")
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG):
+        assert manager.reveal_key(new.key.key_id, actor="ada") == new.token
+        for wrong in (KeyVault({"kek-1": bytes(32)}), KeyVault({"kek-2": VAULT_KEK})):
+            try:
+                KeyManager(store, vault=wrong).reveal_key(new.key.key_id)
+            except VaultError as exc:
+                errors.append(exc)
+        try:
+            manager.reveal_key(plain.key.key_id)
+        except KeyNotRecoverable as exc:
+            errors.append(exc)
+        try:
+            KeyManager(store).create_key("org_1", "billing-sync x", recoverable=True)
+        except Exception as exc:  # ConfigurationError
+            errors.append(exc)
+        KeyManager(store, vault=KeyVault({"kek-3": bytes(32)})).rewrap_vault()  # logs a failure
+    assert len(errors) == 4
+    objects: dict[str, object] = {
+        "vault": vault,
+        "SealedSeed": sealed,
+        "KeyRecord": new.key,
+        "stored KeyRecord": store.get_key(new.key.key_id),
+        "NewKey": new,
+        "KeyManager": manager,
+        "VaultCall seal": VaultCall("seal", "k", "o", seed=s.seed),
+        "VaultCall unseal": VaultCall("unseal", "k", "o", sealed=sealed),
+        "store": store,
+        **{f"error {i}": e for i, e in enumerate(errors)},
+        "log": caplog.text,
+    }
+    for where, obj in objects.items():
+        text = obj if isinstance(obj, str) else shown(obj)
+        for form in forms:
+            assert form not in text, f"key material {form[:12]}… leaked in {where}"

@@ -78,6 +78,8 @@ class AuditAction(enum.StrEnum):
     SCOPE_PUBLISHED = "scope_published"
     #: A scope was removed from the org's catalogue (``key_name`` holds the scope).
     SCOPE_UNPUBLISHED = "scope_unpublished"
+    #: A recoverable key's token was revealed again (KeyManager.reveal_key).
+    REVEALED = "revealed"
     #: A request that named a real key was refused; ``reason`` says why.
     DENIED = "denied"
 

@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 Each operation is a generator that yields what it needs done — a
 :class:`StoreCall` (a store method by its sync name), a :class:`HashSecret`
-(argon2, slow) or an :class:`Audit` (record an event) — and returns the
-operation's result. :class:`KeyManager`
+(argon2, slow), a :class:`VaultCall` (seal, open or re-wrap a seed: a KMS
+callback may be slow) or an :class:`Audit` (record an event) — and returns
+the operation's result. :class:`KeyManager`
 drives it with plain calls; :class:`AsyncKeyManager` with the store's ``a*``
-twins and argon2 in a worker thread. Validation happens before the first
+twins and argon2 (and a blocking vault) in a worker thread. Validation happens before the first
 yield, so a rejected call writes nothing; every write is one atomic store
 call, so nothing is ever half written. An :class:`Audit` is yielded only
 after the store call succeeded, once per operation that changed something:
@@ -28,11 +29,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar, get_args
 
 from .._audit.events import AuditAction, AuditEvent
-from ..exceptions import InvalidKeyOperation, KeyNotFound
+from ..exceptions import (
+    ConfigurationError,
+    InvalidKeyOperation,
+    KeyNotFound,
+    KeyNotRecoverable,
+    VaultError,
+)
 from .pepper import LegacyPepper
-from .records import KeyList, KeyRecord, LegacyRecord, LegacyStatus, NewKey, RoleRecord
+from .records import (
+    KeyList,
+    KeyRecord,
+    LegacyRecord,
+    LegacyStatus,
+    NewKey,
+    RoleRecord,
+    SealedSeed,
+)
 from .store import KEEP, KeyUpdate, _Keep
 from .tokens import TOKEN_PREFIX, format_token, generate_key_id, public_key_from_seed
+from .vault import RewrapReport
 
 logger = logging.getLogger("scout_auth")
 
@@ -45,6 +61,7 @@ __all__ = [
     "Op",
     "StoreCall",
     "StoreMethod",
+    "VaultCall",
     "WeakKeyNameWarning",
 ]
 
@@ -85,6 +102,7 @@ StoreMethod = Literal[
     "list_keys",
     "list_roles",
     "list_scope_infos",
+    "list_sealed_seeds",
     "put_legacy",
     "put_role",
     "put_scope_info",
@@ -119,10 +137,30 @@ class Audit:
     event: AuditEvent
 
 
+@dataclass(frozen=True, slots=True)
+class VaultCall:
+    """Need: the manager's :class:`~scout_auth.KeyVault` does ``action`` for one key.
+
+    ``seal``: ``seed`` -> a :class:`SealedSeed`; ``unseal``: ``sealed`` -> the
+    seed; ``rewrap``: ``sealed`` -> the same seed's data key under the current
+    KEK, or the :class:`~scout_auth.exceptions.VaultError` it met (answered,
+    not raised: one key that does not open must not stop a rewrap of the rest).
+    """
+
+    action: Literal["seal", "unseal", "rewrap"]
+    key_id: str
+    org_id: str
+    seed: bytes = field(default=b"", repr=False)
+    sealed: SealedSeed | None = None
+
+
 R = TypeVar("R")
 
 #: What a lifecycle op yields.
-LifecycleNeed = StoreCall | HashSecret | Audit
+LifecycleNeed = StoreCall | HashSecret | VaultCall | Audit
+
+#: Key ids per page of ``list_sealed_seeds`` (rewrap, status).
+SEALED_PAGE = 500
 
 #: A lifecycle op whose result is an ``R`` (``Op[NewKey]``): the drivers run it
 #: with :func:`~scout_auth._core.drive.drive`, and its type is theirs.
@@ -283,7 +321,7 @@ def _new_key(
     allowed_ips: tuple[str, ...] | None = None,
     description: str = "",
     created_by: str | None = None,
-) -> NewKey:
+) -> tuple[NewKey, bytes]:
     key_id = generate_key_id()
     seed = secrets.token_bytes(32)
     record = KeyRecord(
@@ -300,7 +338,19 @@ def _new_key(
         description=description,
         created_by=created_by,
     )
-    return NewKey(token=format_token(key_id, seed), key=record)
+    return NewKey(token=format_token(key_id, seed), key=record), seed
+
+
+def _no_vault(what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{what} needs a KeyVault: KeyManager(store, vault=KeyVault.from_env()) with "
+        "$SCOUT_AUTH_VAULT_KEKS set (docs/vault.md); without one, keys are shown once"
+    )
+
+
+def _sealed(new: NewKey, seed: bytes) -> Op[NewKey]:
+    sealed = yield VaultCall("seal", new.key.key_id, new.key.org_id, seed=seed)
+    return NewKey(token=new.token, key=new.key.evolve(sealed_seed=sealed))
 
 
 def _check_expiry(expires_at: datetime | None) -> datetime | None:
@@ -319,8 +369,14 @@ def create_key(
     roles: Iterable[str] | None = None,
     allowed_ips: Iterable[str] | None = None,
     description: str = "",
+    recoverable: bool = False,
+    has_vault: bool = False,
 ) -> Op[NewKey]:
-    new = _new_key(
+    if not isinstance(recoverable, bool):
+        raise InvalidKeyOperation("recoverable must be True or False")
+    if recoverable and not has_vault:
+        raise _no_vault("create_key(recoverable=True)")
+    new, seed = _new_key(
         _check_id(org_id, "org_id"),
         check_name(name),
         _scopes(scopes),
@@ -331,6 +387,8 @@ def create_key(
         check_description(description, "a key description", MAX_DESCRIPTION_LENGTH),
         check_actor(actor),
     )
+    if recoverable:
+        new = yield from _sealed(new, seed)
     yield StoreCall("add_key", (new.key,))
     yield _audit(AuditAction.CREATED, new.key, actor, now)
     return new
@@ -381,13 +439,31 @@ def delete_key(key_id: str, now: float, actor: str | None = None) -> Op[KeyRecor
     return record
 
 
-def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = None) -> Op[NewKey]:
+def rotate_key(
+    key_id: str,
+    grace: timedelta,
+    now: float,
+    actor: str | None = None,
+    recoverable: bool | None = None,
+    has_vault: bool = False,
+) -> Op[NewKey]:
     if not isinstance(grace, timedelta) or grace < timedelta(0):
         raise InvalidKeyOperation("grace must be a timedelta >= 0")
+    if recoverable is not None and not isinstance(recoverable, bool):
+        raise InvalidKeyOperation("recoverable must be True, False or None (as the old key)")
+    if recoverable and not has_vault:
+        raise _no_vault("rotate_key(recoverable=True)")
     check_actor(actor)
     old = yield from get_key(key_id)
     at = _now(now)
-    new = _new_key(
+    if recoverable is None:
+        recoverable = old.recoverable and has_vault
+        if old.recoverable and not has_vault:
+            logger.warning(
+                "key %s is recoverable but this manager has no vault: its successor is not",
+                key_id,
+            )
+    new, seed = _new_key(
         old.org_id,
         old.name,
         old.scopes,
@@ -398,11 +474,77 @@ def rotate_key(key_id: str, grace: timedelta, now: float, actor: str | None = No
         old.description,
         created_by=actor,
     )
+    if recoverable:
+        new = yield from _sealed(new, seed)
     updated = yield StoreCall("rotate_key", (key_id, new.key, at + grace))
     if updated is None:  # deleted meanwhile: the store wrote nothing
         raise KeyNotFound(key_id)
     yield _audit(AuditAction.ROTATED, updated, actor, now, replaced_by=new.key.key_id)
     return new
+
+
+def reveal_key(key_id: str, now: float, actor: str | None, has_vault: bool) -> Op[str]:
+    """The token of a recoverable key, opened by the vault; audited as ``revealed``."""
+    check_actor(actor)
+    if not has_vault:
+        raise _no_vault("reveal_key")
+    record = yield from get_key(key_id)
+    if record.sealed_seed is None:
+        raise KeyNotRecoverable(key_id)
+    seed = yield VaultCall("unseal", record.key_id, record.org_id, sealed=record.sealed_seed)
+    # The AAD binds the ciphertext to this row; this binds it to this key pair.
+    if public_key_from_seed(seed) != record.public_key:
+        raise VaultError(f"the sealed seed of key {key_id!r} is not this key's private key")
+    yield _audit(AuditAction.REVEALED, record, actor, now)
+    return format_token(record.key_id, seed)
+
+
+def _sealed_pages() -> Generator[LifecycleNeed, Any, list[tuple[str, str]]]:
+    pairs: list[tuple[str, str]] = []
+    after: str | None = None
+    while True:
+        page: list[tuple[str, str]] = yield StoreCall("list_sealed_seeds", (after, SEALED_PAGE))
+        pairs += page
+        if len(page) < SEALED_PAGE:
+            return pairs
+        after = page[-1][0]
+
+
+def vault_status() -> Op[dict[str, int]]:
+    """How many sealed seeds each KEK id wraps."""
+    counts: dict[str, int] = {}
+    for _, kek_id in (yield from _sealed_pages()):
+        counts[kek_id] = counts.get(kek_id, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def rewrap_vault(current_kek_id: str) -> Op[RewrapReport]:
+    """Re-wrap every data key not under the current KEK (idempotent, resumable).
+
+    Each key is one store write of its new sealed seed; a key deleted
+    meanwhile is skipped, one that does not open is left as it is and named.
+    """
+    rewrapped = current = gone = 0
+    failed: list[str] = []
+    for key_id, kek_id in (yield from _sealed_pages()):
+        if kek_id == current_kek_id:
+            current += 1
+            continue
+        record: KeyRecord | None = yield StoreCall("get_key", (key_id,))
+        if record is None or record.sealed_seed is None:
+            gone += 1
+            continue
+        sealed = yield VaultCall("rewrap", record.key_id, record.org_id, sealed=record.sealed_seed)
+        if isinstance(sealed, VaultError):
+            logger.warning("vault rewrap: key %s left as it was: %s", key_id, sealed)
+            failed.append(key_id)
+            continue
+        updated = yield StoreCall("update_key", (key_id, KeyUpdate(sealed_seed=sealed)))
+        if updated is None:
+            gone += 1
+        else:
+            rewrapped += 1
+    return RewrapReport(rewrapped=rewrapped, current=current, gone=gone, failed=tuple(failed))
 
 
 def import_legacy_key(

@@ -20,6 +20,7 @@ __all__ = [
     "OrgContext",
     "RoleRecord",
     "ScopeInfo",
+    "SealedSeed",
 ]
 
 
@@ -28,6 +29,30 @@ class CredentialKind(enum.StrEnum):
 
     ORG_CREDENTIAL = "org_credential"
     LEGACY = "legacy"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSeed:
+    """A key's Ed25519 seed as a :class:`~scout_auth.KeyVault` sealed it: all a store keeps.
+
+    The seed is encrypted with AES-256-GCM under a data key of its own,
+    bound to the key's id and org (a ciphertext copied onto another key's
+    row fails to open); the data key is wrapped by the key-encryption key
+    (KEK) ``kek_id`` names, which never reaches the store. Without that KEK
+    these bytes reveal nothing (docs/vault.md).
+
+    Attributes:
+        ciphertext: The sealed seed (32 bytes of seed, 16 of GCM tag).
+        nonce: The 12-byte GCM nonce of ``ciphertext``.
+        wrapped_key: The data key, wrapped by the KEK (opaque: the KEK's own
+            format, or whatever a KMS callback returned).
+        kek_id: Which KEK wrapped the data key (a public id).
+    """
+
+    ciphertext: bytes = field(repr=False)
+    nonce: bytes = field(repr=False)
+    wrapped_key: bytes = field(repr=False)
+    kek_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +81,10 @@ class KeyRecord:
         created_by: Who created the key (the ``actor=`` of the creating or
             rotating call), or ``None`` when not known (keys created before
             the field existed, or without an actor).
+        sealed_seed: The private key, sealed by a :class:`~scout_auth.KeyVault`,
+            for a key created with ``recoverable=True``; ``None`` (every
+            other key) means the private key exists nowhere server-side and
+            can never be shown again. Verification never reads it.
     """
 
     key_id: str
@@ -73,6 +102,12 @@ class KeyRecord:
     use_count: int = 0
     description: str = ""
     created_by: str | None = None
+    sealed_seed: SealedSeed | None = field(default=None, repr=False)
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether the key's token can be revealed again (it has a sealed seed)."""
+        return self.sealed_seed is not None
 
     def is_expired(self, now: datetime) -> bool:
         """Whether the key has expired at ``now``."""

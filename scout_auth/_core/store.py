@@ -18,11 +18,11 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from .records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
+from .records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo, SealedSeed
 
 __all__ = [
     "KEEP",
@@ -79,7 +79,9 @@ class KeyUpdate:
     ``scopes=None`` makes a key unrestricted by scopes, ``allowed_ips=None``
     usable from anywhere, ``expires_at=None`` never expire;
     ``roles=frozenset()`` removes every role, ``description=""`` the
-    description. A store applies every field of one update atomically.
+    description; ``sealed_seed`` replaces the key's sealed seed (``scout-auth
+    vault rewrap``: the same seed, its data key wrapped by another KEK).
+    A store applies every field of one update atomically.
     """
 
     name: str | None = None
@@ -89,6 +91,7 @@ class KeyUpdate:
     allowed_ips: tuple[str, ...] | Literal[_Keep.KEEP] | None = KEEP
     description: str | None = None
     expires_at: datetime | Literal[_Keep.KEEP] | None = KEEP
+    sealed_seed: SealedSeed | None = field(default=None, repr=False)
 
 
 def apply_update(record: KeyRecord, update: KeyUpdate) -> KeyRecord:
@@ -101,6 +104,7 @@ def apply_update(record: KeyRecord, update: KeyUpdate) -> KeyRecord:
         allowed_ips=record.allowed_ips if update.allowed_ips is KEEP else update.allowed_ips,
         description=record.description if update.description is None else update.description,
         expires_at=record.expires_at if update.expires_at is KEEP else update.expires_at,
+        sealed_seed=record.sealed_seed if update.sealed_seed is None else update.sealed_seed,
     )
 
 
@@ -217,6 +221,18 @@ class KeyStore(Protocol):
     def list_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Return the org's scope catalogue, by name."""
 
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """``(key_id, kek_id)`` of keys holding a sealed seed, a page at a time.
+
+        Every org's keys, ordered by key id as the store compares ids, the
+        first ``limit`` after ``after`` (``None``: from the start); pass the
+        last id of a page as ``after`` for the next, until a page is shorter
+        than ``limit``. For ``scout-auth vault rewrap`` and ``status``, not
+        for requests: a store may read every key (Redis: a ``SCAN``).
+        """
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` to the key's count and raise ``last_used_at`` to at least this.
 
@@ -304,6 +320,11 @@ class KeyStore(Protocol):
 
     async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Async :meth:`list_scope_infos`."""
+
+    async def alist_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """Async :meth:`list_sealed_seeds`."""
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

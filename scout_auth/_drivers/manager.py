@@ -22,6 +22,7 @@ from .._core.lifecycle import (
     HashSecret,
     LifecycleNeed,
     Op,
+    VaultCall,
 )
 from .._core.pepper import LegacyPepper, missing_pepper_error, resolve_pepper
 from .._core.records import (
@@ -34,7 +35,8 @@ from .._core.records import (
     ScopeInfo,
 )
 from .._core.store import KEEP, KeyStore, _Keep
-from ..exceptions import StoreError, StoreUnavailable
+from .._core.vault import KeyVault, RewrapReport
+from ..exceptions import StoreError, StoreUnavailable, VaultError
 from .audit_buffer import AuditBuffer
 
 __all__ = ["AsyncKeyManager", "KeyManager"]
@@ -62,9 +64,13 @@ class _BaseManager:
         clock: Callable[[], float] = time.time,
         legacy_pepper: LegacyPepper | str | bytes | None = None,
         legacy_bearer: bool = True,
+        vault: KeyVault | None = None,
     ) -> None:
+        if vault is not None and not isinstance(vault, KeyVault):
+            raise TypeError("vault must be a KeyVault or None")
         self.store = store
         self.audit = audit
+        self.vault = vault
         self._hasher = password_hasher or PasswordHasher()
         self._clock = clock
         # Only import_legacy_key needs it: a manager that never imports one
@@ -79,7 +85,26 @@ class _BaseManager:
         return self.legacy_pepper
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r})"
+        vault = "" if self.vault is None else f", vault={self.vault!r}"
+        return f"{type(self).__name__}(store={self.store!r}, audit={self.audit!r}{vault})"
+
+    def _vault_call(self, need: VaultCall) -> object:
+        vault = self.vault
+        assert vault is not None  # the ops check before they ask
+        if need.action == "seal":
+            return vault.seal(need.seed, key_id=need.key_id, org_id=need.org_id)
+        assert need.sealed is not None
+        if need.action == "unseal":
+            return vault.unseal(need.sealed, key_id=need.key_id, org_id=need.org_id)
+        try:
+            return vault.rewrap(need.sealed)
+        except VaultError as exc:  # answered: see VaultCall
+            return exc
+
+    def _current_kek_id(self) -> str:
+        if self.vault is None:
+            raise ops._no_vault("a vault rewrap")
+        return self.vault.current_kek_id
 
     def _audit_failed(self, event: AuditEvent) -> None:
         # The change is committed: failing the call now would hide that (and
@@ -109,6 +134,10 @@ class KeyManager(_BaseManager):
             manager and verifier of one store must use the same.
         legacy_bearer: ``False``: imported legacy secrets get no look-up
             digest (Basic only) and no pepper is needed.
+        vault: A :class:`~scout_auth.KeyVault` that seals the private key of
+            keys created with ``recoverable=True``, so :meth:`reveal_key`
+            can show it again (docs/vault.md). ``None`` (default): every
+            token is shown once and only the public key is stored.
 
     Example:
         >>> from scout_auth import InMemoryKeyStore, KeyManager
@@ -145,6 +174,8 @@ class KeyManager(_BaseManager):
         if isinstance(need, Audit):
             self._record(need.event)
             return None
+        if isinstance(need, VaultCall):
+            return self._vault_call(need)
         try:
             return getattr(self.store, need.method)(*need.args)
         except StoreUnavailable as exc:
@@ -160,6 +191,7 @@ class KeyManager(_BaseManager):
         roles: Iterable[str] | None = None,
         allowed_ips: Iterable[str] | None = None,
         description: str = "",
+        recoverable: bool = False,
         actor: str | None = None,
     ) -> NewKey:
         """Create a key for ``org_id``.
@@ -179,14 +211,32 @@ class KeyManager(_BaseManager):
                 characters, line breaks and tabs allowed, no other control
                 characters. Never put a secret in it: it is shown wherever
                 the key is listed.
+            recoverable: ``True``: the manager's vault seals the private
+                key into the store with it, so :meth:`reveal_key` can show
+                the token again. Off by default: the strongest key is one
+                whose private half exists only with the client.
             actor: Who creates it (for the audit trail); stored as the
                 key's ``created_by``.
 
         Returns:
-            A :class:`~scout_auth.NewKey`; its ``token`` is never shown again.
+            A :class:`~scout_auth.NewKey`; its ``token`` is never shown again
+            (unless ``recoverable``).
+
+        Raises:
+            ConfigurationError: ``recoverable=True`` and no ``vault``.
         """
         op = ops.create_key(
-            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips, description
+            org_id,
+            name,
+            scopes,
+            expires_at,
+            self._clock(),
+            actor,
+            roles,
+            allowed_ips,
+            description,
+            recoverable,
+            self.vault is not None,
         )
         return self._run(op)
 
@@ -234,6 +284,7 @@ class KeyManager(_BaseManager):
         key_id: str,
         *,
         grace: timedelta = DEFAULT_ROTATION_GRACE,
+        recoverable: bool | None = None,
         actor: str | None = None,
     ) -> NewKey:
         """Replace a key with a new one of the same name, description, scopes,
@@ -242,8 +293,55 @@ class KeyManager(_BaseManager):
         The old key keeps working for ``grace`` (default 24 h) and then
         answers 401 ``key_expired``; ``grace=timedelta(0)`` ends it at once. A
         grace period never extends the old key's own expiry.
+
+        ``recoverable=None`` (default) keeps the old key's recoverability: a
+        recoverable key's successor is sealed too, if this manager has a
+        vault (without one it is not, and a warning is logged); ``True`` /
+        ``False`` choose (``True`` needs a vault: ``ConfigurationError``).
         """
-        return self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
+        op = ops.rotate_key(
+            key_id, grace, self._clock(), actor, recoverable, self.vault is not None
+        )
+        return self._run(op)
+
+    def reveal_key(self, key_id: str, *, actor: str | None = None) -> str:
+        """The token of a key created with ``recoverable=True``, opened by the vault.
+
+        Records a ``revealed`` audit event (who: ``actor``). Works for any
+        recoverable key, disabled, expired or in its rotation grace period
+        too; the store and the verifiers see no change.
+
+        Raises:
+            KeyNotFound: No such key.
+            KeyNotRecoverable: The key was created without
+                ``recoverable=True``: it can never be revealed (an HTTP API
+                answers 409).
+            VaultError: The sealed seed does not open: its KEK is not
+                configured, another KEK has its id, or it was changed.
+            ConfigurationError: This manager has no vault.
+        """
+        return self._run(ops.reveal_key(key_id, self._clock(), actor, self.vault is not None))
+
+    def vault_status(self) -> dict[str, int]:
+        """How many recoverable keys each KEK id wraps (reads every sealed key's id).
+
+        Needs no vault: the ids are public. A KEK id here that the vault
+        does not know (:meth:`KeyVault.knows`) is a key that cannot be revealed.
+        """
+        return self._run(ops.vault_status())
+
+    def rewrap_vault(self) -> RewrapReport:
+        """Re-wrap every sealed data key not under the vault's current KEK.
+
+        The seeds' ciphertexts stay; each key's wrapped data key is replaced
+        in one store write. Idempotent: run it after adding a new current
+        KEK, and remove the old KEK once :meth:`vault_status` shows none
+        left under it. Keys that do not open are named in the report, not raised.
+
+        Raises:
+            ConfigurationError: This manager has no vault.
+        """
+        return self._run(ops.rewrap_vault(self._current_kek_id()))
 
     def import_legacy_key(
         self, org_id: str, secret: str, *, actor: str | None = None
@@ -429,8 +527,8 @@ class KeyManager(_BaseManager):
 class AsyncKeyManager(_BaseManager):
     """The async twin of :class:`KeyManager`: same methods, as coroutines.
 
-    Store calls use the store's ``a*`` methods; argon2 hashing runs in a
-    worker thread.
+    Store calls use the store's ``a*`` methods; argon2 hashing, and a
+    vault's KMS callbacks, run in a worker thread.
     """
 
     async def _record(self, event: AuditEvent) -> None:
@@ -453,6 +551,10 @@ class AsyncKeyManager(_BaseManager):
         if isinstance(need, Audit):
             await self._record(need.event)
             return None
+        if isinstance(need, VaultCall):
+            if self.vault is not None and self.vault.blocking:  # a KMS round trip
+                return await anyio.to_thread.run_sync(self._vault_call, need)
+            return self._vault_call(need)
         try:
             return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
         except StoreUnavailable as exc:
@@ -468,11 +570,22 @@ class AsyncKeyManager(_BaseManager):
         roles: Iterable[str] | None = None,
         allowed_ips: Iterable[str] | None = None,
         description: str = "",
+        recoverable: bool = False,
         actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.create_key`."""
         op = ops.create_key(
-            org_id, name, scopes, expires_at, self._clock(), actor, roles, allowed_ips, description
+            org_id,
+            name,
+            scopes,
+            expires_at,
+            self._clock(),
+            actor,
+            roles,
+            allowed_ips,
+            description,
+            recoverable,
+            self.vault is not None,
         )
         return await self._run(op)
 
@@ -505,10 +618,27 @@ class AsyncKeyManager(_BaseManager):
         key_id: str,
         *,
         grace: timedelta = DEFAULT_ROTATION_GRACE,
+        recoverable: bool | None = None,
         actor: str | None = None,
     ) -> NewKey:
         """See :meth:`KeyManager.rotate_key`."""
-        return await self._run(ops.rotate_key(key_id, grace, self._clock(), actor))
+        op = ops.rotate_key(
+            key_id, grace, self._clock(), actor, recoverable, self.vault is not None
+        )
+        return await self._run(op)
+
+    async def reveal_key(self, key_id: str, *, actor: str | None = None) -> str:
+        """See :meth:`KeyManager.reveal_key` (a KMS callback runs in a worker thread)."""
+        op = ops.reveal_key(key_id, self._clock(), actor, self.vault is not None)
+        return await self._run(op)
+
+    async def vault_status(self) -> dict[str, int]:
+        """See :meth:`KeyManager.vault_status`."""
+        return await self._run(ops.vault_status())
+
+    async def rewrap_vault(self) -> RewrapReport:
+        """See :meth:`KeyManager.rewrap_vault`."""
+        return await self._run(ops.rewrap_vault(self._current_kek_id()))
 
     async def import_legacy_key(
         self, org_id: str, secret: str, *, actor: str | None = None

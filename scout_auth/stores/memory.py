@@ -234,6 +234,18 @@ class InMemoryKeyStore(StoreEventsMixin):
             infos = [i for (o, _), i in self._scope_infos.items() if o == org_id]
         return sorted(infos, key=lambda i: i.name)
 
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """``(key_id, kek_id)`` of keys with a sealed seed, by key id, after ``after``."""
+        with self._lock:
+            pairs = [
+                (k.key_id, k.sealed_seed.kek_id)
+                for k in self._keys.values()
+                if k.sealed_seed is not None and (after is None or k.key_id > after)
+            ]
+        return sorted(pairs)[: max(limit, 0)]
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` (no event)."""
         with self._lock:
@@ -354,6 +366,12 @@ class InMemoryKeyStore(StoreEventsMixin):
     async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Async :meth:`list_scope_infos`."""
         return self.list_scope_infos(org_id)
+
+    async def alist_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """Async :meth:`list_sealed_seeds`."""
+        return self.list_sealed_seeds(after, limit)
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

@@ -21,8 +21,9 @@ and subclass::
 (the hypothesis :class:`ReferenceMachine` against the in-memory reference),
 :class:`AuditContract`, :class:`RolesUsageContract`,
 :class:`LegacyDigestContract` and :class:`CatalogueContract` (key
-descriptions, multi-field updates, the scope catalogue); mix in the parts
-alone if your store does less.
+descriptions, multi-field updates, the scope catalogue) and
+:class:`VaultContract` (recoverable keys' sealed seeds, ``list_sealed_seeds``);
+mix in the parts alone if your store does less.
 :class:`PropagationContract` is for stores with a change feed (fixtures
 ``writer`` and ``reader``). Async tests run through anyio's pytest plugin,
 which comes with anyio. See docs/writing-a-store.md.
@@ -39,7 +40,15 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Before the contract modules are imported: a failed contract assertion then
 # shows its values, as in a test module of your own.
-_CONTRACTS = ("_audit", "_catalogue", "_legacy_digest", "_propagation", "_roles_usage", "_store")
+_CONTRACTS = (
+    "_audit",
+    "_catalogue",
+    "_legacy_digest",
+    "_propagation",
+    "_roles_usage",
+    "_store",
+    "_vault",
+)
 _pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CONTRACTS))
 
 from ._audit import AuditContract  # noqa: E402
@@ -48,6 +57,7 @@ from ._legacy_digest import CONTRACT_LEGACY_PEPPER, LegacyDigestContract  # noqa
 from ._propagation import PropagationContract  # noqa: E402
 from ._roles_usage import RolesUsageContract  # noqa: E402
 from ._store import KeysContract, ReferenceContract, ReferenceMachine, StoreContract  # noqa: E402
+from ._vault import VaultContract  # noqa: E402
 
 __all__ = [
     "CONTRACT_LEGACY_PEPPER",
@@ -60,4 +70,5 @@ __all__ = [
     "ReferenceMachine",
     "RolesUsageContract",
     "StoreContract",
+    "VaultContract",
 ]

@@ -35,6 +35,7 @@ from ._audit import AuditContract
 from ._catalogue import CatalogueContract
 from ._legacy_digest import LegacyDigestContract
 from ._roles_usage import RolesUsageContract
+from ._vault import VaultContract
 
 __all__ = [
     "T0",
@@ -352,10 +353,11 @@ class StoreContract(
     RolesUsageContract,
     LegacyDigestContract,
     CatalogueContract,
+    VaultContract,
 ):
     """The whole contract: behaviour tests, the random-sequence comparison, the audit
     sink, roles / scopes / usage / the legacy switch, the legacy look-up digests,
-    key descriptions and the scope catalogue.
+    key descriptions and the scope catalogue, and recoverable keys' sealed seeds.
 
     Subclasses provide the ``store`` and ``legacy_dump`` fixtures.
     """

@@ -35,7 +35,8 @@ With ``prefix="scout"``::
     scout:{k:<key_id>}                string  org id (directory)
     scout:{l:<hex digest>}            string  org id (legacy look-up digest directory)
     scout:legacy-peppers              set     every pepper id a digest was stored with
-    scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only)
+    scout:{o:<org_id>}:key:<key_id>   hash    the key record (public key only; a
+                                              recoverable key's sealed seed too)
     scout:{o:<org_id>}:keys           zset    "<created_at> <key_id>", score 0
     scout:{o:<org_id>}:legacy         hash    the legacy argon2id hash (+ ``enabled``,
                                               ``lookup_digest`` hex, ``pepper_id``)
@@ -51,6 +52,14 @@ With ``prefix="scout"``::
     scout:{n:<key_id>}:nonces         zset    a signing key's live nonces -> expiry (ms)
     scout:nonce:<key>                 string  a nonce nobody owns (SET NX PX)
     scout:events                      pub/sub channel of KeyEvents
+
+``list_sealed_seeds`` (``scout-auth vault rewrap`` and ``status``, never per
+request) finds key records as ``legacy_digest_counts`` finds legacy hashes:
+a ``SCAN`` with ``MATCH <prefix>:{o:*}:key:*``, then ``HMGET`` of
+``sealed_kek_id`` in pipelined batches. A sealed seed is four fields of the
+key's own hash (``sealed_ciphertext``, ``sealed_nonce``, ``sealed_wrapped_key``
+as base64, ``sealed_kek_id``), so creating, rotating and deleting a key writes
+or removes it in the same script.
 
 A signing key's nonces are one sorted set in a slot of its own (hash tag
 ``{n:<key id>}``): the per-key bound is one script over one key, atomic on a
@@ -74,7 +83,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
-from ..._core.records import KeyRecord, LegacyRecord
+from ..._core.records import KeyRecord, LegacyRecord, SealedSeed
 
 __all__ = [
     "Layout",
@@ -87,6 +96,7 @@ __all__ = [
     "key_from_fields",
     "legacy_fields",
     "legacy_from_fields",
+    "sealed_fields",
     "text",
 ]
 
@@ -144,6 +154,24 @@ class Layout:
         """
         literal = _GLOB.sub(r"\\\1", self.prefix)
         return f"{literal}:{{o:*}}:legacy"
+
+    @property
+    def key_pattern(self) -> str:
+        """A ``SCAN MATCH`` glob for every key record under this prefix (and a
+        few other names, which :meth:`key_record` tells apart)."""
+        literal = _GLOB.sub(r"\\\1", self.prefix)
+        return f"{literal}:{{o:*}}:key:*"
+
+    def key_record(self, name: str) -> str | None:
+        """The key id of a key record's name, else ``None`` (an audit stream's, say)."""
+        head = f"{self.prefix}:{{o:"
+        if not name.startswith(head):
+            return None
+        _, brace, rest = name[len(head) :].partition("}")
+        # Ids are escaped in names: after the hash tag, exactly ":key:<id>".
+        if not brace or not rest.startswith(":key:") or ":" in rest[5:] or "}" in rest:
+            return None
+        return unquote(rest[5:])
 
     @property
     def directory_patterns(self) -> tuple[str, str]:
@@ -274,7 +302,40 @@ def key_fields(record: KeyRecord) -> list[str]:
         "last_used_at", "" if record.last_used_at is None else format_time(record.last_used_at),
         "description", record.description,
         *creator,
+        *sealed_fields(record.sealed_seed),
     ]  # fmt: skip
+
+
+def sealed_fields(sealed: SealedSeed | None) -> list[str]:
+    """A sealed seed as ``HSET`` pairs (base64 bytes); none for a key that has none.
+
+    ``None`` writes no field, so such a key reads the same as one written
+    before recoverable keys existed.
+    """
+    if sealed is None:
+        return []
+    return [
+        "sealed_ciphertext", _b64(sealed.ciphertext),
+        "sealed_nonce", _b64(sealed.nonce),
+        "sealed_wrapped_key", _b64(sealed.wrapped_key),
+        "sealed_kek_id", sealed.kek_id,
+    ]  # fmt: skip
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _sealed_from_fields(fields: Mapping[str, str]) -> SealedSeed | None:
+    kek_id = fields.get("sealed_kek_id")
+    if not kek_id:
+        return None
+    return SealedSeed(
+        ciphertext=base64.b64decode(fields.get("sealed_ciphertext", "")),
+        nonce=base64.b64decode(fields.get("sealed_nonce", "")),
+        wrapped_key=base64.b64decode(fields.get("sealed_wrapped_key", "")),
+        kek_id=kek_id,
+    )
 
 
 def json_list(values: frozenset[str] | tuple[str, ...] | None) -> str:
@@ -306,6 +367,7 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
         last_used_at=_parse_time(fields.get("last_used_at", "")),
         description=fields.get("description", ""),
         created_by=fields.get("created_by"),
+        sealed_seed=_sealed_from_fields(fields),
     )
 
 

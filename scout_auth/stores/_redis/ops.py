@@ -41,6 +41,7 @@ from .layout import (
     json_list,
     key_fields,
     key_from_fields,
+    sealed_fields,
     text,
 )
 from .needs import (
@@ -71,6 +72,9 @@ __all__ = [
     "once",
     "published",
 ]
+
+# Key records read per round trip by list_sealed_seeds.
+_SEALED_BATCH = 500
 
 # The lifecycle scripts below take, after the keys listed, the request's
 # ``once`` entry as their last key (see once()).
@@ -341,6 +345,7 @@ class Ops:
         if update.expires_at is not KEEP:
             expires = update.expires_at
             pairs += ["expires_at", "" if expires is None else format_time(expires)]
+        pairs += sealed_fields(update.sealed_seed)
         event = KeyEvent("updated", org, key_id)
         reply = yield self._write(
             UPDATE_KEY, org, (self.layout.key(org, key_id),), (event,), *pairs
@@ -399,6 +404,30 @@ class Ops:
     def _release(self, key_id: str, org: str) -> Lua:
         entry = self.layout.directory(key_id)
         return Lua(RELEASE_DIRECTORY, (entry,), (org,), best_effort=True, repeatable=True)
+
+    def list_sealed_seeds(self, after: str | None, limit: int) -> Op[list[tuple[str, str]]]:
+        """See :meth:`KeyStore.list_sealed_seeds`: a SCAN of the keyspace per page.
+
+        For ``scout-auth vault`` only: every page walks every key name (on
+        a cluster, of every primary), then reads ``sealed_kek_id`` of the
+        records after ``after`` in pipelined batches.
+        """
+        names: dict[str, str] = {}
+        for name in (yield Scan(self.layout.key_pattern)):
+            key_id = self.layout.key_record(text(name))
+            if key_id is not None and (after is None or key_id > after):
+                names[text(name)] = key_id
+        ordered = sorted(names.items(), key=lambda item: item[1])
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(ordered), _SEALED_BATCH):
+            chunk = ordered[start : start + _SEALED_BATCH]
+            replies = yield Batch(tuple(("HGET", name, "sealed_kek_id") for name, _ in chunk))
+            for (_, key_id), kek_id in zip(chunk, replies, strict=True):
+                if kek_id:  # recoverable, and not deleted since the SCAN
+                    found.append((key_id, text(kek_id)))
+            if len(found) >= limit:
+                break
+        return found[: max(int(limit), 0)]
 
     # -- roles ------------------------------------------------------------
     def put_role(self, role: RoleRecord) -> Op[None]:

@@ -363,6 +363,16 @@ class RedisKeyStore(StoreEventsMixin):
         """Return the org's scope catalogue, by name."""
         return self._run(self._ops.list_scope_infos(org_id))
 
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """``(key_id, kek_id)`` of recoverable keys, by key id, after ``after``.
+
+        A ``SCAN`` of the whole database (every primary of a cluster) per
+        page: for ``scout-auth vault rewrap`` and ``status``, not for requests.
+        """
+        return self._run(self._ops.list_sealed_seeds(after, limit))
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` atomically (no event)."""
         self._run(self._ops.record_usage(key_id, uses, last_used_at))
@@ -481,6 +491,12 @@ class RedisKeyStore(StoreEventsMixin):
     async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Async :meth:`list_scope_infos`."""
         return await self._arun(self._ops.list_scope_infos(org_id))
+
+    async def alist_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """Async :meth:`list_sealed_seeds`."""
+        return await self._arun(self._ops.list_sealed_seeds(after, limit))
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

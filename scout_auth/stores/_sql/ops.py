@@ -45,7 +45,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Row
 from sqlalchemy.sql import Executable
 
-from ..._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
+from ..._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo, SealedSeed
 from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
 from .._feed import encode_event_payload
 from .schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, SCOPE_CATALOGUE, UTCDateTime
@@ -139,6 +139,26 @@ def _decode_ips(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else _decode_tuple(text)
 
 
+def _sealed_values(sealed: SealedSeed | None) -> dict[str, Any]:
+    return {
+        "sealed_ciphertext": None if sealed is None else bytes(sealed.ciphertext),
+        "sealed_nonce": None if sealed is None else bytes(sealed.nonce),
+        "sealed_wrapped_key": None if sealed is None else bytes(sealed.wrapped_key),
+        "sealed_kek_id": None if sealed is None else sealed.kek_id,
+    }
+
+
+def _sealed(row: Row[Any]) -> SealedSeed | None:
+    if row.sealed_kek_id is None or row.sealed_ciphertext is None:
+        return None
+    return SealedSeed(
+        ciphertext=bytes(row.sealed_ciphertext),
+        nonce=bytes(row.sealed_nonce or b""),
+        wrapped_key=bytes(row.sealed_wrapped_key or b""),
+        kek_id=row.sealed_kek_id,
+    )
+
+
 def key_values(record: KeyRecord) -> dict[str, Any]:
     """The ``scout_auth_keys`` row for ``record``."""
     return {
@@ -157,6 +177,7 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "last_used_at": record.last_used_at,
         "description": record.description,
         "created_by": record.created_by,
+        **_sealed_values(record.sealed_seed),
     }
 
 
@@ -177,6 +198,7 @@ def _key(row: Row[Any]) -> KeyRecord:
         last_used_at=row.last_used_at,
         description=row.description or "",
         created_by=row.created_by,
+        sealed_seed=_sealed(row),
     )
 
 
@@ -229,6 +251,16 @@ def list_keys(org_id: str, dialect: Dialect) -> Op[list[KeyRecord]]:
         sa.select(KEYS).where(KEYS.c.org_id == org_id).order_by(KEYS.c.created_at, KEYS.c.key_id)
     )
     return Outcome([_key(row) for row in result if row.org_id == org_id])
+
+
+def list_sealed_seeds(after: str | None, limit: int, dialect: Dialect) -> Op[list[tuple[str, str]]]:
+    """A page of ``(key_id, kek_id)`` of recoverable keys: a range of the primary key."""
+    t = KEYS.c
+    query = sa.select(t.key_id, t.sealed_kek_id).where(t.sealed_kek_id.is_not(None))
+    if after is not None:
+        query = query.where(t.key_id > after)
+    result = yield query.order_by(t.key_id).limit(max(int(limit), 0))
+    return Outcome([(str(row.key_id), str(row.sealed_kek_id)) for row in result])
 
 
 def get_legacy(org_id: str, dialect: Dialect) -> Op[LegacyRecord | None]:
@@ -300,6 +332,8 @@ def update_key(key_id: str, update: KeyUpdate, dialect: Dialect) -> Op[KeyRecord
         values["description"] = update.description
     if update.expires_at is not KEEP:
         values["expires_at"] = update.expires_at
+    if update.sealed_seed is not None:
+        values.update(_sealed_values(update.sealed_seed))
     where = KEYS.c.key_id == key_id
     if values:
         result = yield sa.update(KEYS).where(where).values(values)

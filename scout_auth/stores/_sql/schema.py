@@ -4,7 +4,9 @@ Six tables, each answering its look-ups with one indexed query:
 
 * ``scout_auth_keys`` — one row per Org Credential (public key only, its
   scopes, roles and IP allowlist as JSON text, its usage counters, its
-  description and who created it).
+  description and who created it, and for a recoverable key its sealed seed:
+  ciphertext, nonce, wrapped data key and KEK id, never a KEK; see
+  docs/vault.md). ``list_sealed_seeds`` pages through the primary key.
   ``get_key`` hits the primary key; ``list_keys`` the ``(org_id, created_at, key_id)``
   index, which also serves the "oldest first" order.
 * ``scout_auth_legacy_keys`` — one argon2id hash per org, keyed by ``org_id``,
@@ -122,6 +124,11 @@ KEYS = sa.Table(
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     sa.Column("created_by", sa.String(200), nullable=True),
+    # A recoverable key's sealed seed (all four or none: NULL = not recoverable).
+    sa.Column("sealed_ciphertext", sa.LargeBinary(), nullable=True),
+    sa.Column("sealed_nonce", sa.LargeBinary(), nullable=True),
+    sa.Column("sealed_wrapped_key", sa.LargeBinary(), nullable=True),
+    sa.Column("sealed_kek_id", sa.String(200), nullable=True),
     sa.Index("ix_scout_auth_keys_org_id", "org_id", "created_at", "key_id"),
     **_MYSQL_TABLE_ARGS,
 )

@@ -266,6 +266,12 @@ class SQLKeyStore(LegacyMethods):
         """Return the org's scope catalogue, by name."""
         return self._read(partial(ops.list_scope_infos, org_id))
 
+    def list_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """``(key_id, kek_id)`` of recoverable keys, a page of the primary key after ``after``."""
+        return self._read(partial(ops.list_sealed_seeds, after, limit))
+
     def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
         self._write(partial(ops.record_usage, key_id, uses, last_used_at))
@@ -335,6 +341,12 @@ class SQLKeyStore(LegacyMethods):
     async def alist_scope_infos(self, org_id: str) -> list[ScopeInfo]:
         """Async :meth:`list_scope_infos`."""
         return await self._aread(partial(ops.list_scope_infos, org_id))
+
+    async def alist_sealed_seeds(
+        self, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """Async :meth:`list_sealed_seeds`."""
+        return await self._aread(partial(ops.list_sealed_seeds, after, limit))
 
     async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_usage`."""

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 import scout_auth
-from scout_auth import KeyUpdate, LegacyRecord, RoleRecord, ScopeInfo
+from scout_auth import KeyUpdate, LegacyRecord, RoleRecord, ScopeInfo, SealedSeed
 from scout_auth.audit import AuditEvent
 from scout_auth.stores._sql.migrate import MIGRATIONS_DIR, current_revision
 from scout_auth.stores._sql.ops import key_values
@@ -298,12 +298,16 @@ def test_0004_to_0005_adds_descriptions_creators_and_the_scope_catalogue(empty_d
     engine, _ = empty_databases
     upgrade(engine, "0004")
     r = record(org(), scopes=frozenset({"drive:read"}), allowed_ips=("10.0.0.0/8",))
-    values = {k: v for k, v in key_values(r).items() if k not in ("description", "created_by")}
+    values = {
+        k: v
+        for k, v in key_values(r).items()
+        if k not in ("description", "created_by") and not k.startswith("sealed_")
+    }
     with engine.begin() as conn:  # a 0004 database in use
         conn.execute(sa.insert(KEYS).values(values))
-    upgrade(engine)
+    upgrade(engine)  # (to the head: today's store reads the later columns too)
     with engine.connect() as conn:
-        assert current_revision(conn) == "0005" == HEAD
+        assert current_revision(conn) == HEAD
     store = SQLKeyStore(engine=engine)
     old = store.get_key(r.key_id)
     assert old == r
@@ -320,4 +324,32 @@ def test_0004_to_0005_adds_descriptions_creators_and_the_scope_catalogue(empty_d
     assert "scout_auth_scope_catalogue" not in sa.inspect(engine).get_table_names()
     columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_keys")}
     assert not {"description", "created_by"} & columns
+    assert _old_key_ids(engine) == [r.key_id]
+
+
+def test_0005_to_0006_adds_sealed_seeds_and_old_keys_are_not_recoverable(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0005")
+    r = record(org(), description="old key", created_by="ada")
+    values = {k: v for k, v in key_values(r).items() if not k.startswith("sealed_")}
+    with engine.begin() as conn:  # a 0005 database in use
+        conn.execute(sa.insert(KEYS).values(values))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0006" == HEAD
+    store = SQLKeyStore(engine=engine)
+    old = store.get_key(r.key_id)
+    assert old == r
+    assert old is not None
+    assert old.sealed_seed is None
+    assert not old.recoverable  # shown once, and it stays that way
+    sealed = SealedSeed(b"c" * 48, b"n" * 12, b"w" * 60, "kek-1")
+    assert store.update_key(r.key_id, KeyUpdate(sealed_seed=sealed)) == r.evolve(sealed_seed=sealed)
+    assert [p for p in store.list_sealed_seeds() if p[0] == r.key_id] == [(r.key_id, "kek-1")]
+    with engine.begin() as conn:  # and back: 0006's downgrade keeps the keys
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_keys")}
+    assert not {c for c in columns if c.startswith("sealed_")}
     assert _old_key_ids(engine) == [r.key_id]
