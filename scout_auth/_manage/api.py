@@ -158,7 +158,10 @@ def create_key(ctx: Context) -> Flow[ManageResponse]:
     roles = body.strings("roles")
     allowed_ips = body.strings("allowed_ips", nullable=True)
     expires = _expiry(ctx, body)
+    recoverable = body.boolean("recoverable") or False
     body.done()
+    if recoverable and not ctx.settings.has_vault:
+        raise invalid("recoverable", "this deployment has no key vault: keys are shown once")
     yield from _check_result(
         ctx, scopes=scopes, roles=roles or (), allowed_ips=allowed_ips,
         expires_at=None if isinstance(expires, _Keep) else expires, what="new key",
@@ -173,6 +176,7 @@ def create_key(ctx: Context) -> Flow[ManageResponse]:
             "roles": roles,
             "allowed_ips": allowed_ips,
             "expires_at": None if isinstance(expires, _Keep) else expires,
+            "recoverable": recoverable,
             "actor": ctx.actor,
         },
     )
@@ -258,6 +262,32 @@ def rotate_key(ctx: Context) -> Flow[ManageResponse]:
     )
     previous: KeyRecord = yield Call("get_key", (key_id,))
     return _new_key_body(ctx, new, previous=key_view(previous, ctx.now))
+
+
+def reveal_key(ctx: Context) -> Flow[ManageResponse]:
+    """POST reveal: a recoverable key's token again, to a person who confirms by its name.
+
+    Only people who administer the org (a key acting as principal could
+    reach a wider key's token this way), only with a vault, only for keys
+    created recoverable, and only with ``{"confirm": "<the key's name>"}``:
+    a fresh, deliberate step, recorded as ``revealed`` in the audit trail.
+    """
+    ctx.require_admin()
+    if ctx.principal.is_key:
+        raise ManageProblem(403, "not_an_admin", "Only a person can reveal a key.")
+    body = json_body(ctx.request)
+    confirm = body.text("confirm", required=True, max_length=200)
+    body.done()
+    if not ctx.settings.has_vault:
+        raise ManageProblem(
+            409, "not_recoverable", "This deployment has no key vault: keys are shown once."
+        )
+    key_id = ctx.params["key"]
+    key = yield from org_key(ctx, key_id)
+    if confirm != key.name:
+        raise invalid("confirm", "type the key's name to confirm")
+    token: str = yield Call("reveal_key", (key_id,), {"actor": ctx.actor})
+    return json_response({"token": token, "key": key_view(key, ctx.now)})
 
 
 def delete_key(ctx: Context) -> Flow[ManageResponse]:

@@ -20,12 +20,15 @@ class Settings:
     Attributes:
         limiter: Rate limit of key creation (and rotation) per org.
         has_audit: Whether an audit sink that can be queried is configured.
+        has_vault: Whether the manager has a :class:`~scout_auth.KeyVault`
+            (recoverable keys can be created and revealed).
         login_url: Where pages send a visitor without a principal (``None``: 401).
         title: The page title.
     """
 
     limiter: CreateLimiter = field(default_factory=CreateLimiter)
     has_audit: bool = False
+    has_vault: bool = False
     login_url: str | None = None
     title: str = "API Keys"
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.problem import PROBLEM_TYPE_BASE, problem_for
-from ..exceptions import AuthError, InvalidKeyOperation, KeyNotFound, StoreError
+from ..exceptions import (
+    AuthError,
+    InvalidKeyOperation,
+    KeyNotFound,
+    KeyNotRecoverable,
+    StoreError,
+    VaultError,
+)
 
 __all__ = [
     "ManageProblem",
@@ -150,6 +157,12 @@ def error_response(exc: Exception) -> ManageResponse | None:
         return problem_response(exc)
     if isinstance(exc, KeyNotFound):
         return problem_response(ManageProblem(404, "not_found", "No such key, role or scope."))
+    if isinstance(exc, KeyNotRecoverable):
+        detail = "This key was created without recovery: it can never be shown again."
+        return problem_response(ManageProblem(409, "not_recoverable", detail))
+    if isinstance(exc, VaultError):
+        # Ids only (VaultError's own rule); the KEK may be missing or the KMS down.
+        return problem_response(ManageProblem(503, "vault_error", str(exc)[:300]))
     if isinstance(exc, InvalidKeyOperation):
         detail = str(exc)
         errors = [{"field": "", "message": detail}]

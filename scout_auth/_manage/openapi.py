@@ -67,6 +67,8 @@ OPERATIONS: dict[str, _Op] = {
     "disable_key": _Op("Disable a key", "keys", answer="Key"),
     "rotate_key": _Op("Rotate a key: a successor; the old key works for the grace period",
                       "keys", 201, "RotatedKey", "Rotate", errors=(409, *_BODY)),
+    "reveal_key": _Op("Show a recoverable key's token again (org admins, typed confirmation)",
+                      "keys", answer="RevealedKey", body="RevealKey", errors=(409, *_BODY)),
     "legacy_status": _Op("The org's legacy secret: its use and its switch", "legacy",
                          answer="Legacy"),
     "enable_legacy": _Op("Switch legacy authentication on", "legacy", answer="Legacy"),

@@ -106,6 +106,10 @@ _KEY: Schema = _record(
         "replaced_by": _OPTIONAL_TEXT,
         "last_used_at": _OPTIONAL_TIME,
         "use_count": _COUNT,
+        "recoverable": {
+            "type": "boolean",
+            "description": "Whether an org admin can reveal it again (a key vault holds it).",
+        },
         "token_prefix": {"type": "string", "pattern": "^scout_sk_"},
     }
 )
@@ -183,7 +187,17 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Problem": _PROBLEM,
     "CreateKey": {
-        **_object({"name": _NAME, **_KEY_FIELDS}, required=("name",)),
+        **_object(
+            {
+                "name": _NAME,
+                **_KEY_FIELDS,
+                "recoverable": {
+                    **_nullable({"type": "boolean"}),
+                    "description": "Keep it encrypted so admins can reveal it (needs a vault).",
+                },
+            },
+            required=("name",),
+        ),
         **_ONE_EXPIRY,
         "description": "Give `expires_at` or `expires_in_days`, not both (neither: never expires).",
     },
@@ -201,6 +215,13 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "How long the old key keeps working (default, `null`: 86400).",
             }
         }
+    ),
+    "RevealKey": _object(
+        {"confirm": {**_NAME, "description": "The key's name, typed to confirm."}},
+        required=("confirm",),
+    ),
+    "RevealedKey": _object(
+        {"token": _NEW_KEY_FIELDS["token"], "key": ref("Key")}, required=("token", "key")
     ),
     "PutRole": _object({"scopes": _strings(_SCOPE)}, required=("scopes",)),
     "PublishScope": _object(

@@ -54,6 +54,7 @@ def _base(ctx: Context) -> dict[str, Any]:
         "base": ctx.request.mount.rstrip("/"),
         "user": ctx.principal.user,
         "csrf_header": CSRF_HEADER,
+        "has_vault": ctx.settings.has_vault,
     }
 
 

@@ -65,6 +65,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{_ORG}/keys/{{key}}/enable", api.set_enabled(True), "enable_key"),
     Route("POST", f"{_ORG}/keys/{{key}}/disable", api.set_enabled(False), "disable_key"),
     Route("POST", f"{_ORG}/keys/{{key}}/rotate", api.rotate_key, "rotate_key"),
+    Route("POST", f"{_ORG}/keys/{{key}}/reveal", api.reveal_key, "reveal_key"),
     Route("GET", f"{_ORG}/legacy", api.legacy_status, "legacy_status"),
     Route("POST", f"{_ORG}/legacy/enable", api.set_legacy(True), "enable_legacy"),
     Route("POST", f"{_ORG}/legacy/disable", api.set_legacy(False), "disable_legacy"),

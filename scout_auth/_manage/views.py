@@ -72,6 +72,7 @@ def key_view(key: KeyRecord, now: datetime) -> dict[str, Any]:
         "replaced_by": key.replaced_by,
         "last_used_at": _time(key.last_used_at),
         "use_count": key.use_count,
+        "recoverable": key.recoverable,
         "token_prefix": f"scout_sk_{key.key_id}_",
     }
 

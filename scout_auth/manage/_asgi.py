@@ -109,6 +109,7 @@ class ManagementApp:
         self.audit = query_sink(audit, manager.audit)
         self.settings = settings(
             has_audit=self.audit is not None,
+            has_vault=manager.vault is not None,
             login_url=login_url,
             title=title,
             create_per_minute=create_per_minute,

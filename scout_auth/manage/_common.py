@@ -48,13 +48,19 @@ def query_sink(audit: AuditSink | None, manager_audit: object) -> AuditSink | No
 
 
 def settings(
-    *, has_audit: bool, login_url: str | None, title: str, create_per_minute: float
+    *,
+    has_audit: bool,
+    has_vault: bool,
+    login_url: str | None,
+    title: str,
+    create_per_minute: float,
 ) -> Settings:
     """The app's :class:`Settings` (refuses a bad limit at startup)."""
     burst = max(1, int(create_per_minute))
     return Settings(
         limiter=CreateLimiter(create_per_minute, burst),
         has_audit=has_audit,
+        has_vault=has_vault,
         login_url=login_url,
         title=title,
     )

@@ -86,6 +86,7 @@ def management_blueprint(
     sink = query_sink(audit, manager.audit)
     app_settings = settings(
         has_audit=sink is not None,
+        has_vault=manager.vault is not None,
         login_url=login_url,
         title=title,
         create_per_minute=create_per_minute,

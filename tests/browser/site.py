@@ -14,6 +14,7 @@ another origin's page that posts a form at the create endpoint.
 from __future__ import annotations
 
 import html
+import secrets
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
-from scout_auth import AsyncKeyManager, AsyncVerifier, InMemoryKeyStore
+from scout_auth import AsyncKeyManager, AsyncVerifier, InMemoryKeyStore, KeyVault
 from scout_auth.audit import AuditBuffer
 from scout_auth.manage import ManagementApp, Principal
 from scout_auth.starlette import ScoutAuthMiddleware, org_context
@@ -71,7 +72,9 @@ def create_app(store: InMemoryKeyStore) -> Starlette:
         routes=[Route("/whoami", whoami)],
         middleware=[Middleware(ScoutAuthMiddleware, verifier=verifier)],
     )
-    keys = ManagementApp(AsyncKeyManager(store, audit=audit), authorize=authorize)
+    # A key vault: the page offers recoverable keys and Reveal.
+    vault = KeyVault({"browser-kek": secrets.token_bytes(32)})
+    keys = ManagementApp(AsyncKeyManager(store, audit=audit, vault=vault), authorize=authorize)
     return Starlette(
         routes=[
             Route("/login", login),

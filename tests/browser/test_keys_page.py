@@ -336,3 +336,28 @@ def test_phone_viewport_has_no_horizontal_scroll(login, site: Site, shots: Path)
     page.wait_for_load_state()
     assert page.evaluate(overflow) <= 0
     page.screenshot(path=shots / "phone-detail.png", full_page=True)
+
+
+def test_reveal_a_recoverable_key_with_a_typed_confirmation(login, site: Site, shots: Path) -> None:
+    page = login("admin")
+    page.get_by_role("button", name="Create New Key").click()
+    page.get_by_label("Name", exact=True).fill("warehouse sync")
+    page.get_by_label("Recoverable: org admins can view this key again later").check()
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#token-dialog").wait_for(state="visible")
+    token = page.locator("#token-value").input_value()
+    assert "can reveal it again" in page.locator("#token-dialog").inner_text()
+    close_token_dialog(page)
+
+    record = row(page, key_id(token))
+    record.get_by_role("button", name="Reveal warehouse sync").click()
+    dialog = page.locator("#reveal-dialog")
+    assert dialog.is_visible()
+    show = dialog.get_by_role("button", name="Show the key")
+    assert show.is_disabled()
+    page.get_by_label("Confirm by writing its name").fill("warehouse sync")
+    page.screenshot(path=shots / "reveal-confirm.png")
+    show.click()
+    page.locator("#token-dialog").wait_for(state="visible")
+    assert page.locator("#token-value").input_value() == token
+    assert call_api(site, token).status_code == 200

@@ -184,7 +184,9 @@ def test_from_string_env_and_file(tmp_path):
     spec = f"{entry}, k1:{B64}"
     v = KeyVault.from_string(spec)
     assert v.kek_ids == ("kek-new", "k1")
-    assert KeyVault.from_env({"SCOUT_AUTH_VAULT_KEKS": spec}).kek_ids == ("kek-new", "k1")
+    from_env = KeyVault.from_env({"SCOUT_AUTH_VAULT_KEKS": spec})
+    assert from_env is not None
+    assert from_env.kek_ids == ("kek-new", "k1")
     assert KeyVault.from_env({}) is None  # off unless configured
     assert KeyVault.from_env({"SCOUT_AUTH_VAULT_KEKS": "  "}) is None
     path = tmp_path / "keks"
@@ -308,5 +310,5 @@ def test_seal_takes_a_32_byte_seed_only():
 def test_sealed_seed_is_frozen():
     sealed = seal(vault())
     with pytest.raises(dataclasses.FrozenInstanceError):
-        sealed.kek_id = "k2"  # type: ignore[misc]
+        sealed.kek_id = "k2"
     assert isinstance(sealed, SealedSeed)

@@ -9,6 +9,7 @@ the same on both and the same-bytes test can compare them.
 from __future__ import annotations
 
 import json as jsonlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from scout_auth import AsyncKeyManager, InMemoryKeyStore, KeyManager
+from scout_auth import AsyncKeyManager, InMemoryKeyStore, KeyManager, KeyVault
 from scout_auth.client import SigningAuth
 from scout_auth.manage import CSRF_HEADER, ManagementApp, Principal, management_blueprint
 
@@ -60,24 +61,38 @@ class Answer:
 class Harness:
     """One mounting (``kind`` is ``starlette`` or ``flask``) over ``store``."""
 
-    def __init__(self, kind: str, store: InMemoryKeyStore | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        store: InMemoryKeyStore | None = None,
+        *,
+        vault: KeyVault | bool | None = True,
+        **options: Any,
+    ) -> None:
         self.kind = kind
+        # A key vault by default (recoverable keys, Reveal); vault=False: none.
+        self.vault = (
+            KeyVault({"test-kek": secrets.token_bytes(32)}) if vault is True else vault or None
+        )
         self.store = store if store is not None else InMemoryKeyStore()
         self.sink = self.store.audit_sink()
         if kind == "starlette":
             options.setdefault("authorize", aauthorize)
-            manager = AsyncKeyManager(self.store, audit=self.sink)
+            manager = AsyncKeyManager(self.store, audit=self.sink, vault=self.vault)
             app = ManagementApp(manager, **options)
             self.client: Any = TestClient(Starlette(routes=[Mount(MOUNT, app=app)]), base_url=BASE)
         else:
             options.setdefault("authorize", authorize)
             flask_app = flask.Flask(__name__)
-            blueprint = management_blueprint(KeyManager(self.store, audit=self.sink), **options)
+            sync = KeyManager(self.store, audit=self.sink, vault=self.vault)
+            blueprint = management_blueprint(sync, **options)
             flask_app.register_blueprint(blueprint, url_prefix=MOUNT)
             self.client = flask_app.test_client()
         # Seeding only: a cheap argon2 (the API never imports legacy secrets).
         cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-        self.manager = KeyManager(self.store, audit=self.sink, password_hasher=cheap)
+        self.manager = KeyManager(
+            self.store, audit=self.sink, password_hasher=cheap, vault=self.vault
+        )
 
     def call(
         self,

@@ -25,13 +25,16 @@ BODIES: dict[str, Any] = {
     "rotate_key": {"grace_seconds": 60},
     "put_role": {"scopes": ["drive:read"]},
     "publish_scope": {"description": "Read files"},
+    "reveal_key": {"confirm": "crm export"},
 }
 
 API_ROUTES = [r for r in ROUTES if r.kind == "api"]
 
 
 def seed(manager: KeyManager) -> dict[str, str]:
-    key = manager.create_key("org_1", "crm export", scopes=["drive:read"]).key.key_id
+    key = manager.create_key(
+        "org_1", "crm export", scopes=["drive:read"], recoverable=True
+    ).key.key_id
     manager.put_role("org_1", "reader", ["drive:read"])
     manager.publish_scope("org_1", "drive:read", "Read files")
     manager.import_legacy_key("org_1", "old-shared-secret-123")

@@ -272,11 +272,14 @@
 
   const tokenDialog = $("#token-dialog");
 
-  function showToken(token, opener, rotation) {
+  function showToken(token, opener, rotation, title, recoverable) {
+    $("#token-once").hidden = Boolean(recoverable);
+    $("#token-recoverable").hidden = !recoverable;
     $("#token-value").value = token;
     $("#token-export").value = `export SCOUT_API_KEY=${token}`;
     $(".copied", tokenDialog).textContent = "";
-    $("#token-title").textContent = rotation ? "Your rotated API key" : "Your new API key";
+    $("#token-title").textContent =
+      title || (rotation ? "Your rotated API key" : "Your new API key");
     const note = $("#token-rotation");
     note.hidden = !rotation;
     note.textContent = rotation || "";
@@ -348,7 +351,9 @@
         errorBox.textContent = error.message;
         return;
       }
+      const recoverable = $("#create-recoverable");
       const data = {
+        recoverable: Boolean(recoverable && recoverable.checked),
         name: name.value.trim(),
         description: $("#create-description").value.trim(),
         roles: $$('input[name="role"]:checked', createForm).map((box) => box.value),
@@ -368,7 +373,7 @@
           createForm.reset();
           warning.textContent = "";
           createDialog.close();
-          showToken(created.token, createOpen, "");
+          showToken(created.token, createOpen, "", "", created.key.recoverable);
         } catch (error) {
           formFailed(createForm, error);
         }
@@ -412,7 +417,7 @@
               ? `Both keys work until ${new Date(until).toLocaleString()} (the end of the grace period). ` +
                 `Switch every client to this new key before then; after it, only the new key works.`
               : "The old key stopped working now: only this new key works.";
-          showToken(rotated.token, opener, note);
+          showToken(rotated.token, opener, note, "", rotated.key.recoverable);
         } catch (error) {
           formFailed(rotateForm, error);
         }
@@ -518,5 +523,46 @@
       time.title = time.textContent;
       time.textContent = moment.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
     }
+  }
+  // ---- Reveal (recoverable keys, with a key vault) ----------------------
+
+  const revealDialog = $("#reveal-dialog");
+  const revealForm = $("#reveal-form");
+  let revealing = null;
+
+  if (revealForm) {
+    const confirmName = $("#reveal-confirm");
+    const submit = $("[type=submit]", revealForm);
+    confirmName.addEventListener("input", () => {
+      submit.disabled = !revealing || confirmName.value !== revealing.holder.dataset.keyName;
+    });
+
+    for (const button of $$(".js-reveal")) {
+      button.addEventListener("click", () => {
+        revealing = { holder: keyOf(button), opener: button };
+        nameInto(revealDialog, revealing.holder.dataset.keyName);
+        confirmName.value = "";
+        submit.disabled = true;
+        openDialog(revealDialog, button);
+      });
+    }
+
+    revealForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!revealing || confirmName.value !== revealing.holder.dataset.keyName) return;
+      const { holder, opener } = revealing;
+      await busy(revealForm, async () => {
+        try {
+          const shown = await call("POST", `${keyPath(holder.dataset.keyId)}/reveal`, {
+            confirm: confirmName.value,
+          });
+          confirmName.value = "";
+          revealDialog.close();
+          showToken(shown.token, opener, "This view was recorded in the audit trail.", "The API key", true);
+        } catch (error) {
+          formFailed(revealForm, error);
+        }
+      });
+    });
   }
 })();
