@@ -1,5 +1,23 @@
-"""Cold look-up latency of the SQL key store, with 1k and 1M keys stored.
+"""Cold look-up latency of the SQL key store: against the driver's floor, and with 1k and 1M keys.
 
+**Floors** (issue 15). On one scratch database per back end (``--floor-keys``
+keys, 200 of them real keys with tokens), one run times, interleaved (each
+round takes one sample of every variant, in a shuffled order):
+
+* the raw driver's round trip: the same ``SELECT`` of every column ``WHERE
+  key_id = ?`` on scout_auth's own table, in autocommit, prepared where the
+  driver can (psycopg ``prepare=True``; PyMySQL, sqlite3 as they come), and
+  its async twin (async psycopg, asyncmy, aiosqlite);
+* ``store.get_key`` / ``await store.aget_key`` for a random existing id;
+* the raw round trip plus one raw Ed25519 verify (the floor of a cold
+  verification), beside a cold ``Verifier.verify_token`` /
+  ``AsyncVerifier.verify_token`` (``cache_ttl=0``: every call reads the
+  store; ``usage_interval=None``: no usage writes in between);
+
+and prints p50/p99, each ratio to its floor (target <= 1.3) and the load
+average.
+
+**Sizes.**
 A verifier whose cache misses asks the store for one key by id
 (``store.get_key``). That query must cost the same whether the table holds a
 thousand keys or a million: it is one primary-key look-up. This benchmark
@@ -11,9 +29,10 @@ only ever compared within one run, on one machine.
 
 Usage::
 
-    python -m benchmarks.sql_lookup                  # SQLite and PostgreSQL, 1k and 1M
-    python -m benchmarks.sql_lookup --quick          # 1k and 100k
+    python -m benchmarks.sql_lookup                  # SQLite and PostgreSQL, floors, 1k and 1M
+    python -m benchmarks.sql_lookup --quick          # floors, 1k and 100k
     python -m benchmarks.sql_lookup --databases sqlite,postgres,mariadb
+    python -m benchmarks.sql_lookup --floors-only --databases sqlite,postgres,mariadb
 
 PostgreSQL runs in scratch schemas (``scout_bench_*``) and MariaDB in scratch
 databases, dropped afterwards; SQLite in temporary files.
@@ -24,21 +43,30 @@ Server URLs come from ``SCOUT_TEST_POSTGRES_URL`` / ``SCOUT_TEST_MARIADB_URL``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
+import asyncmy
+import psycopg
+import pymysql
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from scout_auth import AsyncVerifier, KeyManager, Verifier
 from scout_auth.stores.sql import KEYS, SQLKeyStore, create_all
 
 POSTGRES_URL = os.environ.get(
@@ -167,12 +195,240 @@ def run(kind: str, sizes: list[int], lookups: int) -> list[tuple[float, float]]:
     return results
 
 
+# -- floors: the raw driver beside the store and a cold verifier ---------------------
+REAL_KEYS = 200
+SELECT_COLUMNS = ", ".join(column.name for column in KEYS.c)
+
+
+def _pg_kwargs(url: URL) -> dict[str, Any]:
+    options = url.query.get("options")
+    return {
+        "host": url.host,
+        "port": url.port or 5432,
+        "user": url.username,
+        "password": url.password or "",
+        "dbname": url.database,
+        "options": options if isinstance(options, str) else "",
+        "autocommit": True,
+    }
+
+
+def _my_kwargs(url: URL) -> dict[str, Any]:
+    return {
+        "host": url.host,
+        "port": url.port or 3306,
+        "user": url.username,
+        "password": url.password or "",
+        "database": url.database,
+        "autocommit": True,
+    }
+
+
+Sync = Callable[[str], object]
+Async = Callable[[str], Awaitable[object]]
+
+
+def raw_sync(kind: str, url: URL) -> tuple[Sync, Callable[[], None]]:
+    """One raw driver round trip: ``(look up one id, close)``."""
+    if kind == "postgres":
+        pg = psycopg.connect(**_pg_kwargs(url))
+        query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = %s"
+
+        def pg_get(key_id: str) -> object:
+            with pg.cursor() as cur:
+                return cur.execute(query, (key_id,), prepare=True).fetchone()
+
+        return pg_get, pg.close
+    if kind == "mariadb":
+        my = pymysql.connect(**_my_kwargs(url))
+        query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = %s"
+
+        def my_get(key_id: str) -> object:
+            with my.cursor() as cur:
+                cur.execute(query, (key_id,))
+                return cur.fetchone()
+
+        return my_get, my.close
+    lite = sqlite3.connect(str(url.database), isolation_level=None, check_same_thread=False)
+    query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = ?"
+
+    def lite_get(key_id: str) -> object:
+        return lite.execute(query, (key_id,)).fetchone()
+
+    return lite_get, lite.close
+
+
+async def raw_async(kind: str, url: URL) -> tuple[Async, Callable[[], Awaitable[None]]]:
+    """:func:`raw_sync` with the async driver."""
+    if kind == "postgres":
+        pg = await psycopg.AsyncConnection.connect(**_pg_kwargs(url))
+        query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = %s"
+
+        async def pg_get(key_id: str) -> object:
+            async with pg.cursor() as cur:
+                await cur.execute(query, (key_id,), prepare=True)
+                return await cur.fetchone()
+
+        return pg_get, pg.close
+    if kind == "mariadb":
+        my = await asyncmy.connect(**_my_kwargs(url))
+        query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = %s"
+
+        async def my_get(key_id: str) -> object:
+            async with my.cursor() as cur:
+                await cur.execute(query, (key_id,))
+                return await cur.fetchone()
+
+        async def my_close() -> None:
+            my.close()
+
+        return my_get, my_close
+    lite = await aiosqlite.connect(str(url.database), isolation_level=None)
+    query = f"SELECT {SELECT_COLUMNS} FROM scout_auth_keys WHERE key_id = ?"
+
+    async def lite_get(key_id: str) -> object:
+        async with lite.execute(query, (key_id,)) as cur:
+            return await cur.fetchone()
+
+    return lite_get, lite.close
+
+
+def _verify_floor(get: Sync) -> Callable[[str], object]:
+    """The raw round trip, then one raw Ed25519 verify with the key it read."""
+    private = Ed25519PrivateKey.generate()
+    message = os.urandom(64)
+    signature = private.sign(message)
+    public = private.public_key().public_bytes_raw()
+
+    def floor(key_id: str) -> object:
+        get(key_id)
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        return True
+
+    return floor
+
+
+def _async_verify_floor(get: Async) -> Async:
+    private = Ed25519PrivateKey.generate()
+    message = os.urandom(64)
+    signature = private.sign(message)
+    public = private.public_key().public_bytes_raw()
+
+    async def floor(key_id: str) -> object:
+        await get(key_id)
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        return True
+
+    return floor
+
+
+#: (label, its floor's label or None)
+FLOOR_ROWS = [
+    ("raw driver SELECT (sync)", None),
+    ("store.get_key", "raw driver SELECT (sync)"),
+    ("raw SELECT + Ed25519 (sync)", None),
+    ("Verifier.verify_token (cold)", "raw SELECT + Ed25519 (sync)"),
+    ("raw driver SELECT (async)", None),
+    ("await store.aget_key", "raw driver SELECT (async)"),
+    ("raw SELECT + Ed25519 (async)", None),
+    ("AsyncVerifier.verify_token (cold)", "raw SELECT + Ed25519 (async)"),
+]
+
+
+async def measure_floors(kind: str, url_text: str, size: int, samples: int) -> dict[str, Any]:
+    """Fill one scratch database and time every variant of :data:`FLOOR_ROWS`, interleaved."""
+    ids = fill(url_text, size)
+    store = SQLKeyStore(url_text, listen=False)
+    manager = KeyManager(store)
+    issued = [manager.create_key(f"org_real_{i % 50}", "bench sync") for i in range(REAL_KEYS)]
+    tokens = {n.key.key_id: n.token for n in issued}
+    real_ids = list(tokens)
+    verifier = Verifier(store, cache_ttl=0, legacy_bearer=False, usage_interval=None)
+    averifier = AsyncVerifier(store, cache_ttl=0, legacy_bearer=False, usage_interval=None)
+    url = make_url(url_text)
+    get, close = raw_sync(kind, url)
+    aget, aclose = await raw_async(kind, url)
+    sync_variants: dict[str, tuple[Sync, list[str]]] = {
+        "raw driver SELECT (sync)": (get, ids),
+        "store.get_key": (store.get_key, ids),
+        "raw SELECT + Ed25519 (sync)": (_verify_floor(get), real_ids),
+        "Verifier.verify_token (cold)": (lambda i: verifier.verify_token(tokens[i]), real_ids),
+    }
+    async_variants: dict[str, tuple[Async, list[str]]] = {
+        "raw driver SELECT (async)": (aget, ids),
+        "await store.aget_key": (store.aget_key, ids),
+        "raw SELECT + Ed25519 (async)": (_async_verify_floor(aget), real_ids),
+        "AsyncVerifier.verify_token (cold)": (
+            lambda i: averifier.verify_token(tokens[i]),
+            real_ids,
+        ),
+    }
+    rng = random.Random(7)
+    for _ in range(200):  # warm up: pools filled, statements prepared, caches of code
+        for fn, some in sync_variants.values():
+            assert fn(rng.choice(some)) is not None
+        for afn, some in async_variants.values():
+            assert await afn(rng.choice(some)) is not None
+    timings: dict[str, list[float]] = {label: [] for label, _ in FLOOR_ROWS}
+    order = [label for label, _ in FLOOR_ROWS]
+    loads = [os.getloadavg()[0]]
+    for n in range(samples):
+        rng.shuffle(order)
+        for label in order:
+            if label in sync_variants:
+                fn, some = sync_variants[label]
+                key_id = rng.choice(some)
+                start = time.perf_counter_ns()
+                found = fn(key_id)
+            else:
+                afn, some = async_variants[label]
+                key_id = rng.choice(some)
+                start = time.perf_counter_ns()
+                found = await afn(key_id)
+            timings[label].append((time.perf_counter_ns() - start) / 1000)
+            assert found is not None
+        if n % 1000 == 999:
+            loads.append(os.getloadavg()[0])
+    close()
+    await aclose()
+    await store.aclose()
+    return {"timings": timings, "loads": loads}
+
+
+def floors(kind: str, size: int, samples: int) -> dict[str, tuple[float, float]]:
+    """Print the floor table for ``kind``; ``{label: (p50, p99)}`` in µs."""
+    print(f"  {kind}: floors ({size:,} keys, {samples} samples per variant)", flush=True)
+    with scratch(kind, "floor") as url:
+        result = asyncio.run(measure_floors(kind, url, size, samples))
+    stats = {
+        label: (statistics.median(t), statistics.quantiles(t, n=100)[98])
+        for label, t in result["timings"].items()
+    }
+    loads = result["loads"]
+    for label, floor in FLOOR_ROWS:
+        p50, p99 = stats[label]
+        line = f"    {label:36} p50 {p50:8.1f} µs  p99 {p99:8.1f} µs"
+        if floor is not None:
+            f50, f99 = stats[floor]
+            line += f"   ratio p50 {p50 / f50:4.2f}  p99 {p99 / f99:4.2f}"
+        print(line, flush=True)
+    print(f"    load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}", flush=True)
+    return stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 100k keys")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--lookups", type=int, default=5000)
+    parser.add_argument("--floor-keys", type=int, default=10_000)
+    parser.add_argument("--floors-only", action="store_true", help="no 1k/1M comparison")
     args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for kind in args.databases.split(","):
+        floors(kind, args.floor_keys, args.lookups)
+    if args.floors_only:
+        return
     sizes = [1_000, 100_000 if args.quick else 1_000_000]
     print(f"get_key(random existing id), {args.lookups} look-ups per size, interleaved")
     summary = []

@@ -5,11 +5,18 @@ Theory of operation
 A :class:`Database` owns the sync engine and its async twin (made lazily
 from one URL, or the engines a service passes in), the timeouts
 (:mod:`.engines`), the client-side read deadline on PostgreSQL
-(:mod:`.watchdog`) and the loop that runs one operation of :mod:`.ops` in
-one transaction: :meth:`Database.run` / :meth:`Database.arun`, each run an
+(:mod:`.watchdog`) and the loop that runs one operation of :mod:`.ops`:
+:meth:`Database.run` / :meth:`Database.arun`, each run an
 :class:`~.attempt.Attempt` that says whether a failure may be retried and
 when a write's outcome became unknown (every statement answered, the
 ``COMMIT`` under way).
+
+A write runs in one transaction. A read is one statement (every read of
+:mod:`.ops` is) and runs in autocommit on a read engine of its own
+(:mod:`.engines`, :func:`~.engines.read_options`): one round trip, where a
+transaction would add a ``BEGIN`` and a ``ROLLBACK`` around the ``SELECT``
+(issue 15). The statement still sees only committed rows, and the newest
+ones: a key disabled a moment ago is read as disabled.
 
 The key store adds what is its own on top: the ``NOTIFY`` of a write's
 events and their delivery to its subscribers (:mod:`.store`). The audit
@@ -34,9 +41,11 @@ from sqlalchemy.pool import NullPool, Pool
 from .attempt import ATTEMPTS, Attempt, translate
 from .engines import (
     async_url,
+    autocommit_reads,
     connect_args,
     is_memory_sqlite,
     merged_options,
+    read_options,
     read_timeout_for,
     sync_url,
 )
@@ -150,6 +159,8 @@ class Database:
         self._engine_options = dict(engine_options or {})
         self._async_engine_options = dict(async_engine_options or {})
         self._lock = threading.Lock()
+        self._read_engine: Engine | None = None
+        self._async_read_engine: AsyncEngine | None = None
         self._feed_engine: Engine | None = None
         self._feed_pool: Pool | None = None
 
@@ -198,7 +209,48 @@ class Database:
                 self._async_engine = create_async_engine(self._async_url, **options)
             return self._async_engine
 
-    # -- one transaction per operation ------------------------------------
+    # -- the read engines: autocommit -------------------------------------
+    def _reader(self) -> tuple[Engine, bool]:
+        """The engine reads run on, and whether it is in autocommit."""
+        if self._read_engine is None:
+            engine = self.engine
+            with self._lock:
+                if self._read_engine is None:
+                    if self._sync_url is not None:  # a pool of its own, in autocommit
+                        options = merged_options(
+                            self._sync_url, False, self._timeouts, self._engine_options
+                        )
+                        made = create_engine(self._sync_url, **read_options(options))
+                        self._read_engine = autocommit_reads(made)
+                    elif engine.dialect.driver == "psycopg":
+                        # An engine passed in: its pool, in autocommit per
+                        # connection (client side on psycopg, no round trip).
+                        self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    else:  # switching would cost round trips: reads keep a transaction
+                        self._read_engine = engine
+        return self._read_engine, self._read_engine is not self._engine
+
+    def _async_reader(self, engine: AsyncEngine) -> tuple[AsyncEngine, bool]:
+        """:meth:`_reader` for the async ``engine``."""
+        if self._async_read_engine is None:
+            with self._lock:
+                if self._async_read_engine is None:
+                    if self._async_url is not None:
+                        options = merged_options(
+                            self._async_url, True, self._timeouts, self._async_engine_options
+                        )
+                        made = create_async_engine(self._async_url, **read_options(options))
+                        autocommit_reads(made.sync_engine)
+                        self._async_read_engine = made
+                    elif engine.dialect.driver == "psycopg_async":
+                        self._async_read_engine = engine.execution_options(
+                            isolation_level="AUTOCOMMIT"
+                        )
+                    else:
+                        self._async_read_engine = engine
+        return self._async_read_engine, self._async_read_engine is not engine
+
+    # -- one operation: a transaction, or one autocommit read ---------------
     def _watch(self, raw: Any) -> Watch:
         """The read deadline for one operation on ``raw`` (a pooled DBAPI connection)."""
         if self._read_deadline is None:
@@ -215,7 +267,9 @@ class Database:
     ) -> Outcome[T]:
         """Run ``make``'s operation in one transaction; its outcome once committed.
 
-        A read is rolled back at the end. A failure that may be retried
+        A read runs in autocommit (one statement, one round trip) where the
+        engine allows it, else in a transaction rolled back at the end. A
+        failure that may be retried
         (see :meth:`Attempt.may_retry`) runs the operation again, at most
         :data:`ATTEMPTS` times in all; driver errors are translated
         (:func:`translate`).
@@ -232,10 +286,14 @@ class Database:
                 statement was answered: its ``COMMIT`` may have been carried
                 out and only the reply lost.
         """
-        engine = self.engine
+        engine, autocommit = (self.engine, False) if write else self._reader()
         for attempt in range(1, ATTEMPTS + 1):
             run: Attempt[T] = Attempt()
             try:
+                if autocommit:
+                    with engine.connect() as conn, run.watched(self._watch(conn.connection)):
+                        outcome = run.drive(make(conn.dialect), conn.execute)
+                    break
                 # The watch spans every round trip, the COMMIT or ROLLBACK
                 # included, and ends before the connection goes back to the pool.
                 with (
@@ -266,12 +324,16 @@ class Database:
                 self.run, make, write=write, rerun_on_conflict=rerun_on_conflict, unsure=unsure
             )
             return await anyio.to_thread.run_sync(run_sync)
+        engine, autocommit = (engine, False) if write else self._async_reader(engine)
         for attempt in range(1, ATTEMPTS + 1):
             run: Attempt[T] = Attempt()
             try:
                 async with engine.connect() as conn:
                     raw = await conn.get_raw_connection()
                     with run.watched(self._watch(raw)):
+                        if autocommit:
+                            outcome = await run.adrive(make(conn.dialect), conn.execute)
+                            break
                         async with conn.begin() as transaction:
                             outcome = await run.adrive(make(conn.dialect), conn.execute)
                             if not write:
@@ -354,6 +416,8 @@ class Database:
         """
         if self._feed_engine is not None:
             self._feed_engine.dispose()
+        if self._read_engine is not None and self._sync_url is not None:
+            self._read_engine.dispose()
         if self._engine is not None and self._sync_url is not None:
             self._engine.dispose()
 
@@ -361,4 +425,6 @@ class Database:
         """:meth:`close`, and close the async pool made here too."""
         if self._async_engine is not None and self._async_url is not None:
             await self._async_engine.dispose()
+        if self._async_read_engine is not None and self._async_url is not None:
+            await self._async_read_engine.dispose()
         self.close()

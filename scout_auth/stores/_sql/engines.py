@@ -7,20 +7,30 @@ binary parameters with PyMySQL 1.2 (aiomysql URLs are still accepted).
 Timeouts become driver connect arguments (and, on PostgreSQL, a deadline
 the database enforces itself: :mod:`.watchdog`), so a dead, stuck or silent
 server fails a call within bounded time.
+
+Reads get an engine of their own in autocommit (:func:`read_options`,
+:func:`autocommit_reads`): each look-up is its one ``SELECT``, no ``BEGIN``
+before it and no ``ROLLBACK`` after it (issue 15). psycopg prepares a
+statement it has run ``prepare_threshold`` times (5) on a connection, so a
+look-up is a prepared statement from then on; SQLAlchemy's compiled cache
+spares the compiling.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 __all__ = [
     "async_url",
+    "autocommit_reads",
     "connect_args",
     "is_memory_sqlite",
     "merged_options",
+    "read_options",
     "read_timeout_for",
     "sync_url",
 ]
@@ -160,3 +170,52 @@ def merged_options(
     args = connect_args(url, is_async=is_async, **timeouts)
     args.update(given.get("connect_args", {}))
     return {**given, "connect_args": args}
+
+
+def read_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Engine ``options`` for the read engine: autocommit, nothing to reset on return.
+
+    A connection in autocommit is in no transaction between statements, so
+    the pool's reset-on-return ``ROLLBACK`` would be a round trip for nothing.
+    """
+    return {**options, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+
+
+def in_transaction(dbapi_connection: Any) -> bool:
+    """Whether a DBAPI connection has a transaction open (``True`` when it cannot tell)."""
+    driver = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+    status = getattr(driver, "server_status", None)  # PyMySQL, asyncmy: the server's flags
+    if isinstance(status, int):
+        return bool(status & _SERVER_STATUS_IN_TRANS)
+    flag = getattr(driver, "in_transaction", None)  # sqlite3, aiosqlite
+    if isinstance(flag, bool):
+        return flag
+    info = getattr(driver, "info", None)  # psycopg: TransactionStatus.IDLE is 0
+    status = getattr(info, "transaction_status", None)
+    return not (isinstance(status, int) and status == 0)
+
+
+#: MySQL's ``SERVER_STATUS_IN_TRANS`` flag, in every OK packet's status.
+_SERVER_STATUS_IN_TRANS = 1
+
+
+def autocommit_reads(engine: Engine) -> Engine:
+    """``engine`` (made with :func:`read_options`), skipping a ``ROLLBACK`` with nothing to end.
+
+    SQLAlchemy ends every connection's use with the DBAPI ``rollback()``,
+    even in autocommit. psycopg skips it when no transaction is open; PyMySQL
+    and asyncmy send it to the server (a round trip), aiosqlite hops to its
+    thread for it. On this engine's dialect (its own, made for the read
+    engine) the rollback is skipped when the connection says no transaction
+    is open, and done otherwise.
+    """
+    dialect = engine.dialect
+    rollback: Callable[[Any], None] = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if in_transaction(dbapi_connection):
+            rollback(dbapi_connection)
+
+    # The instance attribute shadows the class's method for this dialect only.
+    setattr(dialect, "do_rollback", do_rollback)  # noqa: B010
+    return engine
