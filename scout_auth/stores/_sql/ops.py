@@ -238,9 +238,14 @@ def _upsert(
 
 
 # -- reads -----------------------------------------------------------------
+# The look-ups a cold verification makes are lambda statements: SQLAlchemy
+# builds and compiles each once, keyed by the lambda's code, and binds the
+# closure's value as the parameter; building the ``select()`` anew and
+# deriving its cache key on every call cost about as much as a round trip to
+# SQLite (issue 15).
 def get_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
     """One key by primary key."""
-    result = yield sa.select(KEYS).where(KEYS.c.key_id == key_id)
+    result = yield sa.lambda_stmt(lambda: sa.select(KEYS).where(KEYS.c.key_id == key_id))
     row = result.first()
     return Outcome(None if row is None or row.key_id != key_id else _key(row))
 
@@ -265,14 +270,16 @@ def list_sealed_seeds(after: str | None, limit: int, dialect: Dialect) -> Op[lis
 
 def get_legacy(org_id: str, dialect: Dialect) -> Op[LegacyRecord | None]:
     """An org's legacy hash by primary key."""
-    result = yield sa.select(LEGACY).where(LEGACY.c.org_id == org_id)
+    result = yield sa.lambda_stmt(lambda: sa.select(LEGACY).where(LEGACY.c.org_id == org_id))
     row = result.first()
     return Outcome(None if row is None or row.org_id != org_id else _legacy(row))
 
 
 def find_legacy(lookup_digest: bytes, dialect: Dialect) -> Op[LegacyRecord | None]:
     """The legacy record holding ``lookup_digest``: one look-up of its unique index."""
-    result = yield sa.select(LEGACY).where(LEGACY.c.lookup_digest == lookup_digest)
+    result = yield sa.lambda_stmt(
+        lambda: sa.select(LEGACY).where(LEGACY.c.lookup_digest == lookup_digest)
+    )
     row = result.first()
     if row is None or row.lookup_digest is None or bytes(row.lookup_digest) != lookup_digest:
         return Outcome(None)
@@ -508,7 +515,9 @@ def get_role(org_id: str, name: str, dialect: Dialect) -> Op[RoleRecord | None]:
 
 def list_roles(org_id: str, dialect: Dialect) -> Op[list[RoleRecord]]:
     """An org's roles by name (a primary-key range)."""
-    result = yield sa.select(ROLES).where(ROLES.c.org_id == org_id).order_by(ROLES.c.name)
+    result = yield sa.lambda_stmt(
+        lambda: sa.select(ROLES).where(ROLES.c.org_id == org_id).order_by(ROLES.c.name)
+    )
     return Outcome([_role(row) for row in result if row.org_id == org_id])
 
 

@@ -337,7 +337,10 @@ def test_an_async_call_on_a_silent_pooled_connection_is_a_503_within_the_read_ti
         store = _silent_store(url)
         new = await AsyncKeyManager(store).create_key(org(), "silent")
         verifier = AsyncVerifier(store, cache_ttl=0)
-        proxy.freeze_open()
+        # Reads have a pool of their own (autocommit, issue 15): put a
+        # connection in it, the one that then goes silent.
+        assert await store.aget_key(new.key.key_id) is not None
+        assert proxy.freeze_open() >= 1
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             await verifier.verify_token(new.token)
