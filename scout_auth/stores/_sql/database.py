@@ -210,6 +210,11 @@ class Database:
             return self._async_engine
 
     # -- the read engines: autocommit -------------------------------------
+    @property
+    def read_engine(self) -> Engine:
+        """The sync engine reads run on (autocommit; the sync engine itself if it cannot be)."""
+        return self._reader()[0]
+
     def _reader(self) -> tuple[Engine, bool]:
         """The engine reads run on, and whether it is in autocommit."""
         if self._read_engine is None:

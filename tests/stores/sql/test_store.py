@@ -404,7 +404,8 @@ def test_each_lookup_is_one_indexed_query(store, method, index):
     assert " scan " not in f" {plan} ".replace("index scan", "").replace("only scan", ""), plan
 
     statements: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    reads = store.database.read_engine  # reads have an autocommit engine of their own
+    sa.event.listen(reads, "before_cursor_execute", lambda *a: statements.append(a[2]))
     assert getattr(store, method)(arg)
     assert len(statements) == 1, statements
 
