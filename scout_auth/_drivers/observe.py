@@ -134,6 +134,9 @@ class Observer:
         from before the credential check to its answer (not the app's).
         """
 
+    def attach(self, verifier: Any) -> None:
+        """A verifier was built with this observer (its state is read when collected)."""
+
     def cache(self, hit: bool) -> None:
         """The warm path looked a bearer credential up in the verified cache."""
 
@@ -143,7 +146,6 @@ class Observer:
 
     def store_error(self, operation: str) -> None:
         """A store (or nonce cache) call failed: the request is answered 503."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,15 +180,11 @@ def read_state(verifier: Any) -> State:
         audit_pending=None if audit is None else audit.pending,
         audit_dropped=None if audit is None else audit.dropped,
         feed_listening=None if listening is None else bool(store.listening),
-        feed_reconnects=(
-            None if not isinstance(subscriptions, int) else max(subscriptions - 1, 0)
-        ),
+        feed_reconnects=(None if not isinstance(subscriptions, int) else max(subscriptions - 1, 0)),
     )
 
 
-def observe_perform(
-    perform: Callable[..., Any], observer: Observer
-) -> Callable[..., Any]:
+def observe_perform(perform: Callable[..., Any], observer: Observer) -> Callable[..., Any]:
     """``perform`` (a driver's ``_perform(now, epoch, need)``) run inside ``observer.cold``."""
     if inspect.iscoroutinefunction(perform):
 

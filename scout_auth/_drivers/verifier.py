@@ -233,6 +233,8 @@ class _BaseVerifier:
         if observer is not None and not isinstance(observer, Observer):
             raise TypeError("observer must be a scout_auth Observer")
         self.observer = observer
+        if observer is not None:
+            observer.attach(self)
         # Found (or refused) now, at startup: never per request.
         self.legacy_pepper = resolve_pepper(store, legacy_pepper, legacy_bearer)
         if self.legacy_pepper is not None:
