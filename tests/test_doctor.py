@@ -47,7 +47,7 @@ def test_legacy_keys_without_pepper_fail(capsys, monkeypatch):
     # The memory store has a pepper of its own: only a foreign one is a failure.
     assert checks["legacy pepper"]["status"] in ("ok", "fail")
     monkeypatch.setenv("SCOUT_AUTH_LEGACY_PEPPER", TEST_LEGACY_PEPPER)
-    code, checks, _ = _doctor(capsys, store=store)
+    _code, checks, _ = _doctor(capsys, store=store)
     assert checks["legacy pepper"]["status"] == "ok"
     assert "old-secret" not in json.dumps(checks)
 
