@@ -43,7 +43,7 @@ def test_legacy_keys_without_pepper_fail(capsys, monkeypatch):
     monkeypatch.delenv("SCOUT_AUTH_LEGACY_PEPPER", raising=False)
     store = InMemoryKeyStore()
     KeyManager(store, legacy_pepper=TEST_LEGACY_PEPPER).import_legacy_key("org_d", "old-secret")
-    code, checks, _ = _doctor(capsys, store=store)
+    _code, checks, _ = _doctor(capsys, store=store)
     # The memory store has a pepper of its own: only a foreign one is a failure.
     assert checks["legacy pepper"]["status"] in ("ok", "fail")
     monkeypatch.setenv("SCOUT_AUTH_LEGACY_PEPPER", TEST_LEGACY_PEPPER)

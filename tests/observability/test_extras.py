@@ -40,7 +40,7 @@ else:
 )
 def test_missing_extra_is_one_line(module: str, blocked: set[str], extra: str) -> None:
     code = _BLOCKER.format(blocked=sorted(blocked), module=module)
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     lines = result.stdout.strip().splitlines()
@@ -53,7 +53,7 @@ def test_observability_face_imports_without_either_extra() -> None:
     code = _BLOCKER.format(
         blocked=["opentelemetry", "prometheus_client"], module="scout_auth.observability"
     )
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     ).stdout
     assert out.strip() == "imported"
