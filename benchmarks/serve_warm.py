@@ -15,8 +15,32 @@ import argparse
 import asyncio
 
 from scout_auth import InMemoryKeyStore, KeyManager
+from scout_auth.observability import Observer
 
 from . import warm_bearer as wb
+
+
+def _observer(name: str) -> Observer | None:
+    if name == "prometheus":
+        from prometheus_client import CollectorRegistry
+
+        from scout_auth.observability.prometheus import PrometheusObserver
+
+        prometheus = PrometheusObserver()
+        CollectorRegistry().register(prometheus)
+        return prometheus
+    if name == "otel":
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from scout_auth.observability.otel import OTelObserver
+
+        # A real SDK: metrics aggregated in memory, a recording span per request.
+        tracer_provider = TracerProvider()
+        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        return OTelObserver(tracer_provider=tracer_provider, meter_provider=provider)
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,17 +51,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rule-scopes", type=int, default=0, help="scopes a route rule requires (see warm_bearer)"
     )
+    parser.add_argument(
+        "--observer",
+        choices=["none", "prometheus", "otel"],
+        default="none",
+        help="metrics on: a PrometheusObserver, or an OTelObserver over the OTel SDK",
+    )
     args = parser.parse_args(argv)
     required = wb.SCOPES[: args.rule_scopes]
+    observer = _observer(args.observer)
 
     store = InMemoryKeyStore()
     token = KeyManager(store).create_key(wb.ORG, "bench", scopes=list(wb.SCOPES)).token
     if args.framework == "flask":
-        apps = wb.flask_apps(token, store, required)
+        apps = wb.flask_apps(token, store, required, observer)
         timer = wb.wsgi_timer(apps[args.variant], wb.wsgi_environ(token))
     else:
         loop = asyncio.new_event_loop()
-        app = wb.starlette_apps(token, store, required)[args.variant]
+        app = wb.starlette_apps(token, store, required, observer)[args.variant]
         timer = wb.asgi_timer(loop, app, wb.asgi_scope(token))
     timer(50)  # fills the cache, builds lazily made objects
     timer(args.requests)

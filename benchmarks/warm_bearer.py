@@ -64,6 +64,7 @@ from werkzeug.test import EnvironBuilder
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
 from scout_auth.flask import ScoutAuth, current_org
+from scout_auth.observability import Observer
 from scout_auth.starlette import ScoutAuthMiddleware, org_context
 
 TARGET = 1.10
@@ -115,7 +116,10 @@ def _unauthorized(conn: HTTPConnection, exc: Exception) -> JSONResponse:
 
 
 def starlette_apps(
-    token: str, store: InMemoryKeyStore, required: tuple[str, ...] = ()
+    token: str,
+    store: InMemoryKeyStore,
+    required: tuple[str, ...] = (),
+    observer: Observer | None = None,
 ) -> dict[str, ASGIApp]:
     async def bare(request: Request) -> JSONResponse:
         return JSONResponse({"org": ORG})
@@ -126,7 +130,9 @@ def starlette_apps(
     async def scout(request: Request) -> JSONResponse:
         return JSONResponse({"org": org_context(request).org_id})
 
-    verifier = AsyncVerifier(store, cache_ttl=CACHE_TTL, audit=store.audit_sink())
+    verifier = AsyncVerifier(
+        store, cache_ttl=CACHE_TTL, audit=store.audit_sink(), observer=observer
+    )
     rules = [("GET", "/whoami", list(required))] if required else []
     return {
         "bare": Starlette(routes=[Route("/whoami", bare)]),
@@ -207,7 +213,10 @@ def asgi_timer(loop: asyncio.AbstractEventLoop, app: ASGIApp, scope: dict[str, A
 
 
 def flask_apps(
-    token: str, store: InMemoryKeyStore, required: tuple[str, ...] = ()
+    token: str,
+    store: InMemoryKeyStore,
+    required: tuple[str, ...] = (),
+    observer: Observer | None = None,
 ) -> dict[str, Flask]:
     bare = Flask("bench_bare")
 
@@ -243,7 +252,7 @@ def flask_apps(
     rules = [("GET", "/whoami", list(required))] if required else []
     ScoutAuth(
         scout,
-        verifier=Verifier(store, cache_ttl=CACHE_TTL, audit=store.audit_sink()),
+        verifier=Verifier(store, cache_ttl=CACHE_TTL, audit=store.audit_sink(), observer=observer),
         rules=rules,
     )
 

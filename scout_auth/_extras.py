@@ -22,6 +22,8 @@ EXTRAS = {
     "httpx": "client",
     "requests": "client",
     "jinja2": "manage",
+    "opentelemetry": "otel",
+    "prometheus_client": "prometheus",
 }
 
 

@@ -262,7 +262,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     vault.add_argument("action", choices=["new-kek", "status", "rewrap"])
     vault.add_argument("--id", dest="kek_id", help="the new KEK's id (new-kek; default: dated)")
+    doctor = sub.add_parser("doctor", help="check the deployment's configuration (exit 1 if wrong)")
+    doctor.add_argument("--json", action="store_true", help="one JSON document")
+    doctor.add_argument(
+        "--instances", type=int, default=1, help="how many service instances share this store"
+    )
     return parser
+
+
+def _doctor(args: argparse.Namespace, store: KeyStore) -> int:
+    """Print each check of :func:`run_checks`; 1 if any failed."""
+    from ._doctor import run_checks
+
+    checks = run_checks(store, instances=max(1, args.instances))
+    failed = any(c.status == "fail" for c in checks)
+    if args.json:
+        print(json.dumps({"ok": not failed, "checks": [c.json() for c in checks]}))
+    else:
+        for check in checks:
+            print(f"{check.status.upper():4}  {check.name}: {check.detail}")
+    return 1 if failed else 0
 
 
 def _manage(args: argparse.Namespace, manager: KeyManager) -> int:
@@ -448,6 +467,8 @@ def _main(argv: Sequence[str] | None, store: KeyStore | None) -> int:
             return 2
     assert store is not None
     try:
+        if args.command == "doctor":
+            return _doctor(args, store)
         if args.command == "legacy-pepper":
             return _pepper_status(store)
         if args.command == "explain-signature":

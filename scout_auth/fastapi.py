@@ -24,6 +24,7 @@ which the middleware answers with 403 problem+json and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Annotated
 
@@ -39,6 +40,7 @@ from ._adapters.requests import asgi_client_ip
 from ._core.flow import check_scopes
 from ._core.problem import problem_for
 from ._core.records import OrgContext
+from ._drivers.observe import report
 from ._drivers.verifier import AsyncVerifier
 from .exceptions import AuthError, MissingCredentials
 from .starlette import SCOPE_KEY, org_context
@@ -176,16 +178,22 @@ class ScoutSecurity(SecurityBase):
         # Repeated fields join with ", " (RFC 9110 §5.3); the verifier refuses that.
         authorization = self.options.authorization(", ".join(values))
         client_ip = asgi_client_ip(request.scope, self.options.proxies)
+        observer = self.verifier.observer  # observability: None is off
+        started = time.perf_counter()
         try:
             # verify_authorization answers a cached credential from the cache.
             context = await self.verifier.verify_authorization(
                 authorization, required_scopes=scopes, client_ip=client_ip
             )
         except AuthError as exc:
+            if observer is not None:
+                report(observer, False, authorization, None, exc, started)
             self.verifier.record_denial(
                 exc, method=request.method, path=request.url.path, client_ip=client_ip
             )
             raise
+        if observer is not None:
+            report(observer, False, authorization, context, None, started)
         request.scope[SCOPE_KEY] = context
         return context
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Unpack
 
@@ -26,6 +27,7 @@ from ._adapters.options import AdapterKwargs, AdapterOptions
 from ._adapters.requests import wsgi_client_ip, wsgi_request
 from ._core.problem import problem_for
 from ._core.records import OrgContext
+from ._drivers.observe import Observer, report
 from ._drivers.verifier import Verifier
 from ._signing.body import BodyGuard
 from .exceptions import AuthError
@@ -121,6 +123,36 @@ def _authenticate(
     verifier: Verifier, gate: Gate, environ: WSGIEnvironment, required: tuple[str, ...]
 ) -> OrgContext:
     # Shared by the WSGI middleware and Flask, once the gate gave ``required``.
+    observer = verifier.observer  # observability: None is off
+    if observer is not None:
+        return _observed(observer, verifier, gate, environ, required)
+    return _verify_environ(verifier, gate, environ, required)
+
+
+def _observed(
+    observer: Observer,
+    verifier: Verifier,
+    gate: Gate,
+    environ: WSGIEnvironment,
+    required: tuple[str, ...],
+) -> OrgContext:
+    # _verify_environ timed and reported to the verifier's observer.
+    started = time.perf_counter()
+    signed = "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ
+    value = environ.get(gate.options.environ_key)
+    value = value if isinstance(value, str) else None
+    try:
+        context = _verify_environ(verifier, gate, environ, required)
+    except AuthError as exc:
+        report(observer, signed, value, None, exc, started)
+        raise
+    report(observer, signed, value, context, None, started)
+    return context
+
+
+def _verify_environ(
+    verifier: Verifier, gate: Gate, environ: WSGIEnvironment, required: tuple[str, ...]
+) -> OrgContext:
     # Each step without a call where it can: this runs on every request.
     options = gate.options
     value = environ.get(options.environ_key)

@@ -78,6 +78,7 @@ from ..exceptions import (
     WrongAuthority,
 )
 from .audit_buffer import AuditBuffer
+from .observe import Observer, observe_perform
 from .singleflight import AsyncSingleFlight, SingleFlight
 
 __all__ = ["AsyncVerifier", "VerifiedRequest", "Verifier", "VerifierOptions"]
@@ -167,6 +168,7 @@ class VerifierOptions(TypedDict, total=False):
     legacy_negative_size: int
     legacy_pepper: LegacyPepper | str | bytes | None
     legacy_bearer: bool
+    observer: Observer | None
 
 
 class _BaseVerifier:
@@ -193,6 +195,7 @@ class _BaseVerifier:
         legacy_negative_size: int = DEFAULT_LEGACY_NEGATIVE_SIZE,
         legacy_pepper: LegacyPepper | str | bytes | None = None,
         legacy_bearer: bool = True,
+        observer: Observer | None = None,
     ) -> None:
         if cache_ttl < 0 or cache_size < 0:
             raise ValueError("cache_ttl and cache_size must be >= 0")
@@ -226,6 +229,12 @@ class _BaseVerifier:
             max_entries=legacy_negative_size,
         )
         self._clock = clock
+        # Metrics and traces (observe.py): None is off, tested once per request.
+        if observer is not None and not isinstance(observer, Observer):
+            raise TypeError("observer must be a scout_auth Observer")
+        self.observer = observer
+        if observer is not None:
+            observer.attach(self)
         # Found (or refused) now, at startup: never per request.
         self.legacy_pepper = resolve_pepper(store, legacy_pepper, legacy_bearer)
         if self.legacy_pepper is not None:
@@ -411,6 +420,8 @@ class _BaseVerifier:
             return None
         now = self._clock()
         context = self.cache.get(self.cache.bearer_fingerprint(token), now)
+        if self.observer is not None:  # observability: cache hits and misses
+            self.observer.cache(context is not None)
         if context is not None:
             required = required_scopes if type(required_scopes) is tuple else tuple(required_scopes)
             self._accept(context, required, client_ip, now)
@@ -599,6 +610,10 @@ class Verifier(_BaseVerifier):
         legacy_bearer: Accept legacy secrets sent as ``Bearer`` (default).
             ``False``: legacy secrets as ``Basic org_id:secret`` only, no
             pepper needed.
+        observer: Metrics and traces (default ``None``: off, costing
+            nothing): an :class:`~scout_auth.observability.Observer`, e.g.
+            ``OTelObserver()`` or ``PrometheusObserver()``
+            (docs/operations.md).
 
     Every ``verify_*`` method takes ``client_ip=``: the client address, which
     a key with an IP allowlist needs (403 ``ip_not_allowed`` outside it, or
@@ -613,6 +628,8 @@ class Verifier(_BaseVerifier):
         super().__init__(store, **options)
         self._flight: SingleFlight[OrgContext] = SingleFlight()
         self._argon2_slots = threading.BoundedSemaphore(self.legacy.concurrency)
+        if self.observer is not None:  # observability: cold steps run inside it
+            vars(self)["_perform"] = observe_perform(self._perform, self.observer)
 
     def verify_token(
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None
@@ -802,6 +819,8 @@ class AsyncVerifier(_BaseVerifier):
         self._flight: AsyncSingleFlight[OrgContext] = AsyncSingleFlight()
         self._argon2_limiter = anyio.CapacityLimiter(self.legacy.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        if self.observer is not None:  # observability: cold steps run inside it
+            vars(self)["_perform"] = observe_perform(self._perform, self.observer)
 
     async def verify_token(
         self, token: str, *, required_scopes: Iterable[str] = (), client_ip: str | None = None

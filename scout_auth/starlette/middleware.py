@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Unpack
 
@@ -15,6 +16,7 @@ from .._adapters.gate import Gate, denial_fields, loggable, route_path
 from .._adapters.options import AdapterKwargs, AdapterOptions
 from .._adapters.requests import asgi_client_ip, asgi_request
 from .._core.problem import problem_for
+from .._drivers.observe import report
 from .._drivers.verifier import AsyncVerifier
 from .._signing.body import BodyGuard
 from ..exceptions import AuthError
@@ -124,6 +126,8 @@ class ScoutAuthMiddleware:
             client = scope.get("client")
             client_ip = client[0] if client else None
         guard: BodyGuard | None = None
+        observer = self.verifier.observer  # observability: None is off
+        started = time.perf_counter() if observer is not None else 0.0
         try:
             if signed:
                 request = asgi_request(scope, options.proxies)
@@ -155,8 +159,12 @@ class ScoutAuthMiddleware:
                     )
                 )
         except AuthError as exc:
+            if observer is not None:
+                report(observer, signed, value, None, exc, started)
             await self._reject(scope, receive, send, exc)
             return
+        if observer is not None:
+            report(observer, signed, value, context, None, started)
         scope["auth"] = OrgCredentials(context.scopes)
         scope["user"] = OrgUser(context)
         scope[SCOPE_KEY] = context

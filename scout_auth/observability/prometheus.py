@@ -1,0 +1,241 @@
+"""Prometheus metrics through ``prometheus_client``: a collector you register.
+
+Needs ``pip install 'scout-auth[prometheus]'``::
+
+    from prometheus_client import REGISTRY
+    from scout_auth.observability.prometheus import PrometheusObserver
+
+    observer = PrometheusObserver()
+    REGISTRY.register(observer)
+    verifier = AsyncVerifier(store, observer=observer)
+
+The request path only adds to integers under a lock; the metric families
+are built when Prometheus scrapes (:meth:`PrometheusObserver.collect`), and
+the queue, buffer and feed gauges are read then too. Labels are bounded:
+``kind`` (3 values), ``outcome`` (``ok`` and the library's error codes),
+``operation`` (a store method), ``result`` (hit / miss).
+"""
+
+from __future__ import annotations
+
+from .._extras import require
+
+require("prometheus_client")
+
+import bisect  # noqa: E402 - after the extra check, on purpose
+import threading  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+from prometheus_client.core import (  # noqa: E402
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector  # noqa: E402
+
+from .._core.records import OrgContext  # noqa: E402
+from .._drivers.observe import Observer  # noqa: E402
+from ._watch import Watched  # noqa: E402
+
+__all__ = ["DEFAULT_BUCKETS", "PrometheusObserver"]
+
+#: Verification latency buckets, seconds: the warm path is tens of
+#: microseconds, a cold look-up milliseconds, argon2 tens to hundreds.
+DEFAULT_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class PrometheusObserver(Observer, Collector):
+    """Count verifications for Prometheus; register it with a ``CollectorRegistry``.
+
+    Args:
+        namespace: Prefix of every metric name (default ``scout_auth``).
+        buckets: Upper bounds of the latency histogram, seconds, increasing.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_cache",
+        "_lock",
+        "_namespace",
+        "_outcomes",
+        "_store_errors",
+        "_timings",
+        "_watched",
+    )
+
+    def __init__(
+        self, *, namespace: str = "scout_auth", buckets: Sequence[float] = DEFAULT_BUCKETS
+    ) -> None:
+        bounds = tuple(float(b) for b in buckets)
+        if not bounds or list(bounds) != sorted(set(bounds)):
+            raise ValueError("buckets must be increasing and not empty")
+        if not namespace.replace("_", "").isalnum() or not namespace.isascii():
+            raise ValueError("namespace must be letters, digits and underscores")
+        self._namespace = namespace
+        self._buckets = bounds
+        self._lock = threading.Lock()
+        self._outcomes: dict[tuple[str, str], int] = {}
+        # kind -> [count per bucket (+Inf last)..., sum]
+        self._timings: dict[str, list[float]] = {}
+        self._cache = [0, 0]  # hits, misses
+        self._store_errors: dict[str, int] = {}
+        self._watched = Watched()
+
+    # -- what the verifier and adapters report --------------------------------
+
+    def request(
+        self,
+        kind: str,
+        outcome: str,
+        status: int,
+        seconds: float,
+        context: OrgContext | None,
+    ) -> None:
+        slot = bisect.bisect_left(self._buckets, seconds)
+        key = (kind, outcome)
+        with self._lock:
+            outcomes = self._outcomes
+            outcomes[key] = outcomes.get(key, 0) + 1
+            timing = self._timings.get(kind)
+            if timing is None:
+                timing = self._timings[kind] = [0.0] * (len(self._buckets) + 2)
+            timing[slot] += 1
+            timing[-1] += seconds
+
+    def cache(self, hit: bool) -> None:
+        with self._lock:
+            self._cache[0 if hit else 1] += 1
+
+    def store_error(self, operation: str) -> None:
+        with self._lock:
+            self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
+
+    def attach(self, verifier: Any) -> None:
+        self._watched.add(verifier)
+
+    # -- Prometheus -------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing up front: the registry then calls :meth:`collect` at scrape time only."""
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, built now from the counts and the verifiers' state."""
+        ns = self._namespace
+        with self._lock:
+            outcomes = dict(self._outcomes)
+            timings = {k: list(v) for k, v in self._timings.items()}
+            hits, misses = self._cache
+            store_errors = dict(self._store_errors)
+
+        verifications = CounterMetricFamily(
+            f"{ns}_verifications",
+            "Verifications by how the request proved itself and their outcome (ok or error code)",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), n in sorted(outcomes.items()):
+            verifications.add_metric([kind, outcome], n)
+        yield verifications
+
+        duration = HistogramMetricFamily(
+            f"{ns}_verification_duration_seconds",
+            "Time the verification took (not the app's), by kind",
+            labels=["kind"],
+        )
+        for kind, timing in sorted(timings.items()):
+            running = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip((*self._buckets, float("inf")), timing[:-1], strict=True):
+                running += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            duration.add_metric([kind], buckets, sum_value=timing[-1])
+        yield duration
+
+        lookups = CounterMetricFamily(
+            f"{ns}_cache_lookups", "Warm-path look-ups of the verified cache", labels=["result"]
+        )
+        lookups.add_metric(["hit"], hits)
+        lookups.add_metric(["miss"], misses)
+        yield lookups
+
+        errors = CounterMetricFamily(
+            f"{ns}_store_errors",
+            "Failed store or nonce-cache calls (each answered 503 store_unavailable)",
+            labels=["operation"],
+        )
+        for operation, n in sorted(store_errors.items()):
+            errors.add_metric([operation], n)
+        yield errors
+
+        def by_code(code: str) -> int:
+            return sum(n for (_, outcome), n in outcomes.items() if outcome == code)
+
+        yield CounterMetricFamily(
+            f"{ns}_unavailable",
+            "Requests answered 503 because the store could not be asked",
+            value=by_code("store_unavailable"),
+        )
+        yield CounterMetricFamily(
+            f"{ns}_replays_refused",
+            "Signed requests refused as replays (nonce seen before)",
+            value=by_code("replay_detected"),
+        )
+        yield CounterMetricFamily(
+            f"{ns}_legacy_refused",
+            "Legacy checks refused at once because the argon2 queue was full (503 legacy_busy)",
+            value=by_code("legacy_busy"),
+        )
+        yield from self._state(ns)
+
+    def _state(self, ns: str) -> Iterator[Metric]:
+        state = self._watched.state()
+        if state is None:
+            return
+        yield GaugeMetricFamily(
+            f"{ns}_legacy_queue_depth",
+            "Legacy (argon2) checks running or waiting",
+            value=state.legacy_admitted,
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_legacy_queue_capacity",
+            "Most legacy checks admitted at once (concurrency + queue)",
+            value=state.legacy_capacity,
+        )
+        if state.audit_pending is not None and state.audit_dropped is not None:
+            yield GaugeMetricFamily(
+                f"{ns}_audit_buffer_depth",
+                "Audit events waiting to be written",
+                value=state.audit_pending,
+            )
+            yield CounterMetricFamily(
+                f"{ns}_audit_dropped", "Audit events lost", value=state.audit_dropped
+            )
+        if state.feed_listening is not None:
+            yield GaugeMetricFamily(
+                f"{ns}_feed_listening",
+                "1 while the store's change feed listens (revocations reach this process)",
+                value=1 if state.feed_listening else 0,
+            )
+        if state.feed_reconnects is not None:
+            yield CounterMetricFamily(
+                f"{ns}_feed_reconnects",
+                "Times the change feed reconnected",
+                value=state.feed_reconnects,
+            )
