@@ -60,7 +60,7 @@ from typing import Any
 import aiosqlite
 import asyncmy
 import psycopg
-import pymysql
+import pymysql  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.engine import URL, make_url

@@ -291,7 +291,7 @@ def test_a_plain_observer_subclass_sees_requests() -> None:
     seen: list[tuple[str, str, int]] = []
 
     class Mine(Observer):
-        def request(self, kind, outcome, status, seconds, context):  # type: ignore[no-untyped-def]
+        def request(self, kind, outcome, status, seconds, context):
             seen.append((kind, outcome, status))
 
     store, token = _store()
