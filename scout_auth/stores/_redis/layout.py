@@ -128,6 +128,11 @@ class Layout:
         """A key record (hash)."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:key:{_quote(key_id)}"
 
+    def key_name_parts(self, key_id: str) -> tuple[str, str]:
+        """:meth:`key`'s name around the escaped org id: ``(head, tail)``, for
+        a script that learns the org id from the directory."""
+        return f"{self.prefix}:{{o:", f"}}:key:{_quote(key_id)}"
+
     def index(self, org_id: str) -> str:
         """The org's keys, ordered by (created_at, key_id)."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:keys"

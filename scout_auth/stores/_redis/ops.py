@@ -191,6 +191,21 @@ return 1
 """,
 )
 
+# KEYS[1] directory entry; ARGV the record name's head ("<prefix>:{o:") and tail
+# ("}:key:<escaped key id>"). One round trip for a look-up on one server: the
+# directory names the org, the script escapes it as Layout does and reads the
+# record. The record is not a declared key (its name depends on the entry), so
+# this is for a single server only, never a cluster (see Ops.get_key).
+GET_KEY = Script(
+    "get_key",
+    """
+local org = redis.call('GET', KEYS[1])
+if not org then return false end
+local escaped = string.gsub(org, '[%%{}:]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'})
+return redis.call('HGETALL', ARGV[1] .. escaped .. ARGV[2])
+""",
+)
+
 # KEYS[1] directory entry; ARGV org id. Delete it only if it still names that org.
 RELEASE_DIRECTORY = Script(
     "release_directory",
@@ -201,6 +216,7 @@ return 0
 )
 
 SCRIPTS = (
+    GET_KEY,
     ADD_KEY,
     UPDATE_KEY,
     ROTATE_KEY,
@@ -243,10 +259,15 @@ def published(
 
 @dataclass(frozen=True, slots=True)
 class Ops:
-    """The operations of one store: its key layout and its origin id (for events)."""
+    """The operations of one store: its key layout and its origin id (for events).
+
+    ``cluster``: the clients are Redis Cluster clients, so a look-up cannot
+    read the directory and the record in one script (they are in two slots).
+    """
 
     layout: Layout
     origin: str
+    cluster: bool = False
 
     def _write(
         self,
@@ -286,7 +307,20 @@ class Ops:
             yield Call(("SET", entry, record.org_id, "NX"), best_effort=True)
 
     def get_key(self, key_id: str) -> Op[KeyRecord | None]:
-        """See :meth:`KeyStore.get_key`: two reads (directory, record)."""
+        """See :meth:`KeyStore.get_key`.
+
+        On one server, one round trip: :data:`GET_KEY` reads the directory
+        and the record in one script. On a cluster the two are in different
+        slots (the directory in the key id's, the record in the org's), so
+        two reads: directory, then record.
+        """
+        if not self.cluster:
+            head, tail = self.layout.key_name_parts(key_id)
+            reply = yield Lua(
+                GET_KEY, (self.layout.directory(key_id),), (head, tail), repeatable=True
+            )
+            fields = fields_from_reply(reply)
+            return key_from_fields(fields) if fields else None
         org = yield from self._org_of(key_id)
         if org is None:
             return None
