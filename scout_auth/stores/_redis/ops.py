@@ -201,7 +201,8 @@ GET_KEY = Script(
     """
 local org = redis.call('GET', KEYS[1])
 if not org then return false end
-local escaped = string.gsub(org, '[%%{}:]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'})
+local escapes = {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'}
+local escaped = string.gsub(org, '[%%{}:]', escapes)
 return redis.call('HGETALL', ARGV[1] .. escaped .. ARGV[2])
 """,
 )
