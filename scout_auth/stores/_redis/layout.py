@@ -96,6 +96,7 @@ __all__ = [
     "key_from_fields",
     "legacy_fields",
     "legacy_from_fields",
+    "record_from_json",
     "sealed_fields",
     "text",
 ]
@@ -265,6 +266,17 @@ def fields_from_reply(reply: object) -> dict[str, str]:
         items = [text(v) for v in reply]
         return dict(zip(items[::2], items[1::2], strict=True))
     return {}
+
+
+def record_from_json(reply: bytes | str) -> dict[str, str]:
+    """A hash a script returned as one JSON object (``cjson.encode``) as ``{field: value}``.
+
+    Only text values are stored (module docstring), so every value is a string.
+    """
+    fields = json.loads(reply)
+    if not isinstance(fields, dict):
+        raise ValueError("a key record is a JSON object")
+    return fields
 
 
 def format_time(value: datetime) -> str:
