@@ -11,6 +11,11 @@ changes, so it needs no atomicity with the org's data (an orphan entry whose
 key record is missing reads as "no such key"; interrupted writes can leave
 such entries, which :mod:`.sweep` removes).
 
+A look-up needs both: on one server a script reads the entry and then the
+record (an undeclared key, which a single server allows) in one round
+trip; on a cluster the two slots are usually on two nodes, so it takes two
+(see :meth:`.ops.Ops.get_key`).
+
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,
 see :mod:`scout_auth._core.pepper`) to the org, hash tag ``{l:<hex digest>}``,
