@@ -46,7 +46,7 @@ import redis.asyncio.retry
 import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AskError, RedisClusterException
+from redis.exceptions import AskError, RedisClusterException, ResponseError
 
 from ...exceptions import ConfigurationError
 
@@ -217,6 +217,8 @@ class LazyRedisCluster:
             client.close()
 
 
+# Redis's refusal of a script reading a key of a slot its node does not serve.
+_NON_LOCAL = "non local key in a cluster node"
 _reported: set[str] = set()
 _reported_lock = threading.Lock()
 
@@ -228,10 +230,18 @@ def misrouted(exc: BaseException, component: str) -> ConfigurationError | None:
     (redis-py's cluster clients follow them). The first one seen by
     ``component`` ("key store", "nonce cache") in this process is logged at
     error level with the remedy; later ones are not logged again here.
+
+    A script that reads a key the node does not serve (the one-server
+    ``get_key`` script, whose record is found through the directory) is
+    refused with a "non local key" error instead: the same misconfiguration.
     """
-    if not isinstance(exc, AskError):  # MovedError is an AskError
+    if isinstance(exc, ResponseError) and _NON_LOCAL in str(exc):
+        reply, where = "a script's non local key error", "a record on another node"
+    elif isinstance(exc, AskError):  # MovedError is an AskError
+        reply = "ASK" if type(exc) is AskError else "MOVED"
+        where = f"slot {exc.slot_id} is served by {exc.host}:{exc.port}"
+    else:
         return None
-    reply = "ASK" if type(exc) is AskError else "MOVED"
     error = ConfigurationError(
         f"the {component}'s Redis is a Redis Cluster: a node answered {reply}, and the "
         "client is not in cluster mode, so it cannot follow the redirect; use a "
@@ -242,5 +252,5 @@ def misrouted(exc: BaseException, component: str) -> ConfigurationError | None:
         first = component not in _reported
         _reported.add(component)
     if first:
-        logger.error("%s (slot %s is served by %s:%s)", error, exc.slot_id, exc.host, exc.port)
+        logger.error("%s (%s)", error, where)
     return error

@@ -155,6 +155,12 @@ class RedisConnection:
         return f"RedisConnection(owned={self._owned}, async={self.has_async})"
 
     @property
+    def cluster(self) -> bool:
+        """Whether the clients are Redis Cluster clients (keys of two slots
+        cannot meet in one script)."""
+        return _is_cluster(self.sync) or _is_cluster(self._async)
+
+    @property
     def has_async(self) -> bool:
         """Whether async calls can use an async client (else: a worker thread)."""
         return self._async is not None or self._async_factory is not None

@@ -11,6 +11,11 @@ changes, so it needs no atomicity with the org's data (an orphan entry whose
 key record is missing reads as "no such key"; interrupted writes can leave
 such entries, which :mod:`.sweep` removes).
 
+A look-up needs both: on one server a script reads the entry and then the
+record (an undeclared key, which a single server allows) in one round
+trip; on a cluster the two slots are usually on two nodes, so it takes two
+(see :meth:`.ops.Ops.get_key`).
+
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,
 see :mod:`scout_auth._core.pepper`) to the org, hash tag ``{l:<hex digest>}``,
@@ -96,6 +101,7 @@ __all__ = [
     "key_from_fields",
     "legacy_fields",
     "legacy_from_fields",
+    "record_from_json",
     "sealed_fields",
     "text",
 ]
@@ -127,6 +133,11 @@ class Layout:
     def key(self, org_id: str, key_id: str) -> str:
         """A key record (hash)."""
         return f"{self.prefix}:{{o:{_quote(org_id)}}}:key:{_quote(key_id)}"
+
+    def key_name_parts(self, key_id: str) -> tuple[str, str]:
+        """:meth:`key`'s name around the escaped org id: ``(head, tail)``, for
+        a script that learns the org id from the directory."""
+        return f"{self.prefix}:{{o:", f"}}:key:{_quote(key_id)}"
 
     def index(self, org_id: str) -> str:
         """The org's keys, ordered by (created_at, key_id)."""
@@ -260,6 +271,17 @@ def fields_from_reply(reply: object) -> dict[str, str]:
         items = [text(v) for v in reply]
         return dict(zip(items[::2], items[1::2], strict=True))
     return {}
+
+
+def record_from_json(reply: bytes | str) -> dict[str, str]:
+    """A hash a script returned as one JSON object (``cjson.encode``) as ``{field: value}``.
+
+    Only text values are stored (module docstring), so every value is a string.
+    """
+    fields = json.loads(reply)
+    if not isinstance(fields, dict):
+        raise ValueError("a key record is a JSON object")
+    return fields
 
 
 def format_time(value: datetime) -> str:

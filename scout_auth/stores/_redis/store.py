@@ -119,7 +119,7 @@ class RedisKeyStore(StoreEventsMixin):
         self.connection = client
         self.layout = Layout(prefix)
         self.origin = uuid.uuid4().hex
-        self._ops = Ops(self.layout, self.origin)
+        self._ops = Ops(self.layout, self.origin, cluster=self.connection.cluster)
         self._legacy = LegacyOps(self.layout, self.origin)
         self._sweep = SweepOps(self.layout)
         # A failed write tells this process's subscribers like a remote event
