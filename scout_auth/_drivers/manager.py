@@ -15,6 +15,7 @@ from .._audit.events import AuditEvent, AuditSink, event_json
 from .._core import catalogue
 from .._core import lifecycle as ops
 from .._core.drive import adrive, drive
+from .._core.leaked import LeakPolicy, report_leak
 from .._core.lifecycle import (
     ASYNC_NAMES,
     DEFAULT_ROTATION_GRACE,
@@ -278,6 +279,38 @@ class KeyManager(_BaseManager):
     def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
         return self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    def report_leak(
+        self,
+        token: str,
+        *,
+        url: str | None = None,
+        actor: str | None = None,
+        on_report: LeakPolicy = "disable",
+    ) -> KeyRecord | None:
+        """Stop the key whose token was found exposed (a secret scanner's report).
+
+        The token's format and checksum are checked offline, and its seed
+        must be the key's own (a real key id with another seed is a
+        forgery and changes nothing). A real key is disabled at once, or
+        deleted with ``on_report="delete"``; the audit trail gets a
+        ``leaked`` event (``path``: ``url``) and then ``disabled`` /
+        ``deleted``. Verifiers see it like any disable: through the
+        store's change feed, within their revocation bound.
+
+        Args:
+            token: The raw token as the scanner found it.
+            url: Where it was found (kept query-less and redacted).
+            actor: Who reports it (``secret-scanner:github``).
+            on_report: ``"disable"`` (default) or ``"delete"``.
+
+        Returns:
+            The key's record after the change, or ``None`` when the token is
+            malformed or no real key's (nothing written, nothing recorded).
+        """
+        return self._run(
+            report_leak(token, self._clock(), url=url, actor=actor, on_report=on_report)
+        )
 
     def rotate_key(
         self,
@@ -612,6 +645,18 @@ class AsyncKeyManager(_BaseManager):
     async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
         return await self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    async def report_leak(
+        self,
+        token: str,
+        *,
+        url: str | None = None,
+        actor: str | None = None,
+        on_report: LeakPolicy = "disable",
+    ) -> KeyRecord | None:
+        """See :meth:`KeyManager.report_leak`."""
+        op = report_leak(token, self._clock(), url=url, actor=actor, on_report=on_report)
+        return await self._run(op)
 
     async def rotate_key(
         self,
