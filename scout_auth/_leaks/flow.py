@@ -9,6 +9,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from .._audit.events import redact
 from .._core.leaked import LeakPolicy, check_policy
 from .._core.problem import PROBLEM_TYPE_BASE
 from .._core.records import KeyRecord
@@ -76,7 +77,8 @@ class LeakReport:
 
     Never holds the token. Attributes:
         token_type: The scanner's name for the token type (``scout_api_key``).
-        url: Where the token was found (as the scanner sent it, up to 2048 characters).
+        url: Where the token was found (up to 2048 characters; anything after a
+            ``scout_sk_`` prefix cut off, as in the audit trail).
         source: Where on the scanner's side (``content``, ``commit``, ``gist``…).
         scanner: ``"github"`` (ECDSA-signed) or ``"hmac"`` (the generic variant).
         action: What was done: ``"disable"`` or ``"delete"``.
@@ -302,6 +304,12 @@ def _text(item: Mapping[str, Any], name: str) -> str | None:
     return value[:_TEXT_LIMIT]
 
 
+def _redacted(url: str | None) -> str | None:
+    # The URL often holds the token itself (a gist's raw link, ?token=): it
+    # reaches the audit trail and the host's callback with it cut off.
+    return None if url is None else redact(url)
+
+
 def _parse(body: bytes, max_tokens: int) -> list[dict[str, Any]]:
     """The report's items, checked whole before anything changes."""
     try:
@@ -323,7 +331,7 @@ def _parse(body: bytes, max_tokens: int) -> list[dict[str, Any]]:
             {
                 "token": token,
                 "type": _text(entry, "type") or "",
-                "url": _text(entry, "url"),
+                "url": _redacted(_text(entry, "url")),
                 "source": _text(entry, "source"),
             }
         )
