@@ -62,7 +62,8 @@ def test_a_real_key_is_disabled_and_labelled(
     assert new.token not in repr(events)
     assert calls.event.wait(5)
     key, leak, thread = calls.calls[0]
-    assert key.key_id == new.key.key_id and not key.enabled
+    assert key.key_id == new.key.key_id
+    assert not key.enabled
     assert (leak.source, leak.scanner, leak.action) == ("commit", "github", "disable")
     assert thread.startswith("scout-auth-on-leak")
     assert new.token not in repr(leak)
