@@ -28,6 +28,7 @@ from . import exceptions
 from ._core.keys import OrgCredential, OrgPublicKey
 from ._core.lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._core.pepper import LegacyPepper
+from ._core.policy import LifetimePolicy
 from ._core.records import (
     CredentialKind,
     KeyList,
@@ -74,6 +75,7 @@ __all__ = [
     "LegacyPepper",
     "LegacyRecord",
     "LegacyStatus",
+    "LifetimePolicy",
     "NewKey",
     "NonceCache",
     "OrgContext",

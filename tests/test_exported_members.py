@@ -56,6 +56,7 @@ EXPORTED = sorted(
         "LegacyPepper",
         "LegacyRecord",
         "LegacyStatus",
+        "LifetimePolicy",
         "NewKey",
         "NonceCache",
         "OrgContext",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -26,6 +27,7 @@ from .._core.lifecycle import (
     VaultCall,
 )
 from .._core.pepper import LegacyPepper, missing_pepper_error, resolve_pepper
+from .._core.policy import LifetimePolicy, PolicyFor
 from .._core.records import (
     KeyList,
     KeyRecord,
@@ -40,7 +42,15 @@ from .._core.vault import KeyVault, RewrapReport
 from ..exceptions import StoreError, StoreUnavailable, VaultError
 from .audit_buffer import AuditBuffer
 
-__all__ = ["AsyncKeyManager", "KeyManager"]
+__all__ = ["AsyncKeyManager", "KeyManager", "LifetimePolicySource"]
+
+#: ``lifetime_policy=``: one policy for every org, or ``org_id -> policy | None``
+#: (the async manager also awaits an async callable).
+LifetimePolicySource = (
+    LifetimePolicy
+    | Callable[[str], "LifetimePolicy | Awaitable[LifetimePolicy | None] | None"]
+    | None
+)
 
 audit_logger = logging.getLogger("scout_auth.audit")
 
@@ -66,9 +76,15 @@ class _BaseManager:
         legacy_pepper: LegacyPepper | str | bytes | None = None,
         legacy_bearer: bool = True,
         vault: KeyVault | None = None,
+        lifetime_policy: LifetimePolicySource = None,
     ) -> None:
         if vault is not None and not isinstance(vault, KeyVault):
             raise TypeError("vault must be a KeyVault or None")
+        if lifetime_policy is not None and not (
+            isinstance(lifetime_policy, LifetimePolicy) or callable(lifetime_policy)
+        ):
+            raise TypeError("lifetime_policy must be a LifetimePolicy, a callable or None")
+        self.lifetime_policy = lifetime_policy
         self.store = store
         self.audit = audit
         self.vault = vault
@@ -101,6 +117,12 @@ class _BaseManager:
             return vault.rewrap(need.sealed)
         except VaultError as exc:  # answered: see VaultCall
             return exc
+
+    def _policy(self, need: PolicyFor) -> object:
+        source = self.lifetime_policy
+        if source is None or isinstance(source, LifetimePolicy):
+            return source
+        return source(need.org_id)
 
     def _current_kek_id(self) -> str:
         if self.vault is None:
@@ -139,6 +161,14 @@ class KeyManager(_BaseManager):
             keys created with ``recoverable=True``, so :meth:`reveal_key`
             can show it again (docs/vault.md). ``None`` (default): every
             token is shown once and only the public key is stored.
+        lifetime_policy: Each org's :class:`~scout_auth.LifetimePolicy`
+            (require an expiry, a maximum lifetime, a default expiry): one
+            for every org, or a callable ``org_id -> LifetimePolicy | None``
+            over wherever the host keeps org settings (called once per
+            create, rotate or expiry change: keep it quick). ``create_key``,
+            ``rotate_key`` and expiry changes that break it raise
+            :class:`~scout_auth.exceptions.InvalidKeyOperation`; existing
+            keys are not changed (docs/leaked-keys.md).
 
     Example:
         >>> from scout_auth import InMemoryKeyStore, KeyManager
@@ -177,6 +207,8 @@ class KeyManager(_BaseManager):
             return None
         if isinstance(need, VaultCall):
             return self._vault_call(need)
+        if isinstance(need, PolicyFor):
+            return self._policy(need)
         try:
             return getattr(self.store, need.method)(*need.args)
         except StoreUnavailable as exc:
@@ -588,6 +620,9 @@ class AsyncKeyManager(_BaseManager):
             if self.vault is not None and self.vault.blocking:  # a KMS round trip
                 return await anyio.to_thread.run_sync(self._vault_call, need)
             return self._vault_call(need)
+        if isinstance(need, PolicyFor):
+            policy = self._policy(need)
+            return await policy if inspect.isawaitable(policy) else policy
         try:
             return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
         except StoreUnavailable as exc:
