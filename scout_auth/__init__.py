@@ -41,6 +41,7 @@ from ._core.records import (
     ScopeInfo,
     SealedSeed,
 )
+from ._core.report import KeyReport
 from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX, generate_key_id
 from ._core.vault import KeyVault, RewrapReport
 from ._drivers.manager import AsyncKeyManager, KeyManager
@@ -69,6 +70,7 @@ __all__ = [
     "KeyList",
     "KeyManager",
     "KeyRecord",
+    "KeyReport",
     "KeyStore",
     "KeyUpdate",
     "KeyVault",

@@ -50,6 +50,7 @@ EXPORTED = sorted(
         "KeyList",
         "KeyManager",
         "KeyRecord",
+        "KeyReport",
         "KeyStore",
         "KeyUpdate",
         "KeyVault",

@@ -37,6 +37,7 @@ from .._core.records import (
     RoleRecord,
     ScopeInfo,
 )
+from .._core.report import KeyReport, key_report
 from .._core.store import KEEP, KeyStore, _Keep
 from .._core.vault import KeyVault, RewrapReport
 from ..exceptions import StoreError, StoreUnavailable, VaultError
@@ -311,6 +312,21 @@ class KeyManager(_BaseManager):
     def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
         return self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    def key_report(
+        self, org_id: str, *, expiring_days: int = 14, unused_days: int = 30
+    ) -> KeyReport:
+        """The org's keys that need attention: expiring soon, unused, old halves still used.
+
+        Also the keys that break the org's ``lifetime_policy`` (made before
+        it). One read of the org's keys; nothing is written.
+
+        Args:
+            org_id: The organization.
+            expiring_days: Keys expiring within this many days (1 to 3660).
+            unused_days: Keys not used for this many days (1 to 3660).
+        """
+        return self._run(key_report(org_id, self._clock(), expiring_days, unused_days))
 
     def report_leak(
         self,
@@ -680,6 +696,12 @@ class AsyncKeyManager(_BaseManager):
     async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
         return await self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    async def key_report(
+        self, org_id: str, *, expiring_days: int = 14, unused_days: int = 30
+    ) -> KeyReport:
+        """See :meth:`KeyManager.key_report`."""
+        return await self._run(key_report(org_id, self._clock(), expiring_days, unused_days))
 
     async def report_leak(
         self,
