@@ -28,6 +28,7 @@ from . import exceptions
 from ._core.keys import OrgCredential, OrgPublicKey
 from ._core.lifecycle import DEFAULT_ROTATION_GRACE, WeakKeyNameWarning
 from ._core.pepper import LegacyPepper
+from ._core.policy import LifetimePolicy
 from ._core.records import (
     CredentialKind,
     KeyList,
@@ -40,6 +41,7 @@ from ._core.records import (
     ScopeInfo,
     SealedSeed,
 )
+from ._core.report import KeyReport
 from ._core.tokens import TOKEN_PREFIX, TOKEN_REGEX, generate_key_id
 from ._core.vault import KeyVault, RewrapReport
 from ._drivers.manager import AsyncKeyManager, KeyManager
@@ -68,12 +70,14 @@ __all__ = [
     "KeyList",
     "KeyManager",
     "KeyRecord",
+    "KeyReport",
     "KeyStore",
     "KeyUpdate",
     "KeyVault",
     "LegacyPepper",
     "LegacyRecord",
     "LegacyStatus",
+    "LifetimePolicy",
     "NewKey",
     "NonceCache",
     "OrgContext",

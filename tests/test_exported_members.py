@@ -50,12 +50,14 @@ EXPORTED = sorted(
         "KeyList",
         "KeyManager",
         "KeyRecord",
+        "KeyReport",
         "KeyStore",
         "KeyUpdate",
         "KeyVault",
         "LegacyPepper",
         "LegacyRecord",
         "LegacyStatus",
+        "LifetimePolicy",
         "NewKey",
         "NonceCache",
         "OrgContext",
@@ -379,6 +381,41 @@ def test_testing_all_is_locked_and_documented():
         "CatalogueContract",
         "VaultContract",
     }
+
+
+LEAKS_EXPORTED = sorted(
+    [
+        "DEFAULT_HMAC_HEADER",
+        "DEFAULT_MAX_BODY",
+        "DEFAULT_REPLAY_WINDOW",
+        "GITHUB_KEY_ID_HEADER",
+        "GITHUB_SIGNATURE_HEADER",
+        "LEAK_POLICIES",
+        "InMemoryReplayGuard",
+        "KeyDocumentError",
+        "KeySource",
+        "LeakPolicy",
+        "LeakReceiverApp",
+        "LeakReport",
+        "OnLeak",
+        "RedisReplayGuard",
+        "ReplayGuard",
+        "ScannerKeys",
+        "hmac_signature",
+        "leak_receiver_blueprint",
+        "parse_key_document",
+    ]
+)
+
+
+def test_leaks_all_is_locked_and_documented():
+    from scout_auth import leaks
+
+    assert sorted(leaks.__all__) == LEAKS_EXPORTED
+    for name in LEAKS_EXPORTED:
+        value = getattr(leaks, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert own_docstring(value), f"scout_auth.leaks.{name} has no docstring"
 
 
 # -- derived: __all__ tells the truth ------------------------------------------

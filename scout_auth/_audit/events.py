@@ -80,6 +80,11 @@ class AuditAction(enum.StrEnum):
     SCOPE_UNPUBLISHED = "scope_unpublished"
     #: A recoverable key's token was revealed again (KeyManager.reveal_key).
     REVEALED = "revealed"
+    #: A secret scanner reported the key's token as exposed (``KeyManager.report_leak``):
+    #: ``actor`` is ``secret-scanner:<source>``, ``path`` the report's URL
+    #: (query cut off, tokens redacted). The issue's ``key.leaked``: action
+    #: codes are ``[a-z][a-z0-9_]*``, so the dot is dropped.
+    LEAKED = "leaked"
     #: A request that named a real key was refused; ``reason`` says why.
     DENIED = "denied"
 

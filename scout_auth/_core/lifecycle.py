@@ -24,7 +24,7 @@ import secrets
 import unicodedata
 import warnings
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar, get_args
 
@@ -37,6 +37,7 @@ from ..exceptions import (
     VaultError,
 )
 from .pepper import LegacyPepper
+from .policy import PolicyFor, enforce
 from .records import (
     KeyList,
     KeyRecord,
@@ -157,7 +158,7 @@ class VaultCall:
 R = TypeVar("R")
 
 #: What a lifecycle op yields.
-LifecycleNeed = StoreCall | HashSecret | VaultCall | Audit
+LifecycleNeed = StoreCall | HashSecret | VaultCall | Audit | PolicyFor
 
 #: Key ids per page of ``list_sealed_seeds`` (rewrap, status).
 SEALED_PAGE = 500
@@ -387,6 +388,11 @@ def create_key(
         check_description(description, "a key description", MAX_DESCRIPTION_LENGTH),
         check_actor(actor),
     )
+    policy = yield PolicyFor(org_id)
+    at = _now(now)
+    expiry = enforce(policy, new.key.expires_at, created_at=at, now=at, fill_default=True)
+    if expiry != new.key.expires_at:
+        new = replace(new, key=replace(new.key, expires_at=expiry))
     if recoverable:
         new = yield from _sealed(new, seed)
     yield StoreCall("add_key", (new.key,))
@@ -463,11 +469,13 @@ def rotate_key(
                 "key %s is recoverable but this manager has no vault: its successor is not",
                 key_id,
             )
+    policy = yield PolicyFor(old.org_id)
+    expiry = enforce(policy, old.expires_at, created_at=at, now=at, fill_default=True)
     new, seed = _new_key(
         old.org_id,
         old.name,
         old.scopes,
-        old.expires_at,
+        expiry,
         at,
         old.roles,
         old.allowed_ips,
@@ -694,6 +702,15 @@ def change_key(
         raise InvalidKeyOperation("a rotated key's expiry is its grace period")
     if not changes:
         return old
+    if "expires_at" in changes:
+        policy = yield PolicyFor(old.org_id)
+        enforce(
+            policy,
+            changes["expires_at"],
+            created_at=old.created_at,
+            now=_now(now),
+            fill_default=False,
+        )
     record = yield from update_key(key_id, KeyUpdate(**changes))
     for action in actions:
         yield _audit(action, record, actor, now)

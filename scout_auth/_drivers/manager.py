@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -15,6 +16,7 @@ from .._audit.events import AuditEvent, AuditSink, event_json
 from .._core import catalogue
 from .._core import lifecycle as ops
 from .._core.drive import adrive, drive
+from .._core.leaked import LeakPolicy, report_leak
 from .._core.lifecycle import (
     ASYNC_NAMES,
     DEFAULT_ROTATION_GRACE,
@@ -25,6 +27,7 @@ from .._core.lifecycle import (
     VaultCall,
 )
 from .._core.pepper import LegacyPepper, missing_pepper_error, resolve_pepper
+from .._core.policy import LifetimePolicy, PolicyFor
 from .._core.records import (
     KeyList,
     KeyRecord,
@@ -34,12 +37,21 @@ from .._core.records import (
     RoleRecord,
     ScopeInfo,
 )
+from .._core.report import KeyReport, key_report
 from .._core.store import KEEP, KeyStore, _Keep
 from .._core.vault import KeyVault, RewrapReport
 from ..exceptions import StoreError, StoreUnavailable, VaultError
 from .audit_buffer import AuditBuffer
 
-__all__ = ["AsyncKeyManager", "KeyManager"]
+__all__ = ["AsyncKeyManager", "KeyManager", "LifetimePolicySource"]
+
+#: ``lifetime_policy=``: one policy for every org, or ``org_id -> policy | None``
+#: (the async manager also awaits an async callable).
+LifetimePolicySource = (
+    LifetimePolicy
+    | Callable[[str], "LifetimePolicy | Awaitable[LifetimePolicy | None] | None"]
+    | None
+)
 
 audit_logger = logging.getLogger("scout_auth.audit")
 
@@ -65,9 +77,15 @@ class _BaseManager:
         legacy_pepper: LegacyPepper | str | bytes | None = None,
         legacy_bearer: bool = True,
         vault: KeyVault | None = None,
+        lifetime_policy: LifetimePolicySource = None,
     ) -> None:
         if vault is not None and not isinstance(vault, KeyVault):
             raise TypeError("vault must be a KeyVault or None")
+        if lifetime_policy is not None and not (
+            isinstance(lifetime_policy, LifetimePolicy) or callable(lifetime_policy)
+        ):
+            raise TypeError("lifetime_policy must be a LifetimePolicy, a callable or None")
+        self.lifetime_policy = lifetime_policy
         self.store = store
         self.audit = audit
         self.vault = vault
@@ -100,6 +118,12 @@ class _BaseManager:
             return vault.rewrap(need.sealed)
         except VaultError as exc:  # answered: see VaultCall
             return exc
+
+    def _policy(self, need: PolicyFor) -> object:
+        source = self.lifetime_policy
+        if source is None or isinstance(source, LifetimePolicy):
+            return source
+        return source(need.org_id)
 
     def _current_kek_id(self) -> str:
         if self.vault is None:
@@ -138,6 +162,14 @@ class KeyManager(_BaseManager):
             keys created with ``recoverable=True``, so :meth:`reveal_key`
             can show it again (docs/vault.md). ``None`` (default): every
             token is shown once and only the public key is stored.
+        lifetime_policy: Each org's :class:`~scout_auth.LifetimePolicy`
+            (require an expiry, a maximum lifetime, a default expiry): one
+            for every org, or a callable ``org_id -> LifetimePolicy | None``
+            over wherever the host keeps org settings (called once per
+            create, rotate or expiry change: keep it quick). ``create_key``,
+            ``rotate_key`` and expiry changes that break it raise
+            :class:`~scout_auth.exceptions.InvalidKeyOperation`; existing
+            keys are not changed (docs/leaked-keys.md).
 
     Example:
         >>> from scout_auth import InMemoryKeyStore, KeyManager
@@ -176,6 +208,8 @@ class KeyManager(_BaseManager):
             return None
         if isinstance(need, VaultCall):
             return self._vault_call(need)
+        if isinstance(need, PolicyFor):
+            return self._policy(need)
         try:
             return getattr(self.store, need.method)(*need.args)
         except StoreUnavailable as exc:
@@ -278,6 +312,53 @@ class KeyManager(_BaseManager):
     def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """Delete a key permanently; returns the deleted record."""
         return self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    def key_report(
+        self, org_id: str, *, expiring_days: int = 14, unused_days: int = 30
+    ) -> KeyReport:
+        """The org's keys that need attention: expiring soon, unused, old halves still used.
+
+        Also the keys that break the org's ``lifetime_policy`` (made before
+        it). One read of the org's keys; nothing is written.
+
+        Args:
+            org_id: The organization.
+            expiring_days: Keys expiring within this many days (1 to 3660).
+            unused_days: Keys not used for this many days (1 to 3660).
+        """
+        return self._run(key_report(org_id, self._clock(), expiring_days, unused_days))
+
+    def report_leak(
+        self,
+        token: str,
+        *,
+        url: str | None = None,
+        actor: str | None = None,
+        on_report: LeakPolicy = "disable",
+    ) -> KeyRecord | None:
+        """Stop the key whose token was found exposed (a secret scanner's report).
+
+        The token's format and checksum are checked offline, and its seed
+        must be the key's own (a real key id with another seed is a
+        forgery and changes nothing). A real key is disabled at once, or
+        deleted with ``on_report="delete"``; the audit trail gets a
+        ``leaked`` event (``path``: ``url``) and then ``disabled`` /
+        ``deleted``. Verifiers see it like any disable: through the
+        store's change feed, within their revocation bound.
+
+        Args:
+            token: The raw token as the scanner found it.
+            url: Where it was found (kept query-less and redacted).
+            actor: Who reports it (``secret-scanner:github``).
+            on_report: ``"disable"`` (default) or ``"delete"``.
+
+        Returns:
+            The key's record after the change, or ``None`` when the token is
+            malformed or no real key's (nothing written, nothing recorded).
+        """
+        return self._run(
+            report_leak(token, self._clock(), url=url, actor=actor, on_report=on_report)
+        )
 
     def rotate_key(
         self,
@@ -555,6 +636,9 @@ class AsyncKeyManager(_BaseManager):
             if self.vault is not None and self.vault.blocking:  # a KMS round trip
                 return await anyio.to_thread.run_sync(self._vault_call, need)
             return self._vault_call(need)
+        if isinstance(need, PolicyFor):
+            policy = self._policy(need)
+            return await policy if inspect.isawaitable(policy) else policy
         try:
             return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
         except StoreUnavailable as exc:
@@ -612,6 +696,24 @@ class AsyncKeyManager(_BaseManager):
     async def delete_key(self, key_id: str, *, actor: str | None = None) -> KeyRecord:
         """See :meth:`KeyManager.delete_key`."""
         return await self._run(ops.delete_key(key_id, self._clock(), actor))
+
+    async def key_report(
+        self, org_id: str, *, expiring_days: int = 14, unused_days: int = 30
+    ) -> KeyReport:
+        """See :meth:`KeyManager.key_report`."""
+        return await self._run(key_report(org_id, self._clock(), expiring_days, unused_days))
+
+    async def report_leak(
+        self,
+        token: str,
+        *,
+        url: str | None = None,
+        actor: str | None = None,
+        on_report: LeakPolicy = "disable",
+    ) -> KeyRecord | None:
+        """See :meth:`KeyManager.report_leak`."""
+        op = report_leak(token, self._clock(), url=url, actor=actor, on_report=on_report)
+        return await self._run(op)
 
     async def rotate_key(
         self,

@@ -1,0 +1,338 @@
+"""The receiver's one handler: a signed report in, the labels (or a problem) out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from .._audit.events import redact
+from .._core.leaked import LeakPolicy, check_policy
+from .._core.problem import PROBLEM_TYPE_BASE
+from .._core.records import KeyRecord
+from ..exceptions import StoreError, StoreUnavailable
+from .signature import valid_key_id, verify_ecdsa, verify_hmac
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "ClaimReport",
+    "LeakNeed",
+    "LeakProblem",
+    "LeakReport",
+    "LeakRequest",
+    "LeakResponse",
+    "Notify",
+    "ReceiverSettings",
+    "ReleaseReport",
+    "ReportLeak",
+    "ScannerKey",
+    "error_response",
+    "receive",
+]
+
+#: The largest report body read (1 MiB); past it: 413, unread.
+DEFAULT_MAX_BODY = 1024 * 1024
+#: The most tokens one report may carry (each is a store read).
+DEFAULT_MAX_TOKENS = 1000
+
+GITHUB_KEY_ID_HEADER: Final = "github-public-key-identifier"
+GITHUB_SIGNATURE_HEADER: Final = "github-public-key-signature"
+#: The generic variant's header: ``sha256=<hex HMAC-SHA256 of the raw body>``.
+DEFAULT_HMAC_HEADER: Final = "x-scanner-signature-256"
+
+_SOURCE = re.compile(r"[^A-Za-z0-9_.-]")
+_TEXT_LIMIT = 2048
+
+BASE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LeakRequest:
+    """One request as an adapter read it (headers lower-case, body whole)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LeakResponse:
+    """What to send."""
+
+    status: int
+    headers: Sequence[tuple[str, str]]
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LeakReport:
+    """What a scanner said about one real key's token, for ``on_leak(key, report)``.
+
+    Never holds the token. Attributes:
+        token_type: The scanner's name for the token type (``scout_api_key``).
+        url: Where the token was found (up to 2048 characters; anything after a
+            ``scout_sk_`` prefix cut off, as in the audit trail).
+        source: Where on the scanner's side (``content``, ``commit``, ``gist``…).
+        scanner: ``"github"`` (ECDSA-signed) or ``"hmac"`` (the generic variant).
+        action: What was done: ``"disable"`` or ``"delete"``.
+    """
+
+    token_type: str
+    url: str | None
+    source: str | None
+    scanner: Literal["github", "hmac"]
+    action: LeakPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverSettings:
+    """A receiver's configuration, validated once (the adapters build it)."""
+
+    on_report: LeakPolicy = "disable"
+    has_scanner_keys: bool = False
+    hmac_secret: bytes | None = field(default=None, repr=False)
+    hmac_header: str = DEFAULT_HMAC_HEADER
+    max_body: int = DEFAULT_MAX_BODY
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    def __post_init__(self) -> None:
+        check_policy(self.on_report)
+        if not self.has_scanner_keys and self.hmac_secret is None:
+            raise ValueError("a receiver needs scanner_keys, hmac_secret, or both")
+        if self.hmac_secret is not None and (
+            not isinstance(self.hmac_secret, bytes) or len(self.hmac_secret) < 32
+        ):
+            raise ValueError("hmac_secret must be at least 32 bytes")
+        if not isinstance(self.hmac_header, str) or not re.fullmatch(
+            r"[a-z0-9-]{1,100}", self.hmac_header
+        ):
+            raise ValueError("hmac_header must be a lower-case header name")
+        if self.hmac_header.startswith("github-"):
+            raise ValueError("hmac_header may not be a Github-* header")
+        for name in ("max_body", "max_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int")
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerKey:
+    """Need: the scanner's public key with id ``key_id``, or ``None`` if unknown."""
+
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimReport:
+    """Need: the replay guard's ``claim(digest)``: ``True`` if not seen before."""
+
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReport:
+    """Need: the replay guard's ``release(digest)`` (processing failed)."""
+
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLeak:
+    """Need: ``manager.report_leak(token, url=, actor=, on_report=)``.
+
+    Answered, not raised: the adapter returns the exception a call raised,
+    so the handler can release its replay claim before it propagates.
+    """
+
+    token: str = field(repr=False)
+    url: str | None
+    actor: str
+    on_report: LeakPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Need: run ``on_leak(key, report)`` off the request path (no answer awaited)."""
+
+    key: KeyRecord
+    report: LeakReport
+
+
+LeakNeed = ScannerKey | ClaimReport | ReleaseReport | ReportLeak | Notify
+
+
+class LeakProblem(Exception):
+    """A refusal, as a problem+json answer: ``status``, stable ``code``, ``detail``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    503: "Service unavailable",
+}
+
+
+def _dumps(data: object) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def problem_response(problem: LeakProblem, headers: Sequence[tuple[str, str]] = ()) -> LeakResponse:
+    """The problem+json answer (RFC 9457) of ``problem``."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + problem.code,
+        "title": _TITLES.get(problem.status, "Error"),
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+    }
+    out = [("content-type", "application/problem+json"), *BASE_HEADERS, *headers]
+    return LeakResponse(problem.status, out, _dumps(body))
+
+
+def too_large() -> LeakProblem:
+    """The 413 of a body past the limit (the adapters stop reading there)."""
+    return LeakProblem(413, "body_too_large", "The report is too large.")
+
+
+def error_response(exc: Exception) -> LeakResponse | None:
+    """The answer to an exception out of the drive loop, or ``None`` for a bug."""
+    if isinstance(exc, LeakProblem):
+        return problem_response(exc)
+    if isinstance(exc, StoreError | StoreUnavailable):
+        retry = str(getattr(exc, "retry_after", 1))
+        problem = LeakProblem(503, "store_unavailable", "The key store is unavailable; try again.")
+        return problem_response(problem, [("retry-after", retry)])
+    return None
+
+
+Flow = Generator[LeakNeed, Any, LeakResponse]
+
+
+def receive(request: LeakRequest, settings: ReceiverSettings) -> Flow:
+    """Answer one report: see the package's theory of operation.
+
+    Raises:
+        LeakProblem: A refusal (the adapters answer it with :func:`error_response`).
+        StoreError: The store failed while a token was processed (503; the
+            replay claim was released first, so a retry is accepted).
+    """
+    if request.path not in ("", "/"):
+        raise LeakProblem(404, "not_found", "The report endpoint is the mount point itself.")
+    if request.method != "POST":
+        raise LeakProblem(405, "method_not_allowed", "Reports are POSTed.")
+    if len(request.body) > settings.max_body:
+        raise too_large()
+    scanner = yield from _authenticate(request, settings)
+    items = _parse(request.body, settings.max_tokens)
+    digest = hashlib.sha256(request.body).digest()
+    if not (yield ClaimReport(digest)):
+        raise LeakProblem(409, "replayed", "This report was received before.")
+    labels: list[dict[str, str]] = []
+    done: dict[str, KeyRecord | None] = {}
+    for item in items:
+        token = item["token"]
+        if token not in done:
+            actor = "secret-scanner:" + (_SOURCE.sub("", item["source"] or "")[:64] or "unknown")
+            answer = yield ReportLeak(token, item["url"], actor, settings.on_report)
+            if isinstance(answer, BaseException):
+                yield ReleaseReport(digest)
+                raise answer
+            done[token] = answer
+            if answer is not None:
+                report = LeakReport(
+                    token_type=item["type"],
+                    url=item["url"],
+                    source=item["source"],
+                    scanner=scanner,
+                    action=settings.on_report,
+                )
+                yield Notify(answer, report)
+        label = "false_positive" if done[token] is None else "true_positive"
+        labels.append({"token_raw": token, "token_type": item["type"], "label": label})
+    headers = [("content-type", "application/json"), *BASE_HEADERS]
+    return LeakResponse(200, headers, _dumps(labels))
+
+
+def _authenticate(
+    request: LeakRequest, settings: ReceiverSettings
+) -> Generator[LeakNeed, Any, Literal["github", "hmac"]]:
+    headers = request.headers
+    signature = headers.get(GITHUB_SIGNATURE_HEADER)
+    key_id = headers.get(GITHUB_KEY_ID_HEADER)
+    if settings.has_scanner_keys and (signature is not None or key_id is not None):
+        if not signature or not key_id:
+            raise LeakProblem(401, "unsigned", "Both Github-Public-Key-* headers are required.")
+        if not valid_key_id(key_id):
+            raise LeakProblem(401, "unknown_key", "The signing key is unknown.")
+        key = yield ScannerKey(key_id)
+        if key is None:
+            raise LeakProblem(401, "unknown_key", "The signing key is unknown.")
+        if not verify_ecdsa(key, signature, request.body):
+            raise LeakProblem(401, "bad_signature", "The report's signature does not verify.")
+        return "github"
+    mac = headers.get(settings.hmac_header)
+    if settings.hmac_secret is not None and mac is not None:
+        if not verify_hmac(settings.hmac_secret, mac, request.body):
+            raise LeakProblem(401, "bad_signature", "The report's signature does not verify.")
+        return "hmac"
+    raise LeakProblem(401, "unsigned", "The report is not signed.")
+
+
+def _text(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LeakProblem(400, "invalid_report", f"{name!r} must be a string.")
+    return value[:_TEXT_LIMIT]
+
+
+def _redacted(url: str | None) -> str | None:
+    # The URL often holds the token itself (a gist's raw link, ?token=): it
+    # reaches the audit trail and the host's callback with it cut off.
+    return None if url is None else redact(url)
+
+
+def _parse(body: bytes, max_tokens: int) -> list[dict[str, Any]]:
+    """The report's items, checked whole before anything changes."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise LeakProblem(400, "invalid_report", "The report is not JSON.") from None
+    if not isinstance(data, list):
+        raise LeakProblem(400, "invalid_report", "A report is a JSON list of tokens.")
+    if len(data) > max_tokens:
+        raise LeakProblem(413, "too_many_tokens", f"A report holds at most {max_tokens} tokens.")
+    items: list[dict[str, Any]] = []
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise LeakProblem(400, "invalid_report", "Each reported token is an object.")
+        token = entry.get("token")
+        if not isinstance(token, str) or not token or len(token) > _TEXT_LIMIT:
+            raise LeakProblem(400, "invalid_report", "Each reported token needs a 'token' string.")
+        items.append(
+            {
+                "token": token,
+                "type": _text(entry, "type") or "",
+                "url": _redacted(_text(entry, "url")),
+                "source": _text(entry, "source"),
+            }
+        )
+    return items
