@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -267,7 +268,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = args.sizes or [1_000, 100_000 if args.quick else 1_000_000]
     started = time.monotonic()
-    targets: list[tuple[str, str, redis.Redis, list[int]]] = [
+    targets: list[tuple[str, str, Any, list[int]]] = [
         ("one server", args.url, redis.Redis.from_url(args.url), sizes)
     ]
     if args.cluster_url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,13 @@ STRICT = LifetimePolicy(max_lifetime=90 * DAY, default_expiry=30 * DAY)
 
 
 def manager(policy: object = STRICT) -> KeyManager:
-    policies = {"org_strict": policy, "org_req": LifetimePolicy(require_expiry=True)}
-    return KeyManager(InMemoryKeyStore(), clock=lambda: NOW, lifetime_policy=policies.get)
+    policies: dict[str, Any] = {
+        "org_strict": policy,
+        "org_req": LifetimePolicy(require_expiry=True),
+    }
+    return KeyManager(
+        InMemoryKeyStore(), clock=lambda: NOW, lifetime_policy=lambda org: policies.get(org)
+    )
 
 
 def test_policies_are_checked() -> None:

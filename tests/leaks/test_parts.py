@@ -43,6 +43,7 @@ def test_key_documents_are_checked(scanner: Scanner) -> None:
     p384_pem = p384.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    bad: Any
     for bad in (
         "not json",
         "[]",
@@ -53,7 +54,7 @@ def test_key_documents_are_checked(scanner: Scanner) -> None:
         {"public_keys": [{"key_identifier": "a", "key": p384_pem.decode()}]},
     ):
         with pytest.raises(KeyDocumentError):
-            parse_key_document(bad)  # type: ignore[arg-type]
+            parse_key_document(bad)
 
 
 def test_scanner_keys_reload_for_an_unknown_id_at_most_so_often(scanner: Scanner) -> None:
