@@ -145,7 +145,9 @@ def fill_nonces(count: int) -> Callable[[], object]:
 def measure(credentials: int, nonces: int) -> dict[str, Any]:
     results = {
         "credentials": _measure(fill_credentials(credentials, shared=False), credentials),
-        "credentials, shared scopes": _measure(fill_credentials(credentials, shared=True), credentials),
+        "credentials, shared scopes": _measure(
+            fill_credentials(credentials, shared=True), credentials
+        ),
         "signed keys (records)": _measure(fill_records(credentials), credentials),
         "nonces": _measure(fill_nonces(nonces), nonces),
     }
