@@ -41,7 +41,10 @@ class VerifiedCache:
         self._bearer.update(b"bearer\x00")
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, tuple[OrgContext, float]] = OrderedDict()
-        self._by_key: dict[str, set[bytes]] = {}
+        # key id -> its fingerprints: the one fingerprint itself while a key
+        # has one credential cached (the usual case; a one-element set
+        # would cost ~200 bytes per entry), a set from the second on.
+        self._by_key: dict[str, bytes | set[bytes]] = {}
         # Key records for signed requests, whose signatures differ every time
         # (so the verified-context cache cannot serve them): the store look-up
         # is what this saves, and once a flow proved the key, the context
@@ -101,7 +104,7 @@ class VerifiedCache:
                 return
             self._entries[fp] = (context, deadline)
             self._entries.move_to_end(fp)
-            self._by_key.setdefault(context.key_id, set()).add(fp)
+            self._index(context.key_id, fp)
             while len(self._entries) > self.max_entries:
                 old_fp, (old_ctx, _) = self._entries.popitem(last=False)
                 self._unindex(old_ctx.key_id, old_fp)
@@ -141,7 +144,8 @@ class VerifiedCache:
         with self._lock:
             self.epoch += 1
             self._records.pop(key_id, None)
-            for fp in self._by_key.pop(key_id, ()):
+            fps = self._by_key.pop(key_id, ())
+            for fp in (fps,) if isinstance(fps, bytes) else fps:
                 self._entries.pop(fp, None)
 
     def clear(self) -> None:
@@ -158,9 +162,24 @@ class VerifiedCache:
             if entry is not None:
                 self._unindex(entry[0].key_id, fp)
 
+    def _index(self, key_id: str, fp: bytes) -> None:
+        by_key = self._by_key
+        fps = by_key.get(key_id)
+        if fps is None or fps == fp:
+            by_key[key_id] = fp
+        elif isinstance(fps, bytes):
+            by_key[key_id] = {fps, fp}
+        else:
+            fps.add(fp)
+
     def _unindex(self, key_id: str, fp: bytes) -> None:
         fps = self._by_key.get(key_id)
-        if fps is not None:
-            fps.discard(fp)
-            if not fps:
+        if fps is None:
+            return
+        if isinstance(fps, bytes):
+            if fps == fp:
                 del self._by_key[key_id]
+            return
+        fps.discard(fp)
+        if not fps:
+            del self._by_key[key_id]

@@ -208,6 +208,12 @@ class _BaseVerifier:
         )
         # A cache of the older protocol gets no owner (and gives no per-key bound).
         self._nonce_owner = takes_owner(self.nonce_cache)
+        # The in-memory cache does no I/O: its ``remember`` is answered inline
+        # (no coroutine, no store-call dispatch). Exactly that class: a
+        # subclass may override ``aremember`` to do I/O.
+        self._local_nonces: InMemoryNonceCache | None = (
+            self.nonce_cache if type(self.nonce_cache) is InMemoryNonceCache else None
+        )
         self.signature_label = signature_label
         self.expected_authorities = _normalized_authorities(expected_authorities)
         self.require_scoped_keys = bool(require_scoped_keys)
@@ -435,6 +441,13 @@ class _BaseVerifier:
         if type(need) is FetchKey:
             cached = self.cache.get_record(need.key_id, now)
             return NOT_LOCAL if cached is None else cached
+        if type(need) is RememberNonce and self._local_nonces is not None:
+            try:
+                return self._local_nonces.remember(need.key, need.ttl, need.owner)
+            except AuthError:
+                raise
+            except Exception as exc:  # as _perform answers a failing store call
+                raise _store_failure(exc) from exc
         if type(need) is RememberContext:
             self.cache.put_known(need.known)
             return None
