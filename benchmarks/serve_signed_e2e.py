@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> None:
             public.verify(signature, message)
     elif args.variant == "hms":
         library = signed_e2e.hms_verifier()
-        messages = [signed_e2e.hms_request(r) for r in requests]
-        for message in messages[: args.requests + 1]:
-            library.verify(message, body=signing.BODY)
+        hms_requests = [signed_e2e.hms_request(r) for r in requests]
+        for hms_request in hms_requests[: args.requests + 1]:
+            library.verify(hms_request, body=signing.BODY)
     elif adapter == "asgi":
         app = signed_e2e.asgi_apps(store)[kind]
         scopes = [signed_e2e.asgi_scope(r) for r in requests]
