@@ -211,8 +211,11 @@ class _BaseVerifier:
         # The in-memory cache does no I/O: its ``remember`` is answered inline
         # (no coroutine, no store-call dispatch). Exactly that class: a
         # subclass may override ``aremember`` to do I/O.
+        # (An observer times every nonce call as a step of its own: not inline.)
         self._local_nonces: InMemoryNonceCache | None = (
-            self.nonce_cache if type(self.nonce_cache) is InMemoryNonceCache else None
+            self.nonce_cache
+            if type(self.nonce_cache) is InMemoryNonceCache and observer is None
+            else None
         )
         self.signature_label = signature_label
         self.expected_authorities = _normalized_authorities(expected_authorities)
