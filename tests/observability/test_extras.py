@@ -70,4 +70,4 @@ def test_extras_metadata() -> None:
     # The extras named in the one-line errors are all real extras.
     from scout_auth._extras import EXTRAS
 
-    assert set(EXTRAS.values()) - {"fastapi"} <= set(extras)
+    assert set(EXTRAS.values()) <= set(extras)
