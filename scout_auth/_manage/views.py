@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._audit.events import AuditEvent, event_to_dict
+from .._audit.query import decode_cursor, encode_cursor
 from .._core.records import KeyRecord, LegacyStatus, RoleRecord, ScopeInfo
 from .parse import invalid
 
@@ -103,21 +102,12 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
     return dict(event_to_dict(event))
 
 
-def _key_cursor(key: KeyRecord) -> str:
-    raw = f"{key.created_at.astimezone(UTC).isoformat()}|{key.key_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
 def _after(cursor: str) -> tuple[datetime, str]:
+    # The audit trail's keyset cursor, reused: a position is a (time, id) pair.
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        at, key_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(at)
-    except (ValueError, binascii.Error, UnicodeError):
+        return decode_cursor(cursor)
+    except ValueError:
         raise invalid("cursor", "is not a cursor this API gave out") from None
-    if moment.tzinfo is None or not key_id:
-        raise invalid("cursor", "is not a cursor this API gave out")
-    return moment, key_id
 
 
 def keys_page(
@@ -154,6 +144,6 @@ def keys_page(
     more = start + limit < len(matching)
     return (
         [key_view(k, now) for k in page],
-        (_key_cursor(page[-1]) if more else None),
+        (encode_cursor(page[-1].created_at, page[-1].key_id) if more else None),
         len(matching),
     )
