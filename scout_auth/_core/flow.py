@@ -284,6 +284,7 @@ def key_context(
         scopes=scopes,
         kind=CredentialKind.ORG_CREDENTIAL,
         allowed_ips=allowed,
+        expires_at=record.expires_at,
     )
     until = math.inf if record.expires_at is None else record.expires_at.timestamp()
     return Verified(context, until)

@@ -266,6 +266,7 @@ class OrgContext:
         scopes: Granted scopes, roles resolved; ``None`` means unrestricted.
         kind: Org Credential or legacy secret.
         allowed_ips: The key's IP allowlist, parsed; ``None``: anywhere.
+        expires_at: The key's expiry (UTC), or ``None`` (never; legacy secrets).
     """
 
     org_id: str
@@ -274,3 +275,4 @@ class OrgContext:
     scopes: frozenset[str] | None
     kind: CredentialKind
     allowed_ips: tuple[IPNetwork, ...] | None = None
+    expires_at: datetime | None = None

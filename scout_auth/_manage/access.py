@@ -144,8 +144,8 @@ def may_manage(context: OrgContext) -> bool:
     )
 
 
-def key_principal(context: OrgContext, expires_at: datetime | None) -> Principal:
-    """The principal of a verified Org Credential (``expires_at``: its key's expiry)."""
+def key_principal(context: OrgContext) -> Principal:
+    """The principal of a verified Org Credential (its key's expiry and allowlist: its ceiling)."""
     if not may_manage(context):
         detail = (
             "A legacy secret cannot manage keys."
@@ -158,7 +158,7 @@ def key_principal(context: OrgContext, expires_at: datetime | None) -> Principal
         admin_orgs=frozenset({context.org_id}),
         scopes=context.scopes,
         is_key=True,
-        expires_at=expires_at,
+        expires_at=context.expires_at,
         allowed_ips=context.allowed_ips,
     )
 

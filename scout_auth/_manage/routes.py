@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .._core.lifecycle import unprintable
-from .._core.records import KeyRecord, OrgContext
+from .._core.records import OrgContext
 from . import api, pages
-from .access import Principal, check_csrf, is_key_request, key_principal, may_manage
+from .access import Principal, check_csrf, is_key_request, key_principal
 from .context import Context, Settings
 from .http import ManageProblem, ManageRequest, ManageResponse, json_response
-from .needs import Authorize, Call, Flow, VerifyKey
+from .needs import Authorize, Flow, VerifyKey
 from .openapi import document
 
 __all__ = ["MAX_BODY", "ROUTES", "Route", "handle"]
@@ -116,11 +116,7 @@ def _route(request: ManageRequest) -> tuple[Route, dict[str, str]]:
 def _principal(request: ManageRequest) -> Flow[Principal | None]:
     if is_key_request(request.headers):
         context: OrgContext = yield VerifyKey()
-        if not may_manage(context):
-            return key_principal(context, None)  # raises: says why
-        # Its own expiry is its ceiling for the keys it makes.
-        own: KeyRecord = yield Call("get_key", (context.key_id,))
-        return key_principal(context, own.expires_at)
+        return key_principal(context)
     principal = yield Authorize()
     if principal is not None and not isinstance(principal, Principal):
         raise TypeError("authorize() must return a scout_auth.manage.Principal or None")
