@@ -29,6 +29,7 @@ from scout_auth.leaks import (
     parse_key_document,
 )
 
+from .conftest import cluster_client
 from .scanner import HMAC_SECRET, MOUNT, Receiver, Scanner, labels, report
 
 
@@ -167,6 +168,32 @@ def test_redis_guard_is_shared(redis_url: str, redis_prefix: str) -> None:
     broken = RedisReplayGuard(redis.Redis.from_url("redis://127.0.0.1:1/0"), prefix=redis_prefix)
     with pytest.raises(StoreError):
         broken.claim(b"d3")
+
+
+@pytest.mark.redis
+def test_redis_guard_is_shared_on_a_cluster(redis_cluster: Any, cluster_prefix: str) -> None:
+    # Each digest is one key (in its own slot): a cluster client, sync or async, shares it.
+    one = RedisReplayGuard(cluster_client(redis_cluster), prefix=cluster_prefix, window=60)
+    two = RedisReplayGuard(cluster_client(redis_cluster), prefix=cluster_prefix, window=60)
+    digests = [bytes([i]) * 32 for i in range(8)]  # spread over several slots
+    for digest in digests:
+        assert one.claim(digest)
+        assert not two.claim(digest)
+    two.release(digests[0])
+    assert one.claim(digests[0])
+
+    async def run() -> None:
+        client = cluster_client(redis_cluster, asyncio=True)
+        guard = RedisReplayGuard(client, prefix=cluster_prefix, window=60)
+        assert not await guard.aclaim(digests[1])
+        assert await guard.aclaim(b"fresh")
+        await guard.arelease(b"fresh")
+        assert await guard.aclaim(b"fresh")
+        await client.aclose()
+
+    asyncio.run(run())
+    one.client.close()
+    two.client.close()
 
 
 def test_report_leak_on_the_manager() -> None:
