@@ -131,7 +131,9 @@ class AuditQuery:
         key_id: Only this key's events.
         limit: The page size.
         before: The cursor the page starts below.
-        actions: Only events with one of these actions (``None``: any).
+        actions: Only events with one of these actions (``None``: any): any
+            collection of action codes, kept as the frozenset of
+            :func:`action_set`.
         actor: Only events of exactly this actor, cleaned like the event
             field (``None``: any, also none).
         since: Only events at or after this instant (UTC).
@@ -148,7 +150,8 @@ class AuditQuery:
     key_id: str | None
     limit: int
     before: str | None
-    actions: frozenset[str] | None = field(default=None, kw_only=True)
+    # Any collection of action codes in; a frozenset (or None) once made: see action_set.
+    actions: Iterable[str] | None = field(default=None, kw_only=True)
     actor: str | None = field(default=None, kw_only=True)
     since: datetime | None = field(default=None, kw_only=True)
     until: datetime | None = field(default=None, kw_only=True)
@@ -241,14 +244,7 @@ class QueryableSink(abc.ABC):
     ) -> AuditPage:
         """Newest first; see :class:`~scout_auth.audit.AuditSink` and :class:`AuditQuery`."""
         query = AuditQuery(
-            org_id,
-            key_id,
-            limit,
-            before,
-            actions=action_set(actions),
-            actor=actor,
-            since=since,
-            until=until,
+            org_id, key_id, limit, before, actions=actions, actor=actor, since=since, until=until
         )
         return self._query(query)
 
@@ -266,14 +262,7 @@ class QueryableSink(abc.ABC):
     ) -> AuditPage:
         """Async :meth:`query`."""
         query = AuditQuery(
-            org_id,
-            key_id,
-            limit,
-            before,
-            actions=action_set(actions),
-            actor=actor,
-            since=since,
-            until=until,
+            org_id, key_id, limit, before, actions=actions, actor=actor, since=since, until=until
         )
         return await self._aquery(query)
 
