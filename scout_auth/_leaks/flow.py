@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from .._adapters import answers
+from .._adapters.answers import BodyLimit, Problem, Response
 from .._audit.events import redact
 from .._core.leaked import LeakPolicy, check_policy
-from .._core.problem import PROBLEM_TYPE_BASE
 from .._core.records import KeyRecord
 from ..exceptions import StoreError, StoreUnavailable
 from .signature import valid_key_id, verify_ecdsa, verify_hmac
@@ -30,6 +31,7 @@ __all__ = [
     "ReportLeak",
     "ScannerKey",
     "error_response",
+    "problem_response",
     "receive",
 ]
 
@@ -62,13 +64,8 @@ class LeakRequest:
     body: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class LeakResponse:
-    """What to send."""
-
-    status: int
-    headers: Sequence[tuple[str, str]]
-    body: bytes = field(repr=False)
+#: What to send: the shared :class:`~scout_auth._adapters.answers.Response`.
+LeakResponse = Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +118,11 @@ class ReceiverSettings:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int")
 
+    @property
+    def body_limit(self) -> BodyLimit:
+        """``max_body`` and the sentence of its 413 (the adapters stop reading there)."""
+        return BodyLimit(self.max_body, "The report is too large.")
+
 
 @dataclass(frozen=True, slots=True)
 class ScannerKey:
@@ -168,47 +170,14 @@ class Notify:
 LeakNeed = ScannerKey | ClaimReport | ReleaseReport | ReportLeak | Notify
 
 
-class LeakProblem(Exception):
-    """A refusal, as a problem+json answer: ``status``, stable ``code``, ``detail``."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
+#: A refusal (``status``, stable ``code``, ``detail``): the shared
+#: :class:`~scout_auth._adapters.answers.Problem`.
+LeakProblem = Problem
 
 
-_TITLES = {
-    400: "Bad request",
-    401: "Authentication required",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Content too large",
-    503: "Service unavailable",
-}
-
-
-def _dumps(data: object) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def problem_response(problem: LeakProblem, headers: Sequence[tuple[str, str]] = ()) -> LeakResponse:
+def problem_response(problem: LeakProblem) -> LeakResponse:
     """The problem+json answer (RFC 9457) of ``problem``."""
-    body = {
-        "type": PROBLEM_TYPE_BASE + problem.code,
-        "title": _TITLES.get(problem.status, "Error"),
-        "status": problem.status,
-        "detail": problem.detail,
-        "code": problem.code,
-    }
-    out = [("content-type", "application/problem+json"), *BASE_HEADERS, *headers]
-    return LeakResponse(problem.status, out, _dumps(body))
-
-
-def too_large() -> LeakProblem:
-    """The 413 of a body past the limit (the adapters stop reading there)."""
-    return LeakProblem(413, "body_too_large", "The report is too large.")
+    return answers.problem_response(problem, base=BASE_HEADERS)
 
 
 def error_response(exc: Exception) -> LeakResponse | None:
@@ -217,8 +186,9 @@ def error_response(exc: Exception) -> LeakResponse | None:
         return problem_response(exc)
     if isinstance(exc, StoreError | StoreUnavailable):
         retry = str(getattr(exc, "retry_after", 1))
-        problem = LeakProblem(503, "store_unavailable", "The key store is unavailable; try again.")
-        return problem_response(problem, [("retry-after", retry)])
+        detail = "The key store is unavailable; try again."
+        problem = LeakProblem(503, "store_unavailable", detail, headers=[("retry-after", retry)])
+        return problem_response(problem)
     return None
 
 
@@ -238,7 +208,7 @@ def receive(request: LeakRequest, settings: ReceiverSettings) -> Flow:
     if request.method != "POST":
         raise LeakProblem(405, "method_not_allowed", "Reports are POSTed.")
     if len(request.body) > settings.max_body:
-        raise too_large()
+        raise settings.body_limit.too_large()
     scanner = yield from _authenticate(request, settings)
     items = _parse(request.body, settings.max_tokens)
     digest = hashlib.sha256(request.body).digest()
@@ -266,8 +236,7 @@ def receive(request: LeakRequest, settings: ReceiverSettings) -> Flow:
                 yield Notify(answer, report)
         label = "false_positive" if done[token] is None else "true_positive"
         labels.append({"token_raw": token, "token_type": item["type"], "label": label})
-    headers = [("content-type", "application/json"), *BASE_HEADERS]
-    return LeakResponse(200, headers, _dumps(labels))
+    return answers.json_response(labels, base=BASE_HEADERS)
 
 
 def _authenticate(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from .._core.problem import PROBLEM_TYPE_BASE, problem_for
+from .._adapters import answers
+from .._adapters.answers import Problem, Response
+from .._core.problem import problem_for
 from ..exceptions import (
     AuthError,
     InvalidKeyOperation,
@@ -64,86 +64,22 @@ class ManageRequest:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class ManageResponse:
-    """What to send: status, headers and the whole body."""
-
-    status: int
-    headers: Sequence[tuple[str, str]]
-    body: bytes = field(repr=False)
-
-
-class ManageProblem(Exception):
-    """An answer other than success, as a problem+json body (RFC 9457).
-
-    Attributes:
-        status: The HTTP status.
-        code: A stable machine-readable code (``key_not_found``).
-        detail: A sentence for a person; never a secret.
-        errors: For 422: ``[{"field": ..., "message": ...}]``.
-        headers: Extra headers (``Retry-After``).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        errors: Sequence[Mapping[str, str]] = (),
-        headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.errors = list(errors)
-        self.headers = list(headers)
-
-
-_TITLES = {
-    400: "Bad request",
-    401: "Authentication required",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Invalid argument",
-    429: "Too many requests",
-    503: "Service unavailable",
-}
-
-
-def _dumps(data: object) -> bytes:
-    # Compact, key order as built, non-ASCII escaped: identical bytes from
-    # every mounting, and no encoding question for any client.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+#: What to send: the shared :class:`~scout_auth._adapters.answers.Response`.
+ManageResponse = Response
+#: An answer other than success: the shared :class:`~scout_auth._adapters.answers.Problem`.
+ManageProblem = Problem
 
 
 def json_response(
     data: object, status: int = 200, headers: Sequence[tuple[str, str]] = ()
 ) -> ManageResponse:
     """A JSON answer with the headers every answer carries."""
-    return ManageResponse(
-        status, [("content-type", "application/json"), *BASE_HEADERS, *headers], _dumps(data)
-    )
+    return answers.json_response(data, status, headers, base=BASE_HEADERS)
 
 
 def problem_response(problem: ManageProblem) -> ManageResponse:
     """The problem+json answer of ``problem``."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + problem.code,
-        "title": _TITLES.get(problem.status, "Error"),
-        "status": problem.status,
-        "detail": problem.detail,
-        "code": problem.code,
-    }
-    if problem.errors:
-        body["errors"] = problem.errors
-    headers = [("content-type", "application/problem+json"), *BASE_HEADERS, *problem.headers]
-    return ManageResponse(problem.status, headers, _dumps(body))
+    return answers.problem_response(problem, base=BASE_HEADERS)
 
 
 def error_response(exc: Exception) -> ManageResponse | None:

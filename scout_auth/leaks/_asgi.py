@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from .._adapters.gate import content_length, route_path
+from .._adapters.gate import route_path
 from .._core.drive import adrive
 from .._core.leaked import LeakPolicy
 from .._drivers.manager import AsyncKeyManager
@@ -24,10 +24,9 @@ from .._leaks.flow import (
     error_response,
     problem_response,
     receive,
-    too_large,
 )
 from .._leaks.replay import ReplayGuard
-from ..exceptions import BodyTooLarge, InvalidRequest
+from .._mounting import read_asgi_body, serve_asgi
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
 
@@ -94,24 +93,11 @@ class LeakReceiverApp:
         return f"LeakReceiverApp(manager={self.manager!r}, on_report={self.settings.on_report!r})"
 
     async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        response = await self._respond(scope, receive_)
-        headers = [*response.headers, ("content-length", str(len(response.body)))]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        await serve_asgi(scope, receive_, send, self._respond)
 
     async def _respond(self, scope: Scope, receive_: Receive) -> LeakResponse:
         try:
-            body = await self._read_body(scope, receive_)
+            body = await read_asgi_body(scope, receive_, self.settings.body_limit)
         except LeakProblem as problem:
             return problem_response(problem)
         headers: dict[str, str] = {}
@@ -152,29 +138,3 @@ class LeakReceiverApp:
             self.notifier.anotify(need.key, need.report)
             return None
         raise AssertionError(need)
-
-    async def _read_body(self, scope: Scope, receive_: Receive) -> bytes:
-        limit = self.settings.max_body
-        lengths = [v for k, v in scope.get("headers", []) if k == b"content-length"]
-        try:
-            declared = content_length(b", ".join(lengths).decode("latin-1") if lengths else None)
-        except InvalidRequest:
-            raise LeakProblem(400, "invalid_request", "Bad Content-Length.") from None
-        except BodyTooLarge:
-            raise too_large() from None
-        if declared is not None and declared > limit:
-            raise too_large()
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive_()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)

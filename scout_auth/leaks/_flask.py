@@ -6,7 +6,6 @@ import inspect
 
 import flask
 
-from .._adapters.gate import content_length
 from .._core.drive import drive
 from .._core.leaked import LeakPolicy
 from .._drivers.manager import KeyManager
@@ -25,10 +24,9 @@ from .._leaks.flow import (
     error_response,
     problem_response,
     receive,
-    too_large,
 )
 from .._leaks.replay import ReplayGuard
-from ..exceptions import BodyTooLarge, InvalidRequest
+from .._mounting import flask_response, read_flask_body
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
 
@@ -99,7 +97,7 @@ def leak_receiver_blueprint(
     def respond(path: str) -> LeakResponse:
         request = flask.request
         try:
-            body = _read_body(request, settings.max_body)
+            body = read_flask_body(request, settings.body_limit)
         except LeakProblem as problem:
             return problem_response(problem)
         headers: dict[str, str] = {}
@@ -123,26 +121,6 @@ def leak_receiver_blueprint(
     @blueprint.route("/", defaults={"path": ""}, methods=methods, strict_slashes=False)
     @blueprint.route("/<path:path>", methods=methods)
     def view(path: str) -> flask.Response:
-        answer = respond(path)
-        response = flask.Response(answer.body, status=answer.status)
-        response.headers.clear()
-        for key, value in answer.headers:
-            response.headers.add(key, value)
-        return response
+        return flask_response(respond(path))
 
     return blueprint
-
-
-def _read_body(request: flask.Request, limit: int) -> bytes:
-    try:
-        declared = content_length(request.headers.get("content-length"))
-    except InvalidRequest:
-        raise LeakProblem(400, "invalid_request", "Bad Content-Length.") from None
-    except BodyTooLarge:
-        raise too_large() from None
-    if declared is not None and declared > limit:
-        raise too_large()
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise too_large()
-    return data

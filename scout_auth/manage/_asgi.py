@@ -28,16 +28,9 @@ from .._manage.http import (
     problem_response,
 )
 from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
-from .._manage.routes import MAX_BODY, handle
-from ._common import (
-    answer_locally,
-    audit_error,
-    check_declared_length,
-    joined,
-    query_sink,
-    settings,
-    too_large,
-)
+from .._manage.routes import handle
+from .._mounting import read_asgi_body, serve_asgi
+from ._common import BODY_LIMIT, answer_locally, audit_error, joined, query_sink, settings
 
 __all__ = ["AsyncAuthorize", "ManagementApp"]
 
@@ -125,26 +118,11 @@ class ManagementApp:
         return self._verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        response = await self._respond(scope, receive)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1"))
-                    for k, v in [*response.headers, ("content-length", str(len(response.body)))]
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        await serve_asgi(scope, receive, send, self._respond)
 
     async def _respond(self, scope: Scope, receive: Receive) -> ManageResponse:
         try:
-            body = await _read_body(scope, receive)
+            body = await read_asgi_body(scope, receive, BODY_LIMIT)
         except ManageProblem as problem:
             return problem_response(problem)
         http = asgi_request(scope, self.proxies)
@@ -205,23 +183,3 @@ class ManagementApp:
         return await self.verifier.verify_authorization(
             headers.get("authorization"), client_ip=client_ip
         )
-
-
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    """The whole body, or 413 past :data:`MAX_BODY` (read no further)."""
-    lengths = [v for k, v in scope.get("headers", []) if k == b"content-length"]
-    check_declared_length(b", ".join(lengths).decode("latin-1") if lengths else None)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise too_large()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)

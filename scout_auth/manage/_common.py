@@ -7,28 +7,29 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
-from .._adapters.gate import content_length
+from .._adapters.answers import BodyLimit
 from .._audit.events import AuditSink
 from .._audit.sinks import LoggingAuditSink
 from .._core.drive import NOT_LOCAL
 from .._drivers.audit_buffer import AuditBuffer
 from .._extras import require
 from .._manage.context import Settings
-from .._manage.http import ManageProblem
 from .._manage.limits import CreateLimiter
 from .._manage.needs import Asset, ManageNeed, Render
 from .._manage.parse import invalid
 from .._manage.routes import MAX_BODY
-from ..exceptions import BodyTooLarge, InvalidRequest
 
 __all__ = [
+    "BODY_LIMIT",
     "answer_locally",
     "audit_error",
-    "check_declared_length",
     "joined",
     "query_sink",
     "settings",
 ]
+
+#: The largest request body read, and the sentence of its 413.
+BODY_LIMIT = BodyLimit(MAX_BODY, "The request body is too large.")
 
 _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -72,23 +73,6 @@ def joined(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     for name, value in headers:
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
-
-
-def too_large() -> ManageProblem:
-    """The 413 of a body past :data:`MAX_BODY`."""
-    return ManageProblem(413, "body_too_large", "The request body is too large.")
-
-
-def check_declared_length(value: str | None) -> None:
-    """400 for a malformed ``Content-Length`` (RFC 9110 §8.6), 413 past the limit, unread."""
-    try:
-        declared = content_length(value)
-    except InvalidRequest:
-        raise ManageProblem(400, "invalid_request", "Bad Content-Length.") from None
-    except BodyTooLarge:
-        raise too_large() from None
-    if declared is not None and declared > MAX_BODY:
-        raise too_large()
 
 
 def answer_locally(need: ManageNeed) -> object:

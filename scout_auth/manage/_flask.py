@@ -25,16 +25,9 @@ from .._manage.http import (
     problem_response,
 )
 from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
-from .._manage.routes import MAX_BODY, handle
-from ._common import (
-    answer_locally,
-    audit_error,
-    check_declared_length,
-    joined,
-    query_sink,
-    settings,
-    too_large,
-)
+from .._manage.routes import handle
+from .._mounting import flask_response, read_flask_body
+from ._common import BODY_LIMIT, answer_locally, audit_error, joined, query_sink, settings
 
 __all__ = ["SyncAuthorize", "management_blueprint"]
 
@@ -113,7 +106,7 @@ def management_blueprint(
     def respond(path: str) -> ManageResponse:
         request = flask.request
         try:
-            body = _read_body(request)
+            body = read_flask_body(request, BODY_LIMIT)
         except ManageProblem as problem:
             return problem_response(problem)
         http = wsgi_request(request.environ, proxies)
@@ -164,19 +157,6 @@ def management_blueprint(
     )
     @blueprint.route("/<path:path>", methods=_METHODS, merge_slashes=False)
     def view(path: str) -> flask.Response:
-        answer = respond(path)
-        response = flask.Response(answer.body, status=answer.status)
-        response.headers.clear()
-        for key, value in answer.headers:
-            response.headers.add(key, value)
-        return response
+        return flask_response(respond(path))
 
     return blueprint
-
-
-def _read_body(request: flask.Request) -> bytes:
-    check_declared_length(request.headers.get("content-length"))
-    data = request.stream.read(MAX_BODY + 1)
-    if len(data) > MAX_BODY:
-        raise too_large()
-    return data

@@ -1,0 +1,101 @@
+"""The framework glue of the mountable apps (``manage`` and ``leaks``), written once.
+
+Both faces are an ASGI app and a Flask blueprint over a handler that
+takes plain values; the shapes they share with their frameworks live here:
+
+* :func:`serve_asgi` — one HTTP exchange of an ASGI app (a websocket is
+  closed with 1008, other scopes ignored), the answer sent with its
+  ``Content-Length``;
+* :func:`read_asgi_body` / :func:`read_flask_body` — the whole body, or the
+  face's 413 (nothing read past the limit, a bad or too large declared
+  length refused unread);
+* :func:`flask_response` — an answer as a ``flask.Response``, its headers
+  exactly the answer's.
+
+Flask is an extra: it is imported only when a Flask function runs (the
+faces' Flask modules import it first anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from ._adapters.answers import BodyLimit, Response
+
+if TYPE_CHECKING:
+    import flask
+    from starlette.types import Receive, Scope, Send
+
+__all__ = ["flask_response", "read_asgi_body", "read_flask_body", "serve_asgi"]
+
+
+async def serve_asgi(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    respond: Callable[[Scope, Receive], Awaitable[Response]],
+) -> None:
+    """Answer one HTTP request with ``respond(scope, receive)``'s answer."""
+    if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    response = await respond(scope, receive)
+    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def read_asgi_body(scope: Scope, receive: Receive, limit: BodyLimit) -> bytes:
+    """The whole body, or :meth:`BodyLimit.too_large` past ``limit`` (read no further).
+
+    Raises:
+        Problem: 400 (a malformed ``Content-Length``) or 413.
+    """
+    lengths = [v for k, v in scope.get("headers", []) if k == b"content-length"]
+    limit.check_declared(b", ".join(lengths).decode("latin-1") if lengths else None)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit.size:
+            raise limit.too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def read_flask_body(request: flask.Request, limit: BodyLimit) -> bytes:
+    """The whole body of a Flask request, or :meth:`BodyLimit.too_large` past ``limit``.
+
+    Raises:
+        Problem: 400 (a malformed ``Content-Length``) or 413.
+    """
+    limit.check_declared(request.headers.get("content-length"))
+    data: bytes = request.stream.read(limit.size + 1)
+    if len(data) > limit.size:
+        raise limit.too_large()
+    return data
+
+
+def flask_response(answer: Response) -> flask.Response:
+    """``answer`` as a Flask response: its status, exactly its headers, its body."""
+    import flask
+
+    response = flask.Response(answer.body, status=answer.status)
+    response.headers.clear()
+    for key, value in answer.headers:
+        response.headers.add(key, value)
+    return response
