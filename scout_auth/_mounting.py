@@ -9,6 +9,8 @@ takes plain values; the shapes they share with their frameworks live here:
 * :func:`read_asgi_body` / :func:`read_flask_body` — the whole body, or the
   face's 413 (nothing read past the limit, a bad or too large declared
   length refused unread);
+* :func:`flask_mount` — the prefix a blueprint is mounted under, as the
+  request reached it;
 * :func:`flask_response` — an answer as a ``flask.Response``, its headers
   exactly the answer's.
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     import flask
     from starlette.types import Receive, Scope, Send
 
-__all__ = ["flask_response", "read_asgi_body", "read_flask_body", "serve_asgi"]
+__all__ = ["flask_mount", "flask_response", "read_asgi_body", "read_flask_body", "serve_asgi"]
 
 
 async def serve_asgi(
@@ -88,6 +90,13 @@ def read_flask_body(request: flask.Request, limit: BodyLimit) -> bytes:
     if len(data) > limit.size:
         raise limit.too_large()
     return data
+
+
+def flask_mount(request: flask.Request, path: str) -> str:
+    """The mount prefix of a blueprint view that matched ``/<path>`` (the script root included)."""
+    sub = "/" + path
+    full = request.script_root + request.path
+    return full[: len(full) - len(sub)] if full.endswith(sub) else full.rstrip("/")
 
 
 def flask_response(answer: Response) -> flask.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -19,6 +19,7 @@ from .signature import valid_key_id, verify_ecdsa, verify_hmac
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "REFUSALS",
     "ClaimReport",
     "LeakNeed",
     "LeakProblem",
@@ -33,6 +34,7 @@ __all__ = [
     "error_response",
     "problem_response",
     "receive",
+    "refuse",
 ]
 
 #: The largest report body read (1 MiB); past it: 413, unread.
@@ -62,6 +64,8 @@ class LeakRequest:
     path: str
     headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
+    #: The mount prefix (``/hooks/secret-scanning``): the OpenAPI document's server URL.
+    mount: str = ""
 
 
 #: What to send: the shared :class:`~scout_auth._adapters.answers.Response`.
@@ -175,6 +179,32 @@ LeakNeed = ScannerKey | ClaimReport | ReleaseReport | ReportLeak | Notify
 LeakProblem = Problem
 
 
+#: Every refusal by its stable code: its status, and when it happens (the
+#: OpenAPI document's words). :func:`refuse` takes the status from here, so
+#: a refusal cannot be raised undocumented.
+REFUSALS: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "The `Content-Length` header is malformed."),
+    "invalid_report": (400, "The body is not a JSON list of `{token, type, url, source}` "
+                            "objects with string fields and a non-empty `token`."),
+    "unsigned": (401, "No signature: neither both `Github-Public-Key-*` headers nor the "
+                      "HMAC header (or only one of the two GitHub headers)."),
+    "unknown_key": (401, "`Github-Public-Key-Identifier` names no key the scanner publishes."),
+    "bad_signature": (401, "The ECDSA or HMAC signature does not verify over the raw body."),
+    "not_found": (404, "A path below the mount point (reports go to the mount point itself)."),
+    "method_not_allowed": (405, "A method other than POST on the mount point."),
+    "replayed": (409, "The same body was received before (within the replay window)."),
+    "body_too_large": (413, "The body is larger than the receiver's limit."),
+    "too_many_tokens": (413, "The report lists more tokens than the receiver's limit."),
+    "store_unavailable": (503, "The key store or the replay guard is unavailable: retry "
+                               "after `Retry-After` seconds (nothing was changed)."),
+}  # fmt: skip
+
+
+def refuse(code: str, detail: str, *, headers: Sequence[tuple[str, str]] = ()) -> LeakProblem:
+    """The refusal ``code`` (its status from :data:`REFUSALS`), saying ``detail``."""
+    return LeakProblem(REFUSALS[code][0], code, detail, headers=headers)
+
+
 def problem_response(problem: LeakProblem) -> LeakResponse:
     """The problem+json answer (RFC 9457) of ``problem``."""
     return answers.problem_response(problem, base=BASE_HEADERS)
@@ -187,8 +217,9 @@ def error_response(exc: Exception) -> LeakResponse | None:
     if isinstance(exc, StoreError | StoreUnavailable):
         retry = str(getattr(exc, "retry_after", 1))
         detail = "The key store is unavailable; try again."
-        problem = LeakProblem(503, "store_unavailable", detail, headers=[("retry-after", retry)])
-        return problem_response(problem)
+        return problem_response(
+            refuse("store_unavailable", detail, headers=[("retry-after", retry)])
+        )
     return None
 
 
@@ -204,16 +235,16 @@ def receive(request: LeakRequest, settings: ReceiverSettings) -> Flow:
             replay claim was released first, so a retry is accepted).
     """
     if request.path not in ("", "/"):
-        raise LeakProblem(404, "not_found", "The report endpoint is the mount point itself.")
+        raise refuse("not_found", "The report endpoint is the mount point itself.")
     if request.method != "POST":
-        raise LeakProblem(405, "method_not_allowed", "Reports are POSTed.")
+        raise refuse("method_not_allowed", "Reports are POSTed.")
     if len(request.body) > settings.max_body:
         raise settings.body_limit.too_large()
     scanner = yield from _authenticate(request, settings)
     items = _parse(request.body, settings.max_tokens)
     digest = hashlib.sha256(request.body).digest()
     if not (yield ClaimReport(digest)):
-        raise LeakProblem(409, "replayed", "This report was received before.")
+        raise refuse("replayed", "This report was received before.")
     labels: list[dict[str, str]] = []
     done: dict[str, KeyRecord | None] = {}
     for item in items:
@@ -247,21 +278,21 @@ def _authenticate(
     key_id = headers.get(GITHUB_KEY_ID_HEADER)
     if settings.has_scanner_keys and (signature is not None or key_id is not None):
         if not signature or not key_id:
-            raise LeakProblem(401, "unsigned", "Both Github-Public-Key-* headers are required.")
+            raise refuse("unsigned", "Both Github-Public-Key-* headers are required.")
         if not valid_key_id(key_id):
-            raise LeakProblem(401, "unknown_key", "The signing key is unknown.")
+            raise refuse("unknown_key", "The signing key is unknown.")
         key = yield ScannerKey(key_id)
         if key is None:
-            raise LeakProblem(401, "unknown_key", "The signing key is unknown.")
+            raise refuse("unknown_key", "The signing key is unknown.")
         if not verify_ecdsa(key, signature, request.body):
-            raise LeakProblem(401, "bad_signature", "The report's signature does not verify.")
+            raise refuse("bad_signature", "The report's signature does not verify.")
         return "github"
     mac = headers.get(settings.hmac_header)
     if settings.hmac_secret is not None and mac is not None:
         if not verify_hmac(settings.hmac_secret, mac, request.body):
-            raise LeakProblem(401, "bad_signature", "The report's signature does not verify.")
+            raise refuse("bad_signature", "The report's signature does not verify.")
         return "hmac"
-    raise LeakProblem(401, "unsigned", "The report is not signed.")
+    raise refuse("unsigned", "The report is not signed.")
 
 
 def _text(item: Mapping[str, Any], name: str) -> str | None:
@@ -269,7 +300,7 @@ def _text(item: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise LeakProblem(400, "invalid_report", f"{name!r} must be a string.")
+        raise refuse("invalid_report", f"{name!r} must be a string.")
     return value[:_TEXT_LIMIT]
 
 
@@ -284,18 +315,18 @@ def _parse(body: bytes, max_tokens: int) -> list[dict[str, Any]]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise LeakProblem(400, "invalid_report", "The report is not JSON.") from None
+        raise refuse("invalid_report", "The report is not JSON.") from None
     if not isinstance(data, list):
-        raise LeakProblem(400, "invalid_report", "A report is a JSON list of tokens.")
+        raise refuse("invalid_report", "A report is a JSON list of tokens.")
     if len(data) > max_tokens:
-        raise LeakProblem(413, "too_many_tokens", f"A report holds at most {max_tokens} tokens.")
+        raise refuse("too_many_tokens", f"A report holds at most {max_tokens} tokens.")
     items: list[dict[str, Any]] = []
     for entry in data:
         if not isinstance(entry, dict):
-            raise LeakProblem(400, "invalid_report", "Each reported token is an object.")
+            raise refuse("invalid_report", "Each reported token is an object.")
         token = entry.get("token")
         if not isinstance(token, str) or not token or len(token) > _TEXT_LIMIT:
-            raise LeakProblem(400, "invalid_report", "Each reported token needs a 'token' string.")
+            raise refuse("invalid_report", "Each reported token needs a 'token' string.")
         items.append(
             {
                 "token": token,

@@ -23,9 +23,9 @@ from .._leaks.flow import (
     ScannerKey,
     error_response,
     problem_response,
-    receive,
 )
 from .._leaks.replay import ReplayGuard
+from .._leaks.routes import handle
 from .._mounting import read_asgi_body, serve_asgi
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
@@ -109,9 +109,10 @@ class LeakReceiverApp:
             path=route_path(scope["path"], scope.get("root_path", "")),
             headers=headers,
             body=body,
+            mount=scope.get("root_path", ""),
         )
         try:
-            return await adrive(receive(request, self.settings), self._perform)
+            return await adrive(handle(request, self.settings), self._perform)
         except Exception as exc:
             answer = error_response(exc)
             if answer is None:

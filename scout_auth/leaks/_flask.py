@@ -23,10 +23,10 @@ from .._leaks.flow import (
     ScannerKey,
     error_response,
     problem_response,
-    receive,
 )
 from .._leaks.replay import ReplayGuard
-from .._mounting import flask_response, read_flask_body
+from .._leaks.routes import handle
+from .._mounting import flask_mount, flask_response, read_flask_body
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
 
@@ -105,10 +105,14 @@ def leak_receiver_blueprint(
             name = name.lower()
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         leak_request = LeakRequest(
-            method=request.method.upper(), path="/" + path, headers=headers, body=body
+            method=request.method.upper(),
+            path="/" + path,
+            headers=headers,
+            body=body,
+            mount=flask_mount(request, path),
         )
         try:
-            return drive(receive(leak_request, settings), perform)
+            return drive(handle(leak_request, settings), perform)
         except Exception as exc:
             answer = error_response(exc)
             if answer is None:

@@ -26,7 +26,7 @@ from .._manage.http import (
 )
 from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
 from .._manage.routes import handle
-from .._mounting import flask_response, read_flask_body
+from .._mounting import flask_mount, flask_response, read_flask_body
 from ._common import BODY_LIMIT, answer_locally, audit_error, joined, query_sink, settings
 
 __all__ = ["SyncAuthorize", "management_blueprint"]
@@ -110,17 +110,14 @@ def management_blueprint(
         except ManageProblem as problem:
             return problem_response(problem)
         http = wsgi_request(request.environ, proxies)
-        sub = "/" + path
-        full = request.script_root + request.path
-        mount = full[: len(full) - len(sub)] if full.endswith(sub) else full.rstrip("/")
         manage_request = ManageRequest(
             method=request.method.upper(),
-            path=sub,
+            path="/" + path,
             query=request.query_string.decode("latin-1"),
             headers=joined(http.headers),
             body=body,
             origin=f"{http.scheme}://{http.authority}",
-            mount=mount,
+            mount=flask_mount(request, path),
             now=clock(),
         )
 
