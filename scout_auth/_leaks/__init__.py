@@ -16,6 +16,9 @@ that *yields* what it needs done (the pattern of ``_core/lifecycle.py``):
 * :class:`~.flow.Notify` — hand ``(key, report)`` to the host's ``on_leak``
   callback, off the request path.
 
+:func:`~.routes.handle` answers ``GET /openapi.json`` with the
+receiver's OpenAPI document (:mod:`.openapi`, built from the settings and
+:data:`~.flow.REFUSALS`) and hands every other request to ``receive``.
 ``scout_auth.leaks`` drives it: the ASGI app with ``await`` over an
 :class:`~scout_auth.AsyncKeyManager`, the Flask blueprint with plain calls
 over a :class:`~scout_auth.KeyManager`. The order is the threat model: the

@@ -17,13 +17,7 @@ import copy
 from typing import Any
 
 from .._core.problem import PROBLEM_TYPE_BASE
-from .flow import (
-    _TEXT_LIMIT,
-    GITHUB_KEY_ID_HEADER,
-    GITHUB_SIGNATURE_HEADER,
-    REFUSALS,
-    ReceiverSettings,
-)
+from .flow import _TEXT_LIMIT, REFUSALS, ReceiverSettings
 
 __all__ = ["OPERATION_STATUSES", "document"]
 
@@ -175,8 +169,9 @@ def document(mount: str, settings: ReceiverSettings) -> dict[str, Any]:
             "its signature (the GitHub headers, when sent, before the HMAC one), its shape, "
             "then the replay guard (the same body twice is refused), then one key at a time. "
             "A reported key of ours is disabled (or deleted, as the receiver is configured) "
-            f"and labelled `true_positive`. Signed with `{GITHUB_SIGNATURE_HEADER}` and "
-            f"`{GITHUB_KEY_ID_HEADER}` (GitHub's partner program) or with the HMAC header."
+            "and labelled `true_positive`. Signed by GitHub's partner program "
+            "(`Github-Public-Key-Signature`, `Github-Public-Key-Identifier`) or with the HMAC "
+            "header: see `securitySchemes`."
         ),
         "security": requirements,
         "requestBody": {
