@@ -8,18 +8,17 @@ validates (formats included), documented required headers are sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
 import pytest
-from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from scout_auth import WeakKeyNameWarning
 from scout_auth._manage.openapi import OPERATIONS, document
 from scout_auth._manage.routes import ROUTES, Route
 from scout_auth.manage import Principal
+from tests.openapi_checks import check_answer, dangling_refs, meta_errors, validator
 
 from .harness import MOUNT, Answer, Harness
 
@@ -36,10 +35,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 def test_document_is_valid_openapi_3_1() -> None:
     # The OAS 3.1 meta-schema (the one schemathesis validates with), then
     # every component schema against JSON Schema 2020-12 itself.
-    errors = [str(e) for e in jsonschema_rs.Draft202012Validator(OPENAPI_31).iter_errors(DOC)]
-    assert errors == []
-    for name, schema in DOC["components"]["schemas"].items():
-        assert jsonschema_rs.meta.is_valid(schema), name
+    assert meta_errors(DOC) == []
 
 
 def test_every_api_route_is_documented_and_nothing_else() -> None:
@@ -70,21 +66,7 @@ def test_path_parameters_are_declared_and_bounded() -> None:
 
 
 def test_every_reference_resolves() -> None:
-    def refs(node: object) -> Iterator[str]:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                yield node["$ref"]
-            for value in node.values():
-                yield from refs(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from refs(value)
-
-    for pointer in set(refs(DOC)):
-        node: Any = DOC
-        for part in pointer.removeprefix("#/").split("/"):
-            node = node[part]
-        assert isinstance(node, dict), pointer
+    assert dangling_refs(DOC) == []
 
 
 def test_route_without_an_entry_is_refused() -> None:
@@ -107,44 +89,16 @@ def test_document_is_a_fresh_copy() -> None:
 # --- real answers against it -------------------------------------------------
 
 
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = DOC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def _validator(schema: dict[str, Any]) -> jsonschema_rs.Validator:
-    # The schema inside the document, so its $refs resolve.
-    root = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "components": DOC["components"],
-        **schema,
-    }
-    return jsonschema_rs.validator_for(root, validate_formats=True)
+    return validator(DOC, schema)
 
 
 def conforms(method: str, path: str, answer: Answer) -> str:
     """Assert ``answer`` is what the document says; return its operationId."""
     segments = path.split("?", 1)[0].strip("/").split("/")
     route = next(r for r in API_ROUTES if r.method == method and r.match(segments) is not None)
-    operation = DOC["paths"][route.path][method.lower()]
-    assert str(answer.status) in operation["responses"], (route.name, answer.status, answer.body)
-    spec = _resolve(operation["responses"][str(answer.status)])
-    for name, header in spec.get("headers", {}).items():
-        if header.get("required"):
-            assert name.lower() in answer.headers, (route.name, answer.status, name)
-    content = spec.get("content")
-    if content is None:
-        assert answer.body == b""
-        assert "content-type" not in answer.headers
-        return route.name
-    media = answer.headers["content-type"].split(";", 1)[0]
-    assert media in content, (route.name, answer.status, media)
-    errors = [str(e) for e in _validator(content[media]["schema"]).iter_errors(answer.json())]
-    assert errors == [], (route.name, answer.status, answer.body)
+    responses = DOC["paths"][route.path][method.lower()]["responses"]
+    check_answer(DOC, responses, answer.status, answer.headers, answer.body, route.name)
     return route.name
 
 
