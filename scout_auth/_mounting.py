@@ -3,6 +3,9 @@
 Both faces are an ASGI app and a Flask blueprint over a handler that
 takes plain values; the shapes they share with their frameworks live here:
 
+* :func:`run_flow` / :func:`arun_flow` — a handler's flow driven to its
+  answer, an exception it raised translated by the face (``None``: a bug,
+  raised on);
 * :func:`serve_asgi` — one HTTP exchange of an ASGI app (a websocket is
   closed with 1008, other scopes ignored), the answer sent with its
   ``Content-Length``;
@@ -20,16 +23,62 @@ faces' Flask modules import it first anyway).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._adapters.answers import BodyLimit, Response
+from ._core.drive import adrive, drive
 
 if TYPE_CHECKING:
     import flask
     from starlette.types import Receive, Scope, Send
 
-__all__ = ["flask_mount", "flask_response", "read_asgi_body", "read_flask_body", "serve_asgi"]
+__all__ = [
+    "arun_flow",
+    "flask_mount",
+    "flask_response",
+    "read_asgi_body",
+    "read_flask_body",
+    "run_flow",
+    "serve_asgi",
+]
+
+N = TypeVar("N")
+
+#: A face's translation of an exception into its answer (``None``: not one of its own).
+Translate = Callable[[Exception], "Response | None"]
+
+
+def run_flow(
+    flow: Generator[N, Any, Response],
+    perform: Callable[[N], object],
+    translate: Translate,
+    local: Callable[[N], object] | None = None,
+) -> Response:
+    """``drive(flow, perform, local)``'s answer, or ``translate``'s of what it raised."""
+    try:
+        return drive(flow, perform, local)
+    except Exception as exc:
+        answer = translate(exc)
+        if answer is None:
+            raise
+        return answer
+
+
+async def arun_flow(
+    flow: Generator[N, Any, Response],
+    perform: Callable[[N], Awaitable[object]],
+    translate: Translate,
+    local: Callable[[N], object] | None = None,
+) -> Response:
+    """:func:`run_flow` with an awaited ``perform``."""
+    try:
+        return await adrive(flow, perform, local)
+    except Exception as exc:
+        answer = translate(exc)
+        if answer is None:
+            raise
+        return answer
 
 
 async def serve_asgi(

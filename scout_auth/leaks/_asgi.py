@@ -6,7 +6,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from .._adapters.gate import route_path
-from .._core.drive import adrive
 from .._core.leaked import LeakPolicy
 from .._drivers.manager import AsyncKeyManager
 from .._leaks.flow import (
@@ -26,7 +25,7 @@ from .._leaks.flow import (
 )
 from .._leaks.replay import ReplayGuard
 from .._leaks.routes import handle
-from .._mounting import read_asgi_body, serve_asgi
+from .._mounting import arun_flow, read_asgi_body, serve_asgi
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
 
@@ -111,13 +110,7 @@ class LeakReceiverApp:
             body=body,
             mount=scope.get("root_path", ""),
         )
-        try:
-            return await adrive(handle(request, self.settings), self._perform)
-        except Exception as exc:
-            answer = error_response(exc)
-            if answer is None:
-                raise
-            return answer
+        return await arun_flow(handle(request, self.settings), self._perform, error_response)
 
     async def _perform(self, need: LeakNeed) -> object:
         if isinstance(need, ScannerKey):

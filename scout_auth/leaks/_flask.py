@@ -6,7 +6,6 @@ import inspect
 
 import flask
 
-from .._core.drive import drive
 from .._core.leaked import LeakPolicy
 from .._drivers.manager import KeyManager
 from .._leaks.flow import (
@@ -26,7 +25,7 @@ from .._leaks.flow import (
 )
 from .._leaks.replay import ReplayGuard
 from .._leaks.routes import handle
-from .._mounting import flask_mount, flask_response, read_flask_body
+from .._mounting import flask_mount, flask_response, read_flask_body, run_flow
 from ._common import Notifier, OnLeak, receiver_settings
 from ._keys import ScannerKeys
 
@@ -111,13 +110,7 @@ def leak_receiver_blueprint(
             body=body,
             mount=flask_mount(request, path),
         )
-        try:
-            return drive(handle(leak_request, settings), perform)
-        except Exception as exc:
-            answer = error_response(exc)
-            if answer is None:
-                raise
-            return answer
+        return run_flow(handle(leak_request, settings), perform, error_response)
 
     blueprint = flask.Blueprint(name, __name__)
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

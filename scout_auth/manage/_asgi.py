@@ -15,7 +15,6 @@ from .._adapters.gate import route_path
 from .._adapters.proxies import TrustedProxies
 from .._adapters.requests import asgi_client_ip, asgi_request
 from .._audit.events import AuditSink
-from .._core.drive import adrive
 from .._core.records import OrgContext
 from .._drivers.manager import AsyncKeyManager
 from .._drivers.verifier import AsyncVerifier
@@ -29,7 +28,7 @@ from .._manage.http import (
 )
 from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
 from .._manage.routes import handle
-from .._mounting import read_asgi_body, serve_asgi
+from .._mounting import arun_flow, read_asgi_body, serve_asgi
 from ._common import BODY_LIMIT, answer_locally, audit_error, joined, query_sink, settings
 
 __all__ = ["AsyncAuthorize", "ManagementApp"]
@@ -152,13 +151,8 @@ class ManagementApp:
                     raise audit_error(exc) from exc
             raise AssertionError(need)
 
-        try:
-            return await adrive(handle(request, self.settings), perform, answer_locally)
-        except Exception as exc:
-            answer = error_response(exc)
-            if answer is None:
-                raise
-            return answer
+        flow = handle(request, self.settings)
+        return await arun_flow(flow, perform, error_response, answer_locally)
 
     async def _authorize(self, scope: Scope) -> Principal | None:
         async def no_body() -> dict[str, Any]:

@@ -12,7 +12,6 @@ import flask
 from .._adapters.proxies import TrustedProxies
 from .._adapters.requests import wsgi_client_ip, wsgi_request
 from .._audit.events import AuditSink
-from .._core.drive import drive
 from .._core.records import OrgContext
 from .._drivers.manager import KeyManager
 from .._drivers.verifier import Verifier
@@ -26,7 +25,7 @@ from .._manage.http import (
 )
 from .._manage.needs import Authorize, Call, ManageNeed, QueryAudit, VerifyKey
 from .._manage.routes import handle
-from .._mounting import flask_mount, flask_response, read_flask_body
+from .._mounting import flask_mount, flask_response, read_flask_body, run_flow
 from ._common import BODY_LIMIT, answer_locally, audit_error, joined, query_sink, settings
 
 __all__ = ["SyncAuthorize", "management_blueprint"]
@@ -136,13 +135,8 @@ def management_blueprint(
                     raise audit_error(exc) from exc
             raise AssertionError(need)
 
-        try:
-            return drive(handle(manage_request, app_settings), perform, answer_locally)
-        except Exception as exc:
-            answer = error_response(exc)
-            if answer is None:
-                raise
-            return answer
+        flow = handle(manage_request, app_settings)
+        return run_flow(flow, perform, error_response, answer_locally)
 
     blueprint = flask.Blueprint(name, __name__)
 
