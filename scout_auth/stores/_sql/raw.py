@@ -64,8 +64,9 @@ class RawRead:
     sql: str
     #: Whether the DBAPI takes positional parameters (else a ``{"value": …}`` mapping).
     positional: bool
-    #: The result processor of each column's type (``None``: the value as it comes).
-    processors: tuple[Processor | None, ...]
+    #: ``(position, processor)`` of the columns whose type processes the
+    #: driver's value (the others are read as they come).
+    processors: tuple[tuple[int, Processor], ...]
     #: Pass ``prepare=True`` to ``execute`` (sync psycopg).
     prepare: bool
 
@@ -83,10 +84,10 @@ class RawRead:
             cursor.close()
         if row is None:
             return None
-        return tuple(
-            item if process is None else process(item)
-            for item, process in zip(row, self.processors, strict=True)
-        )
+        values = list(row)
+        for position, process in self.processors:
+            values[position] = process(values[position])
+        return tuple(values)
 
 
 def observed(engine: Engine) -> bool:
@@ -99,8 +100,10 @@ def compile_read(statement: Select[Any], dialect: Dialect) -> RawRead:
     """``statement`` (one bound parameter, ``value``) as SQL text for ``dialect``."""
     compiled = statement.compile(dialect=dialect)
     processors = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in statement.selected_columns
+        (position, process)
+        for position, column in enumerate(statement.selected_columns)
+        if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        is not None
     )
     return RawRead(
         sql=str(compiled),
