@@ -16,7 +16,10 @@ A write runs in one transaction. A read is one statement (every read of
 (:mod:`.engines`, :func:`~.engines.read_options`): one round trip, where a
 transaction would add a ``BEGIN`` and a ``ROLLBACK`` around the ``SELECT``
 (issue 15). The statement still sees only committed rows, and the newest
-ones: a key disabled a moment ago is read as disabled.
+ones: a key disabled a moment ago is read as disabled. The verifier's
+look-up of a key by id goes further and skips Core on that read engine's
+pool (:meth:`Database.fetch_one`, :mod:`.raw`): Core's client-side work was
+most of its cost.
 
 The key store adds what is its own on top: the ``NOTIFY`` of a write's
 events and their delivery to its subscribers (:mod:`.store`). The audit
