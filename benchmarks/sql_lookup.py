@@ -9,10 +9,13 @@ round takes one sample of every variant, in a shuffled order):
   driver can (psycopg ``prepare=True``; PyMySQL, sqlite3 as they come), and
   its async twin (async psycopg, asyncmy, aiosqlite);
 * ``store.get_key`` / ``await store.aget_key`` for a random existing id;
-* the raw round trip plus one raw Ed25519 verify (the floor of a cold
-  verification), beside a cold ``Verifier.verify_token`` /
-  ``AsyncVerifier.verify_token`` (``cache_ttl=0``: every call reads the
-  store; ``usage_interval=None``: no usage writes in between);
+* the raw round trip plus one raw Ed25519 public-key derivation from a
+  seed (the floor of a cold bearer verification: it derives the token's
+  public key and compares it, it verifies no signature), beside a cold
+  ``Verifier.verify_token`` / ``AsyncVerifier.verify_token``
+  (``cache_ttl=0``: every call reads the store; ``usage_interval=None``: no
+  usage writes in between), whose ratio is printed to that floor and, second,
+  to the round trip alone;
 
 and prints p50/p99, each ratio to its floor (target <= 1.3) and the load
 average.
@@ -62,7 +65,7 @@ import asyncmy
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -296,45 +299,52 @@ async def raw_async(kind: str, url: URL) -> tuple[Async, Callable[[], Awaitable[
     return lite_get, lite.close
 
 
-def _verify_floor(get: Sync) -> Callable[[str], object]:
-    """The raw round trip, then one raw Ed25519 verify with the key it read."""
-    private = Ed25519PrivateKey.generate()
-    message = os.urandom(64)
-    signature = private.sign(message)
-    public = private.public_key().public_bytes_raw()
+def _seed() -> bytes:
+    return os.urandom(32)
+
+
+def _derive_floor(get: Sync) -> Sync:
+    """The raw round trip, then one raw Ed25519 public-key derivation from a seed.
+
+    What a cold bearer verification does besides the look-up: it derives the
+    public key from the token's seed (one scalar multiplication) and compares
+    it with the stored one; it verifies no signature.
+    """
+    seed = _seed()
 
     def floor(key_id: str) -> object:
         get(key_id)
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
-        return True
+        return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
     return floor
 
 
-def _async_verify_floor(get: Async) -> Async:
-    private = Ed25519PrivateKey.generate()
-    message = os.urandom(64)
-    signature = private.sign(message)
-    public = private.public_key().public_bytes_raw()
+def _async_derive_floor(get: Async) -> Async:
+    seed = _seed()
 
     async def floor(key_id: str) -> object:
         await get(key_id)
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
-        return True
+        return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
     return floor
 
 
-#: (label, its floor's label or None)
-FLOOR_ROWS = [
-    ("raw driver SELECT (sync)", None),
-    ("store.get_key", "raw driver SELECT (sync)"),
-    ("raw SELECT + Ed25519 (sync)", None),
-    ("Verifier.verify_token (cold)", "raw SELECT + Ed25519 (sync)"),
-    ("raw driver SELECT (async)", None),
-    ("await store.aget_key", "raw driver SELECT (async)"),
-    ("raw SELECT + Ed25519 (async)", None),
-    ("AsyncVerifier.verify_token (cold)", "raw SELECT + Ed25519 (async)"),
+#: (label, the labels of its floors: the first is the fair one)
+FLOOR_ROWS: list[tuple[str, tuple[str, ...]]] = [
+    ("raw driver SELECT (sync)", ()),
+    ("store.get_key", ("raw driver SELECT (sync)",)),
+    ("raw SELECT + Ed25519 derive (sync)", ()),
+    (
+        "Verifier.verify_token (cold)",
+        ("raw SELECT + Ed25519 derive (sync)", "raw driver SELECT (sync)"),
+    ),
+    ("raw driver SELECT (async)", ()),
+    ("await store.aget_key", ("raw driver SELECT (async)",)),
+    ("raw SELECT + Ed25519 derive (async)", ()),
+    (
+        "AsyncVerifier.verify_token (cold)",
+        ("raw SELECT + Ed25519 derive (async)", "raw driver SELECT (async)"),
+    ),
 ]
 
 
@@ -354,13 +364,13 @@ async def measure_floors(kind: str, url_text: str, size: int, samples: int) -> d
     sync_variants: dict[str, tuple[Sync, list[str]]] = {
         "raw driver SELECT (sync)": (get, ids),
         "store.get_key": (store.get_key, ids),
-        "raw SELECT + Ed25519 (sync)": (_verify_floor(get), real_ids),
+        "raw SELECT + Ed25519 derive (sync)": (_derive_floor(get), real_ids),
         "Verifier.verify_token (cold)": (lambda i: verifier.verify_token(tokens[i]), real_ids),
     }
     async_variants: dict[str, tuple[Async, list[str]]] = {
         "raw driver SELECT (async)": (aget, ids),
         "await store.aget_key": (store.aget_key, ids),
-        "raw SELECT + Ed25519 (async)": (_async_verify_floor(aget), real_ids),
+        "raw SELECT + Ed25519 derive (async)": (_async_derive_floor(aget), real_ids),
         "AsyncVerifier.verify_token (cold)": (
             lambda i: averifier.verify_token(tokens[i]),
             real_ids,
@@ -408,12 +418,13 @@ def floors(kind: str, size: int, samples: int) -> dict[str, tuple[float, float]]
         for label, t in result["timings"].items()
     }
     loads = result["loads"]
-    for label, floor in FLOOR_ROWS:
+    for label, floor_labels in FLOOR_ROWS:
         p50, p99 = stats[label]
         line = f"    {label:36} p50 {p50:8.1f} µs  p99 {p99:8.1f} µs"
-        if floor is not None:
+        for n, floor in enumerate(floor_labels):
             f50, f99 = stats[floor]
-            line += f"   ratio p50 {p50 / f50:4.2f}  p99 {p99 / f99:4.2f}"
+            name = "ratio" if n == 0 else "vs round trip alone"
+            line += f"   {name} p50 {p50 / f50:4.2f}  p99 {p99 / f99:4.2f}"
         print(line, flush=True)
     print(f"    load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}", flush=True)
     return stats

@@ -16,7 +16,10 @@ A write runs in one transaction. A read is one statement (every read of
 (:mod:`.engines`, :func:`~.engines.read_options`): one round trip, where a
 transaction would add a ``BEGIN`` and a ``ROLLBACK`` around the ``SELECT``
 (issue 15). The statement still sees only committed rows, and the newest
-ones: a key disabled a moment ago is read as disabled.
+ones: a key disabled a moment ago is read as disabled. The verifier's
+look-up of a key by id goes further and skips Core on that read engine's
+pool (:meth:`Database.fetch_one`, :mod:`.raw`): Core's client-side work was
+most of its cost.
 
 The key store adds what is its own on top: the ``NOTIFY`` of a write's
 events and their delivery to its subscribers (:mod:`.store`). The audit
@@ -37,6 +40,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, Pool
+from sqlalchemy.sql import Select
+from sqlalchemy.util import greenlet_spawn
 
 from .attempt import ATTEMPTS, Attempt, translate
 from .engines import (
@@ -50,6 +55,7 @@ from .engines import (
     sync_url,
 )
 from .ops import MakeOp, Outcome
+from .raw import RawRead, compile_read, fetch, observed
 from .watchdog import NO_WATCH, WATCHDOG, Watch
 
 __all__ = ["CONNECT_TIMEOUT", "STATEMENT_TIMEOUT", "Database"]
@@ -163,6 +169,7 @@ class Database:
         self._async_read_engine: AsyncEngine | None = None
         self._feed_engine: Engine | None = None
         self._feed_pool: Pool | None = None
+        self._raw_reads: dict[tuple[Select[Any], bool], RawRead] = {}
 
     def __repr__(self) -> str:
         return f"Database(url={str(self.url)!r})"  # str(URL) masks the password
@@ -369,6 +376,64 @@ class Database:
         if mapped is None:
             raise exc
         raise mapped from exc
+
+    # -- the raw read: one row, past Core (the verifier's look-up, :mod:`.raw`) --
+    @property
+    def raw_reads(self) -> bool:
+        """Whether :meth:`fetch_one` can run: the sync read engine is ours, in autocommit.
+
+        Not while someone listens to the read engine's statements
+        (``before_cursor_execute`` / ``after_cursor_execute``: a tracer, a
+        test counting queries): they see every statement, on the Core path.
+        """
+        return self._sync_url is not None and not observed(self.read_engine)
+
+    @property
+    def async_raw_reads(self) -> bool:
+        """Whether :meth:`afetch_one` can run: an async read engine of ours, in autocommit."""
+        if self._async_url is None:  # then the async engines are made here
+            return False
+        engine = self.async_engine
+        assert engine is not None
+        return not observed(self._async_reader(engine)[0].sync_engine)
+
+    def _raw_read(self, statement: Select[Any], dialect: Any, is_async: bool) -> RawRead:
+        read = self._raw_reads.get((statement, is_async))
+        if read is None:  # compiled once per statement and engine; a race compiles twice
+            read = self._raw_reads[statement, is_async] = compile_read(statement, dialect)
+        return read
+
+    def fetch_one(self, statement: Select[Any], value: object) -> tuple[Any, ...] | None:
+        """The row ``statement`` (one bound parameter, ``value``) selects, past Core.
+
+        Only where :attr:`raw_reads`: on the read engine's pool in autocommit,
+        one round trip. Retries and errors as :meth:`run` (:mod:`.raw`).
+        """
+        engine = self.read_engine
+        read = self._raw_read(statement, engine.dialect, False)
+        for attempt in range(1, ATTEMPTS + 1):
+            run: Attempt[Any] = Attempt()
+            try:
+                return fetch(engine.pool, engine.dialect, read, value, self._watch, run)
+            except Exception as exc:
+                self._failed(run, exc, attempt, False, False, None)
+        raise AssertionError("unreachable")  # pragma: no cover - _failed raised
+
+    async def afetch_one(self, statement: Select[Any], value: object) -> tuple[Any, ...] | None:
+        """Async :meth:`fetch_one` (only where :attr:`async_raw_reads`)."""
+        given = self.async_engine
+        assert given is not None
+        engine = self._async_reader(given)[0].sync_engine
+        read = self._raw_read(statement, engine.dialect, True)
+        for attempt in range(1, ATTEMPTS + 1):
+            run: Attempt[Any] = Attempt()
+            try:
+                return await greenlet_spawn(
+                    fetch, engine.pool, engine.dialect, read, value, self._watch, run
+                )
+            except Exception as exc:
+                self._failed(run, exc, attempt, False, False, None)
+        raise AssertionError("unreachable")  # pragma: no cover - _failed raised
 
     # -- the change feed's connections (PostgreSQL) ------------------------
     def feed_connection(self) -> Any:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -50,7 +50,16 @@ from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
 from .._feed import encode_event_payload
 from .schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, SCOPE_CATALOGUE, UTCDateTime
 
-__all__ = ["Announce", "MakeOp", "Op", "Outcome", "announcing"]
+__all__ = [
+    "KEY_BY_ID",
+    "Announce",
+    "MakeOp",
+    "Op",
+    "Outcome",
+    "announcing",
+    "found_key",
+    "key_record",
+]
 
 T = TypeVar("T")
 
@@ -148,17 +157,6 @@ def _sealed_values(sealed: SealedSeed | None) -> dict[str, Any]:
     }
 
 
-def _sealed(row: Row[Any]) -> SealedSeed | None:
-    if row.sealed_kek_id is None or row.sealed_ciphertext is None:
-        return None
-    return SealedSeed(
-        ciphertext=bytes(row.sealed_ciphertext),
-        nonce=bytes(row.sealed_nonce or b""),
-        wrapped_key=bytes(row.sealed_wrapped_key or b""),
-        kek_id=row.sealed_kek_id,
-    )
-
-
 def key_values(record: KeyRecord) -> dict[str, Any]:
     """The ``scout_auth_keys`` row for ``record``."""
     return {
@@ -181,25 +179,60 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
     }
 
 
-def _key(row: Row[Any]) -> KeyRecord:
+# Where each column of ``select(KEYS)`` sits in a row: Core's ``Row`` and the
+# raw path's DBAPI tuple (:mod:`.raw`) are read by position, so one mapping
+# serves both.
+(
+    _KEY_ID, _ORG_ID, _NAME, _PUBLIC_KEY, _ENABLED, _SCOPES, _CREATED_AT, _EXPIRES_AT,
+    _REPLACED_BY, _ROLES, _ALLOWED_IPS, _USE_COUNT, _LAST_USED_AT, _DESCRIPTION,
+    _CREATED_BY, _SEALED_CIPHERTEXT, _SEALED_NONCE, _SEALED_WRAPPED_KEY, _SEALED_KEK_ID,
+) = range(19)  # fmt: skip
+assert tuple(KEYS.c.keys()) == (  # the order above is the table's
+    "key_id", "org_id", "name", "public_key", "enabled", "scopes", "created_at",
+    "expires_at", "replaced_by", "roles", "allowed_ips", "use_count", "last_used_at",
+    "description", "created_by", "sealed_ciphertext", "sealed_nonce",
+    "sealed_wrapped_key", "sealed_kek_id",
+)  # fmt: skip
+
+
+def key_record(row: Sequence[Any]) -> KeyRecord:
+    """The record of one ``select(KEYS)`` row, its values already processed by
+    the column types (a Core ``Row``, or a raw tuple through :mod:`.raw`)."""
+    kek_id, ciphertext = row[_SEALED_KEK_ID], row[_SEALED_CIPHERTEXT]
+    roles = row[_ROLES]
     return KeyRecord(
-        key_id=row.key_id,
-        org_id=row.org_id,
-        name=row.name,
-        public_key=bytes(row.public_key),
-        enabled=bool(row.enabled),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        scopes=_decode_scopes(row.scopes),
-        replaced_by=row.replaced_by,
-        roles=_decode_set(row.roles) if row.roles else frozenset(),
-        allowed_ips=_decode_ips(row.allowed_ips),
-        use_count=int(row.use_count),
-        last_used_at=row.last_used_at,
-        description=row.description or "",
-        created_by=row.created_by,
-        sealed_seed=_sealed(row),
+        key_id=row[_KEY_ID],
+        org_id=row[_ORG_ID],
+        name=row[_NAME],
+        public_key=bytes(row[_PUBLIC_KEY]),
+        enabled=bool(row[_ENABLED]),
+        created_at=row[_CREATED_AT],
+        expires_at=row[_EXPIRES_AT],
+        scopes=_decode_scopes(row[_SCOPES]),
+        replaced_by=row[_REPLACED_BY],
+        roles=_decode_set(roles) if roles else frozenset(),
+        allowed_ips=_decode_ips(row[_ALLOWED_IPS]),
+        use_count=int(row[_USE_COUNT]),
+        last_used_at=row[_LAST_USED_AT],
+        description=row[_DESCRIPTION] or "",
+        created_by=row[_CREATED_BY],
+        sealed_seed=None
+        if kek_id is None or ciphertext is None
+        else SealedSeed(
+            ciphertext=bytes(ciphertext),
+            nonce=bytes(row[_SEALED_NONCE] or b""),
+            wrapped_key=bytes(row[_SEALED_WRAPPED_KEY] or b""),
+            kek_id=kek_id,
+        ),
     )
+
+
+def found_key(row: Sequence[Any] | None, key_id: str) -> KeyRecord | None:
+    """The record of the row a look-up of ``key_id`` returned, if it is that key's.
+
+    The id is compared again in Python: exactly, whatever the collation.
+    """
+    return None if row is None or row[_KEY_ID] != key_id else key_record(row)
 
 
 def _legacy(row: Row[Any]) -> LegacyRecord:
@@ -246,8 +279,12 @@ def _upsert(
 def get_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
     """One key by primary key."""
     result = yield sa.lambda_stmt(lambda: sa.select(KEYS).where(KEYS.c.key_id == key_id))
-    row = result.first()
-    return Outcome(None if row is None or row.key_id != key_id else _key(row))
+    return Outcome(found_key(result.first(), key_id))
+
+
+#: :func:`get_key`'s statement for the raw path (:mod:`.raw`): the same
+#: ``SELECT``, the id as the one bound parameter.
+KEY_BY_ID = sa.select(KEYS).where(KEYS.c.key_id == sa.bindparam("value"))
 
 
 def list_keys(org_id: str, dialect: Dialect) -> Op[list[KeyRecord]]:
@@ -255,7 +292,7 @@ def list_keys(org_id: str, dialect: Dialect) -> Op[list[KeyRecord]]:
     result = yield (
         sa.select(KEYS).where(KEYS.c.org_id == org_id).order_by(KEYS.c.created_at, KEYS.c.key_id)
     )
-    return Outcome([_key(row) for row in result if row.org_id == org_id])
+    return Outcome([key_record(row) for row in result if row.org_id == org_id])
 
 
 def list_sealed_seeds(after: str | None, limit: int, dialect: Dialect) -> Op[list[tuple[str, str]]]:
@@ -311,7 +348,7 @@ def _reread(key_id: str, dialect: Dialect) -> Generator[Executable, CursorResult
     # FOR UPDATE: a locking (current) read on PostgreSQL/InnoDB; SQLite ignores it
     # and needs none, the transaction already holds the write lock.
     result = yield sa.select(KEYS).where(KEYS.c.key_id == key_id).with_for_update()
-    return _key(result.one())
+    return key_record(result.one())
 
 
 # -- writes ----------------------------------------------------------------
@@ -401,7 +438,7 @@ def delete_key(key_id: str, dialect: Dialect) -> Op[KeyRecord | None]:
             yield sa.delete(KEYS).where(where)
     if row is None:
         return Outcome(None)
-    old = _key(row)
+    old = key_record(row)
     return Outcome(old, (KeyEvent("deleted", old.org_id, key_id),))
 
 
