@@ -86,6 +86,12 @@ _KEY_FIELDS: dict[str, Schema] = {
     "expires_in_days": _nullable({"type": "integer", "minimum": 1, "maximum": MAX_EXPIRY_DAYS}),
 }
 _NAME: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+# The client address of the key's latest use (normalised IP text, at most 64).
+_LAST_USED_ADDRESS: Schema = {
+    **_nullable({"type": "string", "maxLength": 64}),
+    "description": "The client address of the last use (trusted proxies honoured); "
+    "`null`: not known.",
+}
 # expires_at and expires_in_days are two ways to say one thing: 422 for both.
 _ONE_EXPIRY: Schema = {"not": {"required": ["expires_at", "expires_in_days"]}}
 
@@ -105,6 +111,7 @@ _KEY: Schema = _record(
         "allowed_ips": {**_nullable(_TEXTS), "description": "CIDR ranges; `null`: anywhere."},
         "replaced_by": _OPTIONAL_TEXT,
         "last_used_at": _OPTIONAL_TIME,
+        "last_used_address": _LAST_USED_ADDRESS,
         "use_count": _COUNT,
         "recoverable": {
             "type": "boolean",

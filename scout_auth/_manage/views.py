@@ -70,6 +70,7 @@ def key_view(key: KeyRecord, now: datetime) -> dict[str, Any]:
         "allowed_ips": None if key.allowed_ips is None else list(key.allowed_ips),
         "replaced_by": key.replaced_by,
         "last_used_at": _time(key.last_used_at),
+        "last_used_address": key.last_used_address,
         "use_count": key.use_count,
         "recoverable": key.recoverable,
         "token_prefix": f"scout_sk_{key.key_id}_",
