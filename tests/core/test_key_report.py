@@ -98,9 +98,7 @@ def test_the_report_names_where_a_key_was_last_used(capsys: pytest.CaptureFixtur
     assert stale.last_used_address == "2001:db8::7"
     data = report.to_dict()
     assert data["grace_in_use"][0]["last_used_address"] == "2001:db8::7"
-    assert [(k["id"], k["last_used_address"]) for k in data["unused"]] == [
-        (quiet.key.key_id, None)
-    ]
+    assert [(k["id"], k["last_used_address"]) for k in data["unused"]] == [(quiet.key.key_id, None)]
     # The command line (the wall clock): a rotated-out key used from an address.
     live = InMemoryKeyStore()
     cli = KeyManager(live)

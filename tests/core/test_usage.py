@@ -241,7 +241,7 @@ def test_addresses_are_normalised_or_dropped(raw, stored):
 
 
 def test_a_flush_writes_the_address_of_the_latest_use():
-    store, clock, manager, verifier = setup()
+    _store, clock, manager, verifier = setup()
     new = manager.create_key("org_1", "billing-sync prod")
     verifier.verify_token(new.token, client_ip="192.0.2.1")
     clock.advance(1)

@@ -9,8 +9,8 @@ autogenerate must find nothing left to migrate.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
