@@ -132,3 +132,23 @@ def test_same_bytes_on_both_mountings(pair, path: str) -> None:
     assert (a.status, a.body) == (b.status, b.body)
     strip = lambda h: {k: v for k, v in h.items() if k not in FRAMEWORK_HEADERS}  # noqa: E731
     assert strip(a.headers) == strip(b.headers)
+
+
+@pytest.mark.parametrize("kind", ["starlette", "flask"])
+def test_the_keys_page_has_a_key_hygiene_card(kind: str) -> None:
+    store = InMemoryKeyStore()
+    ids = _seed(store)
+    page = Harness(kind, store, clock=lambda: NOW, manager_options=POLICY)
+    answer = page.call("GET", "/orgs/org_1")
+    assert answer.status == 200
+    html = answer.body.decode()
+    card = html[html.index('id="hygiene-card"') : html.index('id="legacy-card"')]
+    for kid in set(ids.values()) - {ids["new"]}:
+        assert f'data-key-id="{kid}"' in card
+    assert "198.51.100.9" in card
+    assert "idle &lt;script&gt;" in card and "<script>" not in card  # names are escaped
+    assert "lifetime 960 days &gt; 365 days" in card
+    narrowed = page.call("GET", "/orgs/org_1?expiring_days=1&unused_days=3660").body.decode()
+    assert 'id="hygiene-expiring"' not in narrowed and 'id="hygiene-unused"' not in narrowed
+    bad = page.call("GET", "/orgs/org_1?unused_days=0")
+    assert bad.status == 422
