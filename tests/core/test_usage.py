@@ -305,5 +305,7 @@ async def test_async_verifier_records_the_address():
     verifier = AsyncVerifier(store)
     await verifier.verify_token(new.token, client_ip="2001:DB8::1")
     await verifier.aflush_usage()
-    assert store.get_key(new.key.key_id).last_used_address == "2001:db8::1"
+    got = store.get_key(new.key.key_id)
+    assert got is not None
+    assert got.last_used_address == "2001:db8::1"
     await verifier.aclose()
