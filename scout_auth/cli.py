@@ -105,6 +105,7 @@ def _key_json(record: KeyRecord) -> dict[str, Any]:
         "roles": sorted(record.roles),
         "allowed_ips": None if record.allowed_ips is None else list(record.allowed_ips),
         "last_used_at": _iso(record.last_used_at),
+        "last_used_address": record.last_used_address,
         "use_count": record.use_count,
         "recoverable": record.recoverable,
     }
@@ -374,7 +375,9 @@ def _print_report(report: dict[str, Any]) -> None:
         for row in rows:
             # Names come from users: no control characters reach the terminal.
             label = "".join(c if c.isprintable() else "?" for c in row["name"])[:40]
-            print(f"  {row['id']}  {label:<40}  {row[column] or 'never'}")
+            # The address is normalised IP text (or None): safe to print.
+            where = row["last_used_address"] or "-"
+            print(f"  {row['id']}  {label:<40}  {row[column] or 'never'}  {where}")
 
 
 def _pepper_status(store: KeyStore) -> int:

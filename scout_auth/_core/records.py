@@ -85,6 +85,11 @@ class KeyRecord:
             for a key created with ``recoverable=True``; ``None`` (every
             other key) means the private key exists nowhere server-side and
             can never be shown again. Verification never reads it.
+        last_used_address: The client address of the use at ``last_used_at``
+            (as the adapters resolved it, trusted proxies honoured;
+            normalised, IPv4-mapped IPv6 as IPv4), written with it in the
+            same throttled background write; ``None`` when not known (no
+            use yet, or that use came without a parseable address).
     """
 
     key_id: str
@@ -103,6 +108,7 @@ class KeyRecord:
     description: str = ""
     created_by: str | None = None
     sealed_seed: SealedSeed | None = field(default=None, repr=False)
+    last_used_address: str | None = None
 
     @property
     def recoverable(self) -> bool:

@@ -74,6 +74,7 @@ class KeyReport:
                 "last_used_at": None
                 if record.last_used_at is None
                 else record.last_used_at.isoformat(),
+                "last_used_address": record.last_used_address,
             }
 
         return {

@@ -233,12 +233,17 @@ class KeyStore(Protocol):
         for requests: a store may read every key (Redis: a ``SCAN``).
         """
 
-    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+    def record_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
         """Add ``uses`` to the key's count and raise ``last_used_at`` to at least this.
 
         Atomic increment and max, so instances flushing concurrently merge
-        exactly. No event: usage is not a credential change. An unknown key
-        is ignored.
+        exactly. ``address`` (normalised by the caller, at most 64
+        characters, ``None``: not known) becomes ``last_used_address`` when
+        ``last_used_at`` is at least the stored one, in the same atomic
+        write: the address goes with the latest use. No event: usage is not
+        a credential change. An unknown key is ignored.
         """
 
     def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
@@ -326,7 +331,9 @@ class KeyStore(Protocol):
     ) -> list[tuple[str, str]]:
         """Async :meth:`list_sealed_seeds`."""
 
-    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+    async def arecord_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
         """Async :meth:`record_usage`."""
 
     async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:

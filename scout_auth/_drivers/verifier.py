@@ -499,7 +499,7 @@ class _BaseVerifier:
             check_access(context, required, client_ip)
         # _count_use(), inlined: this runs on every warm request.
         usage = self.usage
-        if usage is not None and usage.note(context, now):
+        if usage is not None and usage.note(context, now, client_ip):
             self._schedule_usage_flush()
         return context
 
@@ -517,10 +517,10 @@ class _BaseVerifier:
         """Remember an argon2 mismatch in the negative cache; returns ``matched``."""
         return self.legacy.checked(self.legacy.fingerprint(need), need.record.org_id, matched, now)
 
-    def _count_use(self, context: OrgContext, now: float) -> OrgContext:
+    def _count_use(self, context: OrgContext, now: float, client_ip: str | None) -> OrgContext:
         """Count the use of a context whose per-request checks already ran."""
         usage = self.usage
-        if usage is not None and usage.note(context, now):
+        if usage is not None and usage.note(context, now, client_ip):
             self._schedule_usage_flush()
         return context
 
@@ -784,7 +784,7 @@ class Verifier(_BaseVerifier):
     ) -> OrgContext:
         flow, now = self._signature_flow(signed, required, client_ip)
         # signature_flow ran check_access before spending the nonce.
-        return self._count_use(self._drive(flow, now, self.cache.epoch).context, now)
+        return self._count_use(self._drive(flow, now, self.cache.epoch).context, now, client_ip)
 
     def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
         now, epoch, context = self._cold_start(fp)
@@ -949,7 +949,8 @@ class AsyncVerifier(_BaseVerifier):
     ) -> OrgContext:
         flow, now = self._signature_flow(signed, required, client_ip)
         # signature_flow ran check_access before spending the nonce.
-        return self._count_use((await self._drive(flow, now, self.cache.epoch)).context, now)
+        verified = await self._drive(flow, now, self.cache.epoch)
+        return self._count_use(verified.context, now, client_ip)
 
     async def _cold(self, cred: Credential, fp: bytes) -> OrgContext:
         now, epoch, context = self._cold_start(fp)

@@ -23,6 +23,7 @@ from .views import (
     key_view,
     keys_page,
     legacy_view,
+    report_view,
     role_view,
     scope_view,
 )
@@ -297,6 +298,21 @@ def delete_key(ctx: Context) -> Flow[ManageResponse]:
     yield from org_key(ctx, key_id)
     yield Call("delete_key", (key_id,), {"actor": ctx.actor})
     return _no_content()
+
+
+#: The largest window of the key report, in days (as ``KeyManager.key_report``).
+MAX_REPORT_DAYS = 3660
+
+
+def key_report(ctx: Context) -> Flow[ManageResponse]:
+    """GET report: keys expiring, unused, old halves still used, policy breaches."""
+    query = Query(ctx.request.query)
+    kwargs = {
+        "expiring_days": query.integer("expiring_days", 14, 1, MAX_REPORT_DAYS),
+        "unused_days": query.integer("unused_days", 30, 1, MAX_REPORT_DAYS),
+    }
+    report = yield Call("key_report", (ctx.org_id,), kwargs)
+    return json_response(report_view(report))
 
 
 def legacy_status(ctx: Context) -> Flow[ManageResponse]:

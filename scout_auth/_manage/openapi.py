@@ -69,6 +69,9 @@ OPERATIONS: dict[str, _Op] = {
                       "keys", 201, "RotatedKey", "Rotate", errors=(409, *_BODY)),
     "reveal_key": _Op("Show a recoverable key's token again (org admins, typed confirmation)",
                       "keys", answer="RevealedKey", body="RevealKey", errors=(409, *_BODY)),
+    "key_report": _Op("Key hygiene: keys expiring, unused, still used in grace, breaking the "
+                      "lifetime policy", "keys", answer="KeyReport",
+                      query=("reportExpiringDays", "reportUnusedDays"), errors=(422,)),
     "legacy_status": _Op("The org's legacy secret: its use and its switch", "legacy",
                          answer="Legacy"),
     "enable_legacy": _Op("Switch legacy authentication on", "legacy", answer="Legacy"),

@@ -86,6 +86,14 @@ _KEY_FIELDS: dict[str, Schema] = {
     "expires_in_days": _nullable({"type": "integer", "minimum": 1, "maximum": MAX_EXPIRY_DAYS}),
 }
 _NAME: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+# The key report's windows (KeyManager.key_report: 1 to 3660 days).
+_REPORT_DAYS: Schema = {"type": "integer", "minimum": 1, "maximum": 3660}
+# The client address of the key's latest use (normalised IP text, at most 64).
+_LAST_USED_ADDRESS: Schema = {
+    **_nullable({"type": "string", "maxLength": 64}),
+    "description": "The client address of the last use (trusted proxies honoured); "
+    "`null`: not known.",
+}
 # expires_at and expires_in_days are two ways to say one thing: 422 for both.
 _ONE_EXPIRY: Schema = {"not": {"required": ["expires_at", "expires_in_days"]}}
 
@@ -105,6 +113,7 @@ _KEY: Schema = _record(
         "allowed_ips": {**_nullable(_TEXTS), "description": "CIDR ranges; `null`: anywhere."},
         "replaced_by": _OPTIONAL_TEXT,
         "last_used_at": _OPTIONAL_TIME,
+        "last_used_address": _LAST_USED_ADDRESS,
         "use_count": _COUNT,
         "recoverable": {
             "type": "boolean",
@@ -167,6 +176,33 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": _CURSOR,
             "total": {**_COUNT, "description": "Keys matching the filters, on every page."},
             "legacy": ref("Legacy"),
+        }
+    ),
+    "KeyReport": _record(
+        {
+            "at": _TIME,
+            "expiring_days": _REPORT_DAYS,
+            "unused_days": _REPORT_DAYS,
+            "expiring": {
+                "type": "array",
+                "items": ref("Key"),
+                "description": "Enabled keys expiring within `expiring_days`, soonest first.",
+            },
+            "unused": {
+                "type": "array",
+                "items": ref("Key"),
+                "description": "Enabled, unexpired keys not used for `unused_days`, idlest first.",
+            },
+            "grace_in_use": {
+                "type": "array",
+                "description": "Rotated-out keys in grace, used after their successor was made.",
+                "items": _record({"key": ref("Key"), "replaced_by": _TEXT, "rotated_at": _TIME}),
+            },
+            "policy_breaches": {
+                "type": "array",
+                "description": "Enabled keys that break the org's lifetime policy.",
+                "items": _record({"key": ref("Key"), "why": _TEXT}),
+            },
         }
     ),
     "Role": _record({"name": _TEXT, "scopes": _TEXTS}),
@@ -277,6 +313,12 @@ PARAMETERS: dict[str, Schema] = {
     ),
     "keysQ": _query(
         "q", {"type": "string", "maxLength": 200}, "Only keys whose name or id contains this."
+    ),
+    "reportExpiringDays": _query(
+        "expiring_days", {**_REPORT_DAYS, "default": 14}, "Keys expiring within this many days."
+    ),
+    "reportUnusedDays": _query(
+        "unused_days", {**_REPORT_DAYS, "default": 30}, "Keys not used for this many days."
     ),
     "auditKey": _query("key_id", {"type": "string", "maxLength": 255}, "Only this key's events."),
     "auditAction": _repeated(

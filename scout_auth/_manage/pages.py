@@ -8,12 +8,20 @@ from urllib.parse import quote
 from .._audit.events import AuditPage
 from .._core.lifecycle import WEAK_NAME_PATTERN
 from .access import CSRF_HEADER, Principal
-from .api import MAX_GRACE_SECONDS, audit_page, org_key
+from .api import MAX_GRACE_SECONDS, MAX_REPORT_DAYS, audit_page, org_key
 from .context import Context
 from .http import BASE_HEADERS, ManageProblem, ManageResponse
 from .needs import Asset, Call, Flow, Render
 from .parse import Query
-from .views import event_view, key_view, keys_page, legacy_view, role_view, scope_view
+from .views import (
+    event_view,
+    key_view,
+    keys_page,
+    legacy_view,
+    report_view,
+    role_view,
+    scope_view,
+)
 
 __all__ = ["asset", "home", "html_response", "key_page", "keys_page_view", "login_redirect"]
 
@@ -74,8 +82,12 @@ def home(request_ctx: Context) -> Flow[ManageResponse]:
 
 
 def keys_page_view(ctx: Context) -> Flow[ManageResponse]:
-    """GET /orgs/{org}: the key list, the create dialog, the legacy card."""
+    """GET /orgs/{org}: the key list, the create dialog, key hygiene, the legacy card."""
     query = Query(ctx.request.query)
+    windows = {
+        "expiring_days": query.integer("expiring_days", 14, 1, MAX_REPORT_DAYS),
+        "unused_days": query.integer("unused_days", 30, 1, MAX_REPORT_DAYS),
+    }
     keys = yield Call("list_keys", (ctx.org_id,))
     items, next_cursor, total = keys_page(
         keys, ctx.now, limit=KEYS_PER_PAGE, cursor=query.text("cursor", 512),
@@ -83,6 +95,7 @@ def keys_page_view(ctx: Context) -> Flow[ManageResponse]:
     )  # fmt: skip
     catalogue = yield Call("list_scope_catalogue", (ctx.org_id,))
     roles = yield Call("list_roles", (ctx.org_id,))
+    report = yield Call("key_report", (ctx.org_id,), windows)
     context = {
         **_base(ctx),
         "org_id": ctx.org_id,
@@ -93,6 +106,7 @@ def keys_page_view(ctx: Context) -> Flow[ManageResponse]:
         "next_cursor": next_cursor,
         "query": query.text("q", 200) or "",
         "legacy": legacy_view(keys.legacy),
+        "report": report_view(report),
         "catalogue": [scope_view(s) for s in catalogue],
         "roles": [role_view(r) for r in roles],
         "api": ctx.url(f"/api/orgs/{quote(ctx.org_id, safe='')}"),

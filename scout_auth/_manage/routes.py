@@ -66,6 +66,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{_ORG}/keys/{{key}}/disable", api.set_enabled(False), "disable_key"),
     Route("POST", f"{_ORG}/keys/{{key}}/rotate", api.rotate_key, "rotate_key"),
     Route("POST", f"{_ORG}/keys/{{key}}/reveal", api.reveal_key, "reveal_key"),
+    Route("GET", f"{_ORG}/report", api.key_report, "key_report"),
     Route("GET", f"{_ORG}/legacy", api.legacy_status, "legacy_status"),
     Route("POST", f"{_ORG}/legacy/enable", api.set_legacy(True), "enable_legacy"),
     Route("POST", f"{_ORG}/legacy/disable", api.set_legacy(False), "disable_legacy"),

@@ -9,6 +9,7 @@ from typing import Any
 from .._audit.events import AuditEvent, event_to_dict
 from .._audit.query import decode_cursor, encode_cursor
 from .._core.records import KeyRecord, LegacyStatus, RoleRecord, ScopeInfo
+from .._core.report import KeyReport
 from .parse import invalid
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "key_view",
     "keys_page",
     "legacy_view",
+    "report_view",
     "role_view",
     "scope_view",
 ]
@@ -70,6 +72,7 @@ def key_view(key: KeyRecord, now: datetime) -> dict[str, Any]:
         "allowed_ips": None if key.allowed_ips is None else list(key.allowed_ips),
         "replaced_by": key.replaced_by,
         "last_used_at": _time(key.last_used_at),
+        "last_used_address": key.last_used_address,
         "use_count": key.use_count,
         "recoverable": key.recoverable,
         "token_prefix": f"scout_sk_{key.key_id}_",
@@ -84,6 +87,27 @@ def legacy_view(status: LegacyStatus) -> dict[str, Any]:
         "last_used_at": _time(status.last_used_at),
         "requests": status.requests,
         "days": status.days,
+    }
+
+
+def report_view(report: KeyReport) -> dict[str, Any]:
+    """The org's key hygiene report (``KeyManager.key_report``): keys as :func:`key_view`."""
+    at = report.at
+
+    def key(record: KeyRecord) -> dict[str, Any]:
+        return key_view(record, at)
+
+    return {
+        "at": _time(at),
+        "expiring_days": report.expiring_days,
+        "unused_days": report.unused_days,
+        "expiring": [key(k) for k in report.expiring],
+        "unused": [key(k) for k in report.unused],
+        "grace_in_use": [
+            {"key": key(old), "replaced_by": new.key_id, "rotated_at": _time(new.created_at)}
+            for old, new in report.grace_in_use
+        ],
+        "policy_breaches": [{"key": key(k), "why": why} for k, why in report.policy_breaches],
     }
 
 

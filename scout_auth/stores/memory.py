@@ -11,6 +11,7 @@ from datetime import datetime
 from .._audit.sinks import InMemoryAuditSink
 from .._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo
 from .._core.store import KeyEvent, KeyUpdate, StoreEventsMixin, apply_update, utc_day
+from .._core.usage import normalise_address
 
 __all__ = ["InMemoryKeyStore"]
 
@@ -246,16 +247,20 @@ class InMemoryKeyStore(StoreEventsMixin):
             ]
         return sorted(pairs)[: max(limit, 0)]
 
-    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
-        """Add ``uses`` and raise ``last_used_at`` (no event)."""
+    def record_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
+        """Add ``uses``, raise ``last_used_at``, its ``address`` with it (no event)."""
         with self._lock:
             old = self._keys.get(key_id)
             if old is None:
                 return
             last = old.last_used_at
+            latest = last is None or last <= last_used_at
             self._keys[key_id] = old.evolve(
                 use_count=old.use_count + uses,
-                last_used_at=last_used_at if last is None or last < last_used_at else last,
+                last_used_at=last_used_at if latest else last,
+                last_used_address=normalise_address(address) if latest else old.last_used_address,
             )
 
     def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
@@ -373,9 +378,11 @@ class InMemoryKeyStore(StoreEventsMixin):
         """Async :meth:`list_sealed_seeds`."""
         return self.list_sealed_seeds(after, limit)
 
-    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+    async def arecord_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
         """Async :meth:`record_usage`."""
-        self.record_usage(key_id, uses, last_used_at)
+        self.record_usage(key_id, uses, last_used_at, address)
 
     async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_legacy_usage`."""

@@ -161,6 +161,56 @@ class RolesUsageContract:
         assert seen == []  # usage is not a credential change: caches stay warm
         store.record_usage(generate_key_id(), 1, T0)  # unknown key: ignored
 
+    def test_record_usage_keeps_the_address_of_the_latest_use(self, store: Any) -> None:
+        r = _record(_org())
+        store.add_key(r)
+        assert store.get_key(r.key_id).last_used_address is None  # no use yet
+        store.record_usage(r.key_id, 1, T0 + timedelta(minutes=5), "192.0.2.7")
+        store.record_usage(r.key_id, 1, T0 + timedelta(minutes=1), "198.51.100.1")  # late, older
+        got = store.get_key(r.key_id)
+        assert (got.last_used_at, got.last_used_address) == (T0 + timedelta(minutes=5), "192.0.2.7")
+        assert store.list_keys(r.org_id)[0].last_used_address == "192.0.2.7"
+        store.record_usage(r.key_id, 1, T0 + timedelta(minutes=5), "198.51.100.2")  # same time
+        assert store.get_key(r.key_id).last_used_address == "198.51.100.2"
+        store.record_usage(r.key_id, 1, T0 + timedelta(minutes=6))  # latest use: no address
+        got = store.get_key(r.key_id)
+        assert (got.use_count, got.last_used_address) == (4, None)
+
+    @pytest.mark.parametrize(
+        ("address", "stored"),
+        [
+            pytest.param("203.0.113.9", "203.0.113.9", id="ipv4"),
+            pytest.param("2001:DB8:0:0::1", "2001:db8::1", id="ipv6-normalised"),
+            pytest.param("::ffff:192.0.2.7", "192.0.2.7", id="ipv4-mapped-as-ipv4"),
+            pytest.param("fe80::1%eth0", "fe80::1", id="ipv6-zone-dropped"),
+            pytest.param("testclient", None, id="not-an-address"),
+            pytest.param("", None, id="empty"),
+            pytest.param("1" * 10_000, None, id="over-long"),
+            pytest.param("192.0.2.7\x00evil", None, id="control-characters"),
+            pytest.param(None, None, id="unknown"),
+        ],
+    )
+    def test_record_usage_stores_addresses_normalised_or_not_at_all(
+        self, store: Any, address: str | None, stored: str | None
+    ) -> None:
+        r = _record(_org())
+        store.add_key(r)
+        store.record_usage(r.key_id, 1, T0, address)
+        got = store.get_key(r.key_id)
+        assert (got.use_count, got.last_used_address) == (1, stored)
+
+    def test_last_used_address_survives_updates_and_rotation(self, store: Any) -> None:
+        r = _record(_org())
+        store.add_key(r)
+        store.record_usage(r.key_id, 1, T0, "2001:db8::7")
+        assert store.update_key(r.key_id, KeyUpdate(name="renamed")).last_used_address == (
+            "2001:db8::7"
+        )
+        new = _record(r.org_id, created_at=T0 + timedelta(minutes=1))
+        old = store.rotate_key(r.key_id, new, T0 + timedelta(days=1))
+        assert old.last_used_address == "2001:db8::7"
+        assert store.get_key(new.key_id).last_used_address is None
+
     def test_record_usage_survives_other_updates(self, store: Any) -> None:
         r = _record(_org())
         store.add_key(r)
@@ -195,13 +245,17 @@ class RolesUsageContract:
         def check(flushes: list[tuple[int, int]]) -> None:
             r = _record(_org())
             store.add_key(r)
-            for uses, offset in flushes:
-                store.record_usage(r.key_id, uses, T0 + timedelta(seconds=offset))
+            for i, (uses, offset) in enumerate(flushes):
+                store.record_usage(r.key_id, uses, T0 + timedelta(seconds=offset), f"10.0.0.{i}")
                 store.record_legacy_usage(r.org_id, uses, T0 + timedelta(seconds=offset))
             got = store.get_key(r.key_id)
-            latest = T0 + timedelta(seconds=max(o for _, o in flushes))
+            newest = max(o for _, o in flushes)
+            latest = T0 + timedelta(seconds=newest)
+            # The address of the latest use (of equal times, the last written).
+            last = max(i for i, (_, o) in enumerate(flushes) if o == newest)
             assert got.use_count == sum(u for u, _ in flushes)
             assert got.last_used_at == latest
+            assert got.last_used_address == f"10.0.0.{last}"
             assert store.legacy_usage(r.org_id, T0) == (latest, sum(u for u, _ in flushes))
 
         check()

@@ -361,3 +361,36 @@ def test_reveal_a_recoverable_key_with_a_typed_confirmation(login, site: Site, s
     page.locator("#token-dialog").wait_for(state="visible")
     assert page.locator("#token-value").input_value() == token
     assert call_api(site, token).status_code == 200
+
+
+def test_key_hygiene_card_lists_what_needs_attention(login, site: Site, shots: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = site.manager.create_key(
+        "org_1", "hygiene expiring", expires_at=datetime.now(UTC) + timedelta(days=3)
+    )
+    old = site.manager.create_key("org_1", "hygiene rotated")
+    new = site.manager.rotate_key(old.key.key_id, grace=timedelta(days=2))
+    used = datetime.now(UTC) + timedelta(seconds=1)
+    site.store.record_usage(old.key.key_id, 3, used, "::ffff:192.0.2.44")
+    page = login("admin")
+    card = page.locator("#hygiene-card")
+    expect(card.get_by_role("heading", name="Key hygiene")).to_be_visible()
+    expect(page.locator(f'#hygiene-expiring li[data-key-id="{soon.key.key_id}"]')).to_contain_text(
+        "hygiene expiring"
+    )
+    grace = page.locator(f'#hygiene-grace li[data-key-id="{old.key.key_id}"]')
+    expect(grace).to_contain_text("192.0.2.44")  # the address, stored normalised
+    expect(grace).to_contain_text(new.key.key_id)
+    card.screenshot(path=shots / "hygiene-card.png")
+    # The windows are a plain GET form: the page answers with the new report.
+    card.get_by_label("Expiring within (days)").fill("1")
+    card.get_by_role("button", name="Update").click()
+    page.wait_for_url(re.compile(r"expiring_days=1"))
+    assert page.locator(f'#hygiene-expiring li[data-key-id="{soon.key.key_id}"]').count() == 0
+    expect(page.get_by_label("Expiring within (days)")).to_have_value("1")
+    # A link in the card leads to the key.
+    grace.get_by_role("link", name="hygiene rotated").click()
+    page.wait_for_url(re.compile(f"/keys/{old.key.key_id}$"))
+    expect(page.locator("body")).to_contain_text("192.0.2.44")  # "Last used from"
+    assert page.js_errors == []

@@ -81,3 +81,32 @@ def test_cli_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "nightly?sync" in text
     assert "\u202e" not in text
     assert main(["report", "org_3", "--unused-days", "0"], store=store) == 1
+
+
+def test_the_report_names_where_a_key_was_last_used(capsys: pytest.CaptureFixture[str]) -> None:
+    now = [T0]
+    store = InMemoryKeyStore()
+    m = KeyManager(store, clock=lambda: now[0])
+    old = m.create_key("org_4", "old integration")
+    quiet = m.create_key("org_4", "quiet integration")
+    now[0] = T0 + 40 * 86400
+    m.rotate_key(old.key.key_id, grace=3 * DAY)
+    store.record_usage(old.key.key_id, 1, datetime.fromtimestamp(now[0] + 60, UTC), "2001:db8::7")
+    now[0] += 3600
+    report = m.key_report("org_4", unused_days=30)
+    [(stale, _new)] = report.grace_in_use
+    assert stale.last_used_address == "2001:db8::7"
+    data = report.to_dict()
+    assert data["grace_in_use"][0]["last_used_address"] == "2001:db8::7"
+    assert [(k["id"], k["last_used_address"]) for k in data["unused"]] == [(quiet.key.key_id, None)]
+    # The command line (the wall clock): a rotated-out key used from an address.
+    live = InMemoryKeyStore()
+    cli = KeyManager(live)
+    was = cli.create_key("org_5", "rotated integration")
+    cli.rotate_key(was.key.key_id, grace=3 * DAY)
+    live.record_usage(was.key.key_id, 1, datetime.now(UTC) + timedelta(seconds=1), "192.0.2.7")
+    assert main(["report", "org_5", "--json"], store=live) == 0
+    [row] = json.loads(capsys.readouterr().out)["grace_in_use"]
+    assert row["last_used_address"] == "192.0.2.7"
+    assert main(["report", "org_5"], store=live) == 0
+    assert "192.0.2.7" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scout_auth import AsyncVerifier, InMemoryKeyStore, KeyManager, Verifier
-from scout_auth._core.usage import UsageRecorder, UsageWrite
+from scout_auth._core.usage import UsageRecorder, UsageWrite, normalise_address
 from scout_auth.exceptions import InvalidKeyOperation
 from tests._support import Clock, cheap_hasher
 
@@ -21,11 +21,11 @@ class CountingStore(InMemoryKeyStore):
         self.usage_writes: list[tuple[str, int]] = []
         self.fail = False
 
-    def record_usage(self, key_id, uses, last_used_at):
+    def record_usage(self, key_id, uses, last_used_at, address=None):
         if self.fail:
             raise ConnectionError("database unreachable")
         self.usage_writes.append((key_id, uses))
-        super().record_usage(key_id, uses, last_used_at)
+        super().record_usage(key_id, uses, last_used_at, address)
 
 
 def setup(**options):
@@ -216,3 +216,96 @@ def test_concurrent_notes_lose_nothing():
     for write in drained:
         totals[write.ident] = totals.get(write.ident, 0) + write.uses
     assert totals == {"k0": 40_000, "k1": 40_000, "k2": 40_000}
+
+
+# -- the client address of the latest use ------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        pytest.param("192.0.2.7", "192.0.2.7", id="ipv4"),
+        pytest.param(" 192.0.2.7 ", "192.0.2.7", id="spaces"),
+        pytest.param("2001:DB8:0000::0001", "2001:db8::1", id="ipv6-compressed-lower"),
+        pytest.param("::ffff:192.0.2.7", "192.0.2.7", id="ipv4-mapped"),
+        pytest.param("fe80::1%eth0", "fe80::1", id="zone-dropped"),
+        pytest.param("[2001:db8::1]", None, id="brackets-are-not-an-address"),
+        pytest.param("192.0.2.7:8080", None, id="with-a-port"),
+        pytest.param("testclient", None, id="a-name"),
+        pytest.param("/run/app.sock", None, id="unix-socket"),
+        pytest.param("9" * 100_000, None, id="over-long-not-parsed"),
+        pytest.param("", None, id="empty"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_addresses_are_normalised_or_dropped(raw, stored):
+    assert normalise_address(raw) == stored
+
+
+def test_a_flush_writes_the_address_of_the_latest_use():
+    _store, clock, manager, verifier = setup()
+    new = manager.create_key("org_1", "billing-sync prod")
+    verifier.verify_token(new.token, client_ip="192.0.2.1")
+    clock.advance(1)
+    verifier.verify_token(new.token, client_ip="::ffff:198.51.100.7")  # cached: still noted
+    assert manager.get_key(new.key.key_id).last_used_address is None  # not on the request path
+    verifier.flush_usage()
+    key = manager.get_key(new.key.key_id)
+    assert (key.use_count, key.last_used_address) == (2, "198.51.100.7")
+    clock.advance(1)
+    verifier.verify_token(new.token)  # no address known (a direct call)
+    verifier.flush_usage()
+    assert manager.get_key(new.key.key_id).last_used_address is None
+
+
+def test_a_signed_request_records_its_address():
+    from tests.core.test_roles import _signed
+
+    store, _clock, manager, _ = setup()
+    new = manager.create_key("org_1", "uploader")
+    verifier = Verifier(store)
+    verifier.verify_signed(_signed(new.token), client_ip="2001:db8::42")
+    verifier.flush_usage()
+    assert manager.get_key(new.key.key_id).last_used_address == "2001:db8::42"
+
+
+def test_a_failed_flush_keeps_the_latest_address_too():
+    store, clock, manager, verifier = setup()
+    new = manager.create_key("org_1", "billing-sync prod")
+    verifier.verify_token(new.token, client_ip="192.0.2.1")
+    store.fail = True
+    verifier.flush_usage()
+    clock.advance(1)
+    verifier.verify_token(new.token, client_ip="192.0.2.2")
+    store.fail = False
+    verifier.flush_usage()
+    key = manager.get_key(new.key.key_id)
+    assert (key.use_count, key.last_used_address) == (2, "192.0.2.2")
+
+
+def test_restored_writes_keep_the_newer_address():
+    from scout_auth import CredentialKind, OrgContext
+
+    recorder = UsageRecorder(60)
+    ctx = OrgContext("org_1", "k1", "name", None, CredentialKind.ORG_CREDENTIAL)
+    recorder.note(ctx, 100.0, "192.0.2.1")
+    writes = recorder.drain()
+    recorder.note(ctx, 50.0, "192.0.2.2")  # older than the failed write
+    recorder.restore(writes)
+    [write] = recorder.drain()
+    assert write.args[3] == "192.0.2.1"
+    legacy = OrgContext("org_1", "legacy:org_1", "legacy", None, CredentialKind.LEGACY)
+    recorder.note(legacy, 100.0, "192.0.2.1")
+    [write] = recorder.drain()
+    assert len(write.args) == 3  # legacy usage is per org: no address
+
+
+@pytest.mark.anyio
+async def test_async_verifier_records_the_address():
+    store = CountingStore()
+    new = KeyManager(store).create_key("org_1", "billing-sync prod")
+    verifier = AsyncVerifier(store)
+    await verifier.verify_token(new.token, client_ip="2001:DB8::1")
+    await verifier.aflush_usage()
+    got = store.get_key(new.key.key_id)
+    assert got is not None
+    assert got.last_used_address == "2001:db8::1"
+    await verifier.aclose()

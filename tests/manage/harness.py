@@ -67,6 +67,7 @@ class Harness:
         store: InMemoryKeyStore | None = None,
         *,
         vault: KeyVault | bool | None = True,
+        manager_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         self.kind = kind
@@ -78,13 +79,17 @@ class Harness:
         self.sink = self.store.audit_sink()
         if kind == "starlette":
             options.setdefault("authorize", aauthorize)
-            manager = AsyncKeyManager(self.store, audit=self.sink, vault=self.vault)
+            manager = AsyncKeyManager(
+                self.store, audit=self.sink, vault=self.vault, **(manager_options or {})
+            )
             app = ManagementApp(manager, **options)
             self.client: Any = TestClient(Starlette(routes=[Mount(MOUNT, app=app)]), base_url=BASE)
         else:
             options.setdefault("authorize", authorize)
             flask_app = flask.Flask(__name__)
-            sync = KeyManager(self.store, audit=self.sink, vault=self.vault)
+            sync = KeyManager(
+                self.store, audit=self.sink, vault=self.vault, **(manager_options or {})
+            )
             blueprint = management_blueprint(sync, **options)
             flask_app.register_blueprint(blueprint, url_prefix=MOUNT)
             self.client = flask_app.test_client()

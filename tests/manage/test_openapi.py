@@ -8,6 +8,7 @@ validates (formats included), documented required headers are sent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -138,6 +139,12 @@ def test_real_answers_conform(api: Harness) -> None:
     rotated = check("POST", f"{KEYS}/{key}/rotate", 201, json={"grace_seconds": 60})
     assert rotated["previous"]["replaced_by"] == rotated["key"]["id"]
     check("POST", f"{KEYS}/{key}/rotate", 409)
+    api.store.record_usage(key, 1, datetime.now(UTC) + timedelta(seconds=1), "2001:db8::1")
+    assert check("GET", f"{KEYS}/{key}", 200)["last_used_address"] == "2001:db8::1"
+    report = check("GET", f"/api/orgs/{ORG}/report?expiring_days=60&unused_days=1", 200)
+    assert report["expiring"] == []  # the rotated-out key was disabled above
+    check("GET", f"/api/orgs/{ORG}/report", 200, user="viewer")
+    check("GET", f"/api/orgs/{ORG}/report?unused_days=0", 422)
     check("GET", f"/api/orgs/{ORG}/audit", 200)
     check("GET", f"/api/orgs/{ORG}/audit?action=created&action=rotated&limit=2", 200)
     check("GET", f"/api/orgs/{ORG}/audit?since=2000-01-01T00:00:00Z&key_id={key}", 200)
@@ -185,6 +192,7 @@ def test_real_answers_conform(api: Harness) -> None:
         ("rotate_key", 201), ("audit", 200), ("legacy_status", 200), ("list_roles", 200),
         ("put_role", 200), ("list_scope_catalogue", 200), ("publish_scope", 200),
         ("list_keys", 401), ("create_key", 403), ("list_keys", 404), ("list_keys", 422),
+        ("key_report", 200), ("key_report", 422),
     }  # fmt: skip
     assert wanted <= seen
 

@@ -304,10 +304,14 @@ def key_fields(record: KeyRecord) -> list[str]:
     """A key record as flat ``HSET`` field/value pairs (text only, no secret exists).
 
     ``created_by`` is left out when ``None``, so such a record reads the same
-    as one written before the field existed (``""`` is a creator's name).
+    as one written before the field existed (``""`` is a creator's name);
+    so is ``last_used_address``.
     """
     scopes = None if record.scopes is None else sorted(record.scopes)
     creator = [] if record.created_by is None else ["created_by", record.created_by]
+    address = (
+        [] if record.last_used_address is None else ["last_used_address", record.last_used_address]
+    )
     return [
         "key_id", record.key_id,
         "org_id", record.org_id,
@@ -324,6 +328,7 @@ def key_fields(record: KeyRecord) -> list[str]:
         "last_used_at", "" if record.last_used_at is None else format_time(record.last_used_at),
         "description", record.description,
         *creator,
+        *address,
         *sealed_fields(record.sealed_seed),
     ]  # fmt: skip
 
@@ -390,6 +395,7 @@ def key_from_fields(fields: Mapping[str, str]) -> KeyRecord:
         description=fields.get("description", ""),
         created_by=fields.get("created_by"),
         sealed_seed=_sealed_from_fields(fields),
+        last_used_address=fields.get("last_used_address") or None,
     )
 
 

@@ -32,6 +32,7 @@ from datetime import datetime
 
 from ..._core.records import KeyRecord, RoleRecord, ScopeInfo
 from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
+from ..._core.usage import normalise_address
 from .._feed import encode_event_payload
 from .layout import (
     Layout,
@@ -166,16 +167,22 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 """,
 )
 
-# KEYS[1] record; ARGV uses, last used at. Increment and max: flushes from
-# several instances merge exactly. No PUBLISH: usage is not a credential change.
+# KEYS[1] record; ARGV uses, last used at, address ('' : not known). Increment
+# and max, the address going with the latest use: flushes from several
+# instances merge exactly. No PUBLISH: usage is not a credential change.
 RECORD_USAGE = Script(
     "record_usage",
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'use_count', ARGV[1])
 local last = redis.call('HGET', KEYS[1], 'last_used_at')
-if (not last) or last == '' or last < ARGV[2] then
+if (not last) or last == '' or last <= ARGV[2] then
   redis.call('HSET', KEYS[1], 'last_used_at', ARGV[2])
+  if ARGV[3] == '' then
+    redis.call('HDEL', KEYS[1], 'last_used_address')
+  else
+    redis.call('HSET', KEYS[1], 'last_used_address', ARGV[3])
+  end
 end
 return 1
 """,
@@ -533,12 +540,14 @@ class Ops:
         return [ScopeInfo(org_id, name, fields[name]) for name in sorted(fields)]
 
     # -- usage --------------------------------------------------------------
-    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> Op[None]:
+    def record_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> Op[None]:
         """See :meth:`KeyStore.record_usage`."""
-        at = format_time(last_used_at)
+        args = (str(int(uses)), format_time(last_used_at), normalise_address(address) or "")
         org = yield from self._org_of(key_id)
         if org is not None:
-            yield Lua(RECORD_USAGE, (self.layout.key(org, key_id),), (str(int(uses)), at))
+            yield Lua(RECORD_USAGE, (self.layout.key(org, key_id),), args)
 
     def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> Op[None]:
         """See :meth:`KeyStore.record_legacy_usage`."""

@@ -373,9 +373,11 @@ class RedisKeyStore(StoreEventsMixin):
         """
         return self._run(self._ops.list_sealed_seeds(after, limit))
 
-    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
-        """Add ``uses`` and raise ``last_used_at`` atomically (no event)."""
-        self._run(self._ops.record_usage(key_id, uses, last_used_at))
+    def record_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
+        """Add ``uses``, raise ``last_used_at``, its ``address`` with it, atomically (no event)."""
+        self._run(self._ops.record_usage(key_id, uses, last_used_at, address))
 
     def record_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
         """Add ``uses`` to the org's legacy bucket of that UTC day."""
@@ -498,9 +500,11 @@ class RedisKeyStore(StoreEventsMixin):
         """Async :meth:`list_sealed_seeds`."""
         return await self._arun(self._ops.list_sealed_seeds(after, limit))
 
-    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+    async def arecord_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
         """Async :meth:`record_usage`."""
-        await self._arun(self._ops.record_usage(key_id, uses, last_used_at))
+        await self._arun(self._ops.record_usage(key_id, uses, last_used_at, address))
 
     async def arecord_legacy_usage(self, org_id: str, uses: int, last_used_at: datetime) -> None:
         """Async :meth:`record_legacy_usage`."""

@@ -47,6 +47,7 @@ from sqlalchemy.sql import Executable
 
 from ..._core.records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo, SealedSeed
 from ..._core.store import KEEP, KeyEvent, KeyUpdate, utc_day
+from ..._core.usage import normalise_address
 from .._feed import encode_event_payload
 from .schema import KEYS, LEGACY, LEGACY_USAGE, ROLES, SCOPE_CATALOGUE, UTCDateTime
 
@@ -176,6 +177,7 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "description": record.description,
         "created_by": record.created_by,
         **_sealed_values(record.sealed_seed),
+        "last_used_address": record.last_used_address,
     }
 
 
@@ -186,12 +188,13 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
     _KEY_ID, _ORG_ID, _NAME, _PUBLIC_KEY, _ENABLED, _SCOPES, _CREATED_AT, _EXPIRES_AT,
     _REPLACED_BY, _ROLES, _ALLOWED_IPS, _USE_COUNT, _LAST_USED_AT, _DESCRIPTION,
     _CREATED_BY, _SEALED_CIPHERTEXT, _SEALED_NONCE, _SEALED_WRAPPED_KEY, _SEALED_KEK_ID,
-) = range(19)  # fmt: skip
+    _LAST_USED_ADDRESS,
+) = range(20)  # fmt: skip
 assert tuple(KEYS.c.keys()) == (  # the order above is the table's
     "key_id", "org_id", "name", "public_key", "enabled", "scopes", "created_at",
     "expires_at", "replaced_by", "roles", "allowed_ips", "use_count", "last_used_at",
     "description", "created_by", "sealed_ciphertext", "sealed_nonce",
-    "sealed_wrapped_key", "sealed_kek_id",
+    "sealed_wrapped_key", "sealed_kek_id", "last_used_address",
 )  # fmt: skip
 
 
@@ -224,6 +227,7 @@ def key_record(row: Sequence[Any]) -> KeyRecord:
             wrapped_key=bytes(row[_SEALED_WRAPPED_KEY] or b""),
             kek_id=kek_id,
         ),
+        last_used_address=row[_LAST_USED_ADDRESS],
     )
 
 
@@ -595,13 +599,24 @@ def _later(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[Any]:
     return sa.case((sa.or_(column.is_(None), column < value), value), else_=column)
 
 
-def record_usage(key_id: str, uses: int, last_used_at: datetime, dialect: Dialect) -> Op[None]:
-    """``use_count += uses``, ``last_used_at = max(...)``: one UPDATE, no event."""
+def record_usage(
+    key_id: str, uses: int, last_used_at: datetime, address: str | None, dialect: Dialect
+) -> Op[None]:
+    """``use_count += uses``, ``last_used_at = max(...)`` and its address: one UPDATE, no event."""
     at = sa.literal(last_used_at, UTCDateTime())
+    c = KEYS.c
+    latest = sa.or_(c.last_used_at.is_(None), c.last_used_at <= at)
+    new_address = sa.literal(normalise_address(address), sa.String(64))
+    # The address first: MySQL/MariaDB evaluate SET left to right, so it must
+    # compare with last_used_at before that is raised.
     yield (
         sa.update(KEYS)
-        .where(KEYS.c.key_id == key_id)
-        .values(use_count=KEYS.c.use_count + uses, last_used_at=_later(KEYS.c.last_used_at, at))
+        .where(c.key_id == key_id)
+        .ordered_values(
+            (c.last_used_address, sa.case((latest, new_address), else_=c.last_used_address)),
+            (c.use_count, c.use_count + uses),
+            (c.last_used_at, _later(c.last_used_at, at)),
+        )
     )
     return Outcome(None)
 

@@ -129,6 +129,8 @@ KEYS = sa.Table(
     sa.Column("sealed_nonce", sa.LargeBinary(), nullable=True),
     sa.Column("sealed_wrapped_key", sa.LargeBinary(), nullable=True),
     sa.Column("sealed_kek_id", sa.String(200), nullable=True),
+    # The client address of the latest use (normalised IP text; NULL: not known).
+    sa.Column("last_used_address", sa.String(64), nullable=True),
     sa.Index("ix_scout_auth_keys_org_id", "org_id", "created_at", "key_id"),
     **_MYSQL_TABLE_ARGS,
 )

@@ -275,9 +275,11 @@ class SQLKeyStore(LegacyMethods):
         """``(key_id, kek_id)`` of recoverable keys, a page of the primary key after ``after``."""
         return self._read(partial(ops.list_sealed_seeds, after, limit))
 
-    def record_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
-        """Add ``uses`` and raise ``last_used_at`` in one UPDATE (no event)."""
-        self._write(partial(ops.record_usage, key_id, uses, last_used_at))
+    def record_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
+        """Add ``uses``, raise ``last_used_at``, its ``address`` with it: one UPDATE (no event)."""
+        self._write(partial(ops.record_usage, key_id, uses, last_used_at, address))
 
     def close(self) -> None:
         """Stop the change feed; close the pooled connections of the sync engine made here.
@@ -354,9 +356,11 @@ class SQLKeyStore(LegacyMethods):
         """Async :meth:`list_sealed_seeds`."""
         return await self._aread(partial(ops.list_sealed_seeds, after, limit))
 
-    async def arecord_usage(self, key_id: str, uses: int, last_used_at: datetime) -> None:
+    async def arecord_usage(
+        self, key_id: str, uses: int, last_used_at: datetime, address: str | None = None
+    ) -> None:
         """Async :meth:`record_usage`."""
-        await self._awrite(partial(ops.record_usage, key_id, uses, last_used_at))
+        await self._awrite(partial(ops.record_usage, key_id, uses, last_used_at, address))
 
     async def aclose(self) -> None:
         """:meth:`close`, and close the async pool too (the feed is stopped off the loop)."""

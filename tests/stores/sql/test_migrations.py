@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,10 @@ def test_0002_to_0003_adds_roles_usage_and_the_legacy_switch(empty_databases):
     # (The store of today reads 0004's and 0005's columns too: read 0003's by hand.)
     assert _old_key_usage(engine) == [(r.key_id, None, None, 0)]  # no roles, anywhere, unused
     assert _old_legacy_rows(engine) == [(r.org_id, "$argon2id$h", True)]
-    store.record_usage(r.key_id, 2, T0)
+    with engine.begin() as conn:  # (today's usage write also sets 0007's address: by hand)
+        conn.execute(
+            sa.update(KEYS).where(KEYS.c.key_id == r.key_id).values(use_count=KEYS.c.use_count + 2)
+        )
     store.put_role(RoleRecord(r.org_id, "reader", frozenset({"drive:read"})))
     assert _old_key_usage(engine) == [(r.key_id, None, None, 2)]
     with engine.begin() as conn:  # and back: 0003's downgrade keeps keys and legacy rows
@@ -301,7 +305,8 @@ def test_0004_to_0005_adds_descriptions_creators_and_the_scope_catalogue(empty_d
     values = {
         k: v
         for k, v in key_values(r).items()
-        if k not in ("description", "created_by") and not k.startswith("sealed_")
+        if k not in ("description", "created_by", "last_used_address")
+        and not k.startswith("sealed_")
     }
     with engine.begin() as conn:  # a 0004 database in use
         conn.execute(sa.insert(KEYS).values(values))
@@ -331,12 +336,17 @@ def test_0005_to_0006_adds_sealed_seeds_and_old_keys_are_not_recoverable(empty_d
     engine, _ = empty_databases
     upgrade(engine, "0005")
     r = record(org(), description="old key", created_by="ada")
-    values = {k: v for k, v in key_values(r).items() if not k.startswith("sealed_")}
+    values = {
+        k: v
+        for k, v in key_values(r).items()
+        if not k.startswith("sealed_") and k != "last_used_address"
+    }
     with engine.begin() as conn:  # a 0005 database in use
         conn.execute(sa.insert(KEYS).values(values))
-    upgrade(engine)
+    upgrade(engine, "0006")
     with engine.connect() as conn:
-        assert current_revision(conn) == "0006" == HEAD
+        assert current_revision(conn) == "0006"
+    upgrade(engine)  # (to the head: today's store reads the later columns too)
     store = SQLKeyStore(engine=engine)
     old = store.get_key(r.key_id)
     assert old == r
@@ -353,3 +363,31 @@ def test_0005_to_0006_adds_sealed_seeds_and_old_keys_are_not_recoverable(empty_d
     columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_keys")}
     assert not {c for c in columns if c.startswith("sealed_")}
     assert _old_key_ids(engine) == [r.key_id]
+
+
+def test_0006_to_0007_adds_the_last_used_address_and_old_keys_know_none(empty_databases):
+    engine, _ = empty_databases
+    upgrade(engine, "0006")
+    r = record(org(), last_used_at=T0, use_count=3)
+    values = {k: v for k, v in key_values(r).items() if k != "last_used_address"}
+    with engine.begin() as conn:  # a 0006 database in use
+        conn.execute(sa.insert(KEYS).values(values))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == "0007" == HEAD
+    store = SQLKeyStore(engine=engine)
+    old = store.get_key(r.key_id)
+    assert old == r
+    assert old is not None
+    assert old.last_used_address is None  # not known until the next use
+    store.record_usage(r.key_id, 1, T0 + timedelta(minutes=1), "192.0.2.7")
+    got = store.get_key(r.key_id)
+    assert got is not None
+    assert (got.use_count, got.last_used_address) == (4, "192.0.2.7")
+    with engine.begin() as conn:  # and back: 0007's downgrade keeps the keys and counts
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("scout_auth_keys")}
+    assert "last_used_address" not in columns
+    assert [(k, n) for k, _, _, n in _old_key_usage(engine)] == [(r.key_id, 4)]
