@@ -5,9 +5,12 @@ request pays the store look-up and, for a full verification, the Ed25519
 public-key check. The *floor* is one raw ``HGETALL`` of a random existing
 key record, sent with the same client the store uses (sync redis-py, and
 the async one): what a look-up costs if it knew where the record is and did
-nothing else. On one server a look-up is one round trip (the ``get_key``
-script reads the directory and the record); on a cluster it is two
-(directory ``GET``, then ``HGETALL``: the two live in different slots).
+nothing else. A look-up is one round trip: the ``get_key`` script reads the
+directory and the record, on one server, and on a cluster for key ids
+minted into their org's slot (every key the store creates). On a cluster,
+``get_key (old random id)`` reads keys whose ids were random (as before
+the store minted them): their record is in another slot, usually on
+another node, so two round trips.
 
 The store is O(1) in the number of keys, so the 1M/1k ratio should be ~1.
 Every key set is loaded first, each under a prefix of its own, then
@@ -76,11 +79,15 @@ return count
 BATCH = 20_000  # keeps each call short (~0.1 s) on a shared server
 
 
+OLD_IDS = 1000  # on a cluster: keys with random ids, not in their org's slot
+
+
 def load(client: redis.Redis, store: RedisKeyStore, count: int) -> list[str]:
     """Write ``count`` synthetic keys in the store's layout; return their ids.
 
     On one server a script per batch; on a cluster (whose keys are in many
-    slots) pipelined commands, which the cluster client splits by node.
+    slots) pipelined commands, which the cluster client splits by node, with
+    ids minted as the store mints them, but the last :data:`OLD_IDS` random.
     """
     template = KeyRecord(
         key_id="x",
@@ -90,14 +97,18 @@ def load(client: redis.Redis, store: RedisKeyStore, count: int) -> list[str]:
         enabled=True,
         created_at=datetime.now(UTC),
     )
-    ids = [f"bulk{n:016d}" for n in range(count)]
     if not isinstance(client, redis.RedisCluster):
+        ids = [f"bulk{n:016d}" for n in range(count)]
         loader = client.register_script(_BULK_LOAD)
         for first in range(0, count, BATCH):
             n = min(BATCH, count - first)
             loader(args=[store.layout.prefix, first, n, KEYS_PER_ORG, *key_fields(template)])
         return ids
     layout = store.layout
+    ids = [
+        store.new_key_id(bulk_org(n)) if n < count - OLD_IDS else generate_key_id()
+        for n in range(count)
+    ]
     for first in range(0, count, 1000):
         pipe = client.pipeline(transaction=False)
         for n in range(first, min(first + 1000, count)):
@@ -169,9 +180,11 @@ def prepare(
         memory = f"  (~{per_key:.0f} B of Redis memory each)"
     kind = "cluster" if cluster else "one server"
     print(f"{kind:>10} {size:>9,} keys loaded in {loaded:5.1f} s{memory}")
-    ids = [n.key.key_id for n in real] + bulk
+    every = [n.key.key_id for n in real] + bulk
     orgs = [n.key.org_id for n in real] + [bulk_org(i) for i in range(len(bulk))]
-    names = [store.layout.key(o, k) for o, k in zip(orgs, ids, strict=True)]
+    names = [store.layout.key(o, k) for o, k in zip(orgs, every, strict=True)]
+    old = bulk[-OLD_IDS:] if cluster else []
+    ids = every[: len(every) - len(old)]
     tokens = [n.token for n in real]
     rng = random.Random(size)
     # Every verification is cold; org tokens only, so no legacy pepper is needed.
@@ -192,6 +205,17 @@ def prepare(
                 "get_key (existing)",
                 lambda: store.get_key(rng.choice(ids)),
                 lambda: store.aget_key(rng.choice(ids)),
+            ),
+            *(
+                [
+                    (
+                        "get_key (old random id)",
+                        lambda: store.get_key(rng.choice(old)),
+                        lambda: store.aget_key(rng.choice(old)),
+                    )
+                ]
+                if old
+                else []
             ),
             (
                 "get_key (unknown id)",

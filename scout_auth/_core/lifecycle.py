@@ -48,7 +48,7 @@ from .records import (
     SealedSeed,
 )
 from .store import KEEP, KeyUpdate, _Keep
-from .tokens import TOKEN_PREFIX, format_token, generate_key_id, public_key_from_seed
+from .tokens import TOKEN_PREFIX, format_token, public_key_from_seed
 from .vault import RewrapReport
 
 logger = logging.getLogger("scout_auth")
@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_ROTATION_GRACE",
     "Audit",
     "HashSecret",
+    "KeyIdFor",
     "LifecycleNeed",
     "Op",
     "StoreCall",
@@ -155,10 +156,18 @@ class VaultCall:
     sealed: SealedSeed | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyIdFor:
+    """Need: a fresh key id for a new key of ``org_id`` (answered by
+    :func:`~.store.new_key_id`: the store's choice if it has one)."""
+
+    org_id: str
+
+
 R = TypeVar("R")
 
 #: What a lifecycle op yields.
-LifecycleNeed = StoreCall | HashSecret | VaultCall | Audit | PolicyFor
+LifecycleNeed = StoreCall | HashSecret | VaultCall | Audit | PolicyFor | KeyIdFor
 
 #: Key ids per page of ``list_sealed_seeds`` (rewrap, status).
 SEALED_PAGE = 500
@@ -322,8 +331,9 @@ def _new_key(
     allowed_ips: tuple[str, ...] | None = None,
     description: str = "",
     created_by: str | None = None,
-) -> tuple[NewKey, bytes]:
-    key_id = generate_key_id()
+) -> Op[tuple[NewKey, bytes]]:
+    # The arguments are validated by the caller's call expression, before this yields.
+    key_id: str = yield KeyIdFor(org_id)
     seed = secrets.token_bytes(32)
     record = KeyRecord(
         key_id=key_id,
@@ -377,7 +387,7 @@ def create_key(
         raise InvalidKeyOperation("recoverable must be True or False")
     if recoverable and not has_vault:
         raise _no_vault("create_key(recoverable=True)")
-    new, seed = _new_key(
+    new, seed = yield from _new_key(
         _check_id(org_id, "org_id"),
         check_name(name),
         _scopes(scopes),
@@ -471,7 +481,7 @@ def rotate_key(
             )
     policy = yield PolicyFor(old.org_id)
     expiry = enforce(policy, old.expires_at, created_at=at, now=at, fill_default=True)
-    new, seed = _new_key(
+    new, seed = yield from _new_key(
         old.org_id,
         old.name,
         old.scopes,

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from .records import KeyRecord, LegacyRecord, RoleRecord, ScopeInfo, SealedSeed
+from .tokens import KEY_ID_RE, generate_key_id
 
 __all__ = [
     "KEEP",
@@ -32,6 +33,7 @@ __all__ = [
     "KeyUpdate",
     "Listener",
     "StoreEventsMixin",
+    "new_key_id",
 ]
 
 
@@ -113,6 +115,24 @@ def utc_day(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware")
     return value.astimezone(UTC).date().isoformat()
+
+
+def new_key_id(store: object, org_id: str) -> str:
+    """A key id for a new key of ``org_id`` in ``store`` (create and rotate).
+
+    A store may choose it: an optional ``new_key_id(org_id) -> str`` method,
+    pure computation (the Redis store mints ids in the org's hash slot, so a
+    cluster look-up is one round trip). Otherwise, and for any store without
+    it: :func:`~.tokens.generate_key_id`. A store's id must be a well-formed
+    key id (``[a-z2-7]{20}``) with at least 80 random bits.
+    """
+    mint = getattr(store, "new_key_id", None)
+    if not callable(mint):
+        return generate_key_id()
+    key_id = mint(org_id)
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+        raise TypeError(f"{type(store).__name__}.new_key_id returned a malformed key id")
+    return key_id
 
 
 @runtime_checkable

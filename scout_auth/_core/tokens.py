@@ -9,8 +9,9 @@ format is the model)::
     scout_sk_<key id: 20 x [a-z2-7]>_<seed: 43 x base62><crc32: 6 x base62>
 
 * ``scout_sk_`` — fixed prefix: says "secret key" and names the product.
-* key id — 100 random bits, lower-case base32. Public and stable: it is the
-  store's primary key and the ``keyid`` of signed requests (RFC 9421).
+* key id — 100 random bits, lower-case base32 (a store may mint it instead,
+  with at least 80: :func:`~.store.new_key_id`). Public and stable: it is
+  the store's primary key and the ``keyid`` of signed requests (RFC 9421).
 * seed — the 32-byte Ed25519 private seed, base62, fixed width.
 * checksum — CRC32 of everything before it, base62, fixed width. It lets a
   scanner (and the verifier) discard typos and random strings offline, so a

@@ -22,6 +22,7 @@ from .._core.lifecycle import (
     DEFAULT_ROTATION_GRACE,
     Audit,
     HashSecret,
+    KeyIdFor,
     LifecycleNeed,
     Op,
     VaultCall,
@@ -38,7 +39,7 @@ from .._core.records import (
     ScopeInfo,
 )
 from .._core.report import KeyReport, key_report
-from .._core.store import KEEP, KeyStore, _Keep
+from .._core.store import KEEP, KeyStore, _Keep, new_key_id
 from .._core.vault import KeyVault, RewrapReport
 from ..exceptions import StoreError, StoreUnavailable, VaultError
 from .audit_buffer import AuditBuffer
@@ -210,6 +211,8 @@ class KeyManager(_BaseManager):
             return self._vault_call(need)
         if isinstance(need, PolicyFor):
             return self._policy(need)
+        if isinstance(need, KeyIdFor):
+            return new_key_id(self.store, need.org_id)
         try:
             return getattr(self.store, need.method)(*need.args)
         except StoreUnavailable as exc:
@@ -639,6 +642,8 @@ class AsyncKeyManager(_BaseManager):
         if isinstance(need, PolicyFor):
             policy = self._policy(need)
             return await policy if inspect.isawaitable(policy) else policy
+        if isinstance(need, KeyIdFor):  # pure computation: no thread
+            return new_key_id(self.store, need.org_id)
         try:
             return await getattr(self.store, ASYNC_NAMES[need.method])(*need.args)
         except StoreUnavailable as exc:

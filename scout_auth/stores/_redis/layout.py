@@ -11,10 +11,15 @@ changes, so it needs no atomicity with the org's data (an orphan entry whose
 key record is missing reads as "no such key"; interrupted writes can leave
 such entries, which :mod:`.sweep` removes).
 
-A look-up needs both: on one server a script reads the entry and then the
-record (an undeclared key, which a single server allows) in one round
-trip; on a cluster the two slots are usually on two nodes, so it takes two
-(see :meth:`.ops.Ops.get_key`).
+A look-up needs both, and one script reads the entry and then the record
+(an undeclared key) in one round trip. On a cluster that works because the
+store mints each new key id so that the entry's hash tag ``k:<key id>``
+lands in the org's slot (:mod:`.slots`; the key managers ask the store for
+new ids): entry and record are in one slot, on one node. A key id minted
+before (random) usually has its entry on another node than its record;
+the script then answers the org alone and the record is read in its slot:
+two round trips, as before, and no data needs migrating (see
+:meth:`.ops.Ops.get_key`).
 
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,

@@ -200,10 +200,14 @@ return 1
 )
 
 # KEYS[1] directory entry; ARGV the record name's head ("<prefix>:{o:") and tail
-# ("}:key:<escaped key id>"). One round trip for a look-up on one server: the
-# directory names the org, the script escapes it as Layout does and reads the
-# record. The record is not a declared key (its name depends on the entry), so
-# this is for a single server only, never a cluster (see Ops.get_key). The
+# ("}:key:<escaped key id>"). The directory names the org, the script escapes
+# it as Layout does and reads the record: one round trip. The record is not a
+# declared key (its name depends on the entry). One server allows that; a
+# cluster node allows it for a key it serves, which a key id minted into its
+# org's slot (slots.py) guarantees. A record the node does not serve (an older
+# id, or a slot migrating away) is refused: pcall catches that and the script
+# answers the org alone, {org}, for a second trip to the record's own slot
+# (RECORD_JSON). Any other error takes that path too and fails there. The
 # record comes back as one JSON object (see RECORD_JSON).
 GET_KEY = Script(
     "get_key",
@@ -212,7 +216,8 @@ local org = redis.call('GET', KEYS[1])
 if not org then return false end
 local escapes = {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'}
 local escaped = string.gsub(org, '[%%{}:]', escapes)
-local flat = redis.call('HGETALL', ARGV[1] .. escaped .. ARGV[2])
+local flat = redis.pcall('HGETALL', ARGV[1] .. escaped .. ARGV[2])
+if flat.err then return {org} end
 if #flat == 0 then return false end
 local record = {}
 for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
@@ -288,15 +293,10 @@ def published(
 
 @dataclass(frozen=True, slots=True)
 class Ops:
-    """The operations of one store: its key layout and its origin id (for events).
-
-    ``cluster``: the clients are Redis Cluster clients, so a look-up cannot
-    read the directory and the record in one script (they are in two slots).
-    """
+    """The operations of one store: its key layout and its origin id (for events)."""
 
     layout: Layout
     origin: str
-    cluster: bool = False
 
     def _write(
         self,
@@ -338,20 +338,16 @@ class Ops:
     def get_key(self, key_id: str) -> Op[KeyRecord | None]:
         """See :meth:`KeyStore.get_key`.
 
-        On one server, one round trip: :data:`GET_KEY` reads the directory
-        and the record in one script. On a cluster the two are in different
-        slots (the directory in the key id's, the record in the org's), so
-        two: the directory, then :data:`RECORD_JSON` in the org's slot.
+        One round trip: :data:`GET_KEY` reads the directory and the record in
+        one script, on one server, and on a cluster for a key id minted into
+        its org's slot (:mod:`.slots`). A record in another slot (a key id
+        minted before, on a cluster) takes a second: the script answers the
+        org, then :data:`RECORD_JSON` reads the record in the org's slot.
         """
-        if not self.cluster:
-            head, tail = self.layout.key_name_parts(key_id)
-            reply = yield Lua(
-                GET_KEY, (self.layout.directory(key_id),), (head, tail), repeatable=True
-            )
-        else:
-            org = yield from self._org_of(key_id)
-            if org is None:
-                return None
+        head, tail = self.layout.key_name_parts(key_id)
+        reply = yield Lua(GET_KEY, (self.layout.directory(key_id),), (head, tail), repeatable=True)
+        if isinstance(reply, list):  # [org]: the record is in a slot of its own
+            org = text(reply[0])
             reply = yield Lua(RECORD_JSON, (self.layout.key(org, key_id),), (), repeatable=True)
         return None if reply is None else key_from_fields(record_from_json(reply))
 
