@@ -11,7 +11,7 @@ which forwarding headers are believed instead, and from whom, is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
