@@ -79,13 +79,14 @@ def asgi_request(scope: Mapping[str, Any], proxies: TrustedProxies) -> HttpReque
     # servers send names lower-cased (ASGI HTTP spec, "headers"), so with no
     # repeated name it is the pairs themselves. Checked, not assumed: anything
     # else leaves the index to HttpRequest.
-    index: dict[str, list[str]] | None = {k: [v] for k, v in headers}
-    names = "".join(index)
-    if len(index) == len(headers) and names == names.lower():
-        host = index.get("host")
+    built = {k: [v] for k, v in headers}
+    names = "".join(built)
+    index: dict[str, list[str]] | None = None
+    if len(built) == len(headers) and names == names.lower():
+        index = built
+        host = built.get("host")
         authority = host[0] if host else None
     else:
-        index = None
         authority = next((v for k, v in headers if k == "host"), None)
     if authority is None:
         server = scope.get("server") or ("", None)
@@ -142,9 +143,8 @@ def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpReq
     query = environ.get("QUERY_STRING", "")
     # The names above are lower-cased already: the index is the pairs
     # themselves unless a name repeats (CONTENT_TYPE beside HTTP_CONTENT_TYPE).
-    index: dict[str, list[str]] | None = {k: [v] for k, v in headers}
-    if len(index) != len(headers):
-        index = None
+    built = {k: [v] for k, v in headers}
+    index = built if len(built) == len(headers) else None
     return _build(
         environ.get("REQUEST_METHOD", "GET"),
         environ.get("wsgi.url_scheme", "http"),
