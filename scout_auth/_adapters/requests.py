@@ -11,7 +11,7 @@ which forwarding headers are believed instead, and from whom, is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -59,20 +59,35 @@ def _build(
     authority: str,
     path: str,
     query: str,
-    headers: Sequence[tuple[str, str]],
+    headers: tuple[tuple[str, str], ...],
     peer: str | None,
     proxies: TrustedProxies,
+    index: dict[str, list[str]] | None,
 ) -> HttpRequest:
     if proxies.trusts(peer):
         forwarding = joined(headers, proxies.header_names)
         scheme, authority = proxies.origin(peer, forwarding, scheme, authority)
-    return HttpRequest(method, scheme, authority, path, query, headers)
+    if index is None:  # HttpRequest builds the index itself, on first use
+        return HttpRequest(method, scheme, authority, path, query, headers)
+    return HttpRequest._indexed(method, scheme, authority, path, query, headers, index)
 
 
 def asgi_request(scope: Mapping[str, Any], proxies: TrustedProxies) -> HttpRequest:
     """The request an ASGI ``http`` (or ``websocket``) scope describes."""
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-    authority = next((v for k, v in headers if k == "host"), None)
+    headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+    # The header index (lower-cased name -> values) in the same pass: ASGI
+    # servers send names lower-cased (ASGI HTTP spec, "headers"), so with no
+    # repeated name it is the pairs themselves. Checked, not assumed: anything
+    # else leaves the index to HttpRequest.
+    built = {k: [v] for k, v in headers}
+    names = "".join(built)
+    index: dict[str, list[str]] | None = None
+    if len(built) == len(headers) and names == names.lower():
+        index = built
+        host = built.get("host")
+        authority = host[0] if host else None
+    else:
+        authority = next((v for k, v in headers if k == "host"), None)
     if authority is None:
         server = scope.get("server") or ("", None)
         authority = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
@@ -89,7 +104,15 @@ def asgi_request(scope: Mapping[str, Any], proxies: TrustedProxies) -> HttpReque
     )
     query = scope.get("query_string", b"").decode("latin-1")
     return _build(
-        method, scheme, authority, path, query, headers, client[0] if client else None, proxies
+        method,
+        scheme,
+        authority,
+        path,
+        query,
+        headers,
+        client[0] if client else None,
+        proxies,
+        index,
     )
 
 
@@ -118,13 +141,18 @@ def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpReq
         script_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         path = quote(script_path.encode("latin-1"), safe="/;=,:@!$&'()*+~-._")
     query = environ.get("QUERY_STRING", "")
+    # The names above are lower-cased already: the index is the pairs
+    # themselves unless a name repeats (CONTENT_TYPE beside HTTP_CONTENT_TYPE).
+    built = {k: [v] for k, v in headers}
+    index = built if len(built) == len(headers) else None
     return _build(
         environ.get("REQUEST_METHOD", "GET"),
         environ.get("wsgi.url_scheme", "http"),
         authority,
         path or "/",
         query,
-        headers,
+        tuple(headers),
         environ.get("REMOTE_ADDR"),
         proxies,
+        index,
     )

@@ -113,6 +113,32 @@ class HttpRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", tuple((n, v) for n, v in self.headers))
 
+    @classmethod
+    def _indexed(
+        cls,
+        method: str,
+        scheme: str,
+        authority: str,
+        path: str,
+        query: str,
+        headers: tuple[tuple[str, str], ...],
+        index: dict[str, list[str]],
+    ) -> HttpRequest:
+        # For the adapters, which already hold the headers as a tuple of pairs
+        # and their index (lower-cased name -> values in order, exactly what
+        # _fields() would build): no second pass over the headers per request.
+        request = cls.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(request, "method", method)
+        setattr_(request, "scheme", scheme)
+        setattr_(request, "authority", authority)
+        setattr_(request, "path", path)
+        setattr_(request, "query", query)
+        setattr_(request, "headers", headers)
+        setattr_(request, "_index", index)
+        setattr_(request, "_derived", None)
+        return request
+
     def _fields(self) -> dict[str, list[str]]:
         index = self._index
         if index is None:
