@@ -16,7 +16,8 @@ from .._adapters.gate import Gate, denial_fields, loggable, route_path
 from .._adapters.options import AdapterKwargs, AdapterOptions
 from .._adapters.requests import asgi_client_ip, asgi_request
 from .._core.problem import problem_for
-from .._drivers.observe import report
+from .._core.records import CredentialKind
+from .._drivers.observe import ACCEPTED, SIGNED_OK, report
 from .._drivers.verifier import AsyncVerifier
 from .._signing.body import BodyGuard
 from ..exceptions import AuthError
@@ -167,8 +168,13 @@ class ScoutAuthMiddleware:
                 report(observer, signed, value, None, exc, started)
             await self._reject(scope, receive, send, exc)
             return
-        if observer is not None:
-            report(observer, signed, value, context, None, started)
+        if observer is not None:  # one call, a precomputed label (observe.py)
+            label = (
+                SIGNED_OK
+                if signed
+                else ACCEPTED[cached is not None][context.kind is CredentialKind.LEGACY]
+            )
+            observer.observe(label, time.perf_counter() - started, context)
         scope["auth"] = OrgCredentials(context.scopes)
         scope["user"] = OrgUser(context)
         scope[SCOPE_KEY] = context
