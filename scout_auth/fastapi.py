@@ -46,6 +46,9 @@ from .exceptions import AuthError, MissingCredentials
 from .starlette import SCOPE_KEY, org_context
 from .starlette import require_scopes as _require_scopes
 
+# A module constant: reading the enum member per request costs a lookup more.
+_LEGACY = CredentialKind.LEGACY
+
 __all__ = [
     "OrgDep",
     "ScoutSecurity",
@@ -193,7 +196,7 @@ class ScoutSecurity(SecurityBase):
             )
             raise
         if observer is not None:  # one call, a precomputed label (observe.py)
-            label = ACCEPTED[False][context.kind is CredentialKind.LEGACY]
+            label = ACCEPTED[False][context.kind is _LEGACY]
             observer.observe(label, time.perf_counter() - started, context)
         request.scope[SCOPE_KEY] = context
         return context

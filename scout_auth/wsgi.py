@@ -35,6 +35,9 @@ from .exceptions import AuthError
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+# A module constant: reading the enum member per request costs a lookup more.
+_LEGACY = CredentialKind.LEGACY
+
 __all__ = [
     "ENVIRON_KEY",
     "ERROR_KEY",
@@ -165,7 +168,7 @@ def _observed(
                     authorization, required_scopes=required, client_ip=client_ip
                 )
             )
-            label = ACCEPTED[cached is not None][context.kind is CredentialKind.LEGACY]
+            label = ACCEPTED[cached is not None][context.kind is _LEGACY]
     except AuthError as exc:
         report(observer, signed, value, None, exc, started)
         raise

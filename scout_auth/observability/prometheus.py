@@ -148,15 +148,15 @@ class PrometheusObserver(Observer, Collector):
         outcomes: dict[tuple[str, str], int] = {}
         timings: dict[str, list[float]] = {}
         for key, row in rows.items():
-            count = int(sum(row[:width]))
+            seen = int(sum(row[:width]))
             pair = (key.kind, key.outcome)
-            outcomes[pair] = outcomes.get(pair, 0) + count
+            outcomes[pair] = outcomes.get(pair, 0) + seen
             timing = timings.get(key.kind)
             timings[key.kind] = (
                 list(row) if timing is None else [a + b for a, b in zip(timing, row, strict=True)]
             )
             if key.cache == "hit":
-                hits += count
+                hits += seen
 
         verifications = CounterMetricFamily(
             f"{ns}_verifications",
