@@ -7,12 +7,19 @@ that once per request (one attribute read, one ``is not None``): metrics
 off cost nothing measurable. With an :class:`Observer`, three kinds of
 point report to it:
 
-* **Per request** (the adapters): :meth:`Observer.request` with how the
-  request proved itself (``bearer`` / ``signed`` / ``legacy``), the
-  outcome (``ok`` or the stable error code), its HTTP status and the
-  seconds the verification took (:func:`report`); and, from the verifier's
-  warm path, whether the verified cache held the credential
-  (:meth:`Observer.cache`).
+* **Per request** (the adapters): one call, :meth:`Observer.observe`, with
+  a precomputed :class:`Label` (how the request proved itself:
+  ``bearer`` / ``signed`` / ``legacy``; the outcome, ``ok`` or the stable
+  error code; its HTTP status; and ``hit`` when the verified cache
+  answered it), the seconds the verification took and the context. An
+  accepted request's label is read from a table (:data:`ACCEPTED`,
+  :data:`SIGNED_OK`), a refusal's is built by :func:`report`; the warm path
+  makes no other observer call and takes no lock.
+* **Cache look-ups** (the verifier): ``verify_authorization`` and the other
+  ``verify_*`` calls report whether the verified cache held the credential
+  (:meth:`Observer.cache`), so a script calling the verifier directly
+  counts them too. The adapters' warm path (``cached_authorization``) does
+  not call it: its hit rides on the request's label.
 * **Cold paths** (the verifier): every need a flow sends to the store, the
   nonce cache or argon2 runs inside :meth:`Observer.cold`, which a tracing
   observer turns into a child span and which counts store failures. It is
@@ -42,11 +49,15 @@ from .._core.records import CredentialKind, OrgContext
 from ..exceptions import AuthError, StoreUnavailable
 
 __all__ = [
+    "ACCEPTED",
     "KINDS",
     "OUTCOMES",
+    "SIGNED_OK",
+    "Label",
     "Observer",
     "State",
     "cold_name",
+    "label",
     "observe_perform",
     "outcome_of",
     "read_state",
@@ -70,6 +81,44 @@ def _codes() -> frozenset[str]:
 
 #: Every ``outcome`` label value: ``ok``, each stable error code, ``other``.
 OUTCOMES = frozenset({"ok", "other"}) | _codes()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Label:
+    """The bounded labels of one request, made once and reused (see :func:`label`).
+
+    ``cache`` is ``"hit"`` when the adapters' warm path answered the request
+    from the verified cache, else ``None`` (a look-up the verifier made
+    itself is reported through :meth:`Observer.cache`). Compared and hashed
+    by identity: observers key their counts by it, and :func:`label` hands
+    out one instance per value.
+    """
+
+    kind: str
+    outcome: str
+    status: int
+    cache: str | None = None
+
+
+_LABELS: dict[tuple[str, str, int, str | None], Label] = {}
+
+
+def label(kind: str, outcome: str, status: int, cache: str | None = None) -> Label:
+    """The one :class:`Label` of these values (bounded: kinds x outcomes x statuses)."""
+    key = (kind, outcome, status, cache)
+    found = _LABELS.get(key)
+    if found is None:
+        found = _LABELS.setdefault(key, Label(kind, outcome, status, cache))
+    return found
+
+
+#: An accepted request's label: ``ACCEPTED[cache hit][legacy credential]``.
+ACCEPTED = (
+    (label("bearer", "ok", 200), label("legacy", "ok", 200)),
+    (label("bearer", "ok", 200, "hit"), label("legacy", "ok", 200, "hit")),
+)
+#: An accepted signed request's label.
+SIGNED_OK = label("signed", "ok", 200)
 
 
 def request_kind(signed: bool, authorization: str | None, context: OrgContext | None) -> str:
@@ -120,6 +169,18 @@ class Observer:
 
     __slots__ = ()
 
+    def observe(self, label: Label, seconds: float, context: OrgContext | None) -> None:
+        """One verified or refused request: the only call an adapter makes per request.
+
+        ``seconds`` is the verification's own time, measured by the adapter
+        from before the credential check to its answer (not the app's).
+        Here it calls :meth:`request` (and :meth:`cache` for a warm hit);
+        an observer that counts overrides it and keeps it lock-free.
+        """
+        self.request(label.kind, label.outcome, label.status, seconds, context)
+        if label.cache is not None:
+            self.cache(label.cache == "hit")
+
     def request(
         self,
         kind: str,
@@ -130,15 +191,14 @@ class Observer:
     ) -> None:
         """One verified or refused request (``outcome`` is ``ok`` or an error code).
 
-        ``seconds`` is the verification's own time, measured by the adapter
-        from before the credential check to its answer (not the app's).
+        Called by :meth:`observe` as this class defines it: override either.
         """
 
     def attach(self, verifier: Any) -> None:
         """A verifier was built with this observer (its state is read when collected)."""
 
     def cache(self, hit: bool) -> None:
-        """The warm path looked a bearer credential up in the verified cache."""
+        """The verifier looked a credential up in the verified cache."""
 
     def cold(self, name: str) -> contextlib.AbstractContextManager[None]:
         """The context a cold step runs in (``store.get_key``, ``argon2``, ...)."""
@@ -219,11 +279,13 @@ def report(
     exc: AuthError | None,
     started: float,
 ) -> None:
-    """What an adapter calls once per request when an observer is set.
+    """What an adapter calls once for a request it has no precomputed label for.
 
-    ``started`` is :func:`time.perf_counter` read before the verification.
+    A refusal, mostly (an accepted request takes its label from
+    :data:`ACCEPTED` or :data:`SIGNED_OK`). ``started`` is
+    :func:`time.perf_counter` read before the verification.
     """
     seconds = time.perf_counter() - started
     kind = request_kind(signed, authorization, context)
     status = 200 if exc is None else exc.status
-    observer.request(kind, outcome_of(exc), status, seconds, context)
+    observer.observe(label(kind, outcome_of(exc), status), seconds, context)

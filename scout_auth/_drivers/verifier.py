@@ -386,7 +386,10 @@ class _BaseVerifier:
         else:
             fp = self.cache.fingerprint("legacy", cred.org_id, cred.secret)
         now = self._clock()
-        return fp, now, self.cache.get(fp, now)
+        context = self.cache.get(fp, now)
+        if self.observer is not None:  # observability: cache hits and misses
+            self.observer.cache(context is not None)
+        return fp, now, context
 
     def _flight_key(self, fp: bytes) -> bytes:
         # A caller that arrives after an invalidation must not share a flight
@@ -429,8 +432,8 @@ class _BaseVerifier:
             return None
         now = self._clock()
         context = self.cache.get(self.cache.bearer_fingerprint(token), now)
-        if self.observer is not None:  # observability: cache hits and misses
-            self.observer.cache(context is not None)
+        # Not counted here: a hit rides on the adapter's one observer call
+        # (its label), a miss is counted by the verify_* call that follows.
         if context is not None:
             required = required_scopes if type(required_scopes) is tuple else tuple(required_scopes)
             self._accept(context, required, client_ip, now)

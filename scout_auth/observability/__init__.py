@@ -15,6 +15,26 @@ meaning and suggested alerts.
 
 from __future__ import annotations
 
-from .._drivers.observe import KINDS, OUTCOMES, Observer, State, read_state
+from .._drivers.observe import (
+    ACCEPTED,
+    KINDS,
+    OUTCOMES,
+    SIGNED_OK,
+    Label,
+    Observer,
+    State,
+    label,
+    read_state,
+)
 
-__all__ = ["KINDS", "OUTCOMES", "Observer", "State", "read_state"]
+__all__ = [
+    "ACCEPTED",
+    "KINDS",
+    "OUTCOMES",
+    "SIGNED_OK",
+    "Label",
+    "Observer",
+    "State",
+    "label",
+    "read_state",
+]

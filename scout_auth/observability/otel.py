@@ -33,13 +33,15 @@ require("opentelemetry")
 import contextlib  # noqa: E402 - after the extra check, on purpose
 import time  # noqa: E402
 from collections.abc import Iterable, Iterator  # noqa: E402
+from threading import get_ident  # noqa: E402
 from typing import Any  # noqa: E402
 
 from opentelemetry import metrics, trace  # noqa: E402
 from opentelemetry.metrics import CallbackOptions, Observation  # noqa: E402
 
 from .._core.records import OrgContext  # noqa: E402
-from .._drivers.observe import Observer  # noqa: E402
+from .._drivers.observe import Label, Observer, label  # noqa: E402
+from ._tally import Tally  # noqa: E402
 from ._watch import Watched  # noqa: E402
 
 __all__ = ["OTelObserver"]
@@ -69,8 +71,13 @@ class OTelObserver(Observer):
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
         self._watched = Watched()
-        self._verifications = meter.create_counter(
+        # Counted per thread without a lock (_tally.py) and handed to the SDK
+        # when it collects: the request path makes one SDK call (the histogram).
+        self._tally = Tally()
+        self._shards = self._tally.shards
+        meter.create_observable_counter(
             "scout_auth.verifications",
+            callbacks=[self._verifications],
             unit="{request}",
             description="Verifications by kind and outcome (ok or the error code)",
         )
@@ -79,10 +86,11 @@ class OTelObserver(Observer):
             unit="s",
             description="Time the verification took (not the app's)",
         )
-        self._cache = meter.create_counter(
+        meter.create_observable_counter(
             "scout_auth.cache.lookups",
+            callbacks=[self._lookups],
             unit="{lookup}",
-            description="Warm-path look-ups of the verified cache",
+            description="Look-ups of the verified cache",
         )
         self._store_errors = meter.create_counter(
             "scout_auth.store.errors",
@@ -118,11 +126,26 @@ class OTelObserver(Observer):
             unit="{reconnect}",
             description="Times the change feed reconnected",
         )
-        # Attribute dicts reused per (kind, outcome): no allocation per request.
-        self._attrs: dict[tuple[str, str], dict[str, str]] = {}
+        # Attribute dicts reused per kind: no allocation per request.
         self._kind_attrs: dict[str, dict[str, str]] = {}
-        self._hit = {"result": "hit"}
-        self._miss = {"result": "miss"}
+
+    def _verifications(self, options: CallbackOptions) -> Iterable[Observation]:
+        rows, _ = self._tally.totals()
+        counts: dict[tuple[str, str], int] = {}
+        for key, row in rows.items():
+            pair = (key.kind, key.outcome)
+            counts[pair] = counts.get(pair, 0) + int(row[0])
+        return [
+            Observation(n, {"kind": kind, "outcome": outcome})
+            for (kind, outcome), n in sorted(counts.items())
+        ]
+
+    def _lookups(self, options: CallbackOptions) -> Iterable[Observation]:
+        rows, (hits, misses) = self._tally.totals()
+        hits += sum(int(row[0]) for key, row in rows.items() if key.cache == "hit")
+        # A result not seen yet has no point (as the SDK's own counter would).
+        pairs = ((hits, "hit"), (misses, "miss"))
+        return [Observation(n, {"result": result}) for n, result in pairs if n]
 
     def _observe(self, field: str) -> Any:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
@@ -135,27 +158,25 @@ class OTelObserver(Observer):
     def attach(self, verifier: Any) -> None:
         self._watched.add(verifier)
 
-    def request(
-        self,
-        kind: str,
-        outcome: str,
-        status: int,
-        seconds: float,
-        context: OrgContext | None,
-    ) -> None:
-        key = (kind, outcome)
-        attrs = self._attrs.get(key)
-        if attrs is None:
-            attrs = self._attrs.setdefault(key, {"kind": kind, "outcome": outcome})
+    def observe(self, label: Label, seconds: float, context: OrgContext | None) -> None:
+        # The request path, once per request: a count of our own (no lock),
+        # the SDK's histogram, and the current span when one records.
+        shard = self._shards.get(get_ident())
+        if shard is None:
+            shard = self._tally.shard()
+        row = shard.rows.get(label)
+        if row is None:
+            row = shard.row(label)
+        row[0] += 1
+        kind = label.kind
         kind_attrs = self._kind_attrs.get(kind)
         if kind_attrs is None:
             kind_attrs = self._kind_attrs.setdefault(kind, {"kind": kind})
-        self._verifications.add(1, attrs)
         self._duration.record(seconds, kind_attrs)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute("scout_auth.kind", kind)
-            span.set_attribute("scout_auth.outcome", outcome)
+            span.set_attribute("scout_auth.outcome", label.outcome)
             if self.record_ids and context is not None:
                 span.set_attribute("scout_auth.org_id", context.org_id)
                 span.set_attribute("scout_auth.key_id", context.key_id)
@@ -164,12 +185,22 @@ class OTelObserver(Observer):
             child = self._tracer.start_span(
                 "scout_auth.verify_signature",
                 start_time=end - int(seconds * 1e9),
-                attributes={"scout_auth.outcome": outcome},
+                attributes={"scout_auth.outcome": label.outcome},
             )
             child.end(end_time=end)
 
+    def request(
+        self,
+        kind: str,
+        outcome: str,
+        status: int,
+        seconds: float,
+        context: OrgContext | None,
+    ) -> None:
+        self.observe(label(kind, outcome, status), seconds, context)
+
     def cache(self, hit: bool) -> None:
-        self._cache.add(1, self._hit if hit else self._miss)
+        self._tally.shard().lookups[0 if hit else 1] += 1
 
     def store_error(self, operation: str) -> None:
         self._store_errors.add(1, {"operation": operation})

@@ -9,7 +9,8 @@ Needs ``pip install 'scout-auth[prometheus]'``::
     REGISTRY.register(observer)
     verifier = AsyncVerifier(store, observer=observer)
 
-The request path only adds to integers under a lock; the metric families
+The request path makes one call that adds to this thread's own counts (no
+lock: :mod:`scout_auth.observability._tally`); the metric families
 are built when Prometheus scrapes (:meth:`PrometheusObserver.collect`), and
 the queue, buffer and feed gauges are read then too. Labels are bounded:
 ``kind`` (3 values), ``outcome`` (``ok`` and the library's error codes),
@@ -22,9 +23,10 @@ from .._extras import require
 
 require("prometheus_client")
 
-import bisect  # noqa: E402 - after the extra check, on purpose
-import threading  # noqa: E402
+import threading  # noqa: E402 - after the extra check, on purpose
+from bisect import bisect_left  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
+from threading import get_ident  # noqa: E402
 from typing import Any  # noqa: E402
 
 from prometheus_client.core import (  # noqa: E402
@@ -36,7 +38,8 @@ from prometheus_client.core import (  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 from .._core.records import OrgContext  # noqa: E402
-from .._drivers.observe import Observer  # noqa: E402
+from .._drivers.observe import Label, Observer, label  # noqa: E402
+from ._tally import Tally  # noqa: E402
 from ._watch import Watched  # noqa: E402
 
 __all__ = ["DEFAULT_BUCKETS", "PrometheusObserver"]
@@ -71,12 +74,11 @@ class PrometheusObserver(Observer, Collector):
 
     __slots__ = (
         "_buckets",
-        "_cache",
         "_lock",
         "_namespace",
-        "_outcomes",
+        "_shards",
         "_store_errors",
-        "_timings",
+        "_tally",
         "_watched",
     )
 
@@ -90,15 +92,25 @@ class PrometheusObserver(Observer, Collector):
             raise ValueError("namespace must be letters, digits and underscores")
         self._namespace = namespace
         self._buckets = bounds
-        self._lock = threading.Lock()
-        self._outcomes: dict[tuple[str, str], int] = {}
-        # kind -> [count per bucket (+Inf last)..., sum]
-        self._timings: dict[str, list[float]] = {}
-        self._cache = [0, 0]  # hits, misses
+        # Per-thread counts, added to without a lock (see _tally.py).
+        self._tally = Tally(bounds)
+        self._shards = self._tally.shards
+        self._lock = threading.Lock()  # store errors only: a cold path
         self._store_errors: dict[str, int] = {}
         self._watched = Watched()
 
     # -- what the verifier and adapters report --------------------------------
+
+    def observe(self, label: Label, seconds: float, context: OrgContext | None) -> None:
+        # The request path, once per request: two dict look-ups and two adds.
+        shard = self._shards.get(get_ident())
+        if shard is None:
+            shard = self._tally.shard()
+        row = shard.rows.get(label)
+        if row is None:
+            row = shard.row(label)
+        row[bisect_left(self._buckets, seconds)] += 1
+        row[-1] += seconds
 
     def request(
         self,
@@ -108,20 +120,10 @@ class PrometheusObserver(Observer, Collector):
         seconds: float,
         context: OrgContext | None,
     ) -> None:
-        slot = bisect.bisect_left(self._buckets, seconds)
-        key = (kind, outcome)
-        with self._lock:
-            outcomes = self._outcomes
-            outcomes[key] = outcomes.get(key, 0) + 1
-            timing = self._timings.get(kind)
-            if timing is None:
-                timing = self._timings[kind] = [0.0] * (len(self._buckets) + 2)
-            timing[slot] += 1
-            timing[-1] += seconds
+        self.observe(label(kind, outcome, status), seconds, context)
 
     def cache(self, hit: bool) -> None:
-        with self._lock:
-            self._cache[0 if hit else 1] += 1
+        self._tally.shard().lookups[0 if hit else 1] += 1
 
     def store_error(self, operation: str) -> None:
         with self._lock:
@@ -139,11 +141,22 @@ class PrometheusObserver(Observer, Collector):
     def collect(self) -> Iterator[Metric]:
         """The metric families, built now from the counts and the verifiers' state."""
         ns = self._namespace
+        rows, (hits, misses) = self._tally.totals()
         with self._lock:
-            outcomes = dict(self._outcomes)
-            timings = {k: list(v) for k, v in self._timings.items()}
-            hits, misses = self._cache
             store_errors = dict(self._store_errors)
+        width = len(self._buckets) + 1  # the buckets' counts; the sum is last
+        outcomes: dict[tuple[str, str], int] = {}
+        timings: dict[str, list[float]] = {}
+        for key, row in rows.items():
+            seen = int(sum(row[:width]))
+            pair = (key.kind, key.outcome)
+            outcomes[pair] = outcomes.get(pair, 0) + seen
+            timing = timings.get(key.kind)
+            timings[key.kind] = (
+                list(row) if timing is None else [a + b for a, b in zip(timing, row, strict=True)]
+            )
+            if key.cache == "hit":
+                hits += seen
 
         verifications = CounterMetricFamily(
             f"{ns}_verifications",
@@ -169,7 +182,7 @@ class PrometheusObserver(Observer, Collector):
         yield duration
 
         lookups = CounterMetricFamily(
-            f"{ns}_cache_lookups", "Warm-path look-ups of the verified cache", labels=["result"]
+            f"{ns}_cache_lookups", "Look-ups of the verified cache", labels=["result"]
         )
         lookups.add_metric(["hit"], hits)
         lookups.add_metric(["miss"], misses)

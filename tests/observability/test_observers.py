@@ -302,3 +302,93 @@ def test_a_plain_observer_subclass_sees_requests() -> None:
     assert seen[1][0] == "legacy"
     assert seen[1][1] in OUTCOMES
     assert seen[1][1] != "ok"
+
+
+# -- the one call per request -------------------------------------------------------
+
+
+def test_verifier_counts_its_own_cache_look_ups() -> None:
+    # A script calling the verifier directly gets hits and misses too.
+    store, token = _store()
+    observer = PrometheusObserver()
+    registry = CollectorRegistry()
+    registry.register(observer)
+    verifier = Verifier(store, observer=observer, **_options())
+    for _ in range(3):
+        verifier.verify_authorization(f"Bearer {token}")
+    assert _samples(registry, "scout_auth_cache_lookups_total") == {
+        (("result", "hit"),): 2.0,
+        (("result", "miss"),): 1.0,
+    }
+
+
+def test_warm_hits_counted_once_through_the_adapter() -> None:
+    # The warm path's hit rides on the request's label; a miss is counted
+    # by verify_authorization alone (not by cached_authorization as well).
+    store, token = _store()
+    observer = PrometheusObserver()
+    registry = CollectorRegistry()
+    registry.register(observer)
+    client = Client(flask_app(Verifier(store, observer=observer, **_options())))
+    for _ in range(4):
+        assert (
+            client.get("/whoami", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        )
+    assert _samples(registry, "scout_auth_cache_lookups_total") == {
+        (("result", "hit"),): 3.0,
+        (("result", "miss"),): 1.0,
+    }
+    assert _samples(registry, "scout_auth_verifications_total") == {
+        (("kind", "bearer"), ("outcome", "ok")): 4.0
+    }
+
+
+def test_counts_from_many_threads_add_up() -> None:
+    import threading
+
+    from scout_auth.observability import ACCEPTED
+
+    observer = PrometheusObserver(buckets=[0.5, 1.0])
+    registry = CollectorRegistry()
+    registry.register(observer)
+    start = threading.Barrier(8)
+
+    def work() -> None:
+        start.wait()
+        for i in range(2000):
+            observer.observe(ACCEPTED[i % 2][0], 0.25 if i % 4 else 0.75, None)
+            observer.cache(i % 2 == 0)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _samples(registry, "scout_auth_verifications_total") == {
+        (("kind", "bearer"), ("outcome", "ok")): 16000.0
+    }
+    buckets = _samples(registry, "scout_auth_verification_duration_seconds_bucket")
+    assert buckets[(("kind", "bearer"), ("le", "0.5"))] == 12000
+    assert buckets[(("kind", "bearer"), ("le", "1.0"))] == 16000
+    assert buckets[(("kind", "bearer"), ("le", "+Inf"))] == 16000
+    total = _samples(registry, "scout_auth_verification_duration_seconds_sum")
+    assert total[(("kind", "bearer"),)] == pytest.approx(12000 * 0.25 + 4000 * 0.75)
+    # 8000 hits from the labels, 8000 + 8000 from cache() calls.
+    assert _samples(registry, "scout_auth_cache_lookups_total") == {
+        (("result", "hit"),): 16000.0,
+        (("result", "miss"),): 8000.0,
+    }
+
+
+def test_a_plain_observer_subclass_sees_warm_hits() -> None:
+    hits: list[bool] = []
+
+    class Mine(Observer):
+        def cache(self, hit: bool) -> None:
+            hits.append(hit)
+
+    store, token = _store()
+    client = Client(wsgi_app(Verifier(store, observer=Mine(), **_options())))
+    for _ in range(3):
+        client.get("/whoami", headers={"authorization": f"Bearer {token}"})
+    assert hits == [False, True, True]
