@@ -8,8 +8,11 @@ a scrape may see a count a request later than its sum, never a torn value.
 
 Shards are found by :func:`threading.get_ident`. A thread that ends leaves
 its shard, and its counts, to the next thread given the same ident (the
-ids of ended threads are reused), so the number of shards follows the
-number of threads alive at once, not the number ever started.
+ids of ended threads are usually reused). Nothing guarantees that reuse
+(a thread-per-request server could go on minting new idents), so once
+:data:`MAX_SHARDS` shards exist, making another first folds the shards of
+ended threads into one retired shard: memory follows the number of threads
+alive at once, never the number ever started.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from collections.abc import Sequence
 
 from .._drivers.observe import Label
 
-__all__ = ["Shard", "Tally"]
+__all__ = ["MAX_SHARDS", "Shard", "Tally"]
+
+#: Shards kept before those of ended threads are folded (see the module doc).
+MAX_SHARDS = 64
 
 
 class Shard:
@@ -48,13 +54,15 @@ class Tally:
     without a histogram of its own passes ``()`` and keeps only counts.
     """
 
-    __slots__ = ("bounds", "lock", "shards")
+    __slots__ = ("bounds", "lock", "retired", "shards")
 
     def __init__(self, bounds: Sequence[float] = ()) -> None:
         self.bounds = tuple(bounds)
         self.lock = threading.Lock()
         #: thread ident -> its shard; read by the request path without the lock.
         self.shards: dict[int, Shard] = {}
+        #: the counts of ended threads' shards, folded (written under the lock).
+        self.retired = Shard(len(self.bounds) + 2)
 
     def shard(self) -> Shard:
         """The calling thread's shard (made on its first request)."""
@@ -62,13 +70,36 @@ class Tally:
         shard = self.shards.get(ident)
         if shard is None:
             with self.lock:
-                shard = self.shards.setdefault(ident, Shard(len(self.bounds) + 2))
+                shard = self.shards.get(ident)
+                if shard is None:
+                    if len(self.shards) >= MAX_SHARDS:
+                        self._fold_ended()
+                    shard = self.shards[ident] = Shard(len(self.bounds) + 2)
         return shard
+
+    def _fold_ended(self) -> None:
+        # Under the lock. The request path finds its shard by ident on every
+        # call, so a thread unknown to ``threading`` (a foreign thread never
+        # registered) whose shard is folded starts a new one: at most a count
+        # in flight is lost, never a torn value.
+        alive = {thread.ident for thread in threading.enumerate()}
+        for ident in [ident for ident in self.shards if ident not in alive]:
+            ended = self.shards.pop(ident)
+            for label, row in dict(ended.rows).items():
+                total = self.retired.row(label)
+                for i, value in enumerate(row):
+                    total[i] += value
+            self.retired.lookups[0] += ended.lookups[0]
+            self.retired.lookups[1] += ended.lookups[1]
 
     def totals(self) -> tuple[dict[Label, list[float]], tuple[int, int]]:
         """Every label's row summed over the threads, and (hits, misses)."""
         with self.lock:
             shards = list(self.shards.values())
+            retired = Shard(self.retired.width)
+            retired.rows = {label: list(row) for label, row in self.retired.rows.items()}
+            retired.lookups = list(self.retired.lookups)
+        shards.append(retired)
         rows: dict[Label, list[float]] = {}
         hits = misses = 0
         for shard in shards:

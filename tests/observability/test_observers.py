@@ -392,3 +392,28 @@ def test_a_plain_observer_subclass_sees_warm_hits() -> None:
     for _ in range(3):
         client.get("/whoami", headers={"authorization": f"Bearer {token}"})
     assert hits == [False, True, True]
+
+
+def test_shards_of_ended_threads_are_folded_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server that never reuses a thread ident (nothing guarantees reuse)
+    # must not grow one shard per thread ever started.
+    import itertools
+    import threading
+
+    from scout_auth.observability import ACCEPTED, _tally
+
+    label = ACCEPTED[0][0]
+    tally = _tally.Tally((0.5,))
+    idents = itertools.count(10**9)
+    current = [0]
+    monkeypatch.setattr(threading, "get_ident", lambda: current[0])
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread()])
+    for _ in range(1000):
+        current[0] = next(idents)  # a new thread each time; the last one ended
+        shard = tally.shard()
+        shard.row(label)[0] += 1
+        shard.lookups[0] += 1
+        assert len(tally.shards) <= _tally.MAX_SHARDS
+    rows, (hits, misses) = tally.totals()
+    assert rows[label][0] == 1000
+    assert (hits, misses) == (1000, 0)
