@@ -140,8 +140,7 @@ def _observed(
     required: tuple[str, ...],
 ) -> OrgContext:
     # _verify_environ timed and reported to the verifier's observer in one
-    # call with a precomputed label (observe.py). The bearer steps are
-    # _verify_environ's, repeated here to learn whether the cache answered.
+    # call with a precomputed label (observe.py).
     started = time.perf_counter()
     options = gate.options
     value = environ.get(options.environ_key)
@@ -153,22 +152,8 @@ def _observed(
             context = _verify_environ(verifier, gate, environ, required)
             label = SIGNED_OK
         else:
-            proxies = options.proxies
-            client_ip = (
-                wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
-            )
-            authorization = (
-                value if options.header == "authorization" else options.authorization(value)
-            )
-            cached = verifier.cached_authorization(authorization, required, client_ip)
-            context = (
-                cached
-                if cached is not None
-                else verifier.verify_authorization(
-                    authorization, required_scopes=required, client_ip=client_ip
-                )
-            )
-            label = ACCEPTED[cached is not None][context.kind is _LEGACY]
+            context, hit = _bearer(verifier, options, environ, value, required)
+            label = ACCEPTED[hit][context.kind is _LEGACY]
     except AuthError as exc:
         report(observer, signed, value, None, exc, started)
         raise
@@ -184,9 +169,11 @@ def _verify_environ(
     value = environ.get(options.environ_key)
     if not isinstance(value, str):
         value = None
-    proxies = options.proxies
-    client_ip = wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
     if "HTTP_SIGNATURE_INPUT" in environ or "HTTP_SIGNATURE" in environ:
+        proxies = options.proxies
+        client_ip = (
+            wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
+        )
         request = wsgi_request(environ, proxies)
         gate.check_length(environ.get("CONTENT_LENGTH") or None)
         verified = verifier.verify_signed_request(
@@ -198,14 +185,28 @@ def _verify_environ(
         )
         read_verified_body(environ, verified.body)
         return verified.context
+    return _bearer(verifier, options, environ, value, required)[0]
+
+
+def _bearer(
+    verifier: Verifier,
+    options: AdapterOptions,
+    environ: WSGIEnvironment,
+    value: str | None,
+    required: tuple[str, ...],
+) -> tuple[OrgContext, bool]:
+    # The bearer steps, and whether the cache answered (for the observer).
+    proxies = options.proxies
+    client_ip = wsgi_client_ip(environ, proxies) if proxies.networks else environ.get("REMOTE_ADDR")
     authorization = value if options.header == "authorization" else options.authorization(value)
     # A cached credential is answered without the full verification call.
     cached = verifier.cached_authorization(authorization, required, client_ip)
     if cached is not None:
-        return cached
-    return verifier.verify_authorization(
+        return cached, True
+    context = verifier.verify_authorization(
         authorization, required_scopes=required, client_ip=client_ip
     )
+    return context, False
 
 
 def _deny(
