@@ -258,3 +258,14 @@ def test_public_key_from_seed_is_the_ed25519_public_key():
     private = Ed25519PrivateKey.from_private_bytes(seed)
     assert public_key_from_seed(seed) == private.public_key().public_bytes_raw()
     assert len(public_key_from_seed(seed)) == 32
+
+
+@given(random_tokens, st.text(alphabet=_BASE62, min_size=6, max_size=6))
+def test_a_token_parses_exactly_when_its_checksum_text_is_the_crc_encoded(token, crc):
+    # parse_token compares the decoded checksum digits with the CRC instead
+    # of encoding the CRC: the same test, since six base62 digits encode each
+    # value below 62**6 exactly once. Any six digits but the encoding fail.
+    body = token[:-6]
+    expected = _b62encode(zlib.crc32(body.encode("ascii")), 6)
+    assert (parse_token(body + crc) is not None) == (crc == expected)
+    assert parse_token(body + expected) is not None
