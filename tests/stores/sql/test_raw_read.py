@@ -246,3 +246,79 @@ def test_a_statement_listener_keeps_the_core_path(store: SQLKeyStore) -> None:
     assert len(statements) == 1
     sa.event.remove(store.database.read_engine, "before_cursor_execute", listen)
     assert store.database.raw_reads
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def translated(request: pytest.FixtureRequest) -> Any:
+    """``(url, schema)``: this session's namespace, and a second migrated namespace
+    ``schema`` that a store on ``url`` reaches only through ``schema_translate_map``."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from tests.stores.conftest import SERVERS
+
+    url = request.getfixturevalue(f"{request.param}_url")
+    schema = f"scout_xlat_{uuid.uuid4().hex[:10]}"
+    kind = "SCHEMA" if request.param == "postgres" else "DATABASE"
+    admin = sa.create_engine(SERVERS[request.param][1], poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE {kind} {schema}")
+    parsed = make_url(url)
+    if request.param == "postgres":
+        there = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    else:
+        there = parsed.set(database=schema)
+    try:
+        SQLKeyStore(there.render_as_string(hide_password=False), listen=False).create_all()
+        yield url, schema
+    finally:
+        with admin.begin() as conn:
+            cascade = " CASCADE" if kind == "SCHEMA" else ""
+            conn.exec_driver_sql(f"DROP {kind} IF EXISTS {schema}{cascade}")
+        admin.dispose()
+
+
+async def test_a_revoked_key_is_read_from_the_schema_the_engine_options_name(
+    translated: tuple[str, str],
+) -> None:
+    # A service that puts the key tables in a schema of their own through
+    # engine_options (schema_translate_map) must read revocations there: the
+    # raw read compiles the plain statement, which names the default schema,
+    # where an old copy of the tables (a previous deployment's) may still say
+    # "enabled".
+    from scout_auth import KeyUpdate
+
+    url, schema = translated
+    options = {"execution_options": {"schema_translate_map": {None: schema}}}
+    stale = SQLKeyStore(url, listen=False)
+    store = SQLKeyStore(
+        url,
+        listen=False,
+        engine_options=options,
+        async_engine_options={**options, **PER_TEST_LOOP},
+    )
+    try:
+        made = record(org())
+        stale.add_key(made)  # the default schema's old copy
+        store.add_key(made)
+        store.update_key(made.key_id, KeyUpdate(enabled=False))
+        got, agot = store.get_key(made.key_id), await store.aget_key(made.key_id)
+        assert got is not None
+        assert agot is not None
+        assert not got.enabled
+        assert not agot.enabled
+        fresh = record(org())
+        store.add_key(fresh)  # only in the translated schema
+        assert store.get_key(fresh.key_id) == fresh
+        assert await store.aget_key(fresh.key_id) == fresh
+    finally:
+        stale.close()
+        await store.aclose()
