@@ -385,6 +385,9 @@ class Database:
         Not while someone listens to the read engine's statements
         (``before_cursor_execute`` / ``after_cursor_execute``: a tracer, a
         test counting queries): they see every statement, on the Core path.
+        Nor on a read engine with execution options (``engine_options``):
+        Core applies them, ``schema_translate_map`` included, and the raw
+        read cannot.
         """
         return self._sync_url is not None and not observed(self.read_engine)
 

@@ -14,7 +14,11 @@ round trip. So this look-up, and only it, skips Core's ``Connection``; every
 other operation keeps :meth:`~.database.Database.run`, and so does this one
 on engines passed in (their transaction settings are the service's) and
 while listeners watch the read engine's statements (:func:`observed`: a
-tracer or a query counter keeps seeing every statement).
+tracer or a query counter keeps seeing every statement), and on a read
+engine with execution options (``engine_options={"execution_options": …}``):
+Core applies them to every statement and the raw read could not, so a
+``schema_translate_map`` would send the look-up to the default schema's
+table, a revocation in the service's schema unseen.
 
 Theory of operation
 -------------------
@@ -91,9 +95,15 @@ class RawRead:
 
 
 def observed(engine: Engine) -> bool:
-    """Whether listeners watch ``engine``'s statements: then the read keeps Core's path."""
+    """Whether the read must keep Core's path on ``engine``: listeners watch its
+    statements, or it has execution options (Core applies them to each
+    statement; ``schema_translate_map`` changes the very table read)."""
     dispatch = engine.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+    return bool(
+        dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or engine.get_execution_options()
+    )
 
 
 def compile_read(statement: Select[Any], dialect: Dialect) -> RawRead:
