@@ -19,7 +19,9 @@ new ids): entry and record are in one slot, on one node. A key id minted
 before (random) usually has its entry on another node than its record;
 the script then answers the org alone and the record is read in its slot:
 two round trips, as before, and no data needs migrating (see
-:meth:`.ops.Ops.get_key`).
+:meth:`.ops.Ops.get_key`). An entry whose record the script does not find
+takes the same second trip: during a slot migration the node may hold the
+entry and not yet the record.
 
 A legacy secret sent as ``Bearer`` names no org either: a second directory
 maps its look-up digest (an HMAC under a pepper that never reaches Redis,

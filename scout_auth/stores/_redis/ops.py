@@ -207,8 +207,13 @@ return 1
 # org's slot (slots.py) guarantees. A record the node does not serve (an older
 # id, or a slot migrating away) is refused: pcall catches that and the script
 # answers the org alone, {org}, for a second trip to the record's own slot
-# (RECORD_JSON). Any other error takes that path too and fails there. The
-# record comes back as one JSON object (see RECORD_JSON).
+# (RECORD_JSON). Any other error takes that path too and fails there. So does
+# an entry without a record: while the slot migrates, the entry may already be
+# on the importing node (the client came with ASKING) and the record not yet,
+# and the node then reads the record as absent; the second trip, a declared
+# key, is routed to whichever node has it (an orphan entry also answers None
+# there, one trip later). The record comes back as one JSON object (see
+# RECORD_JSON).
 GET_KEY = Script(
     "get_key",
     """
@@ -217,8 +222,7 @@ if not org then return false end
 local escapes = {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'}
 local escaped = string.gsub(org, '[%%{}:]', escapes)
 local flat = redis.pcall('HGETALL', ARGV[1] .. escaped .. ARGV[2])
-if flat.err then return {org} end
-if #flat == 0 then return false end
+if flat.err or #flat == 0 then return {org} end
 local record = {}
 for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
 return cjson.encode(record)
