@@ -322,3 +322,42 @@ async def test_a_revoked_key_is_read_from_the_schema_the_engine_options_name(
     finally:
         stale.close()
         await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("event", "on_dialect", "fires"),
+    [
+        # A per-Connection hook (a service's SET search_path / SET ROLE): the
+        # raw read would run without it, in another schema or role.
+        pytest.param("engine_connect", False, True, id="engine_connect"),
+        pytest.param("before_execute", False, True, id="before_execute"),
+        pytest.param("after_execute", False, True, id="after_execute"),
+        # A hook that runs the statement itself (it may rewrite or route it).
+        pytest.param("do_execute", True, True, id="do_execute"),
+        # A hook that classifies errors (a custom disconnect is retried).
+        pytest.param("handle_error", True, False, id="handle_error"),
+    ],
+)
+def test_a_core_hook_on_the_read_engine_keeps_the_core_path(
+    store: SQLKeyStore, event: str, on_dialect: bool, fires: bool
+) -> None:
+    import sqlalchemy as sa
+
+    made = record(org())
+    store.add_key(made)
+    assert store.database.raw_reads
+    calls: list[object] = []
+
+    def listen(*args: Any) -> None:
+        calls.append(args)
+
+    engine = store.database.read_engine
+    target: Any = engine.dialect if on_dialect else engine
+    sa.event.listen(target, event, listen)
+    try:
+        assert not store.database.raw_reads
+        assert store.get_key(made.key_id) == made
+        assert bool(calls) is fires
+    finally:
+        sa.event.remove(target, event, listen)
+    assert store.database.raw_reads
