@@ -382,9 +382,12 @@ class Database:
     def raw_reads(self) -> bool:
         """Whether :meth:`fetch_one` can run: the sync read engine is ours, in autocommit.
 
-        Not while someone listens to the read engine's statements
-        (``before_cursor_execute`` / ``after_cursor_execute``: a tracer, a
-        test counting queries): they see every statement, on the Core path.
+        Not while someone listens to the read engine's statements or hooks
+        into Core's execution (``before_cursor_execute`` /
+        ``after_cursor_execute``: a tracer, a test counting queries;
+        ``engine_connect``, ``before_execute`` / ``after_execute``,
+        ``do_execute``, ``handle_error``): they see every statement, on the
+        Core path.
         Nor on a read engine with execution options (``engine_options``):
         Core applies them, ``schema_translate_map`` included, and the raw
         read cannot.

@@ -13,8 +13,10 @@ compile-cache look-up and context, result processing) kept ``get_key`` at
 round trip. So this look-up, and only it, skips Core's ``Connection``; every
 other operation keeps :meth:`~.database.Database.run`, and so does this one
 on engines passed in (their transaction settings are the service's) and
-while listeners watch the read engine's statements (:func:`observed`: a
-tracer or a query counter keeps seeing every statement), and on a read
+while listeners watch the read engine's statements or hook into Core's
+execution (:func:`observed`: a tracer or a query counter keeps seeing every
+statement, an ``engine_connect`` hook that sets the schema or role keeps
+running, a ``handle_error`` hook keeps classifying errors), and on a read
 engine with execution options (``engine_options={"execution_options": …}``):
 Core applies them to every statement and the raw read could not, so a
 ``schema_translate_map`` would send the look-up to the default schema's
@@ -94,15 +96,37 @@ class RawRead:
         return tuple(values)
 
 
+# Core's hooks around a statement that the raw read would skip: a listener on
+# any of them (on the engine, or on every Engine) keeps the read on Core.
+_ENGINE_HOOKS = (
+    "engine_connect",  # per Connection: a SET search_path / SET ROLE, say
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+)
+_DIALECT_HOOKS = (
+    "do_execute",  # runs the statement itself: it may rewrite or route it
+    "handle_error",  # classifies errors: a custom disconnect is retried
+)
+
+
 def observed(engine: Engine) -> bool:
-    """Whether the read must keep Core's path on ``engine``: listeners watch its
-    statements, or it has execution options (Core applies them to each
-    statement; ``schema_translate_map`` changes the very table read)."""
-    dispatch = engine.dispatch
+    """Whether the read must keep Core's path on ``engine``: a listener of a Core
+    hook the raw read would skip (:data:`_ENGINE_HOOKS`, :data:`_DIALECT_HOOKS`),
+    or execution options (Core applies them to each statement;
+    ``schema_translate_map`` changes the very table read)."""
+    # Spelled out, not a loop over the names: this runs on every cold look-up.
+    dispatch, dialect = engine.dispatch, engine.dialect.dispatch
     return bool(
         dispatch.before_cursor_execute
         or dispatch.after_cursor_execute
-        or engine.get_execution_options()
+        or dispatch.engine_connect
+        or dispatch.before_execute
+        or dispatch.after_execute
+        or dialect.do_execute
+        or dialect.handle_error
+        or engine._execution_options
     )
 
 
