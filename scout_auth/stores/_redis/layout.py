@@ -75,7 +75,11 @@ or removes it in the same script.
 
 A signing key's nonces are one sorted set in a slot of its own (hash tag
 ``{n:<key id>}``): the per-key bound is one script over one key, atomic on a
-cluster too, and the keys' nonces spread over the cluster.
+cluster too. The orgs' nonces spread over the cluster, one org's do not:
+CRC16 is linear, so for ids of one length the slot of ``n:<id>`` is the
+slot of ``k:<id>`` XOR a constant, and a key id minted into its org's slot
+(:mod:`.slots`) puts every key of that org's nonces in one slot (a test
+says so). A hot signer loads one node either way.
 
 Ids are percent-escaped (``%``, ``{``, ``}``, ``:``) in key names so no id can
 break out of its hash tag or collide with another key. Values are text only

@@ -69,3 +69,15 @@ def test_a_malformed_minted_id_is_refused():
 
     with pytest.raises(TypeError, match="malformed key id"):
         KeyManager(Bad()).create_key("org_1", "billing-sync prod")
+
+
+def test_one_orgs_minted_keys_share_one_nonce_slot_and_orgs_spread():
+    # What layout.py says of {n:<key id>}: CRC16 is linear, so a minted id's
+    # nonce slot follows its org's (documented, not a hole: nonces are per key).
+    store = RedisKeyStore.__new__(RedisKeyStore)
+    store.layout = Layout("scout")
+    for org_id in AWKWARD:
+        ids = [store.new_key_id(org_id) for _ in range(20)]
+        assert len({slot_of(store.layout.nonces(k)) for k in ids}) == 1
+    slots = {slot_of(store.layout.nonces(store.new_key_id(f"org_{n}"))) for n in range(200)}
+    assert len(slots) > 150
