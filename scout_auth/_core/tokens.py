@@ -114,7 +114,7 @@ def parse_token(token: str) -> ParsedToken | None:
     # Six base62 digits encode each value below 62**6 (> 2**32) exactly once,
     # so comparing the decoded digits with the CRC is comparing the text with
     # its encoding, without building the string (this runs per cold request).
-    if _b62decode(crc) != zlib.crc32(token[: -_CRC_LENGTH].encode("ascii")):
+    if _b62decode(crc) != zlib.crc32(token[:-_CRC_LENGTH].encode("ascii")):
         return None
     seed_int = _b62decode(seed_text)
     if seed_int >> 256:
