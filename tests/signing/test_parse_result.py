@@ -1,0 +1,44 @@
+"""parse_request_signature's result is a plain frozen RequestSignature (issue 15).
+
+It is built as a writable twin of the same slots and then given the frozen
+class (``_Unfrozen``): nothing of that may show.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+
+import pytest
+
+from scout_auth._signing.signature import (
+    RequestSignature,
+    _Unfrozen,
+    parse_request_signature,
+)
+from tests.signing.signatures import NOW, signed
+
+
+def test_the_twin_has_the_frozen_class_slots_in_order():
+    names = tuple(f.name for f in dataclasses.fields(RequestSignature))
+    assert _Unfrozen.__slots__ == RequestSignature.__slots__ == names
+
+
+def test_the_result_is_a_frozen_request_signature_like_any_other():
+    sig = parse_request_signature(signed(), now=NOW)
+    assert type(sig) is RequestSignature
+    built = RequestSignature(*(getattr(sig, f.name) for f in dataclasses.fields(sig)))
+    assert sig == built
+    assert hash(sig) == hash(built)
+    assert repr(sig) == repr(built)
+    assert "base" not in repr(sig)
+    assert "signature=" not in repr(sig)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sig.key_id = "another"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del sig.nonce
+    assert pickle.loads(pickle.dumps(sig)) == sig  # noqa: S301 - our own bytes
+    assert copy.copy(sig) == sig
+    assert dataclasses.replace(sig, nonce="n2").nonce == "n2"
+    assert not hasattr(sig, "__dict__")
