@@ -42,3 +42,39 @@ def test_the_result_is_a_frozen_request_signature_like_any_other():
     assert copy.copy(sig) == sig
     assert dataclasses.replace(sig, nonce="n2").nonce == "n2"
     assert not hasattr(sig, "__dict__")
+
+
+def test_an_adapter_request_is_a_frozen_http_request_like_any_other():
+    from scout_auth._adapters.requests import TrustedProxies, asgi_request
+    from scout_auth._signing.components import HttpRequest, _UnfrozenRequest
+
+    names = tuple(f.name for f in dataclasses.fields(HttpRequest))
+    assert _UnfrozenRequest.__slots__ == HttpRequest.__slots__
+    assert set(names) <= set(HttpRequest.__slots__)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/v1/items",
+        "raw_path": b"/v1/items",
+        "query_string": b"a=1",
+        "headers": [(b"host", b"api.example.com"), (b"content-type", b"text/plain")],
+        "client": ("203.0.113.9", 1),
+    }
+    request = asgi_request(scope, TrustedProxies())
+    assert type(request) is HttpRequest
+    plain = HttpRequest(
+        "POST",
+        "https",
+        "api.example.com",
+        "/v1/items",
+        "a=1",
+        [("host", "api.example.com"), ("content-type", "text/plain")],
+    )
+    assert request == plain
+    assert hash(request) == hash(plain)
+    assert repr(request) == repr(plain)
+    assert request.field("Content-Type") == "text/plain"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.path = "/elsewhere"  # type: ignore[misc]
+    assert not hasattr(request, "__dict__")
