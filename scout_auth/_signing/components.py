@@ -208,6 +208,8 @@ class HttpRequest:
         lengths = index.get("content-length")
         if not lengths:
             return False
+        if len(lengths) == 1:  # the usual one line, without a comprehension
+            return lengths[0].strip() not in ("", "0")
         return any([v.strip() not in ("", "0") for v in lengths])
 
 

@@ -78,3 +78,23 @@ def test_an_adapter_request_is_a_frozen_http_request_like_any_other():
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.path = "/elsewhere"  # type: ignore[misc]
     assert not hasattr(request, "__dict__")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param([], False, id="none"),
+        pytest.param([("Content-Length", "0")], False, id="zero"),
+        pytest.param([("Content-Length", " 0 ")], False, id="zero-spaced"),
+        pytest.param([("Content-Length", "")], False, id="empty"),
+        pytest.param([("Content-Length", "5")], True, id="five"),
+        pytest.param([("Content-Length", "0"), ("content-length", "0")], False, id="two-zeros"),
+        pytest.param([("Content-Length", "0"), ("content-length", "3")], True, id="zero-three"),
+        pytest.param([("Transfer-Encoding", "chunked")], True, id="chunked"),
+        pytest.param([("Content-Length", "0"), ("Transfer-Encoding", "x")], True, id="te-wins"),
+    ],
+)
+def test_has_body_reads_every_length_line(headers, expected):
+    from scout_auth._signing.components import HttpRequest
+
+    assert HttpRequest("POST", "https", "a.example", "/", "", headers).has_body() is expected
