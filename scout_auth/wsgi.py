@@ -14,11 +14,12 @@ the same ``problem+json`` answer as the ASGI middleware.
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Unpack
+from typing import IO, TYPE_CHECKING, Unpack
 
 from werkzeug.wrappers import Response
 
@@ -81,7 +82,14 @@ def read_verified_body(environ: WSGIEnvironment, guard: BodyGuard) -> None:
     length = content_length(environ.get("CONTENT_LENGTH") or None)
     guard.check_length(length)
     stream = environ["wsgi.input"]
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the app
+    # A declared length that fits in memory is read into a BytesIO: what the
+    # spool would hold in memory anyway, without its Python-level set-up on
+    # every request. Past 1 MiB, or with no length (chunked), it may go to disk.
+    spool: IO[bytes] = (
+        io.BytesIO()
+        if length is not None and length <= _SPOOL_IN_MEMORY
+        else tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the app
+    )
     # PEP 3333: read no further than CONTENT_LENGTH, or to EOF when the server
     # says the input is terminated (chunked); with neither there is no body.
     remaining = (

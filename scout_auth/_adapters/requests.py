@@ -116,14 +116,40 @@ def asgi_request(scope: Mapping[str, Any], proxies: TrustedProxies) -> HttpReque
     )
 
 
+# Environ key -> header name (``HTTP_USER_AGENT`` -> ``user-agent``), or None
+# for a key that is no header: the same few dozen keys arrive with every
+# request, and translating each costs three string operations. Bounded (the
+# keys are client-chosen header names): a full table starts again.
+_WSGI_NAMES: dict[str, str | None] = {}
+_MAX_WSGI_NAMES = 512
+
+
+def _wsgi_name(key: str) -> str | None:
+    """The header name an environ key carries (``None``: none), remembered."""
+    if key.startswith("HTTP_"):
+        name = key[5:].lower().replace("_", "-")
+    elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        name = key.lower().replace("_", "-")
+    else:
+        name = None
+    if len(_WSGI_NAMES) >= _MAX_WSGI_NAMES:
+        _WSGI_NAMES.clear()
+    _WSGI_NAMES[key] = name
+    return name
+
+
 def wsgi_request(environ: Mapping[str, Any], proxies: TrustedProxies) -> HttpRequest:
     """The request a WSGI environ describes (PEP 3333)."""
     headers: list[tuple[str, str]] = []
+    known = _WSGI_NAMES
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].lower().replace("_", "-"), value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.lower().replace("_", "-"), value))
+        try:  # one look-up, and safe against another thread's clear()
+            name = known[key]
+        except KeyError:
+            name = _wsgi_name(key)
+        # HTTP_* always; CONTENT_TYPE / CONTENT_LENGTH only when not empty.
+        if name is not None and (value or key[0] == "H"):
+            headers.append((name, value))
     authority = environ.get("HTTP_HOST")
     if not authority:
         port = environ.get("SERVER_PORT", "")

@@ -39,7 +39,9 @@ flow that proves a key yields :class:`RememberContext`; the driver keeps
 the :class:`KnownKey` with the cached record and answers later
 :class:`FetchKey` needs with it, and the flow then skips the derivation
 (roles, allowlist parsing) — but never the signature, the key's state or
-the nonce.
+the nonce. Where that answer is at hand and the nonce cache does no I/O,
+a driver calls :func:`known_signature` (the flow's own steps for a known
+key) and the cache itself, with no generator to drive.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ __all__ = [
     "check_key_state",
     "check_scopes",
     "credential_flow",
+    "known_signature",
     "legacy_key_id",
+    "replayed",
     "signature_flow",
 ]
 
@@ -423,18 +427,52 @@ def signature_flow(
     must not spend a place in the replay cache, or refused requests could
     fill it. The nonce goes to the cache counted against the signing key.
     """
-    record, known = _fetched((yield FetchKey(sig.key_id)))
-    if record is None:
-        # An unknown keyid looks exactly like a bad signature: no oracle.
-        raise SignatureInvalid("Signature verification failed")
+    answer = yield FetchKey(sig.key_id)
+    if type(answer) is KnownKey:
+        record = answer.record
+        verified, once = known_signature(sig, answer, now, required, client_ip)
+    else:
+        if not isinstance(answer, KeyRecord):
+            # An unknown keyid looks exactly like a bad signature: no oracle.
+            raise SignatureInvalid("Signature verification failed")
+        record = answer
+        verify_ed25519(record.public_key, sig.signature, sig.base)
+        # Roles are read (and require_scoped applied) before the nonce is spent: a
+        # store error there must not turn the client's retry into a "replay".
+        verified = yield from _derive(record, now, require_scoped)
+        once = _admitted(sig, verified, required, client_ip)
+    if (yield RememberNonce(once, sig.replay_ttl(now), record.key_id)) is not True:
+        raise replayed(record)
+    return verified
+
+
+def known_signature(
+    sig: RequestSignature,
+    known: KnownKey,
+    now: float,
+    required: tuple[str, ...],
+    client_ip: str | None,
+) -> tuple[Verified, str]:
+    """:func:`signature_flow` up to the nonce, for a key whose context is known.
+
+    What the flow does once :class:`FetchKey` was answered with ``known``:
+    the signature, the key's state, :func:`check_access`, in that order.
+    Returns the verified context and the nonce key to remember (for
+    ``sig.replay_ttl(now)``, counted against the key); the request is
+    accepted only if that nonce is new (else :func:`replayed`). A plain
+    call, so a driver holding ``known`` and a nonce cache without I/O needs
+    no generator.
+    """
+    record = known.record
     verify_ed25519(record.public_key, sig.signature, sig.base)
-    # Roles are read (and require_scoped applied) before the nonce is spent: a
-    # store error there must not turn the client's retry into a "replay".
-    verified = (
-        _known_state(record, known, now)
-        if known is not None
-        else (yield from _derive(record, now, require_scoped))
-    )
+    verified = _known_state(record, known.verified, now)
+    return verified, _admitted(sig, verified, required, client_ip)
+
+
+def _admitted(
+    sig: RequestSignature, verified: Verified, required: tuple[str, ...], client_ip: str | None
+) -> str:
+    # The per-request checks, then the replay-cache key of this signature.
     context = verified.context
     if required or context.allowed_ips is not None:
         check_access(context, required, client_ip)
@@ -444,7 +482,9 @@ def signature_flow(
     # the very same bytes. The same bounded per-key cache holds both kinds;
     # a NUL cannot occur in a nonce (an sf-string), so they never collide.
     once = sig.nonce if sig.nonce is not None else "\x00sig:" + sig.signature.hex()
-    need = RememberNonce(nonce_key(sig.key_id, once), sig.replay_ttl(now), record.key_id)
-    if (yield need) is not True:
-        raise ReplayDetected().about(record.org_id, record.key_id, record.name)
-    return verified
+    return nonce_key(sig.key_id, once)
+
+
+def replayed(record: KeyRecord) -> ReplayDetected:
+    """The refusal of a signature whose nonce (or value) was seen already."""
+    return ReplayDetected().about(record.org_id, record.key_id, record.name)

@@ -18,6 +18,10 @@ __all__ = ["DEFAULT_POLICY", "ED25519", "SignaturePolicy"]
 #: The only signature algorithm (RFC 9421 §3.3.6, ``alg="ed25519"``).
 ED25519 = "ed25519"
 
+# What missing_components() takes as a set as it is (a constant: "frozenset |
+# set" would build a union object on every call).
+_SETS = (frozenset, set)
+
 
 @dataclass(frozen=True, slots=True)
 class SignaturePolicy:
@@ -75,7 +79,7 @@ class SignaturePolicy:
 
     def missing_components(self, covered: Iterable[str], *, has_body: bool) -> list[str]:
         """The required components ``covered`` lacks, in policy order."""
-        have = covered if isinstance(covered, frozenset | set) else set(covered)
+        have = covered if isinstance(covered, _SETS) else set(covered)
         if self._needed[1 if has_body else 0] <= have:
             return []  # the usual case: one subset test
         needed = self.required_components

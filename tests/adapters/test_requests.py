@@ -514,3 +514,42 @@ def test_adapter_options_carry_header_and_hops():
     options = AdapterOptions.build(trusted_proxies=["10.0.0.0/8"], proxy_header=FWD, proxy_hops=2)
     assert (options.proxies.header, options.proxies.hops) == (FWD, 2)
     assert AdapterOptions.build().proxies == TrustedProxies()
+
+
+def _reference_wsgi_headers(env: dict[str, Any]) -> list[tuple[str, str]]:
+    # What wsgi_request read before its names were remembered (issue 15).
+    headers = []
+    for key, value in env.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].lower().replace("_", "-"), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.lower().replace("_", "-"), value))
+    return headers
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param(
+            {"CONTENT_TYPE": "", "HTTP_X_EMPTY": ""}, id="empty-content-skipped-empty-http-kept"
+        ),
+        pytest.param({"CONTENT_TYPE": "a/b", "HTTP_CONTENT_TYPE": "c/d"}, id="both-spellings"),
+        pytest.param({"CONTENT_LENGTH": "5", "SERVER_NAME": "h", "wsgi.x": "y"}, id="non-headers"),
+        pytest.param({"HTTP_": "nameless", "HTTP_X__Y": "v"}, id="odd-names"),
+    ],
+)
+def test_wsgi_headers_are_read_as_before(extra):
+    env = {**environ(), **extra}
+    for _ in range(2):  # cold, then from the remembered names
+        assert list(wsgi_request(env, TrustedProxies()).headers) == _reference_wsgi_headers(env)
+
+
+def test_remembered_wsgi_names_stay_bounded_and_right():
+    from scout_auth._adapters import requests as module
+
+    for i in range(module._MAX_WSGI_NAMES * 2 + 7):
+        env = {**environ(), f"HTTP_X_FLOOD_{i}": str(i)}
+        request = wsgi_request(env, TrustedProxies())
+        assert request.field(f"x-flood-{i}") == str(i)
+        assert len(module._WSGI_NAMES) <= module._MAX_WSGI_NAMES
