@@ -127,13 +127,16 @@ class HttpRequest:
         # For the adapters, which already hold the headers as a tuple of pairs
         # and their index (lower-cased name -> values in order, exactly what
         # _fields() would build): no second pass over the headers per request.
-        # Filled as a writable twin of the same slots, then given this class
-        # (as RequestSignature is, see signature._Unfrozen): eight
-        # object.__setattr__ calls cost four times as much.
-        twin = _UnfrozenRequest(method, scheme, authority, path, query, headers, index)
-        request: object = twin
-        object.__setattr__(request, "__class__", cls)
-        assert isinstance(request, HttpRequest)
+        request = cls.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(request, "method", method)
+        setattr_(request, "scheme", scheme)
+        setattr_(request, "authority", authority)
+        setattr_(request, "path", path)
+        setattr_(request, "query", query)
+        setattr_(request, "headers", headers)
+        setattr_(request, "_index", index)
+        setattr_(request, "_derived", None)
         return request
 
     def _fields(self) -> dict[str, list[str]]:
@@ -211,31 +214,6 @@ class HttpRequest:
         if len(lengths) == 1:  # the usual one line, without a comprehension
             return lengths[0].strip() not in ("", "0")
         return any([v.strip() not in ("", "0") for v in lengths])
-
-
-class _UnfrozenRequest:
-    # HttpRequest's slots, same names in the same order, but writable (see
-    # HttpRequest._indexed).
-    __slots__ = HttpRequest.__slots__
-
-    def __init__(
-        self,
-        method: str,
-        scheme: str,
-        authority: str,
-        path: str,
-        query: str,
-        headers: tuple[tuple[str, str], ...],
-        index: dict[str, list[str]],
-    ) -> None:
-        self.method = method
-        self.scheme = scheme
-        self.authority = authority
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self._index = index
-        self._derived = None
 
 
 @dataclass(frozen=True, slots=True)

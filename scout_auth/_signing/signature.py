@@ -124,50 +124,6 @@ class RequestSignature:
         return max(self.fresh_until - now, 1.0)
 
 
-class _Unfrozen:
-    # RequestSignature's slots, same names in the same order, but writable:
-    # parse_request_signature fills one with a plain __init__ and then makes
-    # it the frozen RequestSignature it returns (a __class__ assignment,
-    # which CPython allows between classes of the same slot layout). The
-    # dataclass's frozen __init__ sets each of the eleven fields through
-    # object.__setattr__: five times the cost, on every signed request.
-    __slots__ = RequestSignature.__slots__
-
-    def __init__(
-        self,
-        label: str,
-        key_id: str,
-        created: int,
-        expires: int | None,
-        nonce: str | None,
-        alg: str | None,
-        tag: str | None,
-        components: tuple[str, ...],
-        base: bytes,
-        signature: bytes,
-        fresh_until: float,
-    ) -> None:
-        self.label = label
-        self.key_id = key_id
-        self.created = created
-        self.expires = expires
-        self.nonce = nonce
-        self.alg = alg
-        self.tag = tag
-        self.components = components
-        self.base = base
-        self.signature = signature
-        self.fresh_until = fresh_until
-
-
-def _request_signature(unfrozen: _Unfrozen) -> RequestSignature:
-    # Once its class is RequestSignature it is frozen like any other.
-    sig: object = unfrozen
-    object.__setattr__(sig, "__class__", RequestSignature)
-    assert isinstance(sig, RequestSignature)
-    return sig
-
-
 def _reject_duplicates(key: str, context: str) -> None:
     # RFC 9651 would keep the last duplicate; two values for one label (or one
     # parameter) in a security header are an attack or a bug, so refuse.
@@ -378,8 +334,9 @@ def parse_request_signature(
     fresh_until = float(created) + policy.max_age
     if expires is not None:
         fresh_until = min(fresh_until, float(expires))
-    # Positional, in field order (see _Unfrozen).
-    unfrozen = _Unfrozen(
+    # Positional, in field order: eleven keyword arguments cost a quarter
+    # more than the frozen __init__ itself.
+    return RequestSignature(
         chosen,  # label
         key_id,
         created,
@@ -392,7 +349,6 @@ def parse_request_signature(
         sig_member[0],  # signature
         fresh_until,
     )
-    return _request_signature(unfrozen)
 
 
 # Key objects by raw public key: a client signs many requests with one key.
