@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 
 from scout_auth import InMemoryKeyStore, KeyManager
 from scout_auth.observability import Observer
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         app = wb.starlette_apps(token, store, required, observer)[args.variant]
         timer = wb.asgi_timer(loop, app, wb.asgi_scope(token))
     timer(50)  # fills the cache, builds lazily made objects
+    # Start the counted requests from an empty young generation and no
+    # promotions pending, whatever the imports left: otherwise a full
+    # collection (tens of thousands of objects, ~15M instructions) falls
+    # inside one run's window and not the other's (benchmarks/README.md).
+    gc.collect()
     timer(args.requests)
 
 

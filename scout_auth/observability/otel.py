@@ -161,16 +161,17 @@ class OTelObserver(Observer):
     def observe(self, label: Label, seconds: float, context: OrgContext | None) -> None:
         # The request path, once per request: a count of our own (no lock),
         # the SDK's histogram, and the current span when one records.
-        shard = self._shards.get(get_ident())
-        if shard is None:
-            shard = self._tally.shard()
-        row = shard.rows.get(label)
-        if row is None:
-            row = shard.row(label)
+        # Subscripts, not .get(): no method call; a KeyError (a thread's or
+        # a label's first request) costs only when raised.
+        try:
+            row = self._shards[get_ident()].rows[label]
+        except KeyError:
+            row = self._tally.shard().row(label)
         row[0] += 1
         kind = label.kind
-        kind_attrs = self._kind_attrs.get(kind)
-        if kind_attrs is None:
+        try:
+            kind_attrs = self._kind_attrs[kind]
+        except KeyError:
             kind_attrs = self._kind_attrs.setdefault(kind, {"kind": kind})
         self._duration.record(seconds, kind_attrs)
         span = trace.get_current_span()

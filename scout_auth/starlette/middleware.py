@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Unpack
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
@@ -23,8 +23,11 @@ from .._signing.body import BodyGuard
 from ..exceptions import AuthError
 from .auth import SCOPE_KEY, OrgCredentials, OrgUser
 
-# A module constant: reading the enum member per request costs a lookup more.
+# Module constants: reading an enum member, or indexing a table with a
+# bool (not a specialised subscript), costs more per request than a name.
 _LEGACY = CredentialKind.LEGACY
+_BEARER_HIT, _LEGACY_HIT = ACCEPTED[True]
+_BEARER_OK, _LEGACY_OK = ACCEPTED[False]
 
 __all__ = ["ErrorHandler", "ScoutAuthMiddleware"]
 
@@ -135,7 +138,7 @@ class ScoutAuthMiddleware:
             client_ip = client[0] if client else None
         guard: BodyGuard | None = None
         observer = self.verifier.observer  # observability: None is off
-        started = time.perf_counter() if observer is not None else 0.0
+        began = perf_counter() if observer is not None else 0.0
         try:
             if signed:
                 request = asgi_request(scope, options.proxies)
@@ -168,12 +171,17 @@ class ScoutAuthMiddleware:
                 )
         except AuthError as exc:
             if observer is not None:
-                report(observer, signed, value, None, exc, started)
+                report(observer, signed, value, None, exc, began)
             await self._reject(scope, receive, send, exc)
             return
         if observer is not None:  # one call, a precomputed label (observe.py)
-            label = SIGNED_OK if signed else ACCEPTED[cached is not None][context.kind is _LEGACY]
-            observer.observe(label, time.perf_counter() - started, context)
+            if signed:
+                label = SIGNED_OK
+            elif cached is not None:  # the warm path
+                label = _LEGACY_HIT if context.kind is _LEGACY else _BEARER_HIT
+            else:
+                label = _LEGACY_OK if context.kind is _LEGACY else _BEARER_OK
+            observer.observe(label, perf_counter() - began, context)
         scope["auth"] = OrgCredentials(context.scopes)
         scope["user"] = OrgUser(context)
         scope[SCOPE_KEY] = context

@@ -417,3 +417,66 @@ def test_shards_of_ended_threads_are_folded_not_kept(monkeypatch: pytest.MonkeyP
     rows, (hits, misses) = tally.totals()
     assert rows[label][0] == 1000
     assert (hits, misses) == (1000, 0)
+
+
+def test_histogram_buckets_are_exact_at_their_bounds() -> None:
+    # le is inclusive: a duration equal to a bound is counted in it, the
+    # next float above it in the next bucket (the first bucket is decided
+    # without bisect, the others with it: both sides of each bound).
+    import math
+
+    from scout_auth.observability import ACCEPTED
+
+    observer = PrometheusObserver(buckets=[0.5, 1.0])
+    registry = CollectorRegistry()
+    registry.register(observer)
+    durations = [0.0, 0.5, math.nextafter(0.5, 1.0), 1.0, math.nextafter(1.0, 2.0), 3.0]
+    for seconds in durations:
+        observer.observe(ACCEPTED[True][0], seconds, None)
+    buckets = _samples(registry, "scout_auth_verification_duration_seconds_bucket")
+    assert buckets[(("kind", "bearer"), ("le", "0.5"))] == 2
+    assert buckets[(("kind", "bearer"), ("le", "1.0"))] == 4
+    assert buckets[(("kind", "bearer"), ("le", "+Inf"))] == 6
+    total = _samples(registry, "scout_auth_verification_duration_seconds_sum")
+    assert total[(("kind", "bearer"),)] == pytest.approx(sum(durations))
+    count = _samples(registry, "scout_auth_verification_duration_seconds_count")
+    assert count[(("kind", "bearer"),)] == 6
+
+
+@pytest.mark.parametrize("framework", ["starlette", "wsgi", "flask"])
+def test_adapters_label_misses_hits_and_kinds(framework: str) -> None:
+    # The adapters pick each request's label from precomputed constants:
+    # a bearer token's first request is a miss, the next ones are warm hits;
+    # a Basic legacy secret never rides the warm path.
+    from scout_auth.observability import Label
+
+    seen: list[Label] = []
+
+    class Mine(Observer):
+        def observe(self, label: Label, seconds: float, context: Any) -> None:
+            assert seconds >= 0.0
+            seen.append(label)
+
+    store, token = _store()
+    secret = "legacy-secret-of-the-old-system"
+    KeyManager(
+        store, legacy_pepper=TEST_LEGACY_PEPPER, password_hasher=cheap_hasher()
+    ).import_legacy_key(ORG, secret)
+    basic = base64.b64encode(f"{ORG}:{secret}".encode()).decode()
+    requests = [f"Bearer {token}", f"Bearer {token}", f"Basic {basic}", f"Basic {basic}"]
+    if framework == "starlette":
+        app = starlette_app(AsyncVerifier(store, observer=Mine(), **_options()))
+        with TestClient(app) as client:
+            for value in requests:
+                assert client.get("/whoami", headers={"authorization": value}).status_code == 200
+    else:
+        verifier = Verifier(store, observer=Mine(), **_options())
+        wsgi = Client(wsgi_app(verifier) if framework == "wsgi" else flask_app(verifier))
+        for value in requests:
+            assert wsgi.get("/whoami", headers={"authorization": value}).status_code == 200
+    assert [(x.kind, x.outcome, x.status, x.cache) for x in seen] == [
+        ("bearer", "ok", 200, None),
+        ("bearer", "ok", 200, "hit"),
+        ("legacy", "ok", 200, None),
+        ("legacy", "ok", 200, None),
+    ]
