@@ -96,27 +96,28 @@ class RawRead:
         return tuple(values)
 
 
-# Core's hooks around a statement that the raw read would skip: a listener on
-# any of them (on the engine, or on every Engine) keeps the read on Core.
-_ENGINE_HOOKS = (
-    "engine_connect",  # per Connection: a SET search_path / SET ROLE, say
-    "before_execute",
-    "after_execute",
-    "before_cursor_execute",
-    "after_cursor_execute",
-)
-_DIALECT_HOOKS = (
-    "do_execute",  # runs the statement itself: it may rewrite or route it
-    "handle_error",  # classifies errors: a custom disconnect is retried
-)
-
-
 def observed(engine: Engine) -> bool:
-    """Whether the read must keep Core's path on ``engine``: a listener of a Core
-    hook the raw read would skip (:data:`_ENGINE_HOOKS`, :data:`_DIALECT_HOOKS`),
-    or execution options (Core applies them to each statement;
-    ``schema_translate_map`` changes the very table read)."""
-    # Spelled out, not a loop over the names: this runs on every cold look-up.
+    """Whether the read must keep Core's path on ``engine``.
+
+    So it does while anything listens to the engine's or its dialect's
+    events (``engine_connect`` setting a ``search_path`` or role,
+    ``before_execute`` / ``after_execute``, ``before_cursor_execute`` /
+    ``after_cursor_execute`` of a tracer or a query counter, ``do_execute``
+    rewriting or routing the statement, ``handle_error`` classifying a
+    disconnect: hooks the raw read would skip), and on an engine with
+    execution options (Core applies them to each statement;
+    ``schema_translate_map`` changes the very table read).
+    """
+    if engine._execution_options:
+        return True
+    # SQLAlchemy's own flags, set by the first listener of any ConnectionEvents
+    # (on the engine or on every Engine) or DialectEvents hook and never
+    # cleared: with neither set nothing listens (the usual case, three
+    # attribute reads). Once one is, the hooks are read one by one (a removed
+    # listener gives the raw read back); that costs ~9k instructions per
+    # look-up, each collection's __bool__ being Python.
+    if not (engine._has_events or engine.dialect._has_events):
+        return False
     dispatch, dialect = engine.dispatch, engine.dialect.dispatch
     return bool(
         dispatch.before_cursor_execute
@@ -126,7 +127,6 @@ def observed(engine: Engine) -> bool:
         or dispatch.after_execute
         or dialect.do_execute
         or dialect.handle_error
-        or engine._execution_options
     )
 
 

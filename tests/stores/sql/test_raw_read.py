@@ -361,3 +361,37 @@ def test_a_core_hook_on_the_read_engine_keeps_the_core_path(
     finally:
         sa.event.remove(target, event, listen)
     assert store.database.raw_reads
+
+
+@pytest.mark.parametrize(
+    ("event", "on_dialect"),
+    [
+        pytest.param("before_cursor_execute", False, id="every-engine-before_cursor_execute"),
+        pytest.param("engine_connect", False, id="every-engine-engine_connect"),
+        pytest.param("do_execute", True, id="every-dialect-do_execute"),
+    ],
+)
+def test_a_hook_on_every_engine_keeps_the_core_path(
+    store: SQLKeyStore, event: str, on_dialect: bool
+) -> None:
+    # A listener on the class (every Engine, every Dialect) sets SQLAlchemy's
+    # flag on the class, not on our engine: observed() must see it too.
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Dialect, Engine
+
+    made = record(org())
+    store.add_key(made)
+    assert store.database.raw_reads
+    target: Any = Dialect if on_dialect else Engine
+
+    def listen(*args: Any) -> None:
+        return None
+
+    sa.event.listen(target, event, listen)
+    try:
+        assert not store.database.raw_reads
+        assert store.get_key(made.key_id) == made
+    finally:
+        sa.event.remove(target, event, listen)
+    assert store.database.raw_reads
+    assert store.get_key(made.key_id) == made
