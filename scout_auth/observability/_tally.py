@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from .._drivers.observe import Label
+from .._core.records import OrgContext
+from .._drivers.observe import Label, Observer
+from .._drivers.observe import label as label_of
+from ._watch import Watched
 
-__all__ = ["MAX_SHARDS", "Shard", "Tally"]
+__all__ = ["MAX_SHARDS", "CountingObserver", "Shard", "Tally"]
 
 #: Shards kept before those of ended threads are folded (see the module doc).
 MAX_SHARDS = 64
@@ -114,3 +118,36 @@ class Tally:
             hits += h
             misses += m
         return rows, (hits, misses)
+
+
+class CountingObserver(Observer):
+    """What the metrics observers share: a :class:`Tally`, the verifiers they read.
+
+    A subclass overrides :meth:`~.Observer.observe` (the request path, kept
+    lock-free against ``_shards``); a request reported the long way
+    (:meth:`request`) is given its label and goes there too.
+    """
+
+    __slots__ = ("_shards", "_tally", "_watched")
+
+    def __init__(self, bounds: Sequence[float] = ()) -> None:
+        # Per-thread counts, added to without a lock (see the module doc).
+        self._tally = Tally(bounds)
+        self._shards = self._tally.shards
+        self._watched = Watched()
+
+    def attach(self, verifier: Any) -> None:
+        self._watched.add(verifier)
+
+    def request(
+        self,
+        kind: str,
+        outcome: str,
+        status: int,
+        seconds: float,
+        context: OrgContext | None,
+    ) -> None:
+        self.observe(label_of(kind, outcome, status), seconds, context)
+
+    def cache(self, hit: bool) -> None:
+        self._tally.shard().lookups[0 if hit else 1] += 1

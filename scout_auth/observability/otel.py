@@ -40,16 +40,15 @@ from opentelemetry import metrics, trace  # noqa: E402
 from opentelemetry.metrics import CallbackOptions, Observation  # noqa: E402
 
 from .._core.records import OrgContext  # noqa: E402
-from .._drivers.observe import Label, Observer, label  # noqa: E402
-from ._tally import Tally  # noqa: E402
-from ._watch import Watched  # noqa: E402
+from .._drivers.observe import Label  # noqa: E402
+from ._tally import CountingObserver  # noqa: E402
 
 __all__ = ["OTelObserver"]
 
 _SCOPE = "scout_auth"
 
 
-class OTelObserver(Observer):
+class OTelObserver(CountingObserver):
     """Report verifications to OpenTelemetry.
 
     Args:
@@ -70,11 +69,9 @@ class OTelObserver(Observer):
         self.record_ids = bool(record_ids)
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
-        self._watched = Watched()
         # Counted per thread without a lock (_tally.py) and handed to the SDK
         # when it collects: the request path makes one SDK call (the histogram).
-        self._tally = Tally()
-        self._shards = self._tally.shards
+        super().__init__()
         meter.create_observable_counter(
             "scout_auth.verifications",
             callbacks=[self._verifications],
@@ -155,9 +152,6 @@ class OTelObserver(Observer):
 
         return callback
 
-    def attach(self, verifier: Any) -> None:
-        self._watched.add(verifier)
-
     def observe(self, label: Label, seconds: float, context: OrgContext | None) -> None:
         # The request path, once per request: a count of our own (no lock),
         # the SDK's histogram, and the current span when one records.
@@ -189,19 +183,6 @@ class OTelObserver(Observer):
                 attributes={"scout_auth.outcome": label.outcome},
             )
             child.end(end_time=end)
-
-    def request(
-        self,
-        kind: str,
-        outcome: str,
-        status: int,
-        seconds: float,
-        context: OrgContext | None,
-    ) -> None:
-        self.observe(label(kind, outcome, status), seconds, context)
-
-    def cache(self, hit: bool) -> None:
-        self._tally.shard().lookups[0 if hit else 1] += 1
 
     def store_error(self, operation: str) -> None:
         self._store_errors.add(1, {"operation": operation})

@@ -27,7 +27,6 @@ import threading  # noqa: E402 - after the extra check, on purpose
 from bisect import bisect_left  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 from threading import get_ident  # noqa: E402
-from typing import Any  # noqa: E402
 
 from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
@@ -38,9 +37,8 @@ from prometheus_client.core import (  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 from .._core.records import OrgContext  # noqa: E402
-from .._drivers.observe import Label, Observer, label  # noqa: E402
-from ._tally import Tally  # noqa: E402
-from ._watch import Watched  # noqa: E402
+from .._drivers.observe import Label  # noqa: E402
+from ._tally import CountingObserver  # noqa: E402
 
 __all__ = ["DEFAULT_BUCKETS", "PrometheusObserver"]
 
@@ -64,7 +62,7 @@ DEFAULT_BUCKETS = (
 )
 
 
-class PrometheusObserver(Observer, Collector):
+class PrometheusObserver(CountingObserver, Collector):
     """Count verifications for Prometheus; register it with a ``CollectorRegistry``.
 
     Args:
@@ -77,11 +75,8 @@ class PrometheusObserver(Observer, Collector):
         "_first",
         "_lock",
         "_namespace",
-        "_shards",
         "_store_errors",
         "_sum_at",
-        "_tally",
-        "_watched",
     )
 
     def __init__(
@@ -96,12 +91,9 @@ class PrometheusObserver(Observer, Collector):
         self._buckets = bounds
         self._first = bounds[0]
         self._sum_at = len(bounds) + 1  # a row: a count per bucket, +Inf's, then the sum
-        # Per-thread counts, added to without a lock (see _tally.py).
-        self._tally = Tally(bounds)
-        self._shards = self._tally.shards
+        super().__init__(bounds)  # per-thread counts, added to without a lock
         self._lock = threading.Lock()  # store errors only: a cold path
         self._store_errors: dict[str, int] = {}
-        self._watched = Watched()
 
     # -- what the verifier and adapters report --------------------------------
 
@@ -119,25 +111,9 @@ class PrometheusObserver(Observer, Collector):
         # specialised subscript (it costs ~0.3k instructions more).
         row[self._sum_at] += seconds
 
-    def request(
-        self,
-        kind: str,
-        outcome: str,
-        status: int,
-        seconds: float,
-        context: OrgContext | None,
-    ) -> None:
-        self.observe(label(kind, outcome, status), seconds, context)
-
-    def cache(self, hit: bool) -> None:
-        self._tally.shard().lookups[0 if hit else 1] += 1
-
     def store_error(self, operation: str) -> None:
         with self._lock:
             self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
-
-    def attach(self, verifier: Any) -> None:
-        self._watched.add(verifier)
 
     # -- Prometheus -------------------------------------------------------------
 
